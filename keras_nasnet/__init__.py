@@ -1,0 +1,21 @@
+"""keras_nasnet: NASNet (Zoph et al., CVPR 2018) for Keras 3.
+
+Genotypes go in, Keras models come out::
+
+    from keras_nasnet import NASNetLarge, NASNet, AMOEBANET_A
+    model = NASNetLarge(weights="imagenet")
+    amoeba = NASNet(AMOEBANET_A, num_cells=2, penultimate_filters=512, stem="cifar", classes=10)
+"""
+
+from .genotypes import AMOEBANET_A, GENOTYPES, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype
+from .imagenet import decode_predictions, preprocess_input
+from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile
+from .ops import ScheduledDropPath, StridePadding2D
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AMOEBANET_A", "Block", "Cell", "GENOTYPES", "Genotype", "NASNET_A", "NASNet", "NASNetCIFAR",
+    "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "ScheduledDropPath", "StridePadding2D",
+    "decode_predictions", "preprocess_input",
+]

@@ -1,0 +1,355 @@
+"""Cell genotypes: the plain-data description of a NASNet-space architecture.
+
+A :class:`Genotype` holds two cells, ``normal`` and ``reduction``. A cell is a tuple of
+:class:`Block` values plus an explicit ``concat`` list. Hidden states are numbered as in TF-slim's
+``nasnet_utils.py``:
+
+* ``0`` is ``h_i``, the previous cell's output (after the cell's own ReLU-1x1 conv-BN),
+* ``1`` is ``h_{i-1}``, the output of the cell before that (adjusted to the cell's shape),
+* ``2, 3, ...`` are the outputs of the cell's blocks, in order.
+
+Every block applies one op to each of its two inputs and combines the results (``add`` or
+``concat``). The order of the two (input, op) pairs is significant: it fixes the operand order of the
+combine, and so the order of the weights in the built model.
+
+The ``concat`` list is stored explicitly rather than derived from the graph, because the reference
+NASNet-A cells concatenate hand-chosen states (the normal cell includes ``h_{i-1}``, the reduction
+cell includes block 2 although block 4 consumes it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Iterable, Sequence
+
+#: The 13 operations of the NASNet search space (Zoph et al. 2018, section 3).
+OPS: tuple[str, ...] = (
+    "identity",
+    "conv_1x3_3x1",
+    "conv_1x7_7x1",
+    "dil_conv_3x3",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+    "max_pool_5x5",
+    "max_pool_7x7",
+    "conv_1x1",
+    "conv_3x3",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "sep_conv_7x7",
+)
+
+#: How a block merges its two op outputs.
+COMBINES: tuple[str, ...] = ("add", "concat")
+
+#: Number of cell inputs (h_i and h_{i-1}); block outputs are numbered after them.
+NUM_INPUTS = 2
+
+
+class GenotypeError(ValueError):
+    """A genotype that does not describe a buildable cell."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One block of a cell: two (hidden-state index, op) pairs and a combine.
+
+    Args:
+        inputs: the two hidden-state indices, left then right.
+        ops: the two op names from :data:`OPS`, left then right.
+        combine: ``"add"`` (element-wise sum) or ``"concat"`` (channel concatenation).
+    """
+
+    inputs: tuple[int, int]
+    ops: tuple[str, str]
+    combine: str = "add"
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "ops", tuple(self.ops))
+        if len(self.inputs) != 2 or len(self.ops) != 2:
+            raise GenotypeError(
+                f"A block has exactly two inputs and two ops; got inputs={list(self.inputs)} "
+                f"and ops={list(self.ops)}."
+            )
+        for i in self.inputs:
+            if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+                raise GenotypeError(
+                    f"Block input indices are non-negative integers; got {i!r} in {list(self.inputs)}."
+                )
+        for op in self.ops:
+            if op not in OPS:
+                raise GenotypeError(
+                    f"Unknown op {op!r}. Valid ops are: {', '.join(OPS)}."
+                )
+        if self.combine not in COMBINES:
+            raise GenotypeError(
+                f"Unknown combine {self.combine!r}; use one of {', '.join(COMBINES)}."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """A cell: blocks computed in order, and the hidden states concatenated as its output.
+
+    Args:
+        blocks: the blocks; block ``k`` (0-based) may read states ``0 .. k+1``.
+        concat: hidden-state indices concatenated (in this order) into the cell output.
+    """
+
+    blocks: tuple[Block, ...]
+    concat: tuple[int, ...]
+
+    def __post_init__(self):
+        blocks = tuple(b if isinstance(b, Block) else Block(**b) for b in self.blocks)
+        object.__setattr__(self, "blocks", blocks)
+        object.__setattr__(self, "concat", tuple(self.concat))
+        if not blocks:
+            raise GenotypeError("A cell needs at least one block.")
+        for k, block in enumerate(blocks):
+            available = NUM_INPUTS + k
+            for i in block.inputs:
+                if i >= available:
+                    raise GenotypeError(
+                        f"Block {k + 1} reads hidden state {i}, which is not computed yet: block "
+                        f"{k + 1} may read states 0..{available - 1} (0 = h_i, 1 = h_(i-1), "
+                        f"2.. = earlier blocks)."
+                    )
+        num_states = NUM_INPUTS + len(blocks)
+        if not self.concat:
+            raise GenotypeError("The concat list is empty: name at least one hidden state to output.")
+        for i in self.concat:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < num_states:
+                raise GenotypeError(
+                    f"Concat index {i!r} is out of range: this cell has states 0..{num_states - 1}."
+                )
+        if len(set(self.concat)) != len(self.concat):
+            raise GenotypeError(f"The concat list repeats a state: {list(self.concat)}.")
+
+    @property
+    def num_states(self) -> int:
+        """Number of hidden states: the two inputs plus one per block."""
+        return NUM_INPUTS + len(self.blocks)
+
+    def to_dict(self) -> dict:
+        """Returns the JSON-ready form ``{"blocks": [...], "concat": [...]}``."""
+        return {
+            "blocks": [
+                {"inputs": list(b.inputs), "ops": list(b.ops), "combine": b.combine}
+                for b in self.blocks
+            ],
+            "concat": list(self.concat),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Cell":
+        """Builds a cell from :meth:`to_dict` output, with clear errors for malformed input."""
+        if not isinstance(data, dict) or set(data) != {"blocks", "concat"}:
+            raise GenotypeError(
+                'A cell is a mapping with exactly the keys "blocks" and "concat"; '
+                f"got {data!r:.200}."
+            )
+        blocks = []
+        for k, b in enumerate(data["blocks"]):
+            if not isinstance(b, dict) or not {"inputs", "ops"} <= set(b) or set(b) - {
+                "inputs",
+                "ops",
+                "combine",
+            }:
+                raise GenotypeError(
+                    f'Block {k + 1} must be a mapping with keys "inputs", "ops" and optionally '
+                    f'"combine"; got {b!r:.200}.'
+                )
+            blocks.append(Block(tuple(b["inputs"]), tuple(b["ops"]), b.get("combine", "add")))
+        return cls(tuple(blocks), tuple(data["concat"]))
+
+    @classmethod
+    def from_slim(
+        cls,
+        operations: Sequence[str],
+        hiddenstate_indices: Sequence[int],
+        used_hiddenstates: Sequence[int],
+    ) -> "Cell":
+        """Converts a TF-slim cell description (``nasnet_utils.py`` form) into a :class:`Cell`.
+
+        TF-slim numbers hidden states as this package does (0 = h_i), always adds, and lists the
+        states *not* concatenated in ``used_hiddenstates``.
+        """
+        names = {
+            "none": "identity",
+            "separable_3x3_2": "sep_conv_3x3",
+            "separable_5x5_2": "sep_conv_5x5",
+            "separable_7x7_2": "sep_conv_7x7",
+            "1x7_7x1": "conv_1x7_7x1",
+            "1x3_3x1": "conv_1x3_3x1",
+            "1x1": "conv_1x1",
+            "3x3": "conv_3x3",
+        }
+        ops = [names.get(o, o) for o in operations]
+        blocks = tuple(
+            Block((hiddenstate_indices[2 * k], hiddenstate_indices[2 * k + 1]), (ops[2 * k], ops[2 * k + 1]))
+            for k in range(len(ops) // 2)
+        )
+        concat = tuple(i for i, used in enumerate(used_hiddenstates) if not used)
+        return cls(blocks, concat)
+
+    def describe(self) -> list[str]:
+        """One readable line per block, e.g. ``2 = sep_conv_5x5(0) + sep_conv_3x3(1)``."""
+        lines = []
+        for k, b in enumerate(self.blocks):
+            sym = "+" if b.combine == "add" else "++"
+            lines.append(
+                f"{NUM_INPUTS + k} = {b.ops[0]}({b.inputs[0]}) {sym} {b.ops[1]}({b.inputs[1]})"
+            )
+        lines.append("out = concat(" + ", ".join(map(str, self.concat)) + ")")
+        return lines
+
+
+@dataclasses.dataclass(frozen=True)
+class Genotype:
+    """An architecture of the NASNet search space: a normal and a reduction cell.
+
+    A genotype is an immutable, hashable value; ``Genotype.from_json(g.to_json()) == g``.
+    In a reduction cell every op applied to a cell input (state 0 or 1) has stride 2, so a reduction
+    cell may not output its inputs directly (their spatial size is twice the cell's output size).
+    """
+
+    normal: Cell
+    reduction: Cell
+
+    def __post_init__(self):
+        for field in ("normal", "reduction"):
+            value = getattr(self, field)
+            if isinstance(value, dict):
+                value = Cell.from_dict(value)
+                object.__setattr__(self, field, value)
+            if not isinstance(value, Cell):
+                raise GenotypeError(f"Genotype.{field} must be a Cell; got {type(value).__name__}.")
+        bad = [i for i in self.reduction.concat if i < NUM_INPUTS]
+        if bad:
+            raise GenotypeError(
+                f"The reduction cell concatenates cell input(s) {bad}, which have twice the spatial "
+                "size of the cell output; a reduction cell may only concatenate block outputs (2..)."
+            )
+
+    def to_dict(self) -> dict:
+        """Returns ``{"normal": cell_dict, "reduction": cell_dict}``."""
+        return {"normal": self.normal.to_dict(), "reduction": self.reduction.to_dict()}
+
+    def to_json(self, indent: int | None = None) -> str:
+        """Serializes the genotype to its JSON form (see the module docstring)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Genotype":
+        """Builds a genotype from :meth:`to_dict` output."""
+        if not isinstance(data, dict) or set(data) != {"normal", "reduction"}:
+            raise GenotypeError(
+                'A genotype is a mapping with exactly the keys "normal" and "reduction"; '
+                f"got {data!r:.200}."
+            )
+        return cls(Cell.from_dict(data["normal"]), Cell.from_dict(data["reduction"]))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Genotype":
+        """Parses the JSON form written by :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise GenotypeError(f"Genotype JSON does not parse: {e}.") from None
+        return cls.from_dict(data)
+
+    def __str__(self) -> str:
+        out = ["normal:"] + ["  " + s for s in self.normal.describe()]
+        out += ["reduction:"] + ["  " + s for s in self.reduction.describe()]
+        return "\n".join(out)
+
+
+def genotype_from(value) -> Genotype:
+    """Accepts a :class:`Genotype`, a registered name, a dict, a JSON string or a path to a JSON file."""
+    import os
+
+    if isinstance(value, Genotype):
+        return value
+    if isinstance(value, dict):
+        return Genotype.from_dict(value)
+    if isinstance(value, str):
+        if value.upper() in GENOTYPES:
+            return GENOTYPES[value.upper()]
+        if value.lstrip().startswith("{"):
+            return Genotype.from_json(value)
+        if os.path.isfile(value):
+            with open(value) as f:
+                return Genotype.from_json(f.read())
+        raise GenotypeError(
+            f"{value!r} is neither a known genotype ({', '.join(GENOTYPES)}), a JSON string nor an "
+            "existing JSON file."
+        )
+    raise GenotypeError(f"Cannot make a Genotype from a {type(value).__name__}.")
+
+
+def _cell(blocks: Iterable[tuple], concat: Sequence[int]) -> Cell:
+    return Cell(tuple(Block((a, b), (oa, ob)) for (a, oa), (b, ob) in blocks), tuple(concat))
+
+
+#: NASNet-A, exactly the cells of ``keras.applications`` NASNet and TF-slim ``nasnet_utils.py``
+#: (``NasNetANormalCell`` / ``NasNetAReductionCell``), concat lists included.
+NASNET_A = Genotype(
+    normal=_cell(
+        [
+            ((0, "sep_conv_5x5"), (1, "sep_conv_3x3")),
+            ((1, "sep_conv_5x5"), (1, "sep_conv_3x3")),
+            ((0, "avg_pool_3x3"), (1, "identity")),
+            ((1, "avg_pool_3x3"), (1, "avg_pool_3x3")),
+            ((0, "sep_conv_3x3"), (0, "identity")),
+        ],
+        [1, 2, 3, 4, 5, 6],
+    ),
+    reduction=_cell(
+        [
+            ((0, "sep_conv_5x5"), (1, "sep_conv_7x7")),
+            ((0, "max_pool_3x3"), (1, "sep_conv_7x7")),
+            ((0, "avg_pool_3x3"), (1, "sep_conv_5x5")),
+            ((3, "identity"), (2, "avg_pool_3x3")),
+            ((2, "sep_conv_3x3"), (0, "max_pool_3x3")),
+        ],
+        [3, 4, 5, 6],
+    ),
+)
+
+#: AmoebaNet-A (Real et al. 2019), from the reference implementation
+#: ``tensorflow/tpu models/experimental/amoeba_net/model_specs.py`` (cells ``amoeba_net_a``), which
+#: uses TF-slim's state numbering. The TPU code wraps ``1x7_7x1`` in a bottleneck; here it is the
+#: plain NASNet-space op.
+AMOEBANET_A = Genotype(
+    normal=Cell.from_slim(
+        ["avg_pool_3x3", "max_pool_3x3", "separable_3x3_2", "none", "none", "avg_pool_3x3",
+         "separable_3x3_2", "separable_5x5_2", "avg_pool_3x3", "separable_3x3_2"],
+        [0, 0, 1, 1, 0, 1, 0, 2, 5, 0],
+        [1, 0, 1, 0, 0, 1, 0],
+    ),
+    reduction=Cell.from_slim(
+        ["separable_3x3_2", "avg_pool_3x3", "max_pool_3x3", "separable_7x7_2", "max_pool_3x3",
+         "max_pool_3x3", "separable_3x3_2", "1x7_7x1", "avg_pool_3x3", "separable_7x7_2"],
+        [1, 0, 0, 2, 1, 0, 4, 0, 1, 0],
+        [1, 1, 0, 0, 0, 0, 0],
+    ),
+)
+
+#: PNASNet-5 (Liu et al. 2018), from TF-slim ``nets/nasnet/pnasnet.py`` (``PNasNetNormalCell``). PNASNet
+#: uses the same cell at reduction positions (with stride 2), so both cells are equal.
+_PNAS_CELL = Cell.from_slim(
+    ["separable_5x5_2", "max_pool_3x3", "separable_7x7_2", "max_pool_3x3", "separable_5x5_2",
+     "separable_3x3_2", "separable_3x3_2", "max_pool_3x3", "separable_3x3_2", "none"],
+    [1, 1, 0, 0, 0, 0, 4, 0, 1, 0],
+    [1, 1, 0, 0, 0, 0, 0],
+)
+PNASNET_5 = Genotype(normal=_PNAS_CELL, reduction=_PNAS_CELL)
+
+#: Genotypes known by name (``keras_nasnet.NASNet(genotype="AMOEBANET_A")``).
+GENOTYPES: dict[str, Genotype] = {
+    "NASNET_A": NASNET_A,
+    "AMOEBANET_A": AMOEBANET_A,
+    "PNASNET_5": PNASNET_5,
+}

@@ -1,0 +1,192 @@
+"""The operations of the NASNet search space, as functions that add Keras layers to a graph.
+
+Every convolution is ReLU-conv-BN (paper, appendix A.4). A separable convolution is applied twice,
+as in the paper and in ``keras.applications``. Stride-2 separable convolutions and pools pad with
+:class:`StridePadding2D` and then use ``"valid"`` padding: numerically the same as
+``keras.applications`` (zero padding, included in the average), but the padding is computed from
+the run-time size, so models also work with ``None`` spatial dimensions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import layers, ops
+
+from .genotypes import OPS
+
+
+@keras.saving.register_keras_serializable(package="keras_nasnet")
+class StridePadding2D(layers.Layer):
+    """Zero-pads for a stride-2 ``kernel_size`` window as TF "SAME" padding would.
+
+    For an even size this is ``(k//2 - 1, k//2)``, for an odd size ``(k//2, k//2)``: the same as
+    ``keras.applications.imagenet_utils.correct_pad``, but decided per call from the actual size, so
+    a model built with ``None`` spatial dimensions pads odd and even inputs correctly.
+    """
+
+    def __init__(self, kernel_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = int(kernel_size)
+
+    def call(self, x):
+        k = self.kernel_size
+        static = x.shape[1:3]
+        pads = []
+        for axis, size in zip((1, 2), static):
+            if size is None:
+                size = ops.shape(x)[axis]
+            total = k - 2 + size % 2
+            pads.append((total // 2, total - total // 2))
+        return ops.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
+
+    def compute_output_shape(self, input_shape):
+        k = self.kernel_size
+        out = list(input_shape)
+        for axis in (1, 2):
+            if out[axis] is not None:
+                out[axis] = out[axis] + k - 2 + out[axis] % 2
+        return tuple(out)
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="keras_nasnet")
+class ScheduledDropPath(layers.Layer):
+    """ScheduledDropPath (paper, appendix A.5): drops a whole path per example during training.
+
+    The drop probability is ``rate * progress``, where ``progress`` (0 to 1, a non-trainable
+    variable) is advanced by :class:`keras_nasnet.train.DropPathSchedule`; ``rate`` already carries
+    TF-slim's linear scaling with cell depth. Kept paths are scaled by ``1 / keep`` so inference needs
+    no rescaling.
+    """
+
+    def __init__(self, rate: float, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed_generator = keras.random.SeedGenerator()
+
+    def build(self, input_shape):
+        # Not a model weight in the usual sense: it is saved with the model so that a resumed
+        # training run continues with the same drop probability.
+        self.progress = self.add_weight(
+            name="progress", shape=(), initializer="zeros", trainable=False
+        )
+
+    def call(self, x, training=None):
+        if not training or self.rate <= 0:
+            return x
+        keep = 1.0 - self.rate * ops.cast(self.progress, x.dtype)
+        batch = ops.shape(x)[0]
+        noise = keras.random.uniform((batch, 1, 1, 1), dtype=x.dtype, seed=self.seed_generator)
+        mask = ops.floor(keep + noise)
+        return x / keep * mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+@dataclasses.dataclass(frozen=True)
+class BNConfig:
+    """Batch-normalization settings shared by every BN of a model."""
+
+    momentum: float = 0.9997
+    epsilon: float = 1e-3
+
+
+def relu(x, name=None):
+    """A ReLU activation layer."""
+    return layers.Activation("relu", name=name)(x)
+
+
+def bn(x, cfg: BNConfig, name):
+    """BatchNormalization with the model's settings."""
+    return layers.BatchNormalization(momentum=cfg.momentum, epsilon=cfg.epsilon, name=name)(x)
+
+
+def conv_bn(x, filters, kernel_size, cfg: BNConfig, name, strides=1, dilation_rate=1):
+    """ReLU -> Conv2D (no bias, he_normal) -> BN, named ``{name}_relu/_conv/_bn``."""
+    x = relu(x, name=f"{name}_relu")
+    x = layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False,
+        dilation_rate=dilation_rate, kernel_initializer="he_normal", name=f"{name}_conv",
+    )(x)
+    return bn(x, cfg, f"{name}_bn")
+
+
+def separable_conv_block(x, filters, kernel_size, cfg: BNConfig, block_id, strides=1):
+    """Two stacked ReLU-SepConv-BN, named exactly as ``keras.applications`` NASNet names them."""
+    x = relu(x, name=f"separable_conv_1_relu_{block_id}")
+    if strides == 2:
+        x = StridePadding2D(kernel_size, name=f"separable_conv_1_pad_{block_id}")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    x = layers.SeparableConv2D(
+        filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+        name=f"separable_conv_1_{block_id}",
+    )(x)
+    x = bn(x, cfg, f"separable_conv_1_bn_{block_id}")
+    x = relu(x, name=f"separable_conv_2_relu_{block_id}")
+    x = layers.SeparableConv2D(
+        filters, kernel_size, padding="same", use_bias=False, name=f"separable_conv_2_{block_id}"
+    )(x)
+    return bn(x, cfg, f"separable_conv_2_bn_{block_id}")
+
+
+def apply_op(op, x, filters, stride, cfg: BNConfig, name, padded=None):
+    """Applies search-space op ``op`` to ``x`` and returns a tensor with ``filters`` channels.
+
+    Args:
+        op: a name from :data:`keras_nasnet.genotypes.OPS`.
+        x: the input state.
+        filters: output channels of every op.
+        stride: 1, or 2 for an op on a cell input inside a reduction cell.
+        cfg: batch-normalization settings.
+        name: the base name of the op's layers (``keras.applications`` style, e.g. ``normal_left1_0``).
+        padded: ``padded(kernel_size)`` returns ``x`` padded for a stride-2 window, shared by all
+            pools reading the same state (as ``keras.applications`` shares ``reduction_pad_1``).
+    """
+    if op not in OPS:
+        raise ValueError(f"Unknown op {op!r}. Valid ops are: {', '.join(OPS)}.")
+    if op == "identity":
+        if stride == 1 and x.shape[-1] == filters:
+            return x
+        # TF-slim: identity that must stride or change width becomes ReLU-1x1 conv-BN.
+        return conv_bn(x, filters, 1, cfg, name, strides=stride)
+    if op.startswith("sep_conv_"):
+        k = int(op[-1])
+        return separable_conv_block(x, filters, k, cfg, name, strides=stride)
+    if op.endswith("pool_3x3") or op.startswith("max_pool_"):
+        k = int(op[-1])
+        pool = layers.AveragePooling2D if op.startswith("avg") else layers.MaxPooling2D
+        if stride == 2:
+            y = pool(k, strides=2, padding="valid", name=name)(padded(k))
+        else:
+            y = pool(k, strides=1, padding="same", name=name)(x)
+        if y.shape[-1] != filters:
+            y = conv_bn(y, filters, 1, cfg, f"{name}_projection")
+        return y
+    if op == "conv_1x1":
+        return conv_bn(x, filters, 1, cfg, name, strides=stride)
+    if op == "conv_3x3":
+        return conv_bn(x, filters, 3, cfg, name, strides=stride)
+    if op == "dil_conv_3x3":
+        # Keras convolutions cannot combine dilation with stride; subsample afterwards instead.
+        y = conv_bn(x, filters, 3, cfg, name, dilation_rate=2)
+        if stride == 2:
+            y = layers.AveragePooling2D(1, strides=2, padding="same", name=f"{name}_subsample")(y)
+        return y
+    # conv_1x3_3x1 and conv_1x7_7x1: ReLU, 1xk conv, kx1 conv, BN (the stride split over the two).
+    k = int(op.split("_")[1][-1])
+    y = relu(x, name=f"{name}_relu")
+    y = layers.Conv2D(filters, (1, k), strides=(1, stride), padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=f"{name}_conv_1x{k}")(y)
+    y = layers.Conv2D(filters, (k, 1), strides=(stride, 1), padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=f"{name}_conv_{k}x1")(y)
+    return bn(y, cfg, f"{name}_bn")
