@@ -114,7 +114,7 @@ def build_cell(
             if key not in pads:
                 name = (f"reduction_pad_1_{block_id}" if key == (0, 3) and kind == "reduction"
                         else f"{kind}_pad_{state}_{k}x{k}_{block_id}")
-                pads[key] = ops.StridePadding2D(k, name=name)(states[state])
+                pads[key] = ops.stride_pad(states[state], k, name=name)
             return pads[key]
         return pad
 
@@ -125,7 +125,8 @@ def build_cell(
             name = _part_name(kind, cell, b, side, block_id)
             y = ops.apply_op(op, states[i], filters, stride, cfg, name, padded=padded(i))
             if drop_path_rate > 0 and op != "identity":
-                y = ops.ScheduledDropPath(drop_path_rate, name=f"{name}_drop_path")(y)
+                y = ops.ScheduledDropPath(
+                    drop_path_rate, name=f"{kind}_drop_path_{side}{b}_{block_id}")(y)
             outs.append(y)
         combine_name = _part_name(kind, cell, b, "add", block_id)
         if block.combine == "add":

@@ -119,11 +119,26 @@ def conv_bn(x, filters, kernel_size, cfg: BNConfig, name, strides=1, dilation_ra
     return bn(x, cfg, f"{name}_bn")
 
 
+def stride_pad(x, kernel_size, name):
+    """Pads ``x`` for a stride-2 ``kernel_size`` window (TF "SAME" amounts).
+
+    At static sizes this is a plain ``ZeroPadding2D`` (exactly what keras.applications adds, and
+    no custom layer to register when loading); with ``None`` sizes a :class:`StridePadding2D`
+    decides the amounts at run time.
+    """
+    h, w = x.shape[1:3]
+    if h is None or w is None:
+        return StridePadding2D(kernel_size, name=name)(x)
+    k = kernel_size
+    pads = tuple(((k - 2 + s % 2) // 2, k - 2 + s % 2 - (k - 2 + s % 2) // 2) for s in (h, w))
+    return layers.ZeroPadding2D(pads, name=name)(x)
+
+
 def separable_conv_block(x, filters, kernel_size, cfg: BNConfig, block_id, strides=1):
     """Two stacked ReLU-SepConv-BN, named exactly as ``keras.applications`` NASNet names them."""
     x = relu(x, name=f"separable_conv_1_relu_{block_id}")
     if strides == 2:
-        x = StridePadding2D(kernel_size, name=f"separable_conv_1_pad_{block_id}")(x)
+        x = stride_pad(x, kernel_size, name=f"separable_conv_1_pad_{block_id}")
         padding = "valid"
     else:
         padding = "same"

@@ -1,0 +1,270 @@
+"""CIFAR-10: loading from tfds, the official archives or image folders; the paper's split and
+augmentation as a tf.data pipeline.
+
+Arrays are uint8 ``(N, 32, 32, 3)`` images and int64 labels. Decoded arrays of a local source are
+cached (``$KERAS_HOME/datasets/keras_nasnet``) so a second run starts in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+#: CIFAR-10 class names in the canonical label order 0..9 (the dataset's batches.meta order).
+#: Image folders are mapped to labels with this list, never with the sorted folder order (the two
+#: happen to coincide for CIFAR-10, but a sorted order is not the definition).
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+#: Size of the held-out reward split of the paper (appendix A.1).
+VALIDATION_SIZE = 5000
+
+
+class DataError(ValueError):
+    """A data source that cannot be read, with a message that says how to fix it."""
+
+
+def _cache_dir() -> Path:
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets" / "keras_nasnet"
+
+
+def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
+    """Loads CIFAR-10 as ``((x_train, y_train), (x_test, y_test))`` uint8/int64 NumPy arrays.
+
+    Args:
+        source: ``None`` or ``"tfds"`` for TensorFlow Datasets (needs its download or a prepared
+            ``TFDS_DATA_DIR``); a ``cifar-10-python.tar.gz`` archive or its extracted
+            ``cifar-10-batches-py`` folder; or a folder or zip with ``train/<class>/*`` and
+            ``test/<class>/*`` images (PNG or JPEG).
+        cache: keep decoded arrays of a local source in an ``.npz`` cache keyed by its size and
+            modification time.
+    """
+    if source is None or str(source) == "tfds":
+        return _from_tfds()
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"CIFAR-10 source {str(path)!r} does not exist. Pass cifar-10-python.tar.gz, its "
+            "extracted cifar-10-batches-py folder, or a folder/zip of train/<class>/ and "
+            "test/<class>/ images; or omit it to use tfds."
+        )
+    cache_file = None
+    if cache:
+        st = path.stat()
+        key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+        cache_file = _cache_dir() / f"cifar10-{key}.npz"
+        if cache_file.is_file():
+            with np.load(cache_file) as z:
+                return (z["x_train"], z["y_train"]), (z["x_test"], z["y_test"])
+    if path.is_dir() and (path / "data_batch_1").exists():
+        arrays = _from_batches(lambda n: (path / n).read_bytes())
+    elif path.is_dir() and (path / "cifar-10-batches-py").is_dir():
+        return load_cifar10(path / "cifar-10-batches-py", cache)
+    elif path.is_dir():
+        arrays = _from_image_folder(path)
+    elif tarfile.is_tarfile(path):
+        arrays = _from_tar(path)
+    elif zipfile.is_zipfile(path):
+        arrays = _from_image_zip(path)
+    else:
+        raise DataError(
+            f"{path} is neither a folder, a tar archive nor a zip archive; cannot read CIFAR-10 "
+            "from it."
+        )
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(cache_file.name + ".part.npz")
+        (xtr, ytr), (xte, yte) = arrays
+        np.savez(tmp, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+        os.replace(tmp, cache_file)
+    return arrays
+
+
+def _from_tfds():
+    try:
+        import tensorflow_datasets as tfds
+
+        ds = tfds.load("cifar10", batch_size=-1, as_supervised=True)
+    except Exception as e:  # tfds raises many types when offline; the advice is the same.
+        raise DataError(
+            f"Could not load CIFAR-10 from tensorflow-datasets ({type(e).__name__}: {str(e)[:200]}). "
+            "Without network access, pass a local copy instead: --data cifar-10-python.tar.gz (or "
+            "its cifar-10-batches-py folder, or a folder/zip of train/<class>/ and test/<class>/ "
+            "images), or set TFDS_DATA_DIR to a prepared tfds data folder."
+        ) from None
+    out = []
+    for split in ("train", "test"):
+        x, y = ds[split]
+        out.append((np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64)))
+    return tuple(out)
+
+
+def _unpickle_batch(raw: bytes, name: str):
+    try:
+        d = pickle.loads(raw, encoding="bytes")
+        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        y = np.asarray(d[b"labels"], dtype=np.int64)
+    except Exception as e:
+        raise DataError(f"CIFAR-10 batch {name} is corrupt or not a CIFAR-10 batch ({e}).") from None
+    return x, y
+
+
+def _from_batches(read):
+    parts = []
+    for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        try:
+            raw = read(n)
+        except (KeyError, FileNotFoundError):
+            raise DataError(
+                f"The CIFAR-10 archive has no {n}; expected data_batch_1..5 and test_batch."
+            ) from None
+        parts.append(_unpickle_batch(raw, n))
+    xtr = np.concatenate([p[0] for p in parts[:5]])
+    ytr = np.concatenate([p[1] for p in parts[:5]])
+    return (xtr, ytr), parts[5]
+
+
+def _from_tar(path: Path):
+    try:
+        with tarfile.open(path) as tf:
+            members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
+
+            def read(n):
+                return tf.extractfile(members[n]).read()
+
+            return _from_batches(read)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise DataError(f"{path} is a corrupt or truncated tar archive ({e}).") from None
+
+
+def _decode(data: bytes, name: str) -> np.ndarray:
+    import tensorflow as tf
+
+    try:
+        img = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    except Exception:
+        raise DataError(f"Image {name} cannot be decoded (not a PNG/JPEG or corrupt).") from None
+    if img.shape != (32, 32, 3):
+        raise DataError(f"Image {name} is {img.shape[1]}x{img.shape[0]}; CIFAR-10 images are 32x32.")
+    return img
+
+
+def _collect(entries, describe):
+    """entries: iterable of (split, class_name, name, read_fn)."""
+    out = {"train": ([], []), "test": ([], [])}
+    for split, cls, name, read in sorted(entries, key=lambda e: (e[0], e[1], e[2])):
+        if cls not in CLASSES:
+            raise DataError(
+                f"{describe}: folder {split}/{cls} is not a CIFAR-10 class; expected folders named "
+                f"{', '.join(CLASSES)}."
+            )
+        out[split][0].append(_decode(read(), f"{split}/{cls}/{name}"))
+        out[split][1].append(CLASSES.index(cls))
+    for split in ("train", "test"):
+        if not out[split][0]:
+            raise DataError(
+                f"{describe} has no {split}/<class>/ images; expected train/<class>/*.jpg|png and "
+                "test/<class>/*.jpg|png."
+            )
+    return tuple(
+        (np.stack(out[s][0]).astype(np.uint8), np.asarray(out[s][1], dtype=np.int64))
+        for s in ("train", "test")
+    )
+
+
+_IMAGE_EXT = (".png", ".jpg", ".jpeg")
+
+
+def _from_image_folder(path: Path):
+    entries = []
+    for split in ("train", "test"):
+        for f in (path / split).glob("*/*") if (path / split).is_dir() else []:
+            if f.suffix.lower() in _IMAGE_EXT:
+                entries.append((split, f.parent.name, f.name, f.read_bytes))
+    return _collect(entries, f"Folder {path}")
+
+
+def _from_image_zip(path: Path):
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{path} is a corrupt zip archive ({e}).") from None
+    with zf:
+        entries = []
+        for info in zf.infolist():
+            parts = Path(info.filename).parts
+            if info.is_dir() or Path(info.filename).suffix.lower() not in _IMAGE_EXT:
+                continue
+            # Accept an optional top folder: [root/]split/class/file.
+            if len(parts) >= 3 and parts[-3] in ("train", "test"):
+                entries.append((parts[-3], parts[-2], parts[-1],
+                                lambda n=info.filename: zf.read(n)))
+        try:
+            return _collect(entries, f"Zip {path}")
+        except zipfile.BadZipFile as e:
+            raise DataError(f"{path} is a corrupt zip archive ({e}).") from None
+
+
+def train_val_split(x, y, val_size: int = VALIDATION_SIZE, seed: int = 0):
+    """The paper's reward split: a fixed, seeded choice of ``val_size`` training images held out.
+
+    Returns ``(x_train, y_train), (x_val, y_val)``; the same seed always gives the same split.
+    """
+    if not 0 < val_size < len(x):
+        raise ValueError(f"val_size must be between 1 and {len(x) - 1}; got {val_size}.")
+    order = np.random.default_rng(seed).permutation(len(x))
+    val, train = order[:val_size], order[val_size:]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def augment(image, seed, cutout: int = 16):
+    """The paper's CIFAR augmentation for one uint8 image, deterministic given ``seed`` (shape [2]):
+    pad 4 and random 32x32 crop, horizontal flip, and a ``cutout`` x ``cutout`` zeroed square
+    (0 disables it)."""
+    import tensorflow as tf
+
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    x = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    x = tf.image.stateless_random_crop(x, [32, 32, 3], seed=seeds[0])
+    x = tf.image.stateless_random_flip_left_right(x, seed=seeds[1])
+    if cutout:
+        center = tf.random.stateless_uniform([2], seeds[2], 0, 32, dtype=tf.int32)
+        rows = tf.range(32)[:, None]
+        cols = tf.range(32)[None, :]
+        half = cutout // 2
+        inside = ((rows >= center[0] - half) & (rows < center[0] + cutout - half)
+                  & (cols >= center[1] - half) & (cols < center[1] + cutout - half))
+        x = tf.where(inside[:, :, None], tf.zeros_like(x), x)
+    return x
+
+
+def make_dataset(x, y, batch_size: int, training: bool, seed: int = 0, epoch: int = 0,
+                 cutout: int = 16, outputs: int = 1):
+    """A tf.data pipeline of ``(float32 pixels in [0, 255], label)`` batches.
+
+    Training data is shuffled and augmented deterministically from ``(seed, epoch)``, so a resumed
+    run sees exactly the batches the uninterrupted run would have seen. ``outputs=2`` repeats the
+    label for a model with an auxiliary head.
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        order = np.random.default_rng([seed, epoch]).permutation(len(x))
+        ds = tf.data.Dataset.from_tensor_slices((x[order], y[order]))
+        ds = ds.enumerate().map(
+            lambda i, xy: (augment(xy[0], tf.stack([tf.cast(seed * 100003 + epoch, tf.int64), i]),
+                                   cutout), xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+        )
+    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if outputs == 2:
+        ds = ds.map(lambda a, b: (a, (b, b)))
+    return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,215 @@
+"""Train and evaluate CIFAR-10 networks with the paper's recipe; checkpoint every epoch, resume.
+
+``python -m keras_nasnet.train --out runs/a --epochs 5`` trains (``--help`` lists the recipe's
+settings); running the same command again resumes from the last finished epoch.
+``python -m keras_nasnet.train evaluate --weights FILE --num-cells N --penultimate-filters P`` prints
+the test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import data as data_lib
+from .genotypes import genotype_from
+from .models import NASNetCIFAR
+from .ops import ScheduledDropPath
+
+
+class DropPathSchedule(keras.callbacks.Callback):
+    """Ramps every :class:`~keras_nasnet.ops.ScheduledDropPath` linearly over training (paper A.5):
+    progress is ``epoch / epochs`` at the start of each epoch."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in self.model.layers:
+            if isinstance(layer, ScheduledDropPath):
+                layer.progress.assign(epoch / self.epochs)
+
+
+def build_training_model(args, steps_per_epoch: int):
+    """The model and its compiled optimizer for ``args`` (see :func:`parser`)."""
+    model = NASNetCIFAR(
+        num_cells=args.num_cells, penultimate_filters=args.penultimate_filters,
+        genotype=genotype_from(args.genotype), drop_path_rate=args.drop_path,
+        auxiliary_head=args.aux_weight > 0, bn_momentum=args.bn_momentum, classes=10,
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.lr, decay_steps=max(1, args.epochs * steps_per_epoch)
+    )
+    opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
+                               weight_decay=args.weight_decay, global_clipnorm=5.0)
+    # L2 on kernels only, as TF-slim regularises weights, not BN scales and offsets.
+    opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    if args.aux_weight > 0:
+        loss = ["sparse_categorical_crossentropy"] * 2
+        loss_weights = [1.0, args.aux_weight]
+        metrics = [["accuracy"], []]
+    else:
+        loss, loss_weights, metrics = "sparse_categorical_crossentropy", None, ["accuracy"]
+    model.compile(optimizer=opt, loss=loss, loss_weights=loss_weights, metrics=metrics,
+                  jit_compile=False)  # XLA makes depthwise convolutions ~10x slower on CPU.
+    return model
+
+
+def _config_of(args) -> dict:
+    keys = ["genotype", "num_cells", "penultimate_filters", "epochs", "batch_size", "lr",
+            "weight_decay", "drop_path", "aux_weight", "cutout", "bn_momentum", "seed", "split"]
+    return {k: getattr(args, k) for k in keys}
+
+
+def fit(args) -> dict:
+    """Trains per ``args`` with a checkpoint after every epoch; resumes from ``args.out``.
+
+    Returns the final metrics (also written to ``out/result.json``).
+    """
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = _config_of(args)
+    cfg_file = out / "config.json"
+    if cfg_file.exists():
+        old = json.loads(cfg_file.read_text())
+        if old != config:
+            diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+            raise SystemExit(
+                f"{out} holds a run with another configuration ({diff}); use a new --out or the "
+                "same settings to resume."
+            )
+    else:
+        cfg_file.write_text(json.dumps(config, indent=2))
+
+    (xtr, ytr), (xte, yte) = data_lib.load_cifar10(args.data)
+    if args.split == "45k":
+        (xtr, ytr), (xval, yval) = data_lib.train_val_split(xtr, ytr, seed=0)
+    else:
+        xval = yval = None
+    if args.limit:
+        xtr, ytr = _subset(xtr, ytr, args.limit)
+        xte, yte = _subset(xte, yte, args.limit)
+    steps = math.ceil(len(xtr) / args.batch_size)
+    outputs = 2 if args.aux_weight > 0 else 1
+
+    ckpt = out / "checkpoint.keras"
+    state_file = out / "state.json"
+    start_epoch = 0
+    if ckpt.exists() and state_file.exists():
+        start_epoch = json.loads(state_file.read_text())["epochs_done"]
+        model = keras.models.load_model(ckpt)
+        print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
+    else:
+        keras.utils.set_random_seed(args.seed)
+        model = build_training_model(args, steps)
+
+    callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), DropPathSchedule(args.epochs)]
+    for epoch in range(start_epoch, args.epochs):
+        t0 = time.time()
+        ds = data_lib.make_dataset(xtr, ytr, args.batch_size, True, args.seed, epoch, args.cutout, outputs)
+        val = None
+        if xval is not None:
+            val = data_lib.make_dataset(xval, yval, 250, False, outputs=outputs)
+        model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
+                  callbacks=callbacks, verbose=args.verbose)
+        # Write the checkpoint before the state that points at it, both atomically, so a kill at any
+        # moment leaves a consistent pair.
+        tmp = out / "checkpoint.part.keras"
+        model.save(tmp)
+        os.replace(tmp, ckpt)
+        state_tmp = out / "state.json.part"
+        state_tmp.write_text(json.dumps({"epochs_done": epoch + 1, "epoch_seconds": time.time() - t0}))
+        os.replace(state_tmp, state_file)
+
+    result = evaluate_model(model, xte, yte)
+    result.update({"epochs": args.epochs, "params": int(model.count_params())})
+    from .weights import write_h5
+
+    write_h5(model, out / "weights.h5")
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+    return result
+
+
+def _subset(x, y, n):
+    """A fixed random subset of n examples (image folders are stored class by class)."""
+    idx = np.sort(np.random.default_rng(0).permutation(len(x))[:n])
+    return x[idx], y[idx]
+
+
+def evaluate_model(model, x, y, batch_size: int = 250) -> dict:
+    """Test accuracy and loss of ``model`` (main output) on uint8 images ``x`` and labels ``y``."""
+    probs = []
+    for i in range(0, len(x), batch_size):
+        p = model(x[i:i + batch_size].astype("float32"), training=False)
+        probs.append(np.asarray(p[0] if isinstance(p, (list, tuple)) else p))
+    probs = np.concatenate(probs)
+    acc = float(np.mean(np.argmax(probs, 1) == y))
+    loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
+    return {"test_accuracy": acc, "test_loss": loss, "test_images": int(len(y))}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``python -m keras_nasnet.train`` argument parser."""
+    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, help="run folder: config, checkpoint, log.csv, weights.h5")
+    p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
+    p.add_argument("--genotype", default="NASNET_A", help="genotype name, JSON or JSON file")
+    p.add_argument("--num-cells", type=int, default=6, help="N, normal cells per stack")
+    p.add_argument("--penultimate-filters", type=int, default=768, help="P (24F for NASNet-A)")
+    p.add_argument("--epochs", type=int, default=600, help="the paper trains 600 epochs")
+    p.add_argument("--batch-size", type=int, default=32, help="the paper uses 32")
+    p.add_argument("--lr", type=float, default=0.025, help="initial learning rate (cosine decay)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 on kernels")
+    p.add_argument("--drop-path", type=float, default=0.4, help="final ScheduledDropPath rate")
+    p.add_argument("--aux-weight", type=float, default=0.4, help="auxiliary head loss weight; 0 = none")
+    p.add_argument("--cutout", type=int, default=16, help="cutout square size; 0 = off")
+    p.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNormalization momentum")
+    p.add_argument("--split", choices=["45k", "full"], default="45k",
+                   help="train on the 45,000-image split (5,000 validation) or all 50,000")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke runs)")
+    p.add_argument("--verbose", type=int, default=1, help="Keras progress bar: 1 bar, 2 line, 0 off")
+    return p
+
+
+def evaluate_main(argv) -> dict:
+    """``evaluate``: prints the CIFAR-10 test accuracy of a weights file."""
+    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train evaluate")
+    p.add_argument("--weights", required=True, help="a weights file or a registry name (cifar10)")
+    p.add_argument("--data", default=None)
+    p.add_argument("--genotype", default="NASNET_A")
+    p.add_argument("--num-cells", type=int, default=6)
+    p.add_argument("--penultimate-filters", type=int, default=768)
+    p.add_argument("--limit", type=int, default=0)
+    a = p.parse_args(argv)
+    model = NASNetCIFAR(a.num_cells, a.penultimate_filters, genotype=genotype_from(a.genotype),
+                        weights=a.weights)
+    _, (xte, yte) = data_lib.load_cifar10(a.data)
+    if a.limit:
+        xte, yte = _subset(xte, yte, a.limit)
+    result = evaluate_model(model, xte, yte)
+    print(json.dumps(result))
+    return result
+
+
+def main(argv=None):
+    """Entry point of ``python -m keras_nasnet.train``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "evaluate":
+        return evaluate_main(argv[1:])
+    return fit(parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

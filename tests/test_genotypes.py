@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import pytest
+
+from keras_nasnet.genotypes import (AMOEBANET_A, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype,
+                                    GenotypeError, genotype_from)
+
+from conftest import random_genotype
+
+
+def test_thirteen_ops_named_as_documented():
+    assert OPS == ("identity", "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "avg_pool_3x3",
+                   "max_pool_3x3", "max_pool_5x5", "max_pool_7x7", "conv_1x1", "conv_3x3",
+                   "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7")
+
+
+def test_json_form_is_the_documented_one():
+    d = json.loads(NASNET_A.to_json())
+    assert d["normal"]["blocks"][0] == {"inputs": [0, 1], "ops": ["sep_conv_5x5", "sep_conv_3x3"],
+                                        "combine": "add"}
+    assert d["normal"]["concat"] == [1, 2, 3, 4, 5, 6]
+    assert d["reduction"]["concat"] == [3, 4, 5, 6]
+    assert d["reduction"]["blocks"][3] == {"inputs": [3, 2], "ops": ["identity", "avg_pool_3x3"],
+                                           "combine": "add"}
+
+
+@pytest.mark.parametrize("g", [NASNET_A, AMOEBANET_A, PNASNET_5])
+def test_json_roundtrip_exact(g):
+    back = Genotype.from_json(g.to_json())
+    assert back == g and hash(back) == hash(g)
+    assert Genotype.from_json(g.to_json(indent=2)) == g
+
+
+def test_random_genotypes_roundtrip(rng):
+    for _ in range(50):
+        g = random_genotype(rng, num_blocks=int(rng.integers(1, 6)))
+        assert Genotype.from_json(g.to_json()) == g
+
+
+def test_str_is_readable():
+    s = str(NASNET_A)
+    assert "2 = sep_conv_5x5(0) + sep_conv_3x3(1)" in s
+    assert "out = concat(3, 4, 5, 6)" in s
+
+
+def test_reference_genotypes_decode_as_published():
+    # AmoebaNet-A normal: out = concat[p, b2, b3, b5]; reduction outputs all five blocks.
+    assert AMOEBANET_A.normal.concat == (1, 3, 4, 6)
+    assert AMOEBANET_A.reduction.concat == (2, 3, 4, 5, 6)
+    assert AMOEBANET_A.reduction.blocks[3] == Block((4, 0), ("sep_conv_3x3", "conv_1x7_7x1"))
+    # PNASNet-5 uses one cell everywhere; b4 = sep3(b3) + max3(h).
+    assert PNASNET_5.normal == PNASNET_5.reduction
+    assert PNASNET_5.normal.blocks[3] == Block((4, 0), ("sep_conv_3x3", "max_pool_3x3"))
+
+
+def test_genotype_is_immutable():
+    with pytest.raises(Exception):
+        NASNET_A.normal = NASNET_A.reduction
+
+
+def _cell_dict(**over):
+    d = NASNET_A.to_dict()
+    d["normal"].update(over)
+    return d
+
+
+def test_unknown_op_is_named_with_valid_list():
+    d = NASNET_A.to_dict()
+    d["normal"]["blocks"][0]["ops"][0] = "sep_conv_9x9"
+    with pytest.raises(GenotypeError, match="sep_conv_9x9.*Valid ops are: identity, conv_1x3_3x1"):
+        Genotype.from_dict(d)
+
+
+def test_input_from_future_block_rejected():
+    d = NASNET_A.to_dict()
+    d["normal"]["blocks"][1]["inputs"] = [0, 3]
+    with pytest.raises(GenotypeError, match="Block 2 reads hidden state 3, which is not computed yet"):
+        Genotype.from_dict(d)
+
+
+@pytest.mark.parametrize("concat,msg", [([], "empty"), ([1, 9], "out of range"), ([2, 2], "repeats")])
+def test_bad_concat_rejected(concat, msg):
+    with pytest.raises(GenotypeError, match=msg):
+        Genotype.from_dict(_cell_dict(concat=concat))
+
+
+def test_wrong_combine_rejected():
+    d = NASNET_A.to_dict()
+    d["normal"]["blocks"][0]["combine"] = "multiply"
+    with pytest.raises(GenotypeError, match="Unknown combine 'multiply'"):
+        Genotype.from_dict(d)
+
+
+def test_reduction_cannot_output_its_inputs():
+    d = NASNET_A.to_dict()
+    d["reduction"]["concat"] = [0, 3]
+    with pytest.raises(GenotypeError, match="twice the spatial size"):
+        Genotype.from_dict(d)
+
+
+def test_malformed_json_gets_clear_error():
+    with pytest.raises(GenotypeError, match="does not parse"):
+        Genotype.from_json("{not json")
+    with pytest.raises(GenotypeError, match='exactly the keys "normal" and "reduction"'):
+        Genotype.from_json('{"normal": {}}')
+
+
+def test_genotype_from_accepts_names_json_and_files(tmp_path):
+    assert genotype_from("amoebanet_a") is AMOEBANET_A
+    assert genotype_from(NASNET_A.to_json()) == NASNET_A
+    f = tmp_path / "g.json"
+    f.write_text(PNASNET_5.to_json())
+    assert genotype_from(str(f)) == PNASNET_5
+    with pytest.raises(GenotypeError, match="neither a known genotype"):
+        genotype_from("NOT_A_GENOTYPE")
