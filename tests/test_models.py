@@ -1,0 +1,145 @@
+"""The genotype factory: any valid genotype builds, runs, trains and round-trips through .keras."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_nasnet as kn
+from keras_nasnet import AMOEBANET_A, NASNET_A, PNASNET_5
+
+from conftest import random_genotype
+
+
+def _tiny(genotype, **kw):
+    kw.setdefault("num_cells", 1)
+    kw.setdefault("penultimate_filters", 4 * 4 * kn.models.cell_width(genotype.normal) * 2)
+    return kn.NASNet(genotype, stem="cifar", classes=10, input_shape=(32, 32, 3), **kw)
+
+
+def _roundtrip(model, tmp_path, x):
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    back = keras.models.load_model(path)  # no custom_objects
+    assert np.array_equal(np.asarray(model(x)), np.asarray(back(x)))
+    return back
+
+
+def test_cifar_6_768_has_the_papers_3_3m_parameters():
+    m = kn.NASNetCIFAR(6, 768)
+    assert abs(m.count_params() - 3.3e6) / 3.3e6 < 0.05
+    assert m.output_shape == (None, 10)
+
+
+def test_cifar_model_takes_raw_pixels():
+    m = kn.NASNetCIFAR(1, 96)
+    assert m.layers[1].name == "rescaling"
+    x = np.full((1, 32, 32, 3), 255.0, "float32")
+    inner = m.layers[1](x)
+    assert float(np.max(inner)) < 3.0  # normalised inside the model
+
+
+@pytest.mark.parametrize("genotype", [NASNET_A, AMOEBANET_A, PNASNET_5], ids=["nasnet", "amoeba", "pnas"])
+def test_reference_genotypes_build_run_and_roundtrip(genotype, tmp_path):
+    m = _tiny(genotype)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    y = np.asarray(m(x))
+    assert y.shape == (2, 10) and np.allclose(y.sum(1), 1, atol=1e-5)
+    _roundtrip(m, tmp_path, x)
+
+
+def test_random_genotypes_build_run_and_roundtrip(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    for i in range(4):
+        g = random_genotype(rng, num_blocks=3)
+        m = _tiny(g, name=f"random_{i}")
+        assert np.isfinite(np.asarray(m(x))).all(), str(g)
+        _roundtrip(m, tmp_path, x)
+
+
+def test_every_op_builds_in_both_cells_and_with_none_sizes(tmp_path):
+    from keras_nasnet.genotypes import OPS, Block, Cell, Genotype
+
+    blocks = [Block((i % 2, (i + 1) % 2), (op, OPS[(i + 5) % len(OPS)]), "concat" if i % 3 == 0 else "add")
+              for i, op in enumerate(OPS)]
+    # Chain the blocks so later blocks read earlier outputs too.
+    blocks = [Block((b.inputs[0], min(b.inputs[1] + k, 1 + k)), b.ops, b.combine) for k, b in enumerate(blocks)]
+    cell = Cell(tuple(blocks), (len(blocks) + 1,))
+    g = Genotype(cell, cell)
+    m = kn.NASNet(g, num_cells=1, penultimate_filters=2 * 4 * 8, stem="cifar",
+                  input_shape=(None, None, 3), classes=3, include_top=True)
+    for size in (32, 37):
+        x = np.random.default_rng(size).uniform(0, 1, (1, size, size, 3)).astype("float32")
+        assert np.asarray(m(x)).shape == (1, 3)
+    _roundtrip(m, tmp_path, x)
+
+
+def test_drop_path_and_aux_head_train_and_roundtrip(tmp_path):
+    m = kn.NASNetCIFAR(1, 96, drop_path_rate=0.3, auxiliary_head=True)
+    assert [o.shape for o in m.outputs] == [(None, 10), (None, 10)]
+    drops = [l for l in m.layers if isinstance(l, kn.ScheduledDropPath)]
+    assert drops and max(l.rate for l in drops) == pytest.approx(0.3)
+    m.compile("sgd", ["sparse_categorical_crossentropy"] * 2, loss_weights=[1, 0.4])
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    y = np.array([0, 1, 2, 3])
+    for l in drops:
+        l.progress.assign(1.0)
+    hist = m.fit(x, (y, y), epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][0])
+    # Inference ignores drop path: two calls agree.
+    assert np.array_equal(np.asarray(m(x)[0]), np.asarray(m(x)[0]))
+    _roundtrip_multi = tmp_path / "dp.keras"
+    m.save(_roundtrip_multi)
+    back = keras.models.load_model(_roundtrip_multi)
+    assert np.array_equal(np.asarray(m(x)[0]), np.asarray(back(x)[0]))
+
+
+def test_drop_path_drops_whole_examples_in_training():
+    layer = kn.ScheduledDropPath(0.5)
+    x = np.ones((200, 2, 2, 1), "float32")
+    layer.build(x.shape)
+    layer.progress.assign(1.0)
+    y = np.asarray(layer(x, training=True))
+    per_example = y.reshape(200, -1)
+    assert set(np.unique(per_example)) <= {0.0, 2.0}
+    assert (per_example == per_example[:, :1]).all()  # a path is dropped for the whole example
+    assert 0.3 < (per_example[:, 0] == 0).mean() < 0.7
+    assert np.array_equal(np.asarray(layer(x, training=False)), x)
+
+
+def test_keras_argument_conventions():
+    m = kn.NASNetMobile(weights=None, include_top=False, pooling="avg", input_shape=(64, 64, 3))
+    assert m.output_shape == (None, 1056)
+    m = kn.NASNetMobile(weights=None, include_top=False, pooling="max", input_shape=(64, 64, 3))
+    assert m.output_shape == (None, 1056)
+    m = kn.NASNetMobile(weights=None, classes=7, classifier_activation=None, name="mine")
+    assert m.output_shape == (None, 7) and m.name == "mine"
+    t = keras.Input((96, 96, 3))
+    m = kn.NASNetMobile(weights=None, include_top=False, input_tensor=t)
+    assert m.input_shape == (None, 96, 96, 3)
+    assert kn.NASNetMobile(weights=None, include_top=False).input_shape == (None, 224, 224, 3)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(pooling="mean"), "pooling must be None, 'avg' or 'max'"),
+    (dict(input_shape=(31, 64, 3), include_top=False), "at least 32x32"),
+    (dict(input_shape=(64, 64)), r"\(height, width, channels\)"),
+    (dict(penultimate_filters=1000), "must be a multiple of 96"),
+    (dict(stem="tiny"), "stem must be"),
+    (dict(weights="nonsense"), "not None, a dataset"),
+    (dict(auxiliary_head=True, include_top=False), "needs include_top=True"),
+])
+def test_bad_arguments_get_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        kn.NASNet(**kwargs)
+
+
+def test_imagenet_weights_argument_checks_happen_before_download():
+    with pytest.raises(ValueError, match="classes must be 1000"):
+        kn.NASNetMobile(weights="imagenet", classes=10)
+    with pytest.raises(ValueError, match=r"must be \(224, 224, 3\)"):
+        kn.NASNetMobile(weights="imagenet", input_shape=(160, 160, 3))
+    with pytest.raises(ValueError, match="no 'imagenet' weights for this architecture"):
+        kn.NASNetCIFAR(2, 96, weights="imagenet")
+    with pytest.raises(ValueError, match="are for nasnet_large"):
+        kn.NASNetMobile(weights="nasnet_large_imagenet")
