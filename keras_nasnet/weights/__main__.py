@@ -1,0 +1,81 @@
+"""``python -m keras_nasnet.weights list | fetch NAME... | verify [PATH]``.
+
+``fetch`` on a connected machine fills Keras' cache (``$KERAS_HOME/models``); copy that folder to an
+offline machine, or serve it and point ``KERAS_NASNET_WEIGHTS_URL`` at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import WeightsError, cache_dir, fetch, file_digest, registry
+
+
+def main(argv=None) -> int:
+    """Runs the weights command line; returns the exit status."""
+    p = argparse.ArgumentParser(prog="python -m keras_nasnet.weights", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list every known weight set")
+    f = sub.add_parser("fetch", help="download and verify weight sets into the cache")
+    f.add_argument("names", nargs="+", help="registry names, or 'all'")
+    v = sub.add_parser("verify", help="check cached (or given) files against the registry")
+    v.add_argument("path", nargs="?", help="a file to check; default: every cached file")
+    a = p.parse_args(argv)
+    reg = registry()
+
+    if a.cmd == "list":
+        print(f"{'name':34} {'architecture':20} {'top':4} {'size':5} {'metrics':28} file")
+        for s in reg.values():
+            where = s.url or f"weights/{s.file_name}"
+            metrics = ", ".join(f"{k} {v:.4g}" for k, v in s.metrics.items())
+            print(f"{s.name:34} {s.architecture:20} {'yes' if s.include_top else 'no':4} "
+                  f"{s.input_size:<5} {metrics:28} {where}")
+        return 0
+    if a.cmd == "fetch":
+        names = list(reg) if a.names == ["all"] else a.names
+        unknown = [n for n in names if n not in reg]
+        if unknown:
+            print(f"Unknown weight set(s): {', '.join(unknown)}. Known: {', '.join(reg)}.", file=sys.stderr)
+            return 2
+        status = 0
+        for n in names:
+            try:
+                print(f"{n}: {fetch(reg[n])}")
+            except WeightsError as e:
+                print(f"{n}: FAILED: {e}", file=sys.stderr)
+                status = 1
+        return status
+    # verify
+    by_file = {}
+    for s in reg.values():
+        by_file.setdefault(s.file_name, s)
+    if a.path:
+        paths = [Path(a.path)]
+    else:
+        paths = [cache_dir() / s.file_name for s in reg.values() if s.base_url]
+        paths = [x for x in paths if x.is_file()]
+        if not paths:
+            print(f"No cached weight files in {cache_dir()}.")
+            return 0
+    status = 0
+    for path in paths:
+        spec = by_file.get(path.name)
+        if spec is None:
+            print(f"{path}: not a registry file name ({', '.join(by_file)}).", file=sys.stderr)
+            status = 1
+            continue
+        if not path.is_file():
+            print(f"{path}: no such file.", file=sys.stderr)
+            status = 1
+            continue
+        ok = file_digest(path, spec.hash_algorithm) == spec.file_hash
+        print(f"{path}: {'OK' if ok else 'BAD HASH'} ({spec.name}, {spec.hash_algorithm})")
+        status |= not ok
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
