@@ -69,7 +69,7 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
         return load_cifar10(path / "cifar-10-batches-py", cache)
     elif path.is_dir():
         arrays = _from_image_folder(path)
-    elif tarfile.is_tarfile(path):
+    elif _looks_like_tar(path):
         arrays = _from_tar(path)
     elif zipfile.is_zipfile(path):
         arrays = _from_image_zip(path)
@@ -91,7 +91,7 @@ def _from_tfds():
     try:
         import tensorflow_datasets as tfds
 
-        ds = tfds.load("cifar10", batch_size=-1, as_supervised=True)
+        splits = [tfds.load("cifar10", split=s, as_supervised=True) for s in ("train", "test")]
     except Exception as e:  # tfds raises many types when offline; the advice is the same.
         raise DataError(
             f"Could not load CIFAR-10 from tensorflow-datasets ({type(e).__name__}: {str(e)[:200]}). "
@@ -100,9 +100,10 @@ def _from_tfds():
             "images), or set TFDS_DATA_DIR to a prepared tfds data folder."
         ) from None
     out = []
-    for split in ("train", "test"):
-        x, y = ds[split]
-        out.append((np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64)))
+    for ds in splits:
+        batches = list(tfds.as_numpy(ds.batch(5000)))
+        out.append((np.concatenate([b[0] for b in batches]).astype(np.uint8),
+                    np.concatenate([b[1] for b in batches]).astype(np.int64)))
     return tuple(out)
 
 
@@ -129,6 +130,15 @@ def _from_batches(read):
     xtr = np.concatenate([p[0] for p in parts[:5]])
     ytr = np.concatenate([p[1] for p in parts[:5]])
     return (xtr, ytr), parts[5]
+
+
+def _looks_like_tar(path: Path) -> bool:
+    if path.name.endswith((".tar", ".tar.gz", ".tgz")):
+        return True
+    try:
+        return tarfile.is_tarfile(path)
+    except (EOFError, OSError):  # a truncated .gz raises instead of answering
+        return True
 
 
 def _from_tar(path: Path):

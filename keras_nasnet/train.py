@@ -64,6 +64,33 @@ def build_training_model(args, steps_per_epoch: int):
     return model
 
 
+def save_checkpoint(model, path: Path, epochs_done: int) -> None:
+    """Atomically saves every model and optimizer variable (BN statistics, drop-path progress and
+    random-generator states included) with the number of finished epochs.
+
+    Keras does not serialise ``exclude_from_weight_decay``, so a reloaded ``.keras`` model would
+    decay BN parameters after a resume; restoring variables into a freshly built model does not.
+    """
+    arrays = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
+    arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
+    arrays["epochs_done"] = np.asarray(epochs_done)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def restore_checkpoint(model, path: Path) -> int:
+    """Restores :func:`save_checkpoint` output into a model built with the same settings; returns
+    the number of finished epochs."""
+    model.optimizer.build(model.trainable_variables)
+    with np.load(path) as z:
+        for i, v in enumerate(model.variables):
+            v.assign(z[f"m{i}"])
+        for i, v in enumerate(model.optimizer.variables):
+            v.assign(z[f"o{i}"])
+        return int(z["epochs_done"])
+
+
 def _config_of(args) -> dict:
     keys = ["genotype", "num_cells", "penultimate_filters", "epochs", "batch_size", "lr",
             "weight_decay", "drop_path", "aux_weight", "cutout", "bn_momentum", "seed", "split"]
@@ -101,16 +128,14 @@ def fit(args) -> dict:
     steps = math.ceil(len(xtr) / args.batch_size)
     outputs = 2 if args.aux_weight > 0 else 1
 
-    ckpt = out / "checkpoint.keras"
+    ckpt = out / "checkpoint.npz"
     state_file = out / "state.json"
     start_epoch = 0
+    keras.utils.set_random_seed(args.seed)
+    model = build_training_model(args, steps)
     if ckpt.exists() and state_file.exists():
-        start_epoch = json.loads(state_file.read_text())["epochs_done"]
-        model = keras.models.load_model(ckpt)
+        start_epoch = restore_checkpoint(model, ckpt)
         print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
-    else:
-        keras.utils.set_random_seed(args.seed)
-        model = build_training_model(args, steps)
 
     callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), DropPathSchedule(args.epochs)]
     for epoch in range(start_epoch, args.epochs):
@@ -121,11 +146,10 @@ def fit(args) -> dict:
             val = data_lib.make_dataset(xval, yval, 250, False, outputs=outputs)
         model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
                   callbacks=callbacks, verbose=args.verbose)
-        # Write the checkpoint before the state that points at it, both atomically, so a kill at any
-        # moment leaves a consistent pair.
-        tmp = out / "checkpoint.part.keras"
-        model.save(tmp)
-        os.replace(tmp, ckpt)
+        # Write the checkpoint before the state that says which epoch it holds, both atomically. A
+        # kill between the two replaces leaves a checkpoint one epoch ahead of state.json; the
+        # epoch counter stored inside the checkpoint wins on resume, so nothing runs twice.
+        save_checkpoint(model, ckpt, epoch + 1)
         state_tmp = out / "state.json.part"
         state_tmp.write_text(json.dumps({"epochs_done": epoch + 1, "epoch_seconds": time.time() - t0}))
         os.replace(state_tmp, state_file)

@@ -1,0 +1,147 @@
+"""CIFAR-10 sources, the reward split and the augmentation pipeline, on data the tests make."""
+
+import io
+import pickle
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nasnet import data as D
+
+PER_CLASS = 2
+
+
+def _images(n, seed):
+    r = np.random.default_rng(seed)
+    return r.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) % 10
+
+
+def _batch_bytes(x, y):
+    return pickle.dumps({b"data": x.transpose(0, 3, 1, 2).reshape(len(x), -1), b"labels": list(map(int, y))})
+
+
+@pytest.fixture
+def batches_dir(tmp_path):
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    for i in range(1, 6):
+        (d / f"data_batch_{i}").write_bytes(_batch_bytes(*_images(10, i)))
+    (d / "test_batch").write_bytes(_batch_bytes(*_images(10, 9)))
+    return d
+
+
+def test_python_archive_and_extracted_folder(batches_dir, tmp_path):
+    (xtr, ytr), (xte, yte) = D.load_cifar10(batches_dir)
+    assert xtr.shape == (50, 32, 32, 3) and xtr.dtype == np.uint8 and yte.shape == (10,)
+    assert np.array_equal(xtr[:10], _images(10, 1)[0])
+    tgz = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tgz, "w:gz") as t:
+        t.add(batches_dir, arcname="cifar-10-batches-py")
+    (a, b), (c, d) = D.load_cifar10(tgz)
+    assert np.array_equal(a, xtr) and np.array_equal(d, yte)
+    # The decoded arrays are cached: a second load does not read the archive again.
+    tgz_cached = D.load_cifar10(tgz)
+    assert np.array_equal(tgz_cached[0][0], xtr)
+
+
+def _write_image_tree(write, n=PER_CLASS):
+    for split in ("train", "test"):
+        for label, cls in enumerate(D.CLASSES):
+            for k in range(n):
+                img = np.full((32, 32, 3), label * 20 + k, np.uint8)
+                write(f"{split}/{cls}/{k:04d}.png", tf.io.encode_png(img).numpy())
+
+
+def test_image_folder_and_zip_use_canonical_label_order(tmp_path):
+    root = tmp_path / "imgs"
+
+    def to_dir(name, data):
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+    _write_image_tree(to_dir)
+    (xtr, ytr), (xte, yte) = D.load_cifar10(root)
+    assert xtr.shape == (10 * PER_CLASS, 32, 32, 3)
+    assert all(int(x[0, 0, 0]) // 20 == y for x, y in zip(xtr, ytr))
+    zpath = tmp_path / "cifar10-jpeg.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        _write_image_tree(lambda n, d: z.writestr("cifar10/" + n, d))
+    (a, b), (c, d) = D.load_cifar10(zpath)
+    assert sorted(b.tolist()) == sorted(ytr.tolist())
+    assert all(int(x[0, 0, 0]) // 20 == y for x, y in zip(a, b))
+
+
+def test_tfds_source_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        (xtr, ytr), (xte, yte) = D.load_cifar10("tfds")
+    assert xtr.shape == (12, 32, 32, 3) and xtr.dtype == np.uint8 and ytr.dtype == np.int64
+
+
+def test_tfds_without_network_says_how_to_pass_a_local_copy(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(D.DataError, match="pass a local copy"):
+        D.load_cifar10()
+
+
+def test_bad_sources_get_clear_errors(tmp_path, batches_dir):
+    with pytest.raises(D.DataError, match="does not exist"):
+        D.load_cifar10(tmp_path / "missing.tar.gz")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(D.DataError, match="has no train/<class>/ images"):
+        D.load_cifar10(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    (bad / "train" / "kitten").mkdir(parents=True)
+    (bad / "train" / "kitten" / "a.png").write_bytes(tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)).numpy())
+    with pytest.raises(D.DataError, match="not a CIFAR-10 class"):
+        D.load_cifar10(bad)
+    (batches_dir / "data_batch_3").write_bytes(b"\x80garbage")
+    with pytest.raises(D.DataError, match="data_batch_3 is corrupt"):
+        D.load_cifar10(batches_dir, cache=False)
+    trunc = tmp_path / "trunc.tar.gz"
+    good = tmp_path / "good.tar.gz"
+    with tarfile.open(good, "w:gz") as t:
+        t.add(batches_dir, arcname="cifar-10-batches-py")
+    trunc.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(D.DataError, match="corrupt or truncated"):
+        D.load_cifar10(trunc, cache=False)
+
+
+def test_split_is_fixed_seeded_and_disjoint():
+    x = np.arange(1000)[:, None]
+    y = np.arange(1000)
+    (a, ya), (b, yb) = D.train_val_split(x, y, val_size=100, seed=0)
+    (a2, _), (b2, _) = D.train_val_split(x, y, val_size=100, seed=0)
+    assert len(a) == 900 and len(b) == 100
+    assert np.array_equal(b, b2) and not set(ya) & set(yb)
+    (_, _), (b3, _) = D.train_val_split(x, y, val_size=100, seed=1)
+    assert not np.array_equal(b, b3)
+
+
+def test_augmentation_shapes_and_determinism():
+    x, y = _images(20, 0)
+    ds1 = D.make_dataset(x, y, 8, training=True, seed=3, epoch=1)
+    ds2 = D.make_dataset(x, y, 8, training=True, seed=3, epoch=1)
+    b1 = [b for b in ds1]
+    b2 = [b for b in ds2]
+    assert [tuple(b[0].shape) for b in b1] == [(8, 32, 32, 3), (8, 32, 32, 3), (4, 32, 32, 3)]
+    assert b1[0][0].dtype == tf.float32
+    assert all(np.array_equal(p[0], q[0]) for p, q in zip(b1, b2))  # resumable: same batches
+    other = next(iter(D.make_dataset(x, y, 8, training=True, seed=3, epoch=2)))
+    assert not np.array_equal(other[0], b1[0][0])
+    # Cutout zeroes a square; without augmentation the pixels pass through unchanged.
+    img = tf.constant(np.full((32, 32, 3), 200, np.uint8))
+    out = D.augment(img, tf.constant([1, 2], tf.int64), cutout=16).numpy()
+    assert (out == 0).all(-1).sum() >= 8 * 8
+    plain = next(iter(D.make_dataset(x, y, 20, training=False)))
+    assert np.array_equal(plain[0].numpy(), x.astype("float32"))

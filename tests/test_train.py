@@ -1,0 +1,80 @@
+"""One short training run, a checkpoint, and resume after kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nasnet import data as D
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    r = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for label, cls in enumerate(D.CLASSES):
+            d = tmp_path / "imgs" / split / cls
+            d.mkdir(parents=True)
+            for k in range(n):
+                img = np.clip(r.normal(25 * label, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                (d / f"{k}.png").write_bytes(tf.io.encode_png(img).numpy())
+    return tmp_path / "imgs"
+
+
+def _cmd(out, data, epochs=3):
+    return [sys.executable, "-m", "keras_nasnet.train", "--out", str(out), "--data", str(data),
+            "--num-cells", "1", "--penultimate-filters", "48", "--epochs", str(epochs),
+            "--batch-size", "16", "--lr", "0.05", "--drop-path", "0.2", "--split", "full",
+            "--verbose", "0"]
+
+
+def _env(tmp_path):
+    return {**os.environ, "KERAS_HOME": str(tmp_path / "keras_home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def test_train_resume_after_kill_matches_uninterrupted(image_folder, tmp_path):
+    env = _env(tmp_path)
+    straight = tmp_path / "straight"
+    subprocess.run(_cmd(straight, image_folder), env=env, check=True, timeout=600)
+    result = json.loads((straight / "result.json").read_text())
+    assert 0 <= result["test_accuracy"] <= 1 and result["test_images"] == 20
+    log = (straight / "log.csv").read_text().strip().splitlines()
+    assert len(log) == 4 and "loss" in log[0]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cmd(killed, image_folder), env=env)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        state = killed / "state.json"
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 1:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads((killed / "state.json").read_text())["epochs_done"]
+    assert 1 <= done <= 3
+    subprocess.run(_cmd(killed, image_folder), env=env, check=True, timeout=600)
+    resumed = json.loads((killed / "result.json").read_text())
+    assert resumed["test_loss"] == pytest.approx(result["test_loss"], rel=1e-3, abs=1e-4)
+
+    # The final weights load into the matching model through weights=<path>.
+    from keras_nasnet import NASNetCIFAR
+
+    a = NASNetCIFAR(1, 48, weights=str(straight / "weights.h5"))
+    b = NASNetCIFAR(1, 48, weights=str(killed / "weights.h5"))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    assert np.allclose(np.asarray(a(x)), np.asarray(b(x)), atol=1e-3)
+
+
+def test_other_configuration_on_existing_out_is_refused(image_folder, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"epochs": 99}))
+    r = subprocess.run(_cmd(out, image_folder), env=_env(tmp_path), capture_output=True, text=True)
+    assert r.returncode != 0 and "another configuration" in r.stderr
