@@ -1,0 +1,125 @@
+"""``python -m keras_nasnet.search``: the paper's architecture search, and ``report DIR``.
+
+Examples::
+
+    # check the controller without training anything (seconds per thousand children)
+    python -m keras_nasnet.search --reward synthetic --trials 20000 --out runs/synthetic
+
+    # a CIFAR-10 proxy search with two worker processes
+    python -m keras_nasnet.search --reward cifar10 --data cifar-10-python.tar.gz \\
+        --proxy cpu --trials 60 --workers 2 --out runs/cifar
+
+    # what did it find?
+    python -m keras_nasnet.search report runs/cifar
+
+Run the same command again with the same --out to resume a stopped or killed search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The search command's argument parser."""
+    p = argparse.ArgumentParser(prog="python -m keras_nasnet.search", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="search folder (records, state, results); reused to resume")
+    p.add_argument("--reward", choices=["cifar10", "synthetic"], default="cifar10",
+                   help="cifar10: train each child and use its held-out accuracy; synthetic: a cheap "
+                        "reward whose optimum is NASNet-A, to check the controller")
+    p.add_argument("--strategy", choices=["ppo", "random"], default="ppo",
+                   help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")
+    p.add_argument("--trials", type=int, default=20000, help="children to evaluate in total (paper: 20,000)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel child workers (processes or Ray tasks); 0 evaluates in this process. "
+                        "Default: 0 for synthetic, 1 for cifar10")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where workers run: local processes or a Ray cluster")
+    p.add_argument("--ray-address", default=None, help="address of an existing Ray cluster (default: start one)")
+    p.add_argument("--cpus-per-child", type=float, default=1, help="Ray resources of one child")
+    p.add_argument("--gpus-per-child", type=float, default=0, help="Ray resources of one child")
+    p.add_argument("--seed", type=int, default=0, help="seed of the controller, sampler and children")
+    p.add_argument("--data", default=None, help="CIFAR-10 source for --reward cifar10 (default: tfds)")
+    p.add_argument("--blocks", type=int, default=5, help="B, blocks per cell")
+    p.add_argument("--ops", default=None, help="comma-separated op subset (default: all 13)")
+    g = p.add_argument_group("child proxy (cifar10 reward)")
+    g.add_argument("--proxy", choices=["cpu", "paper"], default="cpu",
+                   help="cpu: N=1, F=8, 1 epoch on 10,000 images; paper: N=2, F=32, 20 epochs on 45,000")
+    g.add_argument("--child-cells", type=int, default=None, help="override N of the child")
+    g.add_argument("--child-filters", type=int, default=None, help="override the child's penultimate filters")
+    g.add_argument("--child-epochs", type=int, default=None, help="override the child's epochs")
+    g.add_argument("--child-train-images", type=int, default=None, help="override the training images used")
+    g = p.add_argument_group("PPO (defaults: see the README's search section)")
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--entropy-weight", type=float, default=None)
+    g.add_argument("--entropy-final", type=float, default=None)
+    g.add_argument("--ppo-epochs", type=int, default=None)
+    g.add_argument("--clip", type=float, default=None)
+    g.add_argument("--tanh-constant", type=float, default=None)
+    g.add_argument("--batch-size", type=int, default=None, help="children per update (paper: 20)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+#: PPO settings used unless overridden on the command line (the README explains each).
+PPO_DEFAULTS = {"lr": 0.00035, "entropy_weight": 1e-5, "entropy_final": None, "epochs": 4,
+                "clip": 0.2, "tanh_constant": None, "batch_size": 20}
+
+
+def config_from_args(a) -> dict:
+    """The search's identity (stored in config.json) from parsed arguments."""
+    from ..genotypes import OPS
+    from .rewards import ProxyConfig
+
+    ops = OPS if a.ops is None else tuple(o.strip() for o in a.ops.split(","))
+    cfg = {"space": {"num_blocks": a.blocks, "ops": list(ops), "combines": ["add", "concat"]},
+           "reward": a.reward, "strategy": a.strategy, "seed": a.seed}
+    if a.reward == "cifar10":
+        proxy = ProxyConfig.preset(a.proxy, num_cells=a.child_cells, penultimate_filters=a.child_filters,
+                                   epochs=a.child_epochs, train_images=a.child_train_images)
+        proxy.data = a.data
+        import dataclasses
+
+        cfg["reward_args"] = {"proxy": dataclasses.asdict(proxy)}
+    if a.strategy == "ppo":
+        ppo = dict(PPO_DEFAULTS)
+        for key, arg in (("lr", a.lr), ("entropy_weight", a.entropy_weight), ("entropy_final", a.entropy_final),
+                         ("epochs", a.ppo_epochs), ("clip", a.clip), ("tanh_constant", a.tanh_constant),
+                         ("batch_size", a.batch_size)):
+            if arg is not None:
+                ppo[key] = arg
+        ppo["total_trials"] = a.trials
+        cfg["ppo"] = ppo
+    return cfg
+
+
+def main(argv=None) -> int:
+    """Entry point of ``python -m keras_nasnet.search``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "report":
+        from .report import main as report_main
+
+        return report_main(argv[1:])
+    a = build_parser().parse_args(argv)
+    if a.trials < 1:
+        raise SystemExit("--trials must be at least 1.")
+    workers = a.workers if a.workers is not None else (0 if a.reward == "synthetic" else 1)
+    if a.executor == "ray" and workers == 0:
+        workers = 1
+    from .run import search
+
+    summary = search(a.out, config=config_from_args(a), trials=a.trials, workers=workers,
+                     executor=a.executor, progress=not a.no_progress,
+                     executor_kwargs={"ray_address": a.ray_address, "cpus_per_child": a.cpus_per_child,
+                                      "gpus_per_child": a.gpus_per_child})
+    print(json.dumps({k: summary[k] for k in ("trials", "failed", "best_reward", "best_trial", "strategy")}))
+    print(f"Best genotype: {Path(a.out) / 'best_genotype.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

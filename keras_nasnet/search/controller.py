@@ -1,0 +1,120 @@
+"""The paper's controller: a one-layer LSTM that emits the 2 x 5B decisions one after another.
+
+Each step embeds the previous decision, advances an LSTM cell (100 units in the paper) and reads a
+softmax head for the decision's type (input, op or combine). Choices that are not valid at a step
+are masked out before the softmax. All weights start uniform in [-0.1, 0.1] (paper, appendix A.3).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from .space import TYPES, SearchSpace
+
+
+class Controller(keras.Model):
+    """Samples architectures of a :class:`SearchSpace` and scores their log-probabilities.
+
+    Args:
+        space: the search space.
+        units: LSTM units (paper: 100).
+        init_range: weights start uniform in ``[-init_range, init_range]`` (paper: 0.1).
+        temperature: logits are divided by it before the softmax (ENAS uses 5 for sampling).
+        tanh_constant: if set, logits become ``tanh_constant * tanh(logits)`` (ENAS-style
+            squashing, which keeps the policy from collapsing early); ``None`` disables it.
+        seed: seed of the initial weights and of the sampling generator.
+    """
+
+    def __init__(self, space: SearchSpace, units: int = 100, init_range: float = 0.1,
+                 temperature: float = 1.0, tanh_constant: float | None = None, seed: int = 0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.space = space
+        self.units = units
+        self.temperature = float(temperature)
+        self.tanh_constant = tanh_constant
+        init = lambda k: keras.initializers.RandomUniform(-init_range, init_range, seed=seed + k)
+        widths = [space.width(t) for t in TYPES]
+        self._offsets = dict(zip(TYPES, np.cumsum([1] + widths[:-1]).tolist()))
+        # Token 0 starts the sequence; then one token per (type, choice).
+        self.embedding = layers.Embedding(1 + sum(widths), units, embeddings_initializer=init(1))
+        self.lstm = layers.LSTMCell(units, kernel_initializer=init(2), recurrent_initializer=init(3),
+                                    bias_initializer=init(4))
+        self.input_head = layers.Dense(space.width("input"), kernel_initializer=init(5), bias_initializer=init(6))
+        self.op_head = layers.Dense(space.width("op"), kernel_initializer=init(7), bias_initializer=init(8))
+        self.combine_head = layers.Dense(space.width("combine"), kernel_initializer=init(9),
+                                         bias_initializer=init(10))
+        self.sampler = keras.random.SeedGenerator(seed)
+        self._types = space.decision_types()
+        self._masks = space.masks()
+        # Build every weight now so the controller can be saved and restored before first use.
+        self._run(tf.zeros((1, space.num_decisions), tf.int64))
+
+    def _head(self, kind):
+        return {"input": self.input_head, "op": self.op_head, "combine": self.combine_head}[kind]
+
+    def _run(self, actions=None, batch=None):
+        if actions is not None:
+            batch = tf.shape(actions)[0]
+        state = [tf.zeros((batch, self.units)), tf.zeros((batch, self.units))]
+        prev = tf.zeros((batch,), tf.int64)
+        chosen, logps, entropies = [], [], []
+        for step, kind in enumerate(self._types):
+            h, state = self.lstm(self.embedding(prev), state)
+            logits = self._head(kind)(h) / self.temperature
+            if self.tanh_constant:
+                logits = self.tanh_constant * tf.tanh(logits)
+            valid = tf.constant(self._masks[step, : logits.shape[-1]])
+            logits = tf.where(valid[None, :], logits, -1e9)
+            log_p = tf.nn.log_softmax(logits)
+            if actions is None:
+                a = tf.cast(keras.random.categorical(logits, 1, seed=self.sampler)[:, 0], tf.int64)
+            else:
+                a = tf.cast(actions[:, step], tf.int64)
+            chosen.append(a)
+            logps.append(tf.gather(log_p, a, batch_dims=1))
+            p = tf.exp(log_p)
+            entropies.append(-tf.reduce_sum(tf.where(valid[None, :], p * log_p, 0.0), -1))
+            prev = a + self._offsets[kind]
+        return tf.stack(chosen, 1), tf.add_n(logps), tf.add_n(entropies)
+
+    @tf.function(reduce_retracing=True)
+    def _sample(self, n):
+        return self._run(batch=n)
+
+    @tf.function(reduce_retracing=True)
+    def _score(self, actions):
+        return self._run(actions)
+
+    def sample(self, n: int):
+        """Samples ``n`` architectures; returns ``(actions [n, T] int64, log_probs [n])`` as NumPy."""
+        a, logp, _ = self._sample(tf.constant(n))
+        return a.numpy(), logp.numpy()
+
+    def log_prob(self, actions):
+        """Log-probability and entropy (summed over decisions) of given action sequences, as tensors
+        (differentiable with respect to the controller's weights)."""
+        _, logp, ent = self._run(tf.convert_to_tensor(actions, tf.int64))
+        return logp, ent
+
+    def probability_of(self, actions) -> np.ndarray:
+        """Probability of each given action sequence under the current policy."""
+        _, logp, _ = self._score(tf.convert_to_tensor(actions, tf.int64))
+        return np.exp(logp.numpy())
+
+    def greedy(self) -> np.ndarray:
+        """The most likely decision at every step (fed back step by step)."""
+        state = [tf.zeros((1, self.units)), tf.zeros((1, self.units))]
+        prev = tf.zeros((1,), tf.int64)
+        out = []
+        for step, kind in enumerate(self._types):
+            h, state = self.lstm(self.embedding(prev), state)
+            logits = self._head(kind)(h)
+            valid = self._masks[step, : logits.shape[-1]]
+            a = int(np.argmax(np.where(valid, logits.numpy()[0], -np.inf)))
+            out.append(a)
+            prev = tf.constant([a + self._offsets[kind]], tf.int64)
+        return np.asarray(out)

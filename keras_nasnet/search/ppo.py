@@ -1,0 +1,179 @@
+"""Search strategies: the paper's PPO-trained controller, and uniform random search.
+
+Both share one interface: ``propose(n)`` returns ``n`` (actions, log-probability) pairs and
+``observe(actions, logp, reward)`` reports a finished child; ``state()`` / ``restore()`` carry
+everything needed to resume.
+
+Choices the paper leaves open, and the values used here (see the README's search section):
+
+* clip ratio 0.2 and Adam (the optimiser NNI's PPO and ENAS use);
+* the advantage is ``reward - baseline`` (EMA 0.95, the paper's), divided by the batch's standard
+  deviation of rewards, so the step size does not depend on the reward's scale;
+* ``epochs`` gradient passes over each batch of 20.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .controller import Controller
+from .space import SearchSpace
+
+
+@dataclasses.dataclass
+class PPOConfig:
+    """PPO settings. Paper: lr 0.00035, entropy 1e-5, baseline EMA 0.95, batches of 20."""
+
+    lr: float = 0.00035
+    clip: float = 0.2
+    epochs: int = 4
+    entropy_weight: float = 1e-5
+    entropy_final: float | None = None  # linear schedule from entropy_weight to this, over the run
+    baseline_decay: float = 0.95
+    batch_size: int = 20
+    normalize_advantages: bool = True
+    units: int = 100
+    temperature: float = 1.0
+    tanh_constant: float | None = None
+    total_trials: int = 20000  # for the entropy schedule
+
+
+class PPOStrategy:
+    """The paper's controller trained with PPO on child rewards (appendix A.2 / A.3)."""
+
+    name = "ppo"
+
+    def __init__(self, space: SearchSpace, config: PPOConfig | None = None, seed: int = 0):
+        self.space = space
+        self.config = config or PPOConfig()
+        c = self.config
+        keras.utils.set_random_seed(seed)
+        self.controller = Controller(space, units=c.units, temperature=c.temperature,
+                                     tanh_constant=c.tanh_constant, seed=seed)
+        self.optimizer = keras.optimizers.Adam(c.lr)
+        self.optimizer.build(self.controller.trainable_variables)
+        self.baseline: float | None = None
+        self.scale = 1.0
+        self.buffer: list[tuple[list[int], float, float]] = []
+        self.observed = 0
+        self.updates = 0
+
+    def propose(self, n: int):
+        """Samples ``n`` architectures from the controller."""
+        actions, logp = self.controller.sample(n)
+        return [(a.tolist(), float(lp)) for a, lp in zip(actions, logp)]
+
+    def observe(self, actions, logp: float, reward: float) -> bool:
+        """Buffers a finished child; runs a PPO update when a batch is full. Returns whether it did."""
+        self.buffer.append((list(actions), float(logp), float(reward)))
+        self.observed += 1
+        if len(self.buffer) < self.config.batch_size:
+            return False
+        batch, self.buffer = self.buffer, []
+        self.update([b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch])
+        return True
+
+    def entropy_weight(self) -> float:
+        """The entropy bonus now (constant, or linear from ``entropy_weight`` to ``entropy_final``)."""
+        c = self.config
+        if c.entropy_final is None:
+            return c.entropy_weight
+        t = min(1.0, self.observed / max(1, c.total_trials))
+        return c.entropy_weight + t * (c.entropy_final - c.entropy_weight)
+
+    def update(self, actions, old_logp, rewards) -> dict:
+        """One PPO update (clipped surrogate, EMA baseline, entropy bonus) on a batch."""
+        c = self.config
+        rewards = np.asarray(rewards, np.float32)
+        if self.baseline is None:
+            self.baseline = float(rewards.mean())
+            self.scale = float(rewards.std())
+        adv = rewards - self.baseline
+        if c.normalize_advantages:
+            # A running (EMA) scale rather than this batch's spread: once the policy concentrates,
+            # a batch's spread shrinks and dividing by it would blow noise up into large steps.
+            self.scale = c.baseline_decay * self.scale + (1 - c.baseline_decay) * float(rewards.std())
+            adv = adv / (self.scale + 1e-8)
+        self.baseline = c.baseline_decay * self.baseline + (1 - c.baseline_decay) * float(rewards.mean())
+        info = self._step(tf.constant(np.asarray(actions, np.int64)),
+                          tf.constant(np.asarray(old_logp, np.float32)),
+                          tf.constant(adv.astype(np.float32)),
+                          tf.constant(self.entropy_weight(), tf.float32))
+        self.updates += 1
+        return {k: float(v) for k, v in info.items()}
+
+    @tf.function(reduce_retracing=True)
+    def _step(self, actions, old_logp, adv, ent_w):
+        c = self.config
+        loss = tf.constant(0.0)
+        ent = tf.constant(0.0)
+        for _ in tf.range(c.epochs):  # a graph loop: one traced step, not `epochs` copies
+            with tf.GradientTape() as tape:
+                logp, entropy = self.controller.log_prob(actions)
+                ratio = tf.exp(logp - old_logp)
+                surrogate = tf.minimum(ratio * adv, tf.clip_by_value(ratio, 1 - c.clip, 1 + c.clip) * adv)
+                ent = tf.reduce_mean(entropy)
+                loss = -tf.reduce_mean(surrogate) - ent_w * ent
+            grads = tape.gradient(loss, self.controller.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.controller.trainable_variables))
+        return {"loss": loss, "entropy": ent}
+
+    def state(self) -> dict:
+        """Every variable of controller and optimiser (incl. the sampler's state), and counters."""
+        arrays = {f"c{i}": np.asarray(v.numpy()) for i, v in enumerate(self.controller.variables)}
+        arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
+        arrays["meta"] = np.asarray(json.dumps({
+            "baseline": self.baseline, "scale": self.scale, "buffer": self.buffer, "observed": self.observed,
+            "updates": self.updates,
+        }))
+        return arrays
+
+    def restore(self, arrays) -> None:
+        """Restores :meth:`state` output."""
+        for i, v in enumerate(self.controller.variables):
+            v.assign(arrays[f"c{i}"])
+        for i, v in enumerate(self.optimizer.variables):
+            v.assign(arrays[f"o{i}"])
+        meta = json.loads(str(arrays["meta"]))
+        self.baseline = meta["baseline"]
+        self.scale = meta["scale"]
+        self.buffer = [tuple(b) for b in meta["buffer"]]
+        self.observed = meta["observed"]
+        self.updates = meta["updates"]
+
+
+class RandomStrategy:
+    """Uniform sampling among valid choices: the paper's random-search baseline."""
+
+    name = "random"
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        self.space = space
+        self.rng = np.random.default_rng(seed)
+        self.observed = 0
+        self._logp = -float(np.log(space.num_choices()).sum())
+
+    def propose(self, n: int):
+        """``n`` uniform samples."""
+        return [(a.tolist(), self._logp) for a in self.space.sample_uniform(self.rng, n)]
+
+    def observe(self, actions, logp, reward) -> bool:
+        """Counts the result; random search does not learn."""
+        self.observed += 1
+        return False
+
+    def state(self) -> dict:
+        """The generator state."""
+        return {"meta": np.asarray(json.dumps({"rng": self.rng.bit_generator.state,
+                                               "observed": self.observed}))}
+
+    def restore(self, arrays) -> None:
+        """Restores :meth:`state` output."""
+        meta = json.loads(str(arrays["meta"]))
+        self.rng.bit_generator.state = meta["rng"]
+        self.observed = meta["observed"]
