@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-child", type=float, default=0, help="Ray resources of one child")
     p.add_argument("--seed", type=int, default=0, help="seed of the controller, sampler and children")
     p.add_argument("--data", default=None, help="CIFAR-10 source for --reward cifar10 (default: tfds)")
+    p.add_argument("--target", default="NASNET_A",
+                   help="synthetic reward's optimum: a genotype name, JSON or JSON file with --blocks blocks")
     p.add_argument("--blocks", type=int, default=5, help="B, blocks per cell")
     p.add_argument("--ops", default=None, help="comma-separated op subset (default: all 13)")
     g = p.add_argument_group("child proxy (cifar10 reward)")
@@ -78,6 +80,10 @@ def config_from_args(a) -> dict:
     ops = OPS if a.ops is None else tuple(o.strip() for o in a.ops.split(","))
     cfg = {"space": {"num_blocks": a.blocks, "ops": list(ops), "combines": ["add", "concat"]},
            "reward": a.reward, "strategy": a.strategy, "seed": a.seed}
+    if a.reward == "synthetic":
+        from ..genotypes import genotype_from
+
+        cfg["reward_args"] = {"target": genotype_from(a.target).to_json()}
     if a.reward == "cifar10":
         proxy = ProxyConfig.preset(a.proxy, num_cells=a.child_cells, penultimate_filters=a.child_filters,
                                    epochs=a.child_epochs, train_images=a.child_train_images)
@@ -111,8 +117,14 @@ def main(argv=None) -> int:
     if a.executor == "ray" and workers == 0:
         workers = 1
     from .run import search
+    from .workers import make_reward
 
-    summary = search(a.out, config=config_from_args(a), trials=a.trials, workers=workers,
+    config = config_from_args(a)
+    try:  # fail before anything is written if the reward cannot work in this space
+        make_reward({"reward": config["reward"], "space": config["space"], **config.get("reward_args", {})})
+    except ValueError as e:
+        raise SystemExit(f"Invalid search settings: {e}") from None
+    summary = search(a.out, config=config, trials=a.trials, workers=workers,
                      executor=a.executor, progress=not a.no_progress,
                      executor_kwargs={"ray_address": a.ray_address, "cpus_per_child": a.cpus_per_child,
                                       "gpus_per_child": a.gpus_per_child})

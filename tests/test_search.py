@@ -1,0 +1,222 @@
+"""The search: space encoding, masking, controller probabilities, PPO, journal resume, failures, CLI."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from keras_nasnet import NASNET_A, NASNet
+from keras_nasnet.genotypes import Genotype
+from keras_nasnet.search.space import SearchSpace
+
+TINY = SearchSpace(num_blocks=2, ops=("identity", "sep_conv_3x3", "max_pool_3x3"))
+
+
+def test_space_sizes_and_masks():
+    s = SearchSpace()
+    assert s.num_decisions == 50
+    counts = s.num_choices()
+    # Per block: 2 input choices growing with the block, 13 ops twice, 2 combines.
+    assert counts[:10].tolist() == [2, 2, 13, 13, 2, 3, 3, 13, 13, 2]
+    assert counts[20:25].tolist() == [6, 6, 13, 13, 2]
+    assert np.array_equal(counts[:25], counts[25:])
+
+
+def test_encode_decode_and_the_papers_concat_rule():
+    s = SearchSpace()
+    actions = s.encode(NASNET_A)
+    g = s.decode(actions)
+    assert g.normal.blocks == NASNET_A.normal.blocks and g.reduction.blocks == NASNET_A.reduction.blocks
+    # Unused block outputs are concatenated: the reduction cell's blocks 1 and 2 feed others.
+    assert g.normal.concat == (2, 3, 4, 5, 6) and g.reduction.concat == (4, 5, 6)
+    assert s.encode(g) == actions
+
+
+def test_every_uniform_sample_decodes_and_builds():
+    rng = np.random.default_rng(0)
+    samples = TINY.sample_uniform(rng, 200)
+    masks = TINY.masks()
+    assert all(masks[np.arange(TINY.num_decisions), a].all() for a in samples)
+    g = TINY.decode(samples[0])
+    m = NASNet(g, num_cells=1, penultimate_filters=64 * len(g.normal.concat), stem="cifar", classes=10,
+               input_shape=(32, 32, 3))
+    assert m.output_shape == (None, 10)
+    with pytest.raises(ValueError, match="not a valid choice"):
+        bad = samples[0].copy()
+        bad[0] = 5
+        TINY.decode(bad)
+
+
+@pytest.fixture(scope="module")
+def controller():
+    from keras_nasnet.search.controller import Controller
+
+    return Controller(TINY, units=16, seed=0)
+
+
+def test_controller_log_probs_are_a_distribution(controller):
+    import itertools
+
+    from keras_nasnet.search.controller import Controller
+
+    # A space small enough to enumerate: probabilities of all valid sequences sum to one.
+    micro = SearchSpace(num_blocks=1, ops=("identity", "max_pool_3x3"), combines=("add",))
+    c = Controller(micro, units=8, seed=2)
+    choices = [range(n) for n in micro.num_choices()]
+    every = np.asarray(list(itertools.product(*choices)))
+    assert len(every) == 256
+    assert c.probability_of(every).sum() == pytest.approx(1.0, abs=1e-4)
+    # Sampled log-probabilities are those of the sampled sequences.
+    actions, logp = controller.sample(64)
+    assert np.allclose(logp, np.log(controller.probability_of(actions)), atol=1e-5)
+    # Masked choices are never sampled.
+    masks = TINY.masks()
+    many, _ = controller.sample(500)
+    assert all(masks[np.arange(TINY.num_decisions), row].all() for row in many)
+
+
+def test_ppo_update_raises_probability_of_rewarded_architecture():
+    from keras_nasnet.search.ppo import PPOConfig, PPOStrategy
+
+    s = PPOStrategy(TINY, PPOConfig(lr=0.01, units=16, batch_size=8), seed=1)
+    props = s.propose(8)
+    target = props[0][0]
+    before = s.controller.probability_of([target])[0]
+    for actions, logp in props:
+        s.observe(actions, logp, 1.0 if actions == target else 0.0)
+    assert s.updates == 1
+    assert s.controller.probability_of([target])[0] > before
+
+
+def test_state_roundtrip_restores_sampling():
+    from keras_nasnet.search.ppo import PPOConfig, PPOStrategy, RandomStrategy
+
+    a = PPOStrategy(TINY, PPOConfig(units=16), seed=3)
+    a.propose(5)
+    state = a.state()
+    b = PPOStrategy(TINY, PPOConfig(units=16), seed=99)
+    b.restore(state)
+    assert [p[0] for p in a.propose(4)] == [p[0] for p in b.propose(4)]
+    r = RandomStrategy(TINY, seed=0)
+    r.propose(3)
+    r2 = RandomStrategy(TINY, seed=5)
+    r2.restore(r.state())
+    assert [p[0] for p in r.propose(3)] == [p[0] for p in r2.propose(3)]
+
+
+def test_synthetic_reward_known_optimum():
+    from keras_nasnet.search.rewards import SyntheticReward
+
+    s = SearchSpace()
+    rew = SyntheticReward(s)
+    best = s.encode(NASNET_A)
+    assert rew(best) == 1.0 and rew.solved(best)
+    swapped = np.asarray(best).reshape(-1, 5)[:, [1, 0, 3, 2, 4]].ravel()
+    assert rew(swapped) == 1.0  # each block up to swapping its halves
+    worse = list(best)
+    worse[2] = (worse[2] + 1) % 13
+    # One wrong decision costs its share and the whole block's bonus: not separable.
+    assert rew(worse) == pytest.approx(0.8 * 49 / 50 + 0.2 * 9 / 10)
+
+
+def test_failed_children_are_recorded_with_reward_zero():
+    from keras_nasnet.search.workers import LocalExecutor, evaluate
+
+    task = {"trial": 0, "actions": [0] * 10, "logp": 0.0, "seed": 0}
+
+    def boom(actions, seed):
+        raise MemoryError("out of memory")
+
+    rec = evaluate(boom, task, "t")
+    assert rec["status"] == "failed" and rec["reward"] == 0.0 and "out of memory" in rec["error"]
+    assert evaluate(lambda a, s: float("nan"), task, "t")["status"] == "failed"
+
+    spec = {"reward": "synthetic", "space": {"num_blocks": 1, "ops": ["identity", "sep_conv_3x3"]},
+            "target": TINY_TARGET.to_json()}
+    ex = LocalExecutor(spec, workers=1)
+    try:
+        pid = ex.worker_pids()[0]
+        import os
+
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+        ex.submit(task | {"actions": [0, 1, 0, 1, 0, 0, 0, 1, 1, 0]})
+        got = []
+        deadline = time.time() + 60
+        while not got and time.time() < deadline:
+            got = ex.poll(timeout=1)
+        assert got[0]["status"] == "failed" and "died" in got[0]["error"]
+        # The replacement worker evaluates the next child normally.
+        ex.submit(task | {"trial": 1, "actions": [0, 1, 0, 1, 0, 0, 0, 1, 1, 0]})
+        got = []
+        deadline = time.time() + 120
+        while not got and time.time() < deadline:
+            got = ex.poll(timeout=1)
+        assert got[0]["status"] == "ok" and got[0]["trial"] == 1
+    finally:
+        ex.close()
+
+
+_CELL = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}], "concat": [2]}
+TINY_TARGET = Genotype.from_dict({"normal": _CELL, "reduction": _CELL})
+
+
+_CELL2 = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"},
+                     {"inputs": [2, 0], "ops": ["max_pool_3x3", "sep_conv_3x3"], "combine": "add"}],
+          "concat": [3]}
+TWO_BLOCK_TARGET = Genotype.from_dict({"normal": _CELL2, "reduction": _CELL2})
+
+
+def _cli(out, trials, strategy="ppo", extra=()):
+    return [sys.executable, "-m", "keras_nasnet.search", "--reward", "synthetic", "--strategy", strategy,
+            "--trials", str(trials), "--out", str(out), "--blocks", "2",
+            "--ops", "identity,sep_conv_3x3,max_pool_3x3", "--no-progress",
+            "--target", TWO_BLOCK_TARGET.to_json(), *extra]
+
+
+def _finished(out):
+    recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines() if l.strip()]
+    return [r for r in recs if r["event"] == "finished"]
+
+
+def test_cli_synthetic_outputs(tmp_path):
+    out = tmp_path / "s"
+    r = subprocess.run(_cli(out, 60), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"] == 60 and summary["strategy"] == "ppo" and 0 < summary["best_reward"] <= 1
+    g = Genotype.from_json((out / "best_genotype.json").read_text())
+    NASNet(g, num_cells=1, penultimate_filters=8 * 8 * len(g.normal.concat), stem="cifar",
+           input_shape=(32, 32, 3), classes=10)
+    assert (out / "rewards.png").stat().st_size > 1000
+    rep = subprocess.run([sys.executable, "-m", "keras_nasnet.search", "report", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0 and "Best genotype" in rep.stdout and (out / "best_cells.png").exists()
+    # Another configuration on the same folder is refused; more trials of the same one resume.
+    bad = subprocess.run(_cli(out, 60, strategy="random"), capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "another configuration" in bad.stderr
+
+
+def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
+    out = tmp_path / "k"
+    proc = subprocess.Popen(_cli(out, 4000), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (out / "trials.jsonl").exists() and len(_finished(out)) >= 300:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _finished(out)
+    assert 300 <= len(before) < 4000
+    r = subprocess.run(_cli(out, 4000), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    after = _finished(out)
+    ids = [x["trial"] for x in after]
+    assert len(ids) == 4000 and len(set(ids)) == 4000  # nothing lost, nothing run twice
+    assert after[: len(before)] == before
+    assert json.loads((out / "summary.json").read_text())["trials"] == 4000
