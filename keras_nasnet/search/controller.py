@@ -79,7 +79,7 @@ class Controller(keras.Model):
             p = tf.exp(log_p)
             entropies.append(-tf.reduce_sum(tf.where(valid[None, :], p * log_p, 0.0), -1))
             prev = a + self._offsets[kind]
-        return tf.stack(chosen, 1), tf.add_n(logps), tf.add_n(entropies)
+        return tf.stack(chosen, 1), tf.stack(logps, 1), tf.stack(entropies, 1)
 
     @tf.function(reduce_retracing=True)
     def _sample(self, n):
@@ -90,20 +90,21 @@ class Controller(keras.Model):
         return self._run(actions)
 
     def sample(self, n: int):
-        """Samples ``n`` architectures; returns ``(actions [n, T] int64, log_probs [n])`` as NumPy."""
+        """Samples ``n`` architectures; returns ``(actions [n, T] int64, log_probs [n, T])`` as
+        NumPy, the log-probability of every decision taken."""
         a, logp, _ = self._sample(tf.constant(n))
         return a.numpy(), logp.numpy()
 
     def log_prob(self, actions):
-        """Log-probability and entropy (summed over decisions) of given action sequences, as tensors
-        (differentiable with respect to the controller's weights)."""
+        """Per-decision log-probabilities and entropies ``[n, T]`` of given action sequences, as
+        tensors (differentiable with respect to the controller's weights)."""
         _, logp, ent = self._run(tf.convert_to_tensor(actions, tf.int64))
         return logp, ent
 
     def probability_of(self, actions) -> np.ndarray:
         """Probability of each given action sequence under the current policy."""
         _, logp, _ = self._score(tf.convert_to_tensor(actions, tf.int64))
-        return np.exp(logp.numpy())
+        return np.exp(logp.numpy().sum(1))
 
     def greedy(self) -> np.ndarray:
         """The most likely decision at every step (fed back step by step)."""

@@ -6,6 +6,10 @@ everything needed to resume.
 
 Choices the paper leaves open, and the values used here (see the README's search section):
 
+* the PPO ratio is taken per decision (each of the 50 decisions is a step of an episode whose
+  return is the child's reward), not for the whole sequence: a sequence ratio is a product of 50
+  per-decision ratios, leaves the clip range after tiny per-decision changes, and so clips nearly
+  every sample after the first gradient step;
 * clip ratio 0.2 and Adam (the optimiser NNI's PPO and ENAS use);
 * the advantage is ``reward - baseline`` (EMA 0.95, the paper's), divided by the batch's standard
   deviation of rewards, so the step size does not depend on the reward's scale;
@@ -64,13 +68,13 @@ class PPOStrategy:
         self.updates = 0
 
     def propose(self, n: int):
-        """Samples ``n`` architectures from the controller."""
+        """Samples ``n`` architectures; returns ``(actions, per-decision log-probabilities)`` pairs."""
         actions, logp = self.controller.sample(n)
-        return [(a.tolist(), float(lp)) for a, lp in zip(actions, logp)]
+        return [(a.tolist(), [round(float(x), 6) for x in lp]) for a, lp in zip(actions, logp)]
 
-    def observe(self, actions, logp: float, reward: float) -> bool:
+    def observe(self, actions, logp, reward: float) -> bool:
         """Buffers a finished child; runs a PPO update when a batch is full. Returns whether it did."""
-        self.buffer.append((list(actions), float(logp), float(reward)))
+        self.buffer.append((list(actions), list(logp), float(reward)))
         self.observed += 1
         if len(self.buffer) < self.config.batch_size:
             return False
@@ -115,9 +119,10 @@ class PPOStrategy:
         for _ in tf.range(c.epochs):  # a graph loop: one traced step, not `epochs` copies
             with tf.GradientTape() as tape:
                 logp, entropy = self.controller.log_prob(actions)
-                ratio = tf.exp(logp - old_logp)
-                surrogate = tf.minimum(ratio * adv, tf.clip_by_value(ratio, 1 - c.clip, 1 + c.clip) * adv)
-                ent = tf.reduce_mean(entropy)
+                ratio = tf.exp(logp - old_logp)  # [n, T]: one ratio per decision
+                a = adv[:, None]
+                surrogate = tf.minimum(ratio * a, tf.clip_by_value(ratio, 1 - c.clip, 1 + c.clip) * a)
+                ent = tf.reduce_mean(entropy)  # per decision
                 loss = -tf.reduce_mean(surrogate) - ent_w * ent
             grads = tape.gradient(loss, self.controller.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, self.controller.trainable_variables))
@@ -156,10 +161,10 @@ class RandomStrategy:
         self.space = space
         self.rng = np.random.default_rng(seed)
         self.observed = 0
-        self._logp = -float(np.log(space.num_choices()).sum())
+        self._logp = [round(-float(x), 6) for x in np.log(space.num_choices())]
 
     def propose(self, n: int):
-        """``n`` uniform samples."""
+        """``n`` uniform samples (with their per-decision log-probabilities)."""
         return [(a.tolist(), self._logp) for a in self.space.sample_uniform(self.rng, n)]
 
     def observe(self, actions, logp, reward) -> bool:

@@ -1,0 +1,194 @@
+"""Times keras_nasnet against its peers in one process and prints ratios (ours / peer time).
+
+    python benchmarks/run.py --quick          # about 5 minutes on 2 CPU cores; ends with a JSON line
+    python benchmarks/run.py --out bench.md   # the full run, written as a markdown table
+
+Each case is timed as the median of several repetitions after a warm-up (which includes tracing),
+with ``tf.function`` and XLA off (XLA makes depthwise convolutions slower on CPU). Peak memory is the
+growth of the process's resident set while a case runs (sampled every 10 ms): approximate, and only
+comparable between the two sides of one case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_nasnet as kn  # noqa: E402
+
+
+class PeakRSS:
+    """Samples the process RSS in a thread; ``peak_mb`` is the growth over the starting RSS."""
+
+    def __enter__(self):
+        self.proc = psutil.Process()
+        self.start = self.peak = self.proc.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self):
+        while self.running:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.01)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.peak_mb = (self.peak - self.start) / 2**20
+
+
+def timed(fn, reps: int, warmup: int = 1) -> float:
+    """Median seconds of ``fn()`` over ``reps`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def inference_case(build_ours, build_peer, size, batch, reps):
+    """Forward pass (training=False) of both models on the same input."""
+    x = tf.random.uniform((batch, size, size, 3), -1, 1)
+    out = {}
+    for side, build in (("ours", build_ours), ("peer", build_peer)):
+        model = build()
+        f = tf.function(lambda t: model(t, training=False), jit_compile=False)
+        with PeakRSS() as mem:
+            out[side] = timed(lambda: f(x).numpy(), reps)
+        out[side + "_mb"] = mem.peak_mb
+        del model, f
+        keras.backend.clear_session()
+    return out
+
+
+def train_case(build_ours, build_peer, size, batch, reps, classes):
+    """One SGD training step (forward, backward, update) of both models."""
+    x = tf.random.uniform((batch, size, size, 3), -1, 1)
+    y = tf.random.uniform((batch,), 0, classes, tf.int32)
+    out = {}
+    for side, build in (("ours", build_ours), ("peer", build_peer)):
+        model = build()
+        model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy",
+                      jit_compile=False)
+        with PeakRSS() as mem:
+            out[side] = timed(lambda: model.train_on_batch(x, y), reps)
+        out[side + "_mb"] = mem.peak_mb
+        del model
+        keras.backend.clear_session()
+    return out
+
+
+def keras_cifar_nasnet(num_cells, penultimate_filters, classes=10):
+    """The CIFAR NASNet-A written with keras.applications' own cell functions (the peer)."""
+    from keras.src.applications import nasnet as K
+
+    filters = penultimate_filters // 24
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(3 * filters, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
+    p = x
+    for stack in range(3):
+        for i in range(num_cells):
+            x, p = K._normal_a_cell(x, p, filters, block_id=f"{stack}_{i}")
+        if stack < 2:
+            filters *= 2
+            x, p = K._reduction_a_cell(x, p, filters, block_id=f"reduce_{stack}")
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
+
+
+def search_case(reps):
+    """Controller sampling of 20 children and one PPO update, against one proxy child."""
+    from keras_nasnet.search.ppo import PPOConfig, PPOStrategy
+    from keras_nasnet.search.rewards import CIFARReward, ProxyConfig, _DATA_CACHE
+    from keras_nasnet.search.space import SearchSpace
+
+    space = SearchSpace()
+    s = PPOStrategy(space, PPOConfig())
+    sample = timed(lambda: s.propose(20), reps)
+    props = s.propose(20)
+    rewards = np.random.default_rng(0).random(20)
+    update = timed(lambda: s.update([p[0] for p in props], [p[1] for p in props], rewards), reps)
+    # A proxy child on synthetic data of CIFAR's shape (4,000 training images, 1 epoch, N=1, F=8).
+    rng = np.random.default_rng(0)
+    cfg = ProxyConfig.preset("cpu", train_images=4000)
+    key = (cfg.data, cfg.train_images, cfg.val_images)
+    _DATA_CACHE[key] = (rng.integers(0, 256, (4000, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 4000),
+                        rng.integers(0, 256, (5000, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 5000))
+    reward = CIFARReward(space, cfg)
+    t = time.perf_counter()
+    reward(space.encode(kn.NASNET_A), seed=0)
+    child = time.perf_counter() - t
+    return {"sample_20_s": sample, "ppo_update_s": update, "proxy_child_s": child,
+            "controller_share": (sample + update) / 20 / child}
+
+
+def main(argv=None):
+    """Runs the benchmark cases and prints (and optionally writes) the results."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer cases and repetitions (about 5 minutes)")
+    p.add_argument("--out", default=None, help="write the results as a markdown table here")
+    a = p.parse_args(argv)
+    reps = 3 if a.quick else 7
+    rows = []
+
+    def add(name, res):
+        ratio = res["ours"] / res["peer"]
+        rows.append({"case": name, "ours_s": res["ours"], "peer_s": res["peer"], "ratio": ratio,
+                     "ours_mb": res.get("ours_mb"), "peer_mb": res.get("peer_mb")})
+        print(f"{name:42} ours {res['ours'] * 1000:9.1f} ms  peer {res['peer'] * 1000:9.1f} ms  "
+              f"ratio {ratio:5.3f}  peak +MB {res['ours_mb']:7.0f} / {res['peer_mb']:7.0f}", flush=True)
+
+    mob = lambda: kn.NASNetMobile(weights=None)
+    mob_peer = lambda: keras.applications.NASNetMobile(weights=None)
+    large = lambda: kn.NASNetLarge(weights=None)
+    large_peer = lambda: keras.applications.NASNetLarge(weights=None)
+    add("inference NASNetMobile 224 batch 1", inference_case(mob, mob_peer, 224, 1, reps * 3))
+    add(f"inference NASNetMobile 224 batch {8 if a.quick else 32}",
+        inference_case(mob, mob_peer, 224, 8 if a.quick else 32, reps))
+    add("inference NASNetLarge 331 batch 1", inference_case(large, large_peer, 331, 1, reps))
+    if not a.quick:
+        add("inference NASNetLarge 331 batch 32", inference_case(large, large_peer, 331, 32, 3))
+    add(f"train step NASNetMobile 224 batch {8 if a.quick else 32}",
+        train_case(mob, mob_peer, 224, 8 if a.quick else 32, reps, 1000))
+    cifar = (1, 384) if a.quick else (6, 768)
+    add(f"train step NASNetCIFAR {cifar[0]}@{cifar[1]} batch 32",
+        train_case(lambda: kn.NASNetCIFAR(*cifar, include_preprocessing=False),
+                   lambda: keras_cifar_nasnet(*cifar), 32, 32, reps, 10))
+    search = search_case(reps)
+    print(f"search: sample 20 {search['sample_20_s'] * 1000:.0f} ms, PPO update "
+          f"{search['ppo_update_s'] * 1000:.0f} ms, one proxy child {search['proxy_child_s']:.1f} s "
+          f"(controller time per child / child time = {search['controller_share']:.5f})")
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, Keras {keras.__version__}"
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(f"Machine: {machine}\n\n| case | ours (ms) | keras peer (ms) | ratio | peak +MB ours / peer |\n|---|---|---|---|---|\n")
+            for r in rows:
+                f.write(f"| {r['case']} | {r['ours_s'] * 1000:.1f} | {r['peer_s'] * 1000:.1f} | {r['ratio']:.3f} | "
+                        f"{r['ours_mb']:.0f} / {r['peer_mb']:.0f} |\n")
+            f.write(f"\nSearch: sampling 20 children {search['sample_20_s'] * 1000:.0f} ms, one PPO update "
+                    f"{search['ppo_update_s'] * 1000:.0f} ms, one CPU proxy child {search['proxy_child_s']:.1f} s.\n")
+    print(json.dumps({"ratios": {r["case"]: round(r["ratio"], 3) for r in rows},
+                      "search_controller_share": round(search["controller_share"], 6), "machine": machine}))
+
+
+if __name__ == "__main__":
+    main()
