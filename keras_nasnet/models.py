@@ -344,8 +344,8 @@ def NASNetLarge(
 
 
 def NASNetCIFAR(
-    num_cells: int = 6,
-    penultimate_filters: int = 768,
+    num_cells: int | None = None,
+    penultimate_filters: int | None = None,
     genotype: Genotype | str = NASNET_A,
     include_top=True,
     weights=None,
@@ -368,9 +368,21 @@ def NASNetCIFAR(
     ``python -m keras_nasnet.weights list``). BatchNormalization defaults (momentum 0.9, epsilon
     1e-5) follow TF-slim's CIFAR configuration.
 
+    ``num_cells`` and ``penultimate_filters`` default to 6 and 768, or, with ``weights`` naming
+    registered CIFAR weights, to the architecture those weights were trained for.
+
     Example:
         >>> model = NASNetCIFAR(num_cells=2, penultimate_filters=384)
     """
+    if num_cells is None and penultimate_filters is None and isinstance(weights, str):
+        from . import weights as weights_lib
+
+        for spec in weights_lib.registry().values():
+            if weights in (spec.name, spec.dataset) and spec.architecture.startswith("nasnet_cifar_"):
+                num_cells, penultimate_filters = map(int, spec.architecture[len("nasnet_cifar_"):].split("@"))
+                break
+    num_cells = 6 if num_cells is None else num_cells
+    penultimate_filters = 768 if penultimate_filters is None else penultimate_filters
     return NASNet(
         genotype, num_cells=num_cells, penultimate_filters=penultimate_filters, stem="cifar",
         include_top=include_top, weights=weights, input_tensor=input_tensor,

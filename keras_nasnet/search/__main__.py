@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where workers run: local processes or a Ray cluster")
     p.add_argument("--ray-address", default=None, help="address of an existing Ray cluster (default: start one)")
+    p.add_argument("--threads-per-worker", type=int, default=None,
+                   help="TensorFlow threads of each local worker (default: all cores each)")
     p.add_argument("--cpus-per-child", type=float, default=1, help="Ray resources of one child")
     p.add_argument("--gpus-per-child", type=float, default=0, help="Ray resources of one child")
     p.add_argument("--seed", type=int, default=0, help="seed of the controller, sampler and children")
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"Invalid search settings: {e}") from None
     summary = search(a.out, config=config, trials=a.trials, workers=workers,
                      executor=a.executor, progress=not a.no_progress,
-                     executor_kwargs={"ray_address": a.ray_address, "cpus_per_child": a.cpus_per_child,
+                     executor_kwargs={"threads_per_worker": a.threads_per_worker, "ray_address": a.ray_address, "cpus_per_child": a.cpus_per_child,
                                       "gpus_per_child": a.gpus_per_child})
     print(json.dumps({k: summary[k] for k in ("trials", "failed", "best_reward", "best_trial", "strategy")}))
     print(f"Best genotype: {Path(a.out) / 'best_genotype.json'}")

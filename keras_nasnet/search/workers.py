@@ -71,8 +71,14 @@ class InlineExecutor:
         """Nothing to release."""
 
 
-def _worker_main(wid: int, reward_spec: dict, tasks, results) -> None:
+def _worker_main(wid: int, reward_spec: dict, tasks, results, threads: int | None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if threads:
+        import tensorflow as tf
+
+        # Several workers on one machine: split the cores instead of oversubscribing them.
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     reward = make_reward(reward_spec)
     while True:
         task = tasks.get()
@@ -99,12 +105,9 @@ class LocalExecutor:
             self._start(wid)
 
     def _start(self, wid: int) -> None:
-        env_threads = self._threads
         tasks = self._ctx.Queue()
-        if env_threads:
-            os.environ["TF_NUM_INTRAOP_THREADS"] = str(env_threads)
-            os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-        p = self._ctx.Process(target=_worker_main, args=(wid, self.reward_spec, tasks, self._results),
+        p = self._ctx.Process(target=_worker_main,
+                              args=(wid, self.reward_spec, tasks, self._results, self._threads),
                               daemon=True, name=f"keras_nasnet-worker-{wid}")
         p.start()
         self._procs[wid], self._tasks[wid] = p, tasks
