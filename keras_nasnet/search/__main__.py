@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="CIFAR-10 source for --reward cifar10 (default: tfds)")
     p.add_argument("--target", default="NASNET_A",
                    help="synthetic reward's optimum: a genotype name, JSON or JSON file with --blocks blocks")
+    p.add_argument("--synthetic-delay", type=float, default=0.0,
+                   help="seconds each synthetic child sleeps, to simulate training (executor tests, sizing)")
     p.add_argument("--blocks", type=int, default=5, help="B, blocks per cell")
     p.add_argument("--ops", default=None, help="comma-separated op subset (default: all 13)")
     g = p.add_argument_group("child proxy (cifar10 reward)")
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--child-train-images", type=int, default=None, help="override the training images used")
     g = p.add_argument_group("PPO (defaults: see the README's search section)")
     g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--lr-final", type=float, default=None, help="decay the learning rate linearly to this")
     g.add_argument("--entropy-weight", type=float, default=None)
     g.add_argument("--entropy-final", type=float, default=None)
     g.add_argument("--ppo-epochs", type=int, default=None)
@@ -70,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: PPO settings used unless overridden on the command line (the README explains each).
-PPO_DEFAULTS = {"lr": 0.00035, "entropy_weight": 1e-5, "entropy_final": None, "epochs": 4,
+PPO_DEFAULTS = {"lr": 0.00035, "lr_final": None, "entropy_weight": 1e-5, "entropy_final": None, "epochs": 4,
                 "clip": 0.2, "tanh_constant": None, "batch_size": 20}
 
 
@@ -86,6 +89,8 @@ def config_from_args(a) -> dict:
         from ..genotypes import genotype_from
 
         cfg["reward_args"] = {"target": genotype_from(a.target).to_json()}
+        if a.synthetic_delay:
+            cfg["reward_args"]["delay"] = a.synthetic_delay
     if a.reward == "cifar10":
         proxy = ProxyConfig.preset(a.proxy, num_cells=a.child_cells, penultimate_filters=a.child_filters,
                                    epochs=a.child_epochs, train_images=a.child_train_images)
@@ -95,12 +100,14 @@ def config_from_args(a) -> dict:
         cfg["reward_args"] = {"proxy": dataclasses.asdict(proxy)}
     if a.strategy == "ppo":
         ppo = dict(PPO_DEFAULTS)
-        for key, arg in (("lr", a.lr), ("entropy_weight", a.entropy_weight), ("entropy_final", a.entropy_final),
+        for key, arg in (("lr", a.lr), ("lr_final", a.lr_final), ("entropy_weight", a.entropy_weight), ("entropy_final", a.entropy_final),
                          ("epochs", a.ppo_epochs), ("clip", a.clip), ("tanh_constant", a.tanh_constant),
                          ("batch_size", a.batch_size)):
             if arg is not None:
                 ppo[key] = arg
-        ppo["total_trials"] = a.trials
+        if ppo["entropy_final"] is not None or ppo.get("lr_final") is not None:
+            # The schedules span the run, so then the trial budget is part of the search's identity.
+            ppo["total_trials"] = a.trials
         cfg["ppo"] = ppo
     return cfg
 

@@ -34,6 +34,7 @@ class PPOConfig:
     """PPO settings. Paper: lr 0.00035, entropy 1e-5, baseline EMA 0.95, batches of 20."""
 
     lr: float = 0.00035
+    lr_final: float | None = None  # linear schedule from lr to this, over the run
     clip: float = 0.2
     epochs: int = 4
     entropy_weight: float = 1e-5
@@ -82,13 +83,19 @@ class PPOStrategy:
         self.update([b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch])
         return True
 
+    def _scheduled(self, start: float, end: float | None) -> float:
+        if end is None:
+            return start
+        t = min(1.0, self.observed / max(1, self.config.total_trials))
+        return start + t * (end - start)
+
     def entropy_weight(self) -> float:
         """The entropy bonus now (constant, or linear from ``entropy_weight`` to ``entropy_final``)."""
-        c = self.config
-        if c.entropy_final is None:
-            return c.entropy_weight
-        t = min(1.0, self.observed / max(1, c.total_trials))
-        return c.entropy_weight + t * (c.entropy_final - c.entropy_weight)
+        return self._scheduled(self.config.entropy_weight, self.config.entropy_final)
+
+    def learning_rate(self) -> float:
+        """The learning rate now (constant, or linear from ``lr`` to ``lr_final``)."""
+        return self._scheduled(self.config.lr, self.config.lr_final)
 
     def update(self, actions, old_logp, rewards) -> dict:
         """One PPO update (clipped surrogate, EMA baseline, entropy bonus) on a batch."""
@@ -104,6 +111,7 @@ class PPOStrategy:
             self.scale = c.baseline_decay * self.scale + (1 - c.baseline_decay) * float(rewards.std())
             adv = adv / (self.scale + 1e-8)
         self.baseline = c.baseline_decay * self.baseline + (1 - c.baseline_decay) * float(rewards.mean())
+        self.optimizer.learning_rate.assign(self.learning_rate())
         info = self._step(tf.constant(np.asarray(actions, np.int64)),
                           tf.constant(np.asarray(old_logp, np.float32)),
                           tf.constant(adv.astype(np.float32)),

@@ -27,9 +27,11 @@ class SyntheticReward:
     optimum, 1.0, is reached exactly by the target's blocks.
     """
 
-    def __init__(self, space: SearchSpace, target: Genotype = NASNET_A, interaction: float = 0.2):
+    def __init__(self, space: SearchSpace, target: Genotype = NASNET_A, interaction: float = 0.2,
+                 delay: float = 0.0):
         self.space = space
         self.interaction = float(interaction)
+        self.delay = float(delay)  # seconds of simulated child training (executor tests, benchmarks)
         t = np.asarray(space.encode(target)).reshape(-1, 5)
         self._target = t
         self._swapped = t[:, [1, 0, 3, 2, 4]]
@@ -40,6 +42,8 @@ class SyntheticReward:
         return np.maximum((a == self._target).sum(1), (a == self._swapped).sum(1))
 
     def __call__(self, actions, seed: int = 0) -> float:
+        if self.delay:
+            time.sleep(self.delay)
         m = self.block_matches(actions)
         frac = m.sum() / self.space.num_decisions
         full = (m == 5).mean()

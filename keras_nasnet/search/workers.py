@@ -24,7 +24,7 @@ def make_reward(spec: dict):
     space = SearchSpace(**spec["space"])
     if spec["reward"] == "synthetic":
         return SyntheticReward(space, genotype_from(spec.get("target", "NASNET_A")),
-                               spec.get("interaction", 0.2))
+                               spec.get("interaction", 0.2), spec.get("delay", 0.0))
     if spec["reward"] == "cifar10":
         return CIFARReward(space, ProxyConfig(**spec["proxy"]))
     raise ValueError(f"Unknown reward {spec['reward']!r}; use synthetic or cifar10.")

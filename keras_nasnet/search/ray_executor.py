@@ -1,0 +1,83 @@
+"""Child evaluation as Ray tasks, on a local Ray runtime or an existing cluster.
+
+The controller and the journal stay on the driver; each child is one Ray task with declared
+resources (``num_cpus``, ``num_gpus``). A task whose worker process or node dies is retried by Ray
+up to ``max_retries`` times, then reported as a failed trial (reward 0), so the search finishes and
+nothing already finished is lost. Needs ``pip install "keras_nasnet[distributed]"``.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def _evaluate_remote(reward_spec: dict, task: dict) -> dict:
+    import os
+
+    from .workers import evaluate, make_reward
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Ray reuses worker processes: build each reward once per process (the CIFAR arrays stay loaded).
+    key = repr(sorted(reward_spec.items()))
+    cache = globals().setdefault("_REWARDS", {})
+    if key not in cache:
+        cache[key] = make_reward(reward_spec)
+    return evaluate(cache[key], task, f"ray-{os.getpid()}")
+
+
+class RayExecutor:
+    """Runs children as Ray tasks; ``capacity`` of them at a time."""
+
+    def __init__(self, reward_spec: dict, workers: int, address: str | None = None,
+                 num_cpus: float = 1, num_gpus: float = 0, max_retries: int = 2):
+        try:
+            import ray
+        except ImportError:
+            raise SystemExit('--executor ray needs Ray: pip install "keras_nasnet[distributed]"') from None
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+            self._started = True
+        self.reward_spec = reward_spec
+        self.capacity = workers
+        self.max_retries = max_retries
+        self._fn = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_evaluate_remote)
+        self._pending: dict = {}
+
+    def submit(self, task: dict) -> None:
+        """Starts ``task`` as a Ray task."""
+        self._pending[self._fn.remote(self.reward_spec, task)] = task
+
+    def poll(self, timeout: float = 1.0) -> list[dict]:
+        """Finished children; tasks that failed even after Ray's retries come back ``failed``."""
+        if not self._pending:
+            time.sleep(min(timeout, 0.1))
+            return []
+        ready, _ = self._ray.wait(list(self._pending), num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = self._ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
+        out = []
+        for ref in ready:
+            task = self._pending.pop(ref)
+            try:
+                out.append(self._ray.get(ref))
+            except Exception as e:  # worker or node died more often than max_retries allows
+                out.append({"event": "finished", "trial": task["trial"], "actions": task["actions"],
+                            "logp": task["logp"], "seed": task["seed"], "worker": "ray",
+                            "status": "failed", "reward": 0.0, "seconds": 0.0,
+                            "error": f"{type(e).__name__} after {self.max_retries} retries: {str(e)[:300]}",
+                            "finished_at": time.time()})
+        return out
+
+    def close(self) -> None:
+        """Cancels unfinished tasks; shuts Ray down if this executor started it."""
+        for ref in self._pending:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # already finished or gone; nothing to cancel
+                pass
+        self._pending.clear()
+        if self._started:
+            self._ray.shutdown()

@@ -1,0 +1,96 @@
+"""Child evaluation on a real local Ray runtime (started by the test), worker deaths included."""
+
+import json
+import time
+
+import psutil
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from keras_nasnet.search.ray_executor import RayExecutor  # noqa: E402
+
+SPACE = {"num_blocks": 1, "ops": ["identity", "sep_conv_3x3"], "combines": ["add", "concat"]}
+CELL = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}], "concat": [2]}
+TARGET = json.dumps({"normal": CELL, "reduction": CELL})
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _task(trial):
+    return {"trial": trial, "actions": [0, 1, 1, 0, 0] * 2, "logp": [0.0] * 10, "seed": trial}
+
+
+def _spec(delay):
+    return {"reward": "synthetic", "space": SPACE, "target": TARGET, "delay": delay}
+
+
+def _wait(ex, n, limit=400):
+    got, deadline = [], time.time() + limit
+    while len(got) < n and time.time() < deadline:
+        got += ex.poll(timeout=1)
+    return got
+
+
+def _kill_running_child(limit=300):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        for p in psutil.process_iter(["cmdline"]):
+            if " ".join(p.info["cmdline"] or []).startswith("ray::_evaluate_remote"):
+                p.kill()
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def test_children_run_as_ray_tasks(local_ray):
+    ex = RayExecutor(_spec(0.0), workers=2)
+    for t in range(4):
+        ex.submit(_task(t))
+    got = _wait(ex, 4)
+    ex.close()
+    assert sorted(r["trial"] for r in got) == [0, 1, 2, 3]
+    assert all(r["status"] == "ok" and r["reward"] == 1.0 for r in got)
+    assert ray.is_initialized()  # an executor does not shut down a runtime it did not start
+
+
+def test_worker_killed_mid_child_is_retried(local_ray):
+    ex = RayExecutor(_spec(4.0), workers=1, max_retries=2)
+    ex.submit(_task(7))
+    assert _kill_running_child()
+    got = _wait(ex, 1)
+    ex.close()
+    assert got[0]["trial"] == 7 and got[0]["status"] == "ok"
+
+
+def test_worker_killed_beyond_retries_is_a_failed_trial(local_ray):
+    ex = RayExecutor(_spec(4.0), workers=1, max_retries=0)
+    ex.submit(_task(8))
+    assert _kill_running_child()
+    got = _wait(ex, 1)
+    ex.close()
+    assert got[0]["trial"] == 8 and got[0]["status"] == "failed" and got[0]["reward"] == 0.0
+
+
+def test_search_on_ray_matches_the_local_record_format(local_ray, tmp_path):
+    from keras_nasnet.search.__main__ import main
+
+    out = tmp_path / "ray_search"
+    args = ["--reward", "synthetic", "--executor", "ray", "--workers", "2", "--trials", "30",
+            "--blocks", "1", "--ops", "identity,sep_conv_3x3", "--target", TARGET, "--out", str(out),
+            "--no-progress"]
+    assert main(args) == 0
+    recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
+    finished = [r for r in recs if r["event"] == "finished"]
+    assert sorted(r["trial"] for r in finished) == list(range(30))
+    # The same search extended to 40 trials resumes: the first 30 results stay as they were.
+    assert main([a if a != "30" else "40" for a in args]) == 0
+    recs2 = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
+    finished2 = [r for r in recs2 if r["event"] == "finished"]
+    assert sorted(r["trial"] for r in finished2) == list(range(40))
+    assert finished2[:30] == finished
