@@ -112,6 +112,7 @@ def NASNet(
     bn_epsilon: float = 1e-3,
     include_preprocessing: bool = False,
     default_size: int | None = None,
+    bn_synchronized: bool = False,
 ):
     """Builds a NASNet-space network from a cell genotype.
 
@@ -150,6 +151,8 @@ def NASNet(
         bn_epsilon: BatchNormalization epsilon.
         include_preprocessing: prepend per-channel CIFAR-10 normalisation so the model takes raw
             [0, 255] pixels.
+        bn_synchronized: share BatchNormalization statistics across ``tf.distribute`` replicas
+            (same weights; only multi-replica training differs).
         default_size: input size used when ``input_shape`` is not given (224 imagenet, 32 cifar).
 
     Returns:
@@ -197,7 +200,9 @@ def NASNet(
         inputs = layers.Input(tensor=input_tensor, shape=input_shape, name="input_layer")
     else:
         inputs = input_tensor
-    cfg = ops.BNConfig(bn_momentum, bn_epsilon)
+    cfg = ops.BNConfig(bn_momentum, bn_epsilon, bn_synchronized)
+    # Under mixed precision keep the classifiers in float32, so probabilities and losses are too.
+    head_dtype = "float32" if keras.mixed_precision.global_policy().compute_dtype != "float32" else None
 
     x = inputs
     if include_preprocessing:
@@ -249,9 +254,10 @@ def NASNet(
         x = layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
         if dropout_rate:
             x = layers.Dropout(dropout_rate, name="top_dropout")(x)
-        outputs = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        outputs = layers.Dense(classes, activation=classifier_activation, name="predictions",
+                               dtype=head_dtype)(x)
         if auxiliary_head:
-            outputs = [outputs, _aux_head(aux_input, classes, classifier_activation, cfg)]
+            outputs = [outputs, _aux_head(aux_input, classes, classifier_activation, cfg, head_dtype)]
     elif pooling == "avg":
         outputs = layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
     elif pooling == "max":
@@ -269,7 +275,7 @@ def NASNet(
     return model
 
 
-def _aux_head(x, classes, activation, cfg):
+def _aux_head(x, classes, activation, cfg, dtype=None):
     """The paper's auxiliary classifier (TF-slim ``_build_aux_head``)."""
     x = ops.relu(x, name="aux_relu_1")
     x = layers.AveragePooling2D(5, strides=3, padding="valid", name="aux_pool")(x)
@@ -280,7 +286,7 @@ def _aux_head(x, classes, activation, cfg):
     x = ops.bn(x, cfg, "aux_bn_2")
     x = ops.relu(x, name="aux_relu_3")
     x = layers.Flatten(name="aux_flatten")(x)
-    return layers.Dense(classes, activation=activation, name="aux_predictions")(x)
+    return layers.Dense(classes, activation=activation, name="aux_predictions", dtype=dtype)(x)
 
 
 def NASNetMobile(

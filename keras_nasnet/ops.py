@@ -97,6 +97,7 @@ class BNConfig:
 
     momentum: float = 0.9997
     epsilon: float = 1e-3
+    synchronized: bool = False  # share batch statistics across tf.distribute replicas
 
 
 def relu(x, name=None):
@@ -106,7 +107,8 @@ def relu(x, name=None):
 
 def bn(x, cfg: BNConfig, name):
     """BatchNormalization with the model's settings."""
-    return layers.BatchNormalization(momentum=cfg.momentum, epsilon=cfg.epsilon, name=name)(x)
+    return layers.BatchNormalization(momentum=cfg.momentum, epsilon=cfg.epsilon,
+                                     synchronized=cfg.synchronized, name=name)(x)
 
 
 def conv_bn(x, filters, kernel_size, cfg: BNConfig, name, strides=1, dilation_rate=1):

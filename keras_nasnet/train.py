@@ -39,18 +39,40 @@ class DropPathSchedule(keras.callbacks.Callback):
                 layer.progress.assign(epoch / self.epochs)
 
 
-def build_training_model(args, steps_per_epoch: int):
-    """The model and its compiled optimizer for ``args`` (see :func:`parser`)."""
+def make_distribution(kind: str | None):
+    """``None`` (one device), ``mirrored`` (all local GPUs, or CPU) or ``multiworker`` (the cluster
+    described by ``TF_CONFIG``)."""
+    import tensorflow as tf
+
+    if kind is None:
+        return None
+    if kind == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        # No GPU: mirror over the logical CPU devices (one unless the process split the CPU).
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    if kind == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown --distribute {kind!r}; use mirrored or multiworker.")
+
+
+def build_training_model(args, steps_per_epoch: int, replicas: int = 1):
+    """The model and its compiled optimizer for ``args`` (see :func:`parser`).
+
+    With several replicas the learning rate is scaled linearly (``--batch-size`` is per replica) and
+    BatchNormalization statistics are synchronized across replicas.
+    """
     model = NASNetCIFAR(
         num_cells=args.num_cells, penultimate_filters=args.penultimate_filters,
         genotype=genotype_from(args.genotype), drop_path_rate=args.drop_path,
         auxiliary_head=args.aux_weight > 0, bn_momentum=args.bn_momentum, classes=10,
+        bn_synchronized=replicas > 1,
     )
     schedule = keras.optimizers.schedules.CosineDecay(
-        args.lr, decay_steps=max(1, args.epochs * steps_per_epoch)
+        args.lr * replicas, decay_steps=max(1, args.epochs * steps_per_epoch)
     )
-    opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
-                               weight_decay=args.weight_decay, global_clipnorm=5.0)
+    opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=args.weight_decay,
+                               global_clipnorm=args.clip_norm or None)
     # L2 on kernels only, as TF-slim regularises weights, not BN scales and offsets.
     opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     if args.aux_weight > 0:
@@ -93,7 +115,8 @@ def restore_checkpoint(model, path: Path) -> int:
 
 def _config_of(args) -> dict:
     keys = ["genotype", "num_cells", "penultimate_filters", "epochs", "batch_size", "lr",
-            "weight_decay", "drop_path", "aux_weight", "cutout", "bn_momentum", "seed", "split"]
+            "weight_decay", "drop_path", "aux_weight", "cutout", "bn_momentum", "seed", "split",
+            "distribute", "mixed_precision", "clip_norm"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -125,22 +148,30 @@ def fit(args) -> dict:
     if args.limit:
         xtr, ytr = _subset(xtr, ytr, args.limit)
         xte, yte = _subset(xte, yte, args.limit)
-    steps = math.ceil(len(xtr) / args.batch_size)
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = make_distribution(args.distribute)
+    replicas = strategy.num_replicas_in_sync if strategy else 1
+    batch = args.batch_size * replicas
+    steps = math.ceil(len(xtr) / batch)
     outputs = 2 if args.aux_weight > 0 else 1
 
     ckpt = out / "checkpoint.npz"
     state_file = out / "state.json"
     start_epoch = 0
     keras.utils.set_random_seed(args.seed)
-    model = build_training_model(args, steps)
-    if ckpt.exists() and state_file.exists():
-        start_epoch = restore_checkpoint(model, ckpt)
-        print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
+    import contextlib
+
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_training_model(args, steps, replicas)
+        if ckpt.exists() and state_file.exists():
+            start_epoch = restore_checkpoint(model, ckpt)
+            print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
 
     callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), DropPathSchedule(args.epochs)]
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
-        ds = data_lib.make_dataset(xtr, ytr, args.batch_size, True, args.seed, epoch, args.cutout, outputs)
+        ds = data_lib.make_dataset(xtr, ytr, batch, True, args.seed, epoch, args.cutout, outputs)
         val = None
         if xval is not None:
             val = data_lib.make_dataset(xval, yval, 250, False, outputs=outputs)
@@ -192,15 +223,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cells", type=int, default=6, help="N, normal cells per stack")
     p.add_argument("--penultimate-filters", type=int, default=768, help="P (24F for NASNet-A)")
     p.add_argument("--epochs", type=int, default=600, help="the paper trains 600 epochs")
-    p.add_argument("--batch-size", type=int, default=32, help="the paper uses 32")
+    p.add_argument("--batch-size", type=int, default=32, help="the paper uses 32 (per replica)")
     p.add_argument("--lr", type=float, default=0.025, help="initial learning rate (cosine decay)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 on kernels")
+    p.add_argument("--clip-norm", type=float, default=5.0, help="global gradient-norm clip; 0 = off")
     p.add_argument("--drop-path", type=float, default=0.4, help="final ScheduledDropPath rate")
     p.add_argument("--aux-weight", type=float, default=0.4, help="auxiliary head loss weight; 0 = none")
     p.add_argument("--cutout", type=int, default=16, help="cutout square size; 0 = off")
     p.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNormalization momentum")
     p.add_argument("--split", choices=["45k", "full"], default="45k",
                    help="train on the 45,000-image split (5,000 validation) or all 50,000")
+    p.add_argument("--distribute", choices=["mirrored", "multiworker"], default=None,
+                   help="tf.distribute strategy; --batch-size is then per replica and the learning "
+                        "rate is scaled by the number of replicas")
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (for GPUs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke runs)")
     p.add_argument("--verbose", type=int, default=1, help="Keras progress bar: 1 bar, 2 line, 0 off")

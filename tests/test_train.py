@@ -78,3 +78,29 @@ def test_other_configuration_on_existing_out_is_refused(image_folder, tmp_path):
     (out / "config.json").write_text(json.dumps({"epochs": 99}))
     r = subprocess.run(_cmd(out, image_folder), env=_env(tmp_path), capture_output=True, text=True)
     assert r.returncode != 0 and "another configuration" in r.stderr
+
+
+_TWO_CPUS = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from keras_nasnet.train import main
+main(sys.argv[1:])
+"""
+
+
+def test_mirrored_over_two_cpu_devices_matches_single_device(image_folder, tmp_path):
+    env = _env(tmp_path)
+    common = ["--data", str(image_folder), "--num-cells", "1", "--penultimate-filters", "48",
+              "--epochs", "1", "--drop-path", "0", "--aux-weight", "0", "--cutout", "0", "--split", "full", "--clip-norm", "0", "--weight-decay", "0",
+              "--verbose", "0"]
+    single = tmp_path / "single"
+    subprocess.run([sys.executable, "-m", "keras_nasnet.train", "--out", str(single), "--batch-size", "16",
+                    "--lr", "0.05", *common], env=env, check=True, timeout=600)
+    mirrored = tmp_path / "mirrored"
+    # Two replicas of 8 (global batch 16); the learning rate is scaled by the replica count.
+    subprocess.run([sys.executable, "-c", _TWO_CPUS, "--out", str(mirrored), "--distribute", "mirrored",
+                    "--batch-size", "8", "--lr", "0.025", *common], env=env, check=True, timeout=600)
+    a = json.loads((single / "result.json").read_text())
+    b = json.loads((mirrored / "result.json").read_text())
+    assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-3, abs=1e-4)
