@@ -249,8 +249,10 @@ def evaluate_main(argv) -> dict:
     p.add_argument("--weights", required=True, help="a weights file or a registry name (cifar10)")
     p.add_argument("--data", default=None)
     p.add_argument("--genotype", default="NASNET_A")
-    p.add_argument("--num-cells", type=int, default=6)
-    p.add_argument("--penultimate-filters", type=int, default=768)
+    p.add_argument("--num-cells", type=int, default=None,
+                   help="default: the architecture of registered weights, else 6")
+    p.add_argument("--penultimate-filters", type=int, default=None,
+                   help="default: the architecture of registered weights, else 768")
     p.add_argument("--limit", type=int, default=0)
     a = p.parse_args(argv)
     model = NASNetCIFAR(a.num_cells, a.penultimate_filters, genotype=genotype_from(a.genotype),

@@ -92,13 +92,15 @@ main(sys.argv[1:])
 def test_mirrored_over_two_cpu_devices_matches_single_device(image_folder, tmp_path):
     env = _env(tmp_path)
     common = ["--data", str(image_folder), "--num-cells", "1", "--penultimate-filters", "48",
-              "--epochs", "1", "--drop-path", "0", "--aux-weight", "0", "--cutout", "0", "--split", "full", "--clip-norm", "0", "--weight-decay", "0",
+              "--epochs", "1", "--drop-path", "0", "--aux-weight", "0", "--cutout", "0", "--split", "full", "--clip-norm", "0", "--weight-decay", "0", "--limit", "16",
               "--verbose", "0"]
     single = tmp_path / "single"
     subprocess.run([sys.executable, "-m", "keras_nasnet.train", "--out", str(single), "--batch-size", "16",
                     "--lr", "0.05", *common], env=env, check=True, timeout=600)
     mirrored = tmp_path / "mirrored"
-    # Two replicas of 8 (global batch 16); the learning rate is scaled by the replica count.
+    # Two replicas of 8 (global batch 16); the learning rate is scaled by the replica count. One
+    # step: the replicas' gradient sums differ from the single device's in float rounding only
+    # (measured: 1e-5 in the weights), which longer chaotic runs on tiny data would amplify.
     subprocess.run([sys.executable, "-c", _TWO_CPUS, "--out", str(mirrored), "--distribute", "mirrored",
                     "--batch-size", "8", "--lr", "0.025", *common], env=env, check=True, timeout=600)
     a = json.loads((single / "result.json").read_text())

@@ -194,3 +194,13 @@ def test_preprocess_and_decode_predictions_offline():
     assert top[0][:2] == ("n02504458", "African_elephant") and top[1][1] == "goldfish"
     with pytest.raises(ValueError, match=r"\(samples, 1000\)"):
         kn.decode_predictions(np.zeros((1, 10)))
+
+
+def test_project_cifar10_weights_load_offline_from_the_manifest():
+    spec = W.registry()["nasnet_cifar_1@384_cifar10"]
+    assert spec.base_url is None and spec.metrics["test_accuracy"] >= 0.80
+    m = kn.NASNetCIFAR(weights="cifar10")  # builds the matching architecture
+    assert m.count_params() == 230138
+    x = np.full((1, 32, 32, 3), 128.0, "float32")  # raw pixels: normalisation is in the model
+    p = np.asarray(m(x))
+    assert p.shape == (1, 10) and abs(p.sum() - 1) < 1e-5
