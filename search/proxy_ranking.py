@@ -31,8 +31,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("search_dir")
     p.add_argument("--data", default=None)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--train-images", type=int, default=10000)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--train-images", type=int, default=8000)
     p.add_argument("--filters", type=int, default=384, help="penultimate filters of the longer proxy")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
@@ -51,9 +51,20 @@ def main(argv=None):
         "NASNet-A": space.encode(NASNET_A),
         "random": space.sample_uniform(np.random.default_rng(a.seed), 1)[0].tolist(),
     }
+    # Measurements of an earlier run with the same proxies are reused (keyed by the cell's actions),
+    # so the script can run while the search is still going and again when it has finished.
+    done = {}
+    result_file = out / "proxy_ranking.json"
+    if result_file.exists():
+        old = json.loads(result_file.read_text())
+        if old["longer_proxy"] == dataclasses.asdict(longer):
+            done = {json.dumps(r["actions"]): r for r in old["cells"]}
     rows = []
     for name, actions in cells.items():
-        row = {"cell": name, "genotype": space.decode(actions).to_dict()}
+        if json.dumps(actions) in done:
+            rows.append({**done[json.dumps(actions)], "cell": name})
+            continue
+        row = {"cell": name, "actions": actions, "genotype": space.decode(actions).to_dict()}
         for label, proxy in (("search_proxy", search_proxy), ("longer_proxy", longer)):
             if label == "search_proxy" and name.startswith("search best"):
                 row[label] = best["reward"]  # measured during the search, same seed rule
@@ -68,7 +79,7 @@ def main(argv=None):
               "cells": rows, "rank_by_search_proxy": order("search_proxy"),
               "rank_by_longer_proxy": order("longer_proxy")}
     result["same_ranking"] = result["rank_by_search_proxy"] == result["rank_by_longer_proxy"]
-    (out / "proxy_ranking.json").write_text(json.dumps(result, indent=2))
+    result_file.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("rank_by_search_proxy", "rank_by_longer_proxy", "same_ranking")}))
     return 0
 
