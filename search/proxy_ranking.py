@@ -31,9 +31,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("search_dir")
     p.add_argument("--data", default=None)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--train-images", type=int, default=8000)
-    p.add_argument("--filters", type=int, default=384, help="penultimate filters of the longer proxy")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of the longer proxy")
+    p.add_argument("--train-images", type=int, default=None, help="default: the search proxy's")
+    p.add_argument("--filters", type=int, default=None, help="default: the search proxy's")
+    p.add_argument("--only-reference", action="store_true",
+                   help="measure NASNet-A and the random cell only (while the search still runs)")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     out = Path(a.search_dir)
@@ -42,8 +44,9 @@ def main(argv=None):
     search_proxy = ProxyConfig(**config["reward_args"]["proxy"])
     if a.data:
         search_proxy.data = a.data
-    longer = dataclasses.replace(search_proxy, epochs=a.epochs, train_images=a.train_images,
-                                 penultimate_filters=a.filters)
+    longer = dataclasses.replace(search_proxy, epochs=a.epochs,
+                                 train_images=a.train_images or search_proxy.train_images,
+                                 penultimate_filters=a.filters or search_proxy.penultimate_filters)
     trials = load_trials(out)
     best = max(trials, key=lambda t: t["reward"])
     cells = {
@@ -59,6 +62,8 @@ def main(argv=None):
         old = json.loads(result_file.read_text())
         if old["longer_proxy"] == dataclasses.asdict(longer):
             done = {json.dumps(r["actions"]): r for r in old["cells"]}
+    if a.only_reference:
+        cells = {k: v for k, v in cells.items() if not k.startswith("search best")}
     rows = []
     for name, actions in cells.items():
         if json.dumps(actions) in done:
