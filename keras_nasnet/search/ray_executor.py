@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+from .workers import failed_record
+
 
 def _evaluate_remote(reward_spec: dict, task: dict) -> dict:
     import os
@@ -64,11 +66,8 @@ class RayExecutor:
             try:
                 out.append(self._ray.get(ref))
             except Exception as e:  # worker or node died more often than max_retries allows
-                out.append({"event": "finished", "trial": task["trial"], "actions": task["actions"],
-                            "logp": task["logp"], "seed": task["seed"], "worker": "ray",
-                            "status": "failed", "reward": 0.0, "seconds": 0.0,
-                            "error": f"{type(e).__name__} after {self.max_retries} retries: {str(e)[:300]}",
-                            "finished_at": time.time()})
+                out.append(failed_record(
+                    task, "ray", f"{type(e).__name__} after {self.max_retries} retries: {str(e)[:300]}"))
         return out
 
     def close(self) -> None:

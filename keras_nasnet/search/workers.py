@@ -30,6 +30,13 @@ def make_reward(spec: dict):
     raise ValueError(f"Unknown reward {spec['reward']!r}; use synthetic or cifar10.")
 
 
+def failed_record(task: dict, worker: str, error: str, seconds: float = 0.0) -> dict:
+    """The ``finished`` record of a child that could not be evaluated (reward 0)."""
+    return {"event": "finished", "trial": task["trial"], "actions": task["actions"],
+            "logp": task["logp"], "seed": task["seed"], "worker": worker, "status": "failed",
+            "reward": 0.0, "seconds": seconds, "error": error[:500], "finished_at": time.time()}
+
+
 def evaluate(reward_fn, task: dict, worker: str) -> dict:
     """Runs one child and returns its ``finished`` record (never raises)."""
     import math
@@ -135,11 +142,8 @@ class LocalExecutor:
             if not p.is_alive():
                 task = self._holding[wid]
                 if task is not None:
-                    out.append({"event": "finished", "trial": task["trial"], "actions": task["actions"],
-                                "logp": task["logp"], "seed": task["seed"], "worker": f"local-{wid}",
-                                "status": "failed", "reward": 0.0, "seconds": 0.0,
-                                "error": f"worker process died (exit code {p.exitcode})",
-                                "finished_at": time.time()})
+                    out.append(failed_record(task, f"local-{wid}",
+                                             f"worker process died (exit code {p.exitcode})"))
                 self._start(wid)
         return out
 
