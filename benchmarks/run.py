@@ -51,48 +51,68 @@ class PeakRSS:
         self.peak_mb = (self.peak - self.start) / 2**20
 
 
+def compare(build_ours, build_peer, make_step, reps: int) -> dict:
+    """Times ``make_step(model)()`` for both models: median seconds over ``reps`` interleaved runs.
+
+    Both models are built and warmed up (the first calls trace the functions) before timing, and
+    the timed runs alternate ours / peer, so a drift of the machine's speed (another process, CPU
+    clock) affects both sides alike instead of whichever side happens to run second. Peak memory is
+    the RSS growth during each side's build and first two calls.
+    """
+    steps, out = {}, {}
+    for side, build in (("ours", build_ours), ("peer", build_peer)):
+        with PeakRSS() as mem:
+            steps[side] = make_step(build())
+            for _ in range(2):
+                steps[side]()
+        out[side + "_mb"] = mem.peak_mb
+    times = {"ours": [], "peer": []}
+    for i in range(reps):
+        order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")
+        for side in order:
+            t = time.perf_counter()
+            steps[side]()
+            times[side].append(time.perf_counter() - t)
+    out.update({side: statistics.median(ts) for side, ts in times.items()})
+    del steps
+    keras.backend.clear_session()
+    return out
+
+
 def timed(fn, reps: int, warmup: int = 1) -> float:
     """Median seconds of ``fn()`` over ``reps`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         fn()
-    times = []
+    ts = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
 
 
 def inference_case(build_ours, build_peer, size, batch, reps):
-    """Forward pass (training=False) of both models on the same input."""
+    """Forward pass (training=False) of both models on the same input, in a ``tf.function``."""
     x = tf.random.uniform((batch, size, size, 3), -1, 1)
-    out = {}
-    for side, build in (("ours", build_ours), ("peer", build_peer)):
-        model = build()
+
+    def make_step(model):
         f = tf.function(lambda t: model(t, training=False), jit_compile=False)
-        with PeakRSS() as mem:
-            out[side] = timed(lambda: f(x).numpy(), reps)
-        out[side + "_mb"] = mem.peak_mb
-        del model, f
-        keras.backend.clear_session()
-    return out
+        return lambda: f(x).numpy()
+
+    return compare(build_ours, build_peer, make_step, reps)
 
 
 def train_case(build_ours, build_peer, size, batch, reps, classes):
-    """One SGD training step (forward, backward, update) of both models."""
+    """One SGD training step (forward, backward, update) of both models, as Keras' ``fit`` runs it."""
     x = tf.random.uniform((batch, size, size, 3), -1, 1)
     y = tf.random.uniform((batch,), 0, classes, tf.int32)
-    out = {}
-    for side, build in (("ours", build_ours), ("peer", build_peer)):
-        model = build()
+
+    def make_step(model):
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy",
                       jit_compile=False)
-        with PeakRSS() as mem:
-            out[side] = timed(lambda: model.train_on_batch(x, y), reps)
-        out[side + "_mb"] = mem.peak_mb
-        del model
-        keras.backend.clear_session()
-    return out
+        return lambda: model.train_on_batch(x, y)
+
+    return compare(build_ours, build_peer, make_step, reps)
 
 
 def keras_cifar_nasnet(num_cells, penultimate_filters, classes=10):
@@ -164,7 +184,13 @@ def main(argv=None):
     add("inference NASNetMobile 224 batch 1", inference_case(mob, mob_peer, 224, 1, reps * 3))
     add(f"inference NASNetMobile 224 batch {8 if a.quick else 32}",
         inference_case(mob, mob_peer, 224, 8 if a.quick else 32, reps))
+    folded = lambda: kn.fold_batch_norm(kn.NASNetMobile(weights=None))
+    add("inference NASNetMobile 224 batch 1, BN folded", inference_case(folded, mob_peer, 224, 1, reps * 3))
+    add(f"inference NASNetMobile 224 batch {8 if a.quick else 32}, BN folded",
+        inference_case(folded, mob_peer, 224, 8 if a.quick else 32, reps))
     add("inference NASNetLarge 331 batch 1", inference_case(large, large_peer, 331, 1, reps))
+    add("inference NASNetLarge 331 batch 1, BN folded",
+        inference_case(lambda: kn.fold_batch_norm(large()), large_peer, 331, 1, reps))
     if not a.quick:
         add("inference NASNetLarge 331 batch 32", inference_case(large, large_peer, 331, 32, 3))
     add(f"train step NASNetMobile 224 batch {8 if a.quick else 32}",

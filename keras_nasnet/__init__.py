@@ -11,11 +11,12 @@ from .genotypes import AMOEBANET_A, GENOTYPES, NASNET_A, OPS, PNASNET_5, Block, 
 from .imagenet import decode_predictions, preprocess_input
 from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile
 from .ops import ScheduledDropPath, StridePadding2D
+from .optimize import fold_batch_norm
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AMOEBANET_A", "Block", "Cell", "GENOTYPES", "Genotype", "NASNET_A", "NASNet", "NASNetCIFAR",
     "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "ScheduledDropPath", "StridePadding2D",
-    "decode_predictions", "preprocess_input",
+    "decode_predictions", "fold_batch_norm", "preprocess_input",
 ]

@@ -1,0 +1,126 @@
+"""Inference-time graph optimisation: fold BatchNormalization into the convolution before it.
+
+In inference a BatchNormalization layer is a per-channel affine map, ``y = s * x + t`` with
+``s = gamma / sqrt(var + eps)`` and ``t = beta - s * mean``. When it directly follows a convolution
+whose output nothing else reads, the map can be folded into that convolution's kernel and bias, and
+the layer disappears. NASNet has one such pair per separable convolution (192 in NASNetMobile): under
+Keras 3 on TensorFlow each inference BN is several element-wise passes over the activation, so
+folding them removes a large share of the ops and memory traffic of a forward pass.
+
+The folded model computes the same function (to float rounding), uses only built-in Keras layers and
+saves as ``.keras``; it is meant for inference and export, not for further training (the batch
+statistics are gone).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+_CONVS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
+
+
+def _producer(layer):
+    """The layer whose output is ``layer``'s only input, or None."""
+    nodes = layer._inbound_nodes
+    if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
+        return None
+    return nodes[0].input_tensors[0]._keras_history.operation
+
+
+def _foldable_pairs(model) -> dict:
+    """``{conv layer name: bn layer}`` for every BN that can be folded into the conv before it."""
+    pairs = {}
+    for bn in model.layers:
+        if not isinstance(bn, keras.layers.BatchNormalization):
+            continue
+        conv = _producer(bn)
+        if (not isinstance(conv, _CONVS) or bn.axis not in (-1, 3) or len(conv._inbound_nodes) != 1
+                or len(conv._outbound_nodes) != 1 or conv.get_config().get("activation") != "linear"):
+            continue
+        pairs[conv.name] = bn
+    return pairs
+
+
+def _bn_affine(bn):
+    """``(scale, shift)`` of an inference BN as float64 arrays."""
+    mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+    var = np.asarray(bn.moving_variance.numpy(), np.float64)
+    gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else np.ones_like(mean)
+    beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else np.zeros_like(mean)
+    s = gamma / np.sqrt(var + bn.epsilon)
+    return s, beta - s * mean
+
+
+def _folded_weights(conv, bn) -> list[np.ndarray]:
+    """The weights of ``conv`` (with a bias) that compute ``bn(conv(x))``."""
+    s, t = _bn_affine(bn)
+    weights = [np.asarray(w, np.float64) for w in conv.get_weights()]
+    bias = weights.pop() if conv.use_bias else np.zeros_like(s)
+    if isinstance(conv, keras.layers.SeparableConv2D):
+        depthwise, pointwise = weights
+        kernels = [depthwise, pointwise * s]  # only the pointwise kernel sets output channels
+    elif isinstance(conv, keras.layers.DepthwiseConv2D):
+        (kernel,) = weights
+        kernels = [kernel * s.reshape(kernel.shape[2], kernel.shape[3])]
+    else:
+        (kernel,) = weights
+        kernels = [kernel * s]
+    dtype = conv.get_weights()[0].dtype
+    return [k.astype(dtype) for k in kernels] + [(bias * s + t).astype(dtype)]
+
+
+def fold_batch_norm(model: keras.Model) -> keras.Model:
+    """Returns a copy of ``model`` for inference with BatchNormalization folded into convolutions.
+
+    Every BatchNormalization that directly follows a ``Conv2D``, ``SeparableConv2D`` or
+    ``DepthwiseConv2D`` (with no activation, read by nothing else) is folded into that layer's kernel
+    and bias and replaced by an ``Identity`` layer of the same name, so layer names stay stable.
+    Other layers, and BNs that cannot be folded (e.g. after a concatenation), are kept with their
+    weights. The copy agrees with ``model(x, training=False)`` to float rounding.
+
+    Args:
+        model: a functional Keras model, e.g. ``NASNetMobile(weights="imagenet")``.
+
+    Returns:
+        A new functional model; the original is not modified.
+
+    Raises:
+        ValueError: if ``model`` is not a functional model (a subclassed model has no graph of
+            layers to rewrite).
+    """
+    if not isinstance(model, keras.Model) or not hasattr(model, "_operations") or not hasattr(
+            model, "inputs") or model.inputs is None:
+        raise ValueError("fold_batch_norm needs a functional Keras model (built with keras.Input), "
+                         f"got {type(model).__name__}.")
+    pairs = _foldable_pairs(model)
+    folded_bns = {bn.name for bn in pairs.values()}
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in pairs:
+            config["use_bias"] = True
+            config["bias_initializer"] = "zeros"
+        if layer.name in folded_bns:
+            return keras.layers.Identity(name=layer.name)
+        return layer.__class__.from_config(config)
+
+    def call(layer, *args, **kwargs):
+        if layer.name in folded_bns:  # Identity takes no `training`/`mask` arguments
+            return layer(args[0])
+        return layer(*args, **kwargs)
+
+    # Inputs named like the original's input layers, so every layer name carries over.
+    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history.operation.name)
+              for t in model.inputs]
+    folded = keras.models.clone_model(model, input_tensors=inputs if len(inputs) > 1 else inputs[0],
+                                      clone_function=clone, call_function=call)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        target = folded.get_layer(layer.name)
+        if layer.name in pairs:
+            target.set_weights(_folded_weights(layer, pairs[layer.name]))
+        elif layer.name not in folded_bns:
+            target.set_weights(layer.get_weights())
+    return folded

@@ -1,0 +1,72 @@
+"""fold_batch_norm: an inference copy with BN folded into convolutions computes the same function."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_nasnet as kn
+from keras_nasnet import NASNET_A
+
+from conftest import random_genotype
+
+
+def _with_random_bn_statistics(model, rng):
+    """Non-trivial BN statistics and affine parameters, as after training."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0, 0.2, shape))
+            layer.moving_variance.assign(rng.uniform(0.3, 3, shape))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
+            if layer.center:
+                layer.beta.assign(rng.normal(0, 0.2, shape))
+    return model
+
+
+def _bns(model):
+    return [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_folded_model_matches_and_drops_most_batch_norms(seed, tmp_path):
+    rng = np.random.default_rng(seed)
+    genotype = NASNET_A if seed == 0 else random_genotype(rng, num_blocks=3)
+    model = kn.NASNet(genotype, num_cells=1, penultimate_filters=96 if seed == 0 else 120, stem="cifar",
+                      classes=10, input_shape=(32, 32, 3))
+    _with_random_bn_statistics(model, rng)
+    folded = kn.fold_batch_norm(model)
+    x = rng.uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    expected = np.asarray(model(x, training=False))
+    assert np.allclose(np.asarray(folded(x, training=False)), expected, atol=1e-5)
+    # Only BNs that follow something other than a lone convolution (e.g. a concatenation) remain.
+    assert len(_bns(folded)) < len(_bns(model)) / 4
+    assert [l.name for l in folded.layers] == [l.name for l in model.layers]
+    # The original is untouched, and the copy saves and loads without custom objects.
+    assert np.allclose(np.asarray(model(x, training=False)), expected)
+    path = tmp_path / "folded.keras"
+    folded.save(path)
+    assert np.allclose(np.asarray(keras.models.load_model(path)(x)), expected, atol=1e-5)
+
+
+def test_fold_batch_norm_handles_conv_with_bias_and_depthwise():
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, use_bias=True, bias_initializer="ones")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False)(x)
+    x = keras.layers.BatchNormalization(center=False)(x)
+    model = _with_random_bn_statistics(keras.Model(inputs, x), rng)
+    folded = kn.fold_batch_norm(model)
+    assert not _bns(folded)
+    data = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    assert np.allclose(np.asarray(folded(data)), np.asarray(model(data, training=False)), atol=1e-5)
+
+
+def test_fold_batch_norm_refuses_a_subclassed_model():
+    class Net(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="functional"):
+        kn.fold_batch_norm(Net())
