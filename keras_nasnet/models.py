@@ -113,6 +113,7 @@ def NASNet(
     include_preprocessing: bool = False,
     default_size: int | None = None,
     bn_synchronized: bool = False,
+    bn_fused: bool = True,
 ):
     """Builds a NASNet-space network from a cell genotype.
 
@@ -153,6 +154,10 @@ def NASNet(
             [0, 255] pixels.
         bn_synchronized: share BatchNormalization statistics across ``tf.distribute`` replicas
             (same weights; only multi-replica training differs).
+        bn_fused: compute BatchNormalization with TensorFlow's fused kernel
+            (:class:`~keras_nasnet.ops.FusedBatchNormalization`: same weights and results, faster
+            training); ``False`` uses ``keras.layers.BatchNormalization``, so that a saved model
+            of static size loads where keras_nasnet is not installed.
         default_size: input size used when ``input_shape`` is not given (224 imagenet, 32 cifar).
 
     Returns:
@@ -200,7 +205,7 @@ def NASNet(
         inputs = layers.Input(tensor=input_tensor, shape=input_shape, name="input_layer")
     else:
         inputs = input_tensor
-    cfg = ops.BNConfig(bn_momentum, bn_epsilon, bn_synchronized)
+    cfg = ops.BNConfig(bn_momentum, bn_epsilon, bn_synchronized, bn_fused)
     # Under mixed precision keep the classifiers in float32, so probabilities and losses are too.
     head_dtype = "float32" if keras.mixed_precision.global_policy().compute_dtype != "float32" else None
 

@@ -7,8 +7,8 @@ the layer disappears. NASNet has one such pair per separable convolution (192 in
 Keras 3 on TensorFlow each inference BN is several element-wise passes over the activation, so
 folding them removes a large share of the ops and memory traffic of a forward pass.
 
-The folded model computes the same function (to float rounding), uses only built-in Keras layers and
-saves as ``.keras``; it is meant for inference and export, not for further training (the batch
+The folded model computes the same function (to float rounding), uses only built-in Keras layers
+(at static sizes without drop path) and saves as ``.keras``; it is meant for inference and export, not for further training (the batch
 statistics are gone).
 """
 
@@ -103,6 +103,10 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
             config["bias_initializer"] = "zeros"
         if layer.name in folded_bns:
             return keras.layers.Identity(name=layer.name)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # The BNs left (e.g. after a concatenation) become Keras' own layer: inference has no
+            # batch statistics to fuse, and the copy stays free of keras_nasnet classes.
+            return keras.layers.BatchNormalization.from_config(config)
         return layer.__class__.from_config(config)
 
     def call(layer, *args, **kwargs):

@@ -143,3 +143,43 @@ def test_imagenet_weights_argument_checks_happen_before_download():
         kn.NASNetCIFAR(2, 96, weights="imagenet")
     with pytest.raises(ValueError, match="are for nasnet_large"):
         kn.NASNetMobile(weights="nasnet_large_imagenet")
+
+
+@pytest.mark.parametrize("epsilon", [1e-3, 1e-5])
+def test_fused_batch_norm_computes_what_keras_batch_norm_computes(epsilon):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2, 3, (4, 5, 6, 7)).astype("float32"))
+    ours = kn.ops.FusedBatchNormalization(momentum=0.9, epsilon=epsilon)
+    ref = keras.layers.BatchNormalization(momentum=0.9, epsilon=epsilon)
+    for layer in (ours, ref):
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, 7))
+        layer.beta.assign(np.linspace(-1, 1, 7))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_ours, y_ref = ours(x, training=True), ref(x, training=True)
+        loss_ours, loss_ref = tf.reduce_sum(y_ours**3), tf.reduce_sum(y_ref**3)
+    close = lambda a, b, tol: np.allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
+    assert close(y_ours, y_ref, 1e-5)
+    assert close(ours.moving_mean, ref.moving_mean, 1e-6)
+    assert close(ours.moving_variance, ref.moving_variance, 1e-5)  # the biased variance, as Keras
+    assert close(tape.gradient(loss_ours, x), tape.gradient(loss_ref, x), 1e-4)
+    assert close(tape.gradient(loss_ours, ours.gamma), tape.gradient(loss_ref, ref.gamma), 1e-4)
+    assert close(ours(x, training=False), ref(x, training=False), 1e-5)
+    ours.trainable = False  # frozen BN runs in inference mode, as in Keras
+    assert close(ours(x, training=True), ref(x, training=False), 1e-5)
+
+
+def test_fused_and_keras_batch_norm_models_train_alike():
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    y = np.arange(4) % 10
+    models = [_tiny(NASNET_A, bn_fused=fused, bn_momentum=0.9) for fused in (True, False)]
+    models[1].set_weights(models[0].get_weights())
+    for m in models:
+        m.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+        m.train_on_batch(x, y)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        assert np.allclose(a, b, atol=1e-4)
+    assert np.allclose(np.asarray(models[0](x)), np.asarray(models[1](x)), atol=1e-4)
