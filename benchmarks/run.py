@@ -51,25 +51,25 @@ class PeakRSS:
         self.peak_mb = (self.peak - self.start) / 2**20
 
 
-def compare(build_ours, build_peer, make_step, reps: int) -> dict:
-    """Times ``make_step(model)()`` for both models: median seconds over ``reps`` interleaved runs.
+def compare(builders: dict, make_step, reps: int) -> dict:
+    """Times ``make_step(model)()`` for every model: median seconds over ``reps`` interleaved runs.
 
-    Both models are built and warmed up (the first calls trace the functions) before timing, and
-    the timed runs alternate ours / peer, so a drift of the machine's speed (another process, CPU
-    clock) affects both sides alike instead of whichever side happens to run second. Peak memory is
-    the RSS growth during each side's build and first two calls.
+    All models are built and warmed up (the first calls trace the functions) before timing, and
+    the timed runs rotate the order of the sides, so a drift of the machine's speed (another
+    process, the CPU clock) affects every side alike instead of whichever happens to run last.
+    Peak memory is the RSS growth during each side's build and first two calls.
     """
     steps, out = {}, {}
-    for side, build in (("ours", build_ours), ("peer", build_peer)):
+    for side, build in builders.items():
         with PeakRSS() as mem:
             steps[side] = make_step(build())
             for _ in range(2):
                 steps[side]()
         out[side + "_mb"] = mem.peak_mb
-    times = {"ours": [], "peer": []}
+    sides = list(builders)
+    times = {side: [] for side in sides}
     for i in range(reps):
-        order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")
-        for side in order:
+        for side in sides[i % len(sides):] + sides[: i % len(sides)]:
             t = time.perf_counter()
             steps[side]()
             times[side].append(time.perf_counter() - t)
@@ -91,19 +91,19 @@ def timed(fn, reps: int, warmup: int = 1) -> float:
     return statistics.median(ts)
 
 
-def inference_case(build_ours, build_peer, size, batch, reps):
-    """Forward pass (training=False) of both models on the same input, in a ``tf.function``."""
+def inference_case(builders, size, batch, reps):
+    """Forward pass (training=False) of every model on the same input, in a ``tf.function``."""
     x = tf.random.uniform((batch, size, size, 3), -1, 1)
 
     def make_step(model):
         f = tf.function(lambda t: model(t, training=False), jit_compile=False)
         return lambda: f(x).numpy()
 
-    return compare(build_ours, build_peer, make_step, reps)
+    return compare(builders, make_step, reps)
 
 
-def train_case(build_ours, build_peer, size, batch, reps, classes):
-    """One SGD training step (forward, backward, update) of both models, as Keras' ``fit`` runs it."""
+def train_case(builders, size, batch, reps, classes):
+    """One SGD training step (forward, backward, update) of every model, as Keras' ``fit`` runs it."""
     x = tf.random.uniform((batch, size, size, 3), -1, 1)
     y = tf.random.uniform((batch,), 0, classes, tf.int32)
 
@@ -112,7 +112,7 @@ def train_case(build_ours, build_peer, size, batch, reps, classes):
                       jit_compile=False)
         return lambda: model.train_on_batch(x, y)
 
-    return compare(build_ours, build_peer, make_step, reps)
+    return compare(builders, make_step, reps)
 
 
 def keras_cifar_nasnet(num_cells, penultimate_filters, classes=10):
@@ -161,6 +161,11 @@ def search_case(reps):
             "controller_share": (sample + update) / 20 / child}
 
 
+#: Our variants, against the peer: "before" is the graph keras.applications builds (Keras' own
+#: BatchNormalization), "ours" the default (fused BN), "folded" ``fold_batch_norm`` (inference only).
+VARIANTS = ("before", "ours", "folded")
+
+
 def main(argv=None):
     """Runs the benchmark cases and prints (and optionally writes) the results."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,49 +176,57 @@ def main(argv=None):
     rows = []
 
     def add(name, res):
-        ratio = res["ours"] / res["peer"]
-        rows.append({"case": name, "ours_s": res["ours"], "peer_s": res["peer"], "ratio": ratio,
-                     "ours_mb": res.get("ours_mb"), "peer_mb": res.get("peer_mb")})
-        print(f"{name:42} ours {res['ours'] * 1000:9.1f} ms  peer {res['peer'] * 1000:9.1f} ms  "
-              f"ratio {ratio:5.3f}  peak +MB {res['ours_mb']:7.0f} / {res['peer_mb']:7.0f}", flush=True)
+        row = {"case": name, "peer_s": res["peer"], "peer_mb": res["peer_mb"]}
+        text = f"{name:40} keras {res['peer'] * 1000:8.1f} ms"
+        for v in VARIANTS:
+            if v in res:
+                row[v + "_s"], row[v + "_mb"], row[v + "_ratio"] = res[v], res[v + "_mb"], res[v] / res["peer"]
+                text += f" | {v} {res[v] * 1000:8.1f} ms ({res[v] / res['peer']:.3f})"
+        rows.append(row)
+        print(text, flush=True)
 
-    mob = lambda: kn.NASNetMobile(weights=None)
+    def sides(build, peer, inference):
+        out = {"before": lambda: build(bn_fused=False), "ours": build}
+        if inference:
+            out["folded"] = lambda: kn.fold_batch_norm(build())
+        out["peer"] = peer
+        return out
+
+    mob = lambda **kw: kn.NASNetMobile(weights=None, **kw)
     mob_peer = lambda: keras.applications.NASNetMobile(weights=None)
-    large = lambda: kn.NASNetLarge(weights=None)
+    large = lambda **kw: kn.NASNetLarge(weights=None, **kw)
     large_peer = lambda: keras.applications.NASNetLarge(weights=None)
-    add("inference NASNetMobile 224 batch 1", inference_case(mob, mob_peer, 224, 1, reps * 3))
-    add(f"inference NASNetMobile 224 batch {8 if a.quick else 32}",
-        inference_case(mob, mob_peer, 224, 8 if a.quick else 32, reps))
-    folded = lambda: kn.fold_batch_norm(kn.NASNetMobile(weights=None))
-    add("inference NASNetMobile 224 batch 1, BN folded", inference_case(folded, mob_peer, 224, 1, reps * 3))
-    add(f"inference NASNetMobile 224 batch {8 if a.quick else 32}, BN folded",
-        inference_case(folded, mob_peer, 224, 8 if a.quick else 32, reps))
-    add("inference NASNetLarge 331 batch 1", inference_case(large, large_peer, 331, 1, reps))
-    add("inference NASNetLarge 331 batch 1, BN folded",
-        inference_case(lambda: kn.fold_batch_norm(large()), large_peer, 331, 1, reps))
+    big = 8 if a.quick else 32
+    add("inference NASNetMobile 224 batch 1", inference_case(sides(mob, mob_peer, True), 224, 1, reps * 3))
+    add(f"inference NASNetMobile 224 batch {big}", inference_case(sides(mob, mob_peer, True), 224, big, reps))
+    add("inference NASNetLarge 331 batch 1", inference_case(sides(large, large_peer, True), 331, 1, reps))
     if not a.quick:
-        add("inference NASNetLarge 331 batch 32", inference_case(large, large_peer, 331, 32, 3))
-    add(f"train step NASNetMobile 224 batch {8 if a.quick else 32}",
-        train_case(mob, mob_peer, 224, 8 if a.quick else 32, reps, 1000))
+        add("inference NASNetLarge 331 batch 32", inference_case(sides(large, large_peer, True), 331, 32, 3))
+    add(f"train step NASNetMobile 224 batch {big}", train_case(sides(mob, mob_peer, False), 224, big, reps, 1000))
     cifar = (1, 384) if a.quick else (6, 768)
     add(f"train step NASNetCIFAR {cifar[0]}@{cifar[1]} batch 32",
-        train_case(lambda: kn.NASNetCIFAR(*cifar, include_preprocessing=False),
-                   lambda: keras_cifar_nasnet(*cifar), 32, 32, reps, 10))
+        train_case(sides(lambda **kw: kn.NASNetCIFAR(*cifar, include_preprocessing=False, **kw),
+                         lambda: keras_cifar_nasnet(*cifar), False), 32, 32, reps, 10))
     search = search_case(reps)
     print(f"search: sample 20 {search['sample_20_s'] * 1000:.0f} ms, PPO update "
           f"{search['ppo_update_s'] * 1000:.0f} ms, one proxy child {search['proxy_child_s']:.1f} s "
           f"(controller time per child / child time = {search['controller_share']:.5f})")
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, Keras {keras.__version__}"
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, "
+               f"Keras {keras.__version__}")
     if a.out:
+        fmt = lambda r, v: (f"{r[v + '_s'] * 1000:.1f} ({r[v + '_ratio']:.3f})" if v + "_s" in r else "-")
         with open(a.out, "w") as f:
-            f.write(f"Machine: {machine}\n\n| case | ours (ms) | keras peer (ms) | ratio | peak +MB ours / peer |\n|---|---|---|---|---|\n")
+            f.write(f"Machine: {machine}. Milliseconds (median), ratio to keras.applications in brackets.\n\n"
+                    "| case | keras.applications | before (Keras BN) | ours (fused BN) | BN folded | peak +MB keras / ours |\n"
+                    "|---|---|---|---|---|---|\n")
             for r in rows:
-                f.write(f"| {r['case']} | {r['ours_s'] * 1000:.1f} | {r['peer_s'] * 1000:.1f} | {r['ratio']:.3f} | "
-                        f"{r['ours_mb']:.0f} / {r['peer_mb']:.0f} |\n")
+                f.write(f"| {r['case']} | {r['peer_s'] * 1000:.1f} | {fmt(r, 'before')} | {fmt(r, 'ours')} | "
+                        f"{fmt(r, 'folded')} | {r['peer_mb']:.0f} / {r['ours_mb']:.0f} |\n")
             f.write(f"\nSearch: sampling 20 children {search['sample_20_s'] * 1000:.0f} ms, one PPO update "
                     f"{search['ppo_update_s'] * 1000:.0f} ms, one CPU proxy child {search['proxy_child_s']:.1f} s.\n")
-    print(json.dumps({"ratios": {r["case"]: round(r["ratio"], 3) for r in rows},
-                      "search_controller_share": round(search["controller_share"], 6), "machine": machine}))
+    ratios = {f"{r['case']} [{v}]": round(r[v + "_ratio"], 3) for r in rows for v in VARIANTS if v + "_s" in r}
+    print(json.dumps({"ratios": ratios, "search_controller_share": round(search["controller_share"], 6),
+                      "machine": machine}))
 
 
 if __name__ == "__main__":

@@ -183,3 +183,17 @@ def test_fused_and_keras_batch_norm_models_train_alike():
     for a, b in zip(models[0].get_weights(), models[1].get_weights()):
         assert np.allclose(a, b, atol=1e-4)
     assert np.allclose(np.asarray(models[0](x)), np.asarray(models[1](x)), atol=1e-4)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_predictions(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        m = kn.NASNetCIFAR(1, 96)
+        m.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+        x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+        loss = m.train_on_batch(x, np.arange(4))
+        preds = np.asarray(m(x))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(loss) and preds.dtype == np.float32 and np.allclose(preds.sum(1), 1, atol=1e-3)

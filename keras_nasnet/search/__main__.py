@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("PPO (defaults: see the README's search section)")
     g.add_argument("--lr", type=float, default=None, help="controller Adam learning rate (paper: 0.00035)")
     g.add_argument("--lr-final", type=float, default=None, help="decay the learning rate linearly to this")
-    g.add_argument("--entropy-weight", type=float, default=None, help="entropy bonus per decision (paper: 1e-5)")
+    g.add_argument("--entropy-weight", type=float, default=None,
+                   help="entropy bonus per decision (paper: 1e-5; 0.05 made the synthetic "
+                        "rediscovery reliable, see the README's search section)")
     g.add_argument("--entropy-final", type=float, default=None, help="decay the entropy bonus linearly to this")
     g.add_argument("--ppo-epochs", type=int, default=None, help="gradient passes over each batch")
     g.add_argument("--clip", type=float, default=None, help="PPO clip ratio")

@@ -13,7 +13,14 @@ Choices the paper leaves open, and the values used here (see the README's search
 * clip ratio 0.2 and Adam (the optimiser NNI's PPO and ENAS use);
 * the advantage is ``reward - baseline`` (EMA 0.95, the paper's), divided by the batch's standard
   deviation of rewards, so the step size does not depend on the reward's scale;
-* ``epochs`` gradient passes over each batch of 20.
+* ``epochs`` gradient passes over each batch of 20;
+* the entropy bonus is the mean entropy per decision, weighed against advantages of unit scale.
+  The paper's 1e-5 is the default, but at that weight the policy turns deterministic before it
+  has found every decision: measured on the synthetic reward, 20,000 children end 45-47 of 50
+  decisions right in most seeds. A constant 0.05 keeps undecided choices alive while decided ones
+  still converge (a correct choice is worth about one unit of advantage, far more than 0.05), and
+  reached the exact NASNet-A cells in every seed tried (``search/synthetic/``); schedules that
+  decay the bonus to 0 collapse again once it is small.
 """
 
 from __future__ import annotations
