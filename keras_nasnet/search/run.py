@@ -175,30 +175,39 @@ def curves(rewards, ks=(1, 5, 25)):
 
 
 def plot_rewards(path, rewards, title="", others: dict | None = None):
-    """Reward of every trial, best-so-far and running top-5 / top-25 means; ``others`` adds curves
-    of more runs (name -> rewards) for comparisons such as PPO against random search."""
+    """Reward of every trial, best-so-far and running top-5 / top-25 means; ``others`` instead
+    compares several runs (name -> rewards): best so far and the mean of the last 500 rewards
+    (what the strategy samples now) per run, such as PPO against random search."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5) if others is None else (10, 4.8))
     runs = {"": np.asarray(rewards)} if others is None else others
     for i, (name, r) in enumerate(runs.items()):
         r = np.asarray(r)
         x = np.arange(1, len(r) + 1)
-        color = f"C{i}"
+        color = f"C{i % 10}"
+        c = curves(r)
         if others is None:
             ax.scatter(x, r, s=4, alpha=0.3, color="gray", label="trial reward")
-        c = curves(r)
-        ax.plot(x, c[1], color=color, lw=2, label=f"{name} best so far".strip())
-        ax.plot(x, c[5], color=color, lw=1.2, ls="--", label=f"{name} top-5 mean".strip())
-        ax.plot(x, c[25], color=color, lw=1, ls=":", label=f"{name} top-25 mean".strip())
+            ax.plot(x, c[1], color=color, lw=2, label="best so far")
+            ax.plot(x, c[5], color=color, lw=1.2, ls="--", label="top-5 mean")
+            ax.plot(x, c[25], color=color, lw=1, ls=":", label="top-25 mean")
+        else:
+            window = min(500, len(r))
+            recent = np.convolve(r, np.ones(window) / window, mode="valid")
+            ax.plot(x, c[1], color=color, lw=2, label=f"{name}: best so far")
+            ax.plot(x[window - 1:], recent, color=color, lw=1, ls=":", label=f"{name}: mean of last {window}")
     ax.set_xlabel("trials")
     ax.set_ylabel("reward")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if others is None:
+        ax.legend(fontsize=8)
+    else:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
