@@ -113,9 +113,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
     Same arguments, weights, names and results as the Keras layer (the moving variance is updated
     with the biased batch variance, as Keras does). Keras 3 computes BN on TensorFlow as separate
     moment, subtract, multiply and add ops; the fused kernel does it in one pass forward and one
-    backward, which measured here made a NASNet training step 6-18% faster on CPU. Anything the
-    fused kernel does not cover (another backend, masks, synchronized or renormalised BN, a
-    non-channels-last axis, epsilon under cuDNN's minimum on a GPU) runs the Keras code.
+    backward. On the 2-core CPU of ``benchmarks/results.md`` a training step took 0.93
+    (NASNetMobile) and 0.79 (CIFAR 6@768) of its time with Keras' layer. Anything the fused kernel
+    does not cover (another backend, masks, synchronized or renormalised BN, a non-channels-last
+    axis, epsilon under cuDNN's minimum on a GPU) runs the Keras code.
     """
 
     def _fused_supported(self, inputs, mask) -> bool:
