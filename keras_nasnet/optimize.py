@@ -8,8 +8,8 @@ Keras 3 on TensorFlow each inference BN is several element-wise passes over the 
 folding them removes a large share of the ops and memory traffic of a forward pass.
 
 The folded model computes the same function (to float rounding), uses only built-in Keras layers
-(at static sizes without drop path) and saves as ``.keras``; it is meant for inference and export, not for further training (the batch
-statistics are gone).
+(at static sizes without drop path) and saves as ``.keras``; it is meant for inference and export,
+not for further training (the batch statistics are gone).
 """
 
 from __future__ import annotations
