@@ -159,7 +159,7 @@ def search_case(reps, train_images=4000):
     t = time.perf_counter()
     reward(space.encode(kn.NASNET_A), seed=0)
     child = time.perf_counter() - t
-    return {"sample_20_s": sample, "ppo_update_s": update, "proxy_child_s": child,
+    return {"sample_20_s": sample, "ppo_update_s": update, "proxy_child_s": child, "train_images": train_images,
             "controller_share": (sample + update) / 20 / child}
 
 
@@ -225,7 +225,8 @@ def main(argv=None):
                 f.write(f"| {r['case']} | {r['peer_s'] * 1000:.1f} | {fmt(r, 'before')} | {fmt(r, 'ours')} | "
                         f"{fmt(r, 'folded')} | {r['peer_mb']:.0f} / {r['ours_mb']:.0f} |\n")
             f.write(f"\nSearch: sampling 20 children {search['sample_20_s'] * 1000:.0f} ms, one PPO update "
-                    f"{search['ppo_update_s'] * 1000:.0f} ms, one CPU proxy child {search['proxy_child_s']:.1f} s (N=1, F=8, one epoch on 4,000 images, scored on 5,000).\n")
+                    f"{search['ppo_update_s'] * 1000:.0f} ms, one CPU proxy child {search['proxy_child_s']:.1f} s "
+                    f"(N=1, F=8, one epoch on {search['train_images']:,} images, scored on 5,000).\n")
     ratios = {f"{r['case']} [{v}]": round(r[v + "_ratio"], 3) for r in rows for v in VARIANTS if v + "_s" in r}
     print(json.dumps({"ratios": ratios, "search_controller_share": round(search["controller_share"], 6),
                       "machine": machine}))

@@ -160,7 +160,8 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
 
 def bn(x, cfg: BNConfig, name):
-    """BatchNormalization with the model's settings (the fused implementation of Keras' layer)."""
+    """BatchNormalization with the model's settings: :class:`FusedBatchNormalization`, or Keras'
+    layer when ``cfg.fused`` is off."""
     layer = FusedBatchNormalization if cfg.fused else layers.BatchNormalization
     return layer(momentum=cfg.momentum, epsilon=cfg.epsilon, synchronized=cfg.synchronized, name=name)(x)
 

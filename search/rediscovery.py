@@ -67,8 +67,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     tasks = [(strategy, seed, a.trials, a.runs, a.search_args) for strategy in a.strategies for seed in a.seeds]
     if a.jobs > 1:
-        # Separate processes: each search is single-threaded Python + TensorFlow; spawn keeps
-        # TensorFlow's state out of the children.
+        # Separate processes, since one search's Python loop keeps about one core busy; spawn,
+        # because TensorFlow's runtime does not survive a fork.
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(a.jobs, mp_context=ctx) as pool:
             done = list(pool.map(run_one, *zip(*tasks)))
