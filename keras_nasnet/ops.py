@@ -106,8 +106,12 @@ def relu(x, name=None):
     return layers.Activation("relu", name=name)(x)
 
 
-@keras.saving.register_keras_serializable(package="keras_nasnet")
-class FusedBatchNormalization(layers.BatchNormalization):
+# The class is named BatchNormalization because Keras 3 builds `.weights.h5` paths from layer class
+# names (`layers/batch_normalization_3/vars/0`): under its own name its files would not interchange
+# with keras.applications or `bn_fused=False` models. `.keras` configs find it by the registered
+# name, which is the same as before the rename, so older configs still resolve.
+@keras.saving.register_keras_serializable(package="keras_nasnet", name="FusedBatchNormalization")
+class BatchNormalization(layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` computed with TensorFlow's fused kernel.
 
     Same arguments, weights, names and results as the Keras layer (the moving variance is updated
@@ -157,6 +161,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon,
                 data_format="NHWC", is_training=False)
         return tf.cast(y, self.compute_dtype)
+
+
+#: The Python name the layer was first published under; the same class.
+FusedBatchNormalization = BatchNormalization
 
 
 def bn(x, cfg: BNConfig, name):

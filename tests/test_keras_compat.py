@@ -96,3 +96,56 @@ def test_static_mobile_can_use_only_keras_layers():
     # No custom layer at static sizes: a saved model loads even where keras_nasnet is not imported.
     m = kn.NASNetMobile(weights=None, include_top=False, input_shape=(96, 96, 3), bn_fused=False)
     assert all(type(l).__module__.startswith("keras.") for l in m.layers)
+
+
+@pytest.fixture(scope="module")
+def small_mobiles():
+    """keras.applications' NASNet and ours (fused and Keras BN) at 1 @ 96, 32x32, without a top.
+
+    ``keras.applications.NASNetMobile`` is this same keras function at 4 @ 1056 (NASNet builds take
+    several seconds each at full size); the layer naming is the same code.
+    """
+    from keras.src.applications.nasnet import NASNet as KerasNASNet
+
+    kw = dict(weights=None, include_top=False, input_shape=(32, 32, 3))
+    arch = dict(num_cells=1, penultimate_filters=96, stem_filters=32)
+    return {"keras": KerasNASNet(penultimate_filters=96, num_blocks=1, stem_block_filters=32,
+                                 skip_reduction=False, **kw),
+            "fused": kn.NASNet(bn_fused=True, **arch, **kw),
+            "keras_bn": kn.NASNet(bn_fused=False, **arch, **kw)}
+
+
+def test_bn_layer_class_name_is_keras_so_weights_h5_paths_match():
+    # Keras 3 names `.weights.h5` groups after the class; keras_nasnet.ops' BN must share Keras'.
+    assert kn.ops.BatchNormalization.__name__ == "BatchNormalization"
+    assert kn.ops.FusedBatchNormalization is kn.ops.BatchNormalization
+    assert keras.saving.get_registered_name(kn.ops.BatchNormalization) == "keras_nasnet>FusedBatchNormalization"
+
+
+def test_weights_h5_interchange_with_keras_applications(small_mobiles, tmp_path):
+    """keras.applications -> ours (BN fused and not), and each of ours -> keras.applications."""
+    from keras_nasnet.weights import load_file
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+
+    def save_random(name):
+        # Random values everywhere, moving statistics included (variances positive).
+        src = small_mobiles[name]
+        src.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in src.get_weights()])
+        path = tmp_path / f"{name}.weights.h5"
+        src.save_weights(path)
+        return path, np.asarray(src(x, training=False))
+
+    def check(name, want):
+        got = np.asarray(small_mobiles[name](x, training=False))
+        assert np.allclose(got, want, rtol=1e-4, atol=1e-4), (name, np.max(np.abs(got - want)))
+
+    path, want = save_random("keras")
+    for ours in ("fused", "keras_bn"):
+        load_file(small_mobiles[ours], path)  # what weights=path does
+        check(ours, want)
+    for ours in ("fused", "keras_bn"):
+        path, want = save_random(ours)
+        small_mobiles["keras"].load_weights(path)  # what a keras.applications user does
+        check("keras", want)
