@@ -275,6 +275,11 @@ def NASNet(
     else:
         model_inputs = inputs
     model = keras.Model(model_inputs, outputs, name=name)
+    weights_lib.attach_architecture(model, weights_lib.architecture_record(
+        genotype, num_cells=num_cells, penultimate_filters=penultimate_filters, stem=stem,
+        stem_filters=stem_filters, skip_reduction=skip_reduction, filter_multiplier=filter_multiplier,
+        include_top=include_top, classes=classes, auxiliary_head=auxiliary_head,
+        include_preprocessing=include_preprocessing, bn_epsilon=bn_epsilon))
     if spec is not None:
         weights_lib.load_into(model, spec)
     return model

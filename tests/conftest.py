@@ -44,3 +44,9 @@ def random_genotype(rng, num_blocks=3, ops=None):
 def pytest_configure(config):
     # Keras' NumPy conversion warns once per tensor under NumPy 2; noise, not a finding.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
+
+
+def pytest_report_header(config):
+    import keras_nasnet
+
+    return f"keras_nasnet: {keras_nasnet.__file__}"

@@ -3,13 +3,16 @@
 import dataclasses
 import hashlib
 import http.server
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import keras_nasnet as kn
 from keras_nasnet import weights as W
+from keras_nasnet.weights import catalog
 from keras_nasnet.weights.__main__ import main as weights_cli
 
 
@@ -20,6 +23,7 @@ class _Server:
         self.root = root
         self.requests = []
         self.truncate = False
+        self.chunked_cut = False  # send a chunked transfer that stops inside its first chunk
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -30,6 +34,13 @@ class _Server:
                     self.send_error(404)
                     return
                 body = f.read_bytes()
+                if outer.chunked_cut:
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b"%x\r\n" % len(body) + body[: len(body) // 2])
+                    self.close_connection = True
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -76,7 +87,7 @@ def spec(source, server, monkeypatch):
         file_hash=hashlib.sha256(data).hexdigest(), input_size=32, preprocessing="raw", classes=10,
         metrics={}, source="test", base_url=server.url,
     )
-    monkeypatch.setattr(W, "_OFFICIAL", W._OFFICIAL + [s])
+    monkeypatch.setattr(catalog, "_OFFICIAL", catalog._OFFICIAL + [s])
     return s
 
 
@@ -107,7 +118,7 @@ def test_corrupted_cache_file_is_fetched_again(spec, server, source):
 
 def test_hash_mismatch_is_an_error_and_nothing_is_kept(spec, monkeypatch):
     bad = dataclasses.replace(spec, file_hash="0" * 64)
-    monkeypatch.setattr(W, "_OFFICIAL", W._OFFICIAL[:-1] + [bad])
+    monkeypatch.setattr(catalog, "_OFFICIAL", catalog._OFFICIAL[:-1] + [bad])
     with pytest.raises(W.WeightsError, match="expected 0000.*not kept.*place the file at"):
         kn.NASNetCIFAR(1, 96, weights="testset")
     assert not list(W.cache_dir().iterdir())
@@ -138,7 +149,7 @@ def test_http_error(spec, server, monkeypatch):
 
 
 def test_mirror_url_from_environment(spec, server, monkeypatch, source):
-    monkeypatch.setattr(W, "_OFFICIAL", W._OFFICIAL[:-1] + [dataclasses.replace(spec, base_url="http://127.0.0.1:9/")])
+    monkeypatch.setattr(catalog, "_OFFICIAL", catalog._OFFICIAL[:-1] + [dataclasses.replace(spec, base_url="http://127.0.0.1:9/")])
     monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", server.url + "mirror/")
     mirror = source[0] / "mirror"
     mirror.mkdir(exist_ok=True)
@@ -149,7 +160,7 @@ def test_mirror_url_from_environment(spec, server, monkeypatch, source):
 
 def test_weights_path_and_mismatch_report(source, tmp_path):
     _check_outputs(kn.NASNetCIFAR(1, 96, weights=str(source[1])), source)
-    with pytest.raises(W.WeightsError, match="not in the file|other shapes"):
+    with pytest.raises(W.WeightsError, match="another architecture.*penultimate_filters: file 96, model 192"):
         kn.NASNetCIFAR(1, 192, weights=str(source[1]))
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5")
@@ -157,12 +168,144 @@ def test_weights_path_and_mismatch_report(source, tmp_path):
         kn.NASNetCIFAR(1, 96, weights=str(junk))
 
 
-def test_native_weights_file(tmp_path, source):
+def _without_record(path, tmp_path):
+    import shutil
+
+    import h5py
+
+    plain = tmp_path / "plain.h5"
+    shutil.copy(path, plain)
+    with h5py.File(plain, "a") as f:
+        del f.attrs[W.h5.RECORD_ATTR]
+    return plain
+
+
+def test_written_files_record_the_architecture_and_refuse_another(source, tmp_path):
+    record = W.read_record(source[1])
+    assert record["genotype"] == kn.NASNET_A.to_dict()
+    assert (record["num_cells"], record["penultimate_filters"], record["stem"]) == (1, 96, "cifar")
+    # Same layer names and shapes, another network: block 0 of the normal cell reads its inputs
+    # the other way round. By name and shape alone this loaded without a word.
+    normal = kn.NASNET_A.normal
+    b0 = normal.blocks[0]
+    swapped = kn.Block(b0.inputs[::-1], b0.ops, b0.combine)
+    other = kn.Genotype(kn.Cell((swapped,) + normal.blocks[1:], normal.concat), kn.NASNET_A.reduction)
+    with pytest.raises(W.WeightsError, match="normal cell block 0: file .*model"):
+        kn.NASNetCIFAR(1, 96, genotype=other, weights=str(source[1]))
+    # Files without a record (official, Keras-written) still load by name, with the full check.
+    plain = _without_record(source[1], tmp_path)
+    _check_outputs(kn.NASNetCIFAR(1, 96, weights=str(plain)), source)
+    with pytest.raises(W.WeightsError, match="not in the file|other shapes"):
+        kn.NASNetCIFAR(1, 192, weights=str(plain))
+
+
+def test_shipped_cifar_weights_record_their_architecture():
+    spec = W.registry()["nasnet_cifar_1@384_cifar10"]
+    record = W.read_record(W.fetch(spec))
+    assert (record["num_cells"], record["penultimate_filters"], record["stem"]) == (1, 384, "cifar")
+    assert record["genotype"] == kn.NASNET_A.to_dict() and record["include_preprocessing"]
+
+
+def test_project_weights_ship_inside_the_package():
+    # Installed from a wheel, the manifest and the files sit in the package, not in a checkout.
+    folder = W.project_weights_dir()
+    assert folder == Path(kn.__file__).resolve().parent / "weights" / "files"
+    assert (folder / "manifest.json").is_file()
+    assert all((folder / s.file_name).is_file() for s in W.registry().values() if s.base_url is None)
+
+
+@pytest.mark.skipif(not os.environ.get("KERAS_NASNET_EXPECT_INSTALLED"),
+                    reason="only where CI tests an installed wheel (.ci/run sets the variable)")
+def test_tests_import_the_installed_package_not_the_checkout():
+    root = Path(__file__).resolve().parents[1]
+    assert root not in Path(kn.__file__).resolve().parents, kn.__file__
+
+
+def test_downloaded_file_gets_umask_permissions(spec, server):
+    old = os.umask(0o022)
+    try:
+        path = W.fetch(spec)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_names_win_over_files_of_the_same_name(tmp_path, monkeypatch, source):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imagenet").write_bytes(source[1].read_bytes())
+    spec = W.resolve("imagenet", "nasnet_mobile", True, 1000)
+    assert isinstance(spec, W.WeightSpec) and spec.name == "nasnet_mobile_imagenet"
+    assert W.resolve("./imagenet", "nasnet_mobile", True, 1000) == W.FileWeights("./imagenet")
+    assert W.resolve(Path("imagenet"), None, True, 10) == W.FileWeights("imagenet")
+    with pytest.raises(ValueError, match="no such file"):
+        W.resolve(tmp_path / "absent.h5", None, True, 10)
+
+
+def test_broken_manifest_names_the_entry_and_keeps_official_weights(tmp_path, monkeypatch):
+    import json
+
+    good = json.loads((W.project_weights_dir() / "manifest.json").read_text())["weights"][0]
+    broken = {k: v for k, v in good.items() if k != "architecture"}
+    (tmp_path / "manifest.json").write_text(json.dumps({"weights": [broken]}))
+    monkeypatch.setenv(W.DIR_ENV, str(tmp_path))
+    with pytest.warns(UserWarning, match="entry 0 'nasnet_cifar_1@384_cifar10': missing 'architecture'"):
+        reg = W.registry()
+    assert "nasnet_mobile_imagenet" in reg and "nasnet_cifar_1@384_cifar10" not in reg
+    assert W.resolve("imagenet", "nasnet_mobile", True, 1000).name == "nasnet_mobile_imagenet"
+    with pytest.raises(ValueError, match="broken entries.*missing 'architecture'"):
+        W.resolve("cifar10", "nasnet_cifar_1@384", True, 10)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="manifest.json cannot be read"):
+        assert "nasnet_large_imagenet" in W.registry()
+
+
+def test_keras_home_that_is_a_file_is_a_clear_error(spec, tmp_path, monkeypatch):
+    home = tmp_path / "a_file"
+    home.write_text("")
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    with pytest.raises(W.WeightsError, match="KERAS_HOME.*folder"):
+        W.fetch(spec)
+
+
+def test_chunked_transfer_cut_mid_chunk_is_an_error_and_nothing_is_kept(spec, server):
+    server.chunked_cut = True
+    with pytest.raises(W.WeightsError, match="stopped after .* bytes"):
+        W.fetch(spec)
+    assert not list(W.cache_dir().iterdir())
+
+
+def test_failed_mirror_hint_points_at_the_official_url(spec, server, monkeypatch):
+    official = "http://127.0.0.1:9/"
+    monkeypatch.setattr(catalog, "_OFFICIAL", catalog._OFFICIAL[:-1] + [dataclasses.replace(spec, base_url=official)])
+    monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", server.url + "empty_mirror/")
+    with pytest.raises(W.WeightsError, match="HTTP error 404") as e:
+        W.fetch(W.registry()[spec.name])
+    msg = str(e.value)
+    assert f"Download {official}tiny.h5" in msg and "KERAS_NASNET_WEIGHTS_URL" in msg
+
+
+def test_layer_names_entry_without_group_is_a_clear_error(tmp_path):
+    import h5py
+
+    path = tmp_path / "ghost.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"ghost"]
+    with pytest.raises(W.WeightsError, match="'ghost'.*no group"):
+        W.read_h5(path)
+
+
+def test_native_weights_file(tmp_path, source, recwarn):
     m = kn.NASNetCIFAR(1, 96)
     p = tmp_path / "w.weights.h5"
     m.save_weights(p)
     x = source[3]
     assert np.array_equal(np.asarray(kn.NASNetCIFAR(1, 96, weights=str(p))(x)), np.asarray(m(x)))
+    # Another architecture's file: one short error, no tensor dumps, no Keras warnings.
+    recwarn.clear()
+    with pytest.raises(W.WeightsError, match="another architecture.*stem_conv1") as e:
+        kn.NASNetCIFAR(1, 48, weights=str(p))
+    assert len(str(e.value)) < 1000
+    assert not [w for w in recwarn if "keras" in str(w.filename)]
 
 
 def test_cli_list_fetch_verify(spec, server, capsys):

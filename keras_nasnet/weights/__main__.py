@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import WeightsError, cache_dir, fetch, file_digest, registry
+from . import WeightsError, cache_dir, fetch, file_digest, project_weights_dir, registry
 
 
 def main(argv=None) -> int:
@@ -24,12 +24,20 @@ def main(argv=None) -> int:
     v = sub.add_parser("verify", help="check cached (or given) files against the registry")
     v.add_argument("path", nargs="?", help="a file to check; default: every cached file")
     a = p.parse_args(argv)
+    try:
+        return _command(a)
+    except WeightsError as e:  # e.g. KERAS_HOME is a file
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _command(a) -> int:
     reg = registry()
 
     if a.cmd == "list":
         print(f"{'name':34} {'architecture':20} {'top':4} {'size':5} {'metrics':28} file")
         for s in reg.values():
-            where = s.url or f"weights/{s.file_name}"
+            where = s.url or str(project_weights_dir() / s.file_name)
             metrics = ", ".join(f"{k} {v:.4g}" for k, v in s.metrics.items())
             print(f"{s.name:34} {s.architecture:20} {'yes' if s.include_top else 'no':4} "
                   f"{s.input_size:<5} {metrics:28} {where}")

@@ -1,0 +1,83 @@
+"""The architecture record: what a model built by the factory is, stored with the weights it writes.
+
+:func:`keras_nasnet.NASNet` attaches a record (a JSON-ready dict: genotype and sizes) to every model it
+builds; :func:`~keras_nasnet.weights.write_h5` stores it in the file, and loading a file that has a
+record into a model that has one refuses if they describe different networks, saying what differs.
+The record lives on the Python object only: a model reloaded from ``.keras`` has none (its weight
+files then carry no record and load by layer name, as official files do).
+"""
+
+from __future__ import annotations
+
+import copy
+
+# Private attribute, set with object.__setattr__ so that Keras does not track it as model state.
+_ATTR = "_keras_nasnet_architecture"
+#: Record fields that decide the network's layers and what its weights compute.
+STRUCTURE_KEYS = ("genotype", "num_cells", "penultimate_filters", "stem", "stem_filters",
+                  "skip_reduction", "filter_multiplier", "include_preprocessing")
+FORMAT = 1
+
+
+def architecture_record(genotype, *, num_cells, penultimate_filters, stem, stem_filters,
+                        skip_reduction, filter_multiplier, include_top, classes, auxiliary_head,
+                        include_preprocessing, bn_epsilon) -> dict:
+    """The record of a network built by :func:`keras_nasnet.NASNet` with these arguments.
+
+    ``include_top``, ``classes``, ``auxiliary_head`` and ``bn_epsilon`` are recorded for information;
+    ``classes`` is compared only when both sides have a top (a file with a top also serves a model
+    without one, and a file with an auxiliary head a model without it).
+    """
+    return {
+        "format": FORMAT, "genotype": genotype.to_dict(), "num_cells": int(num_cells),
+        "penultimate_filters": int(penultimate_filters), "stem": stem,
+        "stem_filters": int(stem_filters), "skip_reduction": bool(skip_reduction),
+        "filter_multiplier": int(filter_multiplier),
+        "include_preprocessing": bool(include_preprocessing), "include_top": bool(include_top),
+        "classes": int(classes), "auxiliary_head": bool(auxiliary_head),
+        "bn_epsilon": float(bn_epsilon),
+    }
+
+
+def attach_architecture(model, record: dict) -> None:
+    """Attaches ``record`` (see :func:`architecture_record`) to ``model``."""
+    object.__setattr__(model, _ATTR, copy.deepcopy(record))
+
+
+def architecture_of(model) -> dict | None:
+    """A copy of the architecture record of a model built by keras_nasnet, or ``None`` (a model
+    from elsewhere, or one reloaded from a ``.keras`` file)."""
+    record = getattr(model, _ATTR, None)
+    return copy.deepcopy(record) if record is not None else None
+
+
+def _genotype_differences(a: dict, b: dict) -> list[str]:
+    out = []
+    for cell in ("normal", "reduction"):
+        ca, cb = a.get(cell, {}), b.get(cell, {})
+        ba, bb = ca.get("blocks", []), cb.get("blocks", [])
+        if len(ba) != len(bb):
+            out.append(f"{cell} cell blocks: file {len(ba)}, model {len(bb)}")
+        for i, (x, y) in enumerate(zip(ba, bb)):
+            if x != y:
+                out.append(f"{cell} cell block {i}: file {x}, model {y}")
+        if ca.get("concat") != cb.get("concat"):
+            out.append(f"{cell} cell concat: file {ca.get('concat')}, model {cb.get('concat')}")
+    return out
+
+
+def differences(file_record: dict, model_record: dict) -> list[str]:
+    """What differs between a file's record and a model's, as readable lines (empty: they fit)."""
+    out = []
+    for key in STRUCTURE_KEYS:
+        a, b = file_record.get(key), model_record.get(key)
+        if a == b:
+            continue
+        if key == "genotype" and isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_genotype_differences(a, b))
+        else:
+            out.append(f"{key}: file {a!r}, model {b!r}")
+    if (file_record.get("include_top") and model_record.get("include_top")
+            and file_record.get("classes") != model_record.get("classes")):
+        out.append(f"classes: file {file_record.get('classes')}, model {model_record.get('classes')}")
+    return out

@@ -1,0 +1,146 @@
+"""Verified downloads into Keras' cache (``$KERAS_HOME/models``).
+
+A download goes to a temporary file beside its destination, is checked against the registry's hash
+and only then renamed into place (:func:`keras_nasnet.fileio.atomic_write`), so an interrupted or bad
+transfer never sits where a good file should, and the file gets the umask's permissions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..fileio import atomic_write
+from .catalog import URL_ENV, WeightSpec, WeightsError, project_weights_dir
+
+
+def cache_dir() -> Path:
+    """Keras' model cache folder: ``$KERAS_HOME/models`` (default ``~/.keras/models``).
+
+    Raises :class:`WeightsError` if that path, or ``$KERAS_HOME``, exists but is not a folder.
+    """
+    home = Path(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"))
+    for path in (home, home / "models"):
+        if path.exists() and not path.is_dir():
+            source = "KERAS_HOME" if os.environ.get("KERAS_HOME") else "the default Keras home"
+            raise WeightsError(
+                f"The weights cache needs {path} to be a folder, but it is a file ({source} is "
+                f"{home}). Point KERAS_HOME at a folder (Keras keeps models in $KERAS_HOME/models) "
+                "or move the file away."
+            )
+    return home / "models"
+
+
+def file_digest(path, algorithm: str) -> str:
+    """Hex digest of a file, read in chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(spec: WeightSpec, path) -> None:
+    """Raises :class:`WeightsError` unless ``path`` has the registry's hash for ``spec``."""
+    digest = file_digest(path, spec.hash_algorithm)
+    if digest != spec.file_hash:
+        raise WeightsError(
+            f"{path} has {spec.hash_algorithm} {digest}, but {spec.name!r} expects {spec.file_hash}."
+        )
+
+
+def _manual_hint(spec: WeightSpec, dest: Path) -> str:
+    # Always the publisher's URL: when a mirror failed, sending the user back to it helps nobody.
+    hint = (
+        f"Download {spec.official_url} on a connected machine (or run `python -m "
+        f"keras_nasnet.weights fetch {spec.name}` there) and place the file at {dest}"
+    )
+    mirror = os.environ.get(URL_ENV)
+    if mirror:
+        return hint + f"; the mirror set in {URL_ENV} ({mirror}) was used: fix it or unset it."
+    return hint + f"; or set {URL_ENV} to a mirror that serves {spec.origin_name}."
+
+
+def fetch(spec: WeightSpec, progress: bool = True) -> Path:
+    """Returns the local path of a verified copy of ``spec``'s file, downloading it if needed.
+
+    A cached file that fails its hash is fetched again. Files shipped with the package are only
+    verified.
+    """
+    if spec.base_url is None:
+        path = project_weights_dir() / spec.file_name
+        if not path.is_file():
+            raise WeightsError(
+                f"The project weights file {path} for {spec.name!r} is missing; reinstall "
+                "keras_nasnet (the package ships it) or set KERAS_NASNET_WEIGHTS_DIR to the folder "
+                "that holds it and its manifest.json."
+            )
+        verify(spec, path)
+        return path
+    dest = cache_dir() / spec.file_name
+    if dest.is_file():
+        if file_digest(dest, spec.hash_algorithm) == spec.file_hash:
+            return dest
+        print(f"keras_nasnet: cached {dest} fails its {spec.hash_algorithm} check; fetching it again.",
+              file=sys.stderr)
+        dest.unlink()
+    url = spec.url
+    with atomic_write(dest) as tmp:
+        with open(tmp, "wb") as out:
+            _download(url, out, spec, dest, progress)
+        digest = file_digest(tmp, spec.hash_algorithm)
+        if digest != spec.file_hash:
+            raise WeightsError(
+                f"{spec.file_name} from {url} has {spec.hash_algorithm} {digest}, expected "
+                f"{spec.file_hash}; the file was not kept. {_manual_hint(spec, dest)}"
+            )
+    return dest
+
+
+def _download(url, out, spec, dest, progress):
+    got = 0
+
+    def stopped(total):
+        of = f" of {total}" if total else ""
+        return WeightsError(
+            f"Download of {spec.file_name} from {url} stopped after {got}{of} bytes; nothing was "
+            f"kept. {_manual_hint(spec, dest)}"
+        )
+
+    total = 0
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            total = int(r.headers.get("Content-Length") or 0)
+            bar = None
+            if progress and sys.stderr.isatty():
+                from tqdm import tqdm
+
+                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=spec.file_name)
+            for chunk in iter(lambda: r.read(1 << 20), b""):
+                out.write(chunk)
+                got += len(chunk)
+                if bar:
+                    bar.update(len(chunk))
+            if bar:
+                bar.close()
+            if total and got != total:
+                raise stopped(total)
+    except urllib.error.HTTPError as e:
+        raise WeightsError(
+            f"HTTP error {e.code} fetching {spec.file_name} from {url}. {_manual_hint(spec, dest)}"
+        ) from None
+    except http.client.IncompleteRead as e:
+        # A chunked transfer cut inside a chunk: the same failure as a short Content-Length one.
+        got += len(e.partial)
+        raise stopped(total) from None
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
+        reason = getattr(e, "reason", e)
+        raise WeightsError(
+            f"Could not fetch {spec.file_name} from {url} ({reason}); no network? "
+            f"{_manual_hint(spec, dest)}"
+        ) from None

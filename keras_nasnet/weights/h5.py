@@ -1,0 +1,240 @@
+"""Weight files: the keras.applications h5 layout (read, written and loaded by layer name, with the
+architecture record), and Keras 3 ``.weights.h5`` files checked before Keras loads them."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..fileio import atomic_write
+from . import architecture
+from .catalog import FileWeights, WeightsError
+
+#: Root attribute of the files :func:`write_h5` writes: the model's architecture record as JSON.
+RECORD_ATTR = "keras_nasnet_architecture"
+
+
+def _weight_layers(model):
+    from ..ops import ScheduledDropPath
+
+    return [l for l in model.layers if l.weights and not isinstance(l, ScheduledDropPath)]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_record(path) -> dict | None:
+    """The architecture record stored in an h5 weights file, or ``None`` if it has none."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get(RECORD_ATTR)
+    except OSError as e:
+        raise WeightsError(f"{path} is not a readable HDF5 weights file ({e}).") from None
+    if raw is None:
+        return None
+    try:
+        record = json.loads(_text(raw))
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise WeightsError(f"{path} has a damaged {RECORD_ATTR!r} attribute: not a JSON object.")
+    return record
+
+
+def read_h5(path) -> dict[str, list[np.ndarray]]:
+    """Reads a legacy-layout Keras h5 weights file into ``{layer name: [arrays]}``.
+
+    Both weights-only files and full-model files (``model_weights`` group) are read; this is the
+    layout of the official ``keras.applications`` files.
+    """
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise WeightsError(f"{path} is not a readable HDF5 weights file ({e}).") from None
+    with f:
+        g = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" not in g.attrs:
+            raise WeightsError(
+                f"{path} has no 'layer_names': it is not a Keras h5 weights file. Files written by "
+                "keras `save_weights(...weights.h5)` are loaded when the name ends in .weights.h5."
+            )
+        out = {}
+        for lname in g.attrs["layer_names"]:
+            lname = _text(lname)
+            if lname not in g:
+                raise WeightsError(
+                    f"{path} lists layer {lname!r} in 'layer_names' but holds no group for it: the "
+                    "file is damaged or was edited by hand. Write it again."
+                )
+            arrays = []
+            for w in g[lname].attrs.get("weight_names", []):
+                w = _text(w)
+                if w not in g[lname]:
+                    raise WeightsError(
+                        f"{path}: layer {lname!r} lists weight {w!r} but does not hold it: the file "
+                        "is damaged or was edited by hand. Write it again."
+                    )
+                arrays.append(np.asarray(g[lname][w]))
+            if arrays:
+                out[lname] = arrays
+        return out
+
+
+def write_h5(model, path) -> None:
+    """Writes ``model``'s weights in the legacy layout :func:`read_h5` (and Keras 2) read, with the
+    model's architecture record (see :mod:`keras_nasnet.weights.architecture`) when it has one."""
+    import h5py
+
+    record = architecture.architecture_of(model)
+    with atomic_write(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            layers = _weight_layers(model)
+            f.attrs["layer_names"] = [l.name.encode() for l in layers]
+            f.attrs["backend"] = b"tensorflow"
+            if record is not None:
+                f.attrs[RECORD_ATTR] = json.dumps(record, sort_keys=True)
+            for layer in layers:
+                g = f.create_group(layer.name)
+                names = [f"{layer.name}/{w.path.split('/')[-1]}".encode() for w in layer.weights]
+                g.attrs["weight_names"] = names
+                for n, w in zip(names, layer.weights):
+                    g.create_dataset(n.decode(), data=np.asarray(w.numpy()))
+
+
+def check_architecture(model, path) -> None:
+    """Raises :class:`WeightsError` if the file at ``path`` records another architecture than
+    ``model``'s. Files without a record (official, Keras-written) and models without one pass."""
+    model_record = architecture.architecture_of(model)
+    if model_record is None:
+        return
+    file_record = read_record(path)
+    if file_record is None:
+        return
+    diffs = architecture.differences(file_record, model_record)
+    if diffs:
+        raise WeightsError(
+            f"{path} holds weights of another architecture than model {model.name!r}: "
+            + "; ".join(diffs) + ". Nothing was loaded. Build the model with the file's architecture "
+            "(its record is the file's 'keras_nasnet_architecture' attribute)."
+        )
+
+
+def load_h5_by_name(model, path) -> None:
+    """Loads a legacy-layout h5 file into ``model`` by layer name, checking that *every* weight
+    layer of the model is matched with the right shapes (Keras' own by-name loading skips
+    silently). Extra layers in the file (an auxiliary head, a top) are ignored. A file that records
+    its architecture must record the model's (see :func:`check_architecture`)."""
+    check_architecture(model, path)
+    stored = read_h5(path)
+    missing, mismatched = [], []
+    updates = []
+    for layer in _weight_layers(model):
+        arrays = stored.get(layer.name)
+        if arrays is None:
+            missing.append(layer.name)
+            continue
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if [a.shape for a in arrays] != shapes:
+            mismatched.append(f"{layer.name}: model {shapes}, file {[a.shape for a in arrays]}")
+            continue
+        updates.append((layer, arrays))
+    if missing or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} layer(s) not in the file: {', '.join(missing[:10])}"
+                         + (" ..." if len(missing) > 10 else ""))
+        if mismatched:
+            parts.append(f"{len(mismatched)} layer(s) with other shapes: {'; '.join(mismatched[:5])}"
+                         + (" ..." if len(mismatched) > 5 else ""))
+        raise WeightsError(f"Weights in {path} do not fit model {model.name!r}: " + ". ".join(parts)
+                           + ". Nothing was loaded.")
+    for layer, arrays in updates:
+        layer.set_weights(arrays)
+
+
+def _native_layout_problems(model, path) -> list[str]:
+    """Where a Keras 3 ``.weights.h5`` file and ``model`` disagree, found before Keras loads it.
+
+    Keras stores each layer's own variables under ``layers/<snake_case class name>[_<n>]/vars``,
+    numbered per class in ``model.layers`` order (keras/src/saving/saving_lib.py); this walks the
+    model the same way and compares the shapes.
+    """
+    import h5py
+    from keras.src.utils.naming import to_snake_case
+
+    problems = []
+    with h5py.File(path, "r") as f:
+        root = f.get("layers")
+        if root is None:
+            return [f"{path} has no 'layers' group: it was not written by save_weights of a functional model"]
+        used = {}
+        for layer in model.layers:
+            base = to_snake_case(type(layer).__name__)
+            used[base] = used.get(base, -1) + 1
+            key = base if used[base] == 0 else f"{base}_{used[base]}"
+            store = {}
+            layer.save_own_variables(store)
+            if not store:
+                continue
+            want = [tuple(store[str(i)].shape) for i in range(len(store))]
+            group = root.get(f"{key}/vars")
+            got = [] if group is None else [tuple(group[str(i)].shape) for i in range(len(group))
+                                           if str(i) in group]
+            if want != got:
+                problems.append(f"{layer.name!r} ({key}): model {want}, file {got or 'nothing'}")
+    return problems
+
+
+def load_file(model, path) -> None:
+    """Loads weights from a file: ``*.weights.h5`` (Keras 3 native, by class and order) or ``*.h5``
+    (legacy layout, by name with a full check)."""
+    import keras
+
+    path = os.fspath(path)
+    if path.endswith(".weights.h5"):
+        # Nested models have their own paths; Keras' own error is then the best there is.
+        nested = any(isinstance(l, keras.Model) for l in model.layers)
+        try:
+            problems = [] if nested else _native_layout_problems(model, path)
+        except OSError as e:
+            raise WeightsError(f"{path} is not a readable HDF5 weights file ({e}).") from None
+        if problems:
+            raise WeightsError(
+                f"{path} does not fit model {model.name!r}: it holds the weights of another "
+                f"architecture ({len(problems)} weight layer(s) differ: {'; '.join(problems[:3])}"
+                + (" ..." if len(problems) > 3 else "") + "). Nothing was loaded."
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.load_weights(path)
+        except Exception as e:  # Keras raises several types; its messages can hold whole tensors.
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise WeightsError(f"Could not load {path} into {model.name!r}: {first[:300]}") from None
+    elif path.endswith(".h5") or path.endswith(".hdf5"):
+        load_h5_by_name(model, path)
+    else:
+        raise WeightsError(
+            f"Unknown weights file type {path!r}: use a .h5 file (keras.applications layout) or a "
+            ".weights.h5 file written by model.save_weights()."
+        )
+
+
+def load_into(model, spec) -> None:
+    """Loads a resolved ``weights`` argument (see :func:`~keras_nasnet.weights.resolve`) into
+    ``model``."""
+    from .download import fetch
+
+    if isinstance(spec, FileWeights):
+        load_file(model, spec.path)
+    else:
+        load_h5_by_name(model, fetch(spec))
