@@ -63,8 +63,13 @@ def test_train_resume_after_kill_matches_uninterrupted(image_folder, tmp_path):
     resumed = json.loads((killed / "result.json").read_text())
     assert resumed["test_loss"] == pytest.approx(result["test_loss"], rel=1e-3, abs=1e-4)
 
-    # The final weights load into the matching model through weights=<path>.
+    # The final weights record their architecture and load into the matching model through
+    # weights=<path>.
     from keras_nasnet import NASNetCIFAR
+    from keras_nasnet.weights import read_record
+
+    record = read_record(straight / "weights.h5")
+    assert (record["num_cells"], record["penultimate_filters"], record["auxiliary_head"]) == (1, 48, True)
 
     a = NASNetCIFAR(1, 48, weights=str(straight / "weights.h5"))
     b = NASNetCIFAR(1, 48, weights=str(killed / "weights.h5"))

@@ -67,7 +67,13 @@ def source(tmp_path_factory):
     path = root / "tiny.h5"
     W.write_h5(model, path)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    return root, path, np.asarray(model(x)), x
+    return root, path, np.asarray(model(x)), x, model
+
+
+@pytest.fixture(scope="module")
+def narrow():
+    """Another architecture than the source's (1 @ 48): files of the source must not load into it."""
+    return kn.NASNetCIFAR(1, 48, name="narrow")
 
 
 @pytest.fixture
@@ -92,7 +98,7 @@ def spec(source, server, monkeypatch):
 
 
 def _check_outputs(model, source):
-    _, _, want, x = source
+    _, _, want, x, _ = source
     assert np.array_equal(np.asarray(model(x)), want)
 
 
@@ -158,10 +164,13 @@ def test_mirror_url_from_environment(spec, server, monkeypatch, source):
     assert server.requests == ["/mirror/tiny.h5"]
 
 
-def test_weights_path_and_mismatch_report(source, tmp_path):
+def test_weights_path_and_mismatch_report(source, narrow, tmp_path):
     _check_outputs(kn.NASNetCIFAR(1, 96, weights=str(source[1])), source)
-    with pytest.raises(W.WeightsError, match="another architecture.*penultimate_filters: file 96, model 192"):
-        kn.NASNetCIFAR(1, 192, weights=str(source[1]))
+    with pytest.raises(W.WeightsError, match="another architecture.*penultimate_filters: file 96, model 48"):
+        W.load_file(narrow, source[1])
+    # Files without a record (official, Keras-written) load by name, with the full check.
+    with pytest.raises(W.WeightsError, match="not in the file|other shapes"):
+        W.load_file(narrow, _without_record(source[1], tmp_path))
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5")
     with pytest.raises(W.WeightsError, match="not a readable HDF5"):
@@ -192,11 +201,9 @@ def test_written_files_record_the_architecture_and_refuse_another(source, tmp_pa
     other = kn.Genotype(kn.Cell((swapped,) + normal.blocks[1:], normal.concat), kn.NASNET_A.reduction)
     with pytest.raises(W.WeightsError, match="normal cell block 0: file .*model"):
         kn.NASNetCIFAR(1, 96, genotype=other, weights=str(source[1]))
-    # Files without a record (official, Keras-written) still load by name, with the full check.
-    plain = _without_record(source[1], tmp_path)
-    _check_outputs(kn.NASNetCIFAR(1, 96, weights=str(plain)), source)
-    with pytest.raises(W.WeightsError, match="not in the file|other shapes"):
-        kn.NASNetCIFAR(1, 192, weights=str(plain))
+    # Without the record the file loads by name (into the source's own model: same values).
+    W.load_file(source[4], _without_record(source[1], tmp_path))
+    _check_outputs(source[4], source)
 
 
 def test_shipped_cifar_weights_record_their_architecture():
@@ -294,7 +301,7 @@ def test_layer_names_entry_without_group_is_a_clear_error(tmp_path):
         W.read_h5(path)
 
 
-def test_native_weights_file(tmp_path, source, recwarn):
+def test_native_weights_file(tmp_path, source, narrow, recwarn):
     m = kn.NASNetCIFAR(1, 96)
     p = tmp_path / "w.weights.h5"
     m.save_weights(p)
@@ -303,7 +310,7 @@ def test_native_weights_file(tmp_path, source, recwarn):
     # Another architecture's file: one short error, no tensor dumps, no Keras warnings.
     recwarn.clear()
     with pytest.raises(W.WeightsError, match="another architecture.*stem_conv1") as e:
-        kn.NASNetCIFAR(1, 48, weights=str(p))
+        W.load_file(narrow, p)
     assert len(str(e.value)) < 1000
     assert not [w for w in recwarn if "keras" in str(w.filename)]
 
