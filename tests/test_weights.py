@@ -63,7 +63,7 @@ class _Server:
 def source(tmp_path_factory):
     """A tiny model with known values, saved as a weights file of the keras.applications layout."""
     root = tmp_path_factory.mktemp("served")
-    model = kn.NASNetCIFAR(1, 96, name="source")
+    model = kn.NASNetCIFAR(1, 48, name="source")
     path = root / "tiny.h5"
     W.write_h5(model, path)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
@@ -72,8 +72,8 @@ def source(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def narrow():
-    """Another architecture than the source's (1 @ 48): files of the source must not load into it."""
-    return kn.NASNetCIFAR(1, 48, name="narrow")
+    """Another architecture than the source's (1 @ 24): files of the source must not load into it."""
+    return kn.NASNetCIFAR(1, 24, name="narrow")
 
 
 @pytest.fixture
@@ -85,10 +85,10 @@ def server(source):
 
 @pytest.fixture
 def spec(source, server, monkeypatch):
-    """Registers the served file for NASNetCIFAR(1, 96) as dataset 'testset' (hash patched)."""
+    """Registers the served file for NASNetCIFAR(1, 48) as dataset 'testset' (hash patched)."""
     data = source[1].read_bytes()
     s = W.WeightSpec(
-        name="nasnet_cifar_tiny_testset", architecture="nasnet_cifar_1@96", dataset="testset",
+        name="nasnet_cifar_tiny_testset", architecture="nasnet_cifar_1@48", dataset="testset",
         include_top=True, file_name="tiny_cached.h5", origin_name="tiny.h5", hash_algorithm="sha256",
         file_hash=hashlib.sha256(data).hexdigest(), input_size=32, preprocessing="raw", classes=10,
         metrics={}, source="test", base_url=server.url,
@@ -103,12 +103,12 @@ def _check_outputs(model, source):
 
 
 def test_first_download_then_cache_without_second_request(spec, server, source):
-    m = kn.NASNetCIFAR(1, 96, weights="testset")
+    m = kn.NASNetCIFAR(1, 48, weights="testset")
     _check_outputs(m, source)
     assert server.requests == ["/tiny.h5"]
     cached = W.cache_dir() / "tiny_cached.h5"
     assert cached.is_file()
-    kn.NASNetCIFAR(1, 96, weights="nasnet_cifar_tiny_testset")
+    kn.NASNetCIFAR(1, 48, weights="nasnet_cifar_tiny_testset")
     assert len(server.requests) == 1
     assert [p.name for p in cached.parent.iterdir()] == ["tiny_cached.h5"]
 
@@ -117,7 +117,7 @@ def test_corrupted_cache_file_is_fetched_again(spec, server, source):
     W.fetch(spec)
     cached = W.cache_dir() / spec.file_name
     cached.write_bytes(b"garbage")
-    m = kn.NASNetCIFAR(1, 96, weights="testset")
+    m = kn.NASNetCIFAR(1, 48, weights="testset")
     _check_outputs(m, source)
     assert len(server.requests) == 2
 
@@ -126,7 +126,7 @@ def test_hash_mismatch_is_an_error_and_nothing_is_kept(spec, monkeypatch):
     bad = dataclasses.replace(spec, file_hash="0" * 64)
     monkeypatch.setattr(catalog, "_OFFICIAL", catalog._OFFICIAL[:-1] + [bad])
     with pytest.raises(W.WeightsError, match="expected 0000.*not kept.*place the file at"):
-        kn.NASNetCIFAR(1, 96, weights="testset")
+        kn.NASNetCIFAR(1, 48, weights="testset")
     assert not list(W.cache_dir().iterdir())
 
 
@@ -160,13 +160,13 @@ def test_mirror_url_from_environment(spec, server, monkeypatch, source):
     mirror = source[0] / "mirror"
     mirror.mkdir(exist_ok=True)
     (mirror / "tiny.h5").write_bytes(source[1].read_bytes())
-    _check_outputs(kn.NASNetCIFAR(1, 96, weights="testset"), source)
+    _check_outputs(kn.NASNetCIFAR(1, 48, weights="testset"), source)
     assert server.requests == ["/mirror/tiny.h5"]
 
 
 def test_weights_path_and_mismatch_report(source, narrow, tmp_path):
-    _check_outputs(kn.NASNetCIFAR(1, 96, weights=str(source[1])), source)
-    with pytest.raises(W.WeightsError, match="another architecture.*penultimate_filters: file 96, model 48"):
+    _check_outputs(kn.NASNetCIFAR(1, 48, weights=str(source[1])), source)
+    with pytest.raises(W.WeightsError, match="another architecture.*penultimate_filters: file 48, model 24"):
         W.load_file(narrow, source[1])
     # Files without a record (official, Keras-written) load by name, with the full check.
     with pytest.raises(W.WeightsError, match="not in the file|other shapes"):
@@ -174,7 +174,7 @@ def test_weights_path_and_mismatch_report(source, narrow, tmp_path):
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5")
     with pytest.raises(W.WeightsError, match="not a readable HDF5"):
-        kn.NASNetCIFAR(1, 96, weights=str(junk))
+        kn.NASNetCIFAR(1, 48, weights=str(junk))
 
 
 def _without_record(path, tmp_path):
@@ -192,7 +192,7 @@ def _without_record(path, tmp_path):
 def test_written_files_record_the_architecture_and_refuse_another(source, tmp_path):
     record = W.read_record(source[1])
     assert record["genotype"] == kn.NASNET_A.to_dict()
-    assert (record["num_cells"], record["penultimate_filters"], record["stem"]) == (1, 96, "cifar")
+    assert (record["num_cells"], record["penultimate_filters"], record["stem"]) == (1, 48, "cifar")
     # Same layer names and shapes, another network: block 0 of the normal cell reads its inputs
     # the other way round. By name and shape alone this loaded without a word.
     normal = kn.NASNET_A.normal
@@ -200,7 +200,7 @@ def test_written_files_record_the_architecture_and_refuse_another(source, tmp_pa
     swapped = kn.Block(b0.inputs[::-1], b0.ops, b0.combine)
     other = kn.Genotype(kn.Cell((swapped,) + normal.blocks[1:], normal.concat), kn.NASNET_A.reduction)
     with pytest.raises(W.WeightsError, match="normal cell block 0: file .*model"):
-        kn.NASNetCIFAR(1, 96, genotype=other, weights=str(source[1]))
+        kn.NASNetCIFAR(1, 48, genotype=other, weights=str(source[1]))
     # Without the record the file loads by name (into the source's own model: same values).
     W.load_file(source[4], _without_record(source[1], tmp_path))
     _check_outputs(source[4], source)
@@ -302,11 +302,11 @@ def test_layer_names_entry_without_group_is_a_clear_error(tmp_path):
 
 
 def test_native_weights_file(tmp_path, source, narrow, recwarn):
-    m = kn.NASNetCIFAR(1, 96)
+    m = kn.NASNetCIFAR(1, 48)
     p = tmp_path / "w.weights.h5"
     m.save_weights(p)
     x = source[3]
-    assert np.array_equal(np.asarray(kn.NASNetCIFAR(1, 96, weights=str(p))(x)), np.asarray(m(x)))
+    assert np.array_equal(np.asarray(kn.NASNetCIFAR(1, 48, weights=str(p))(x)), np.asarray(m(x)))
     # Another architecture's file: one short error, no tensor dumps, no Keras warnings.
     recwarn.clear()
     with pytest.raises(W.WeightsError, match="another architecture.*stem_conv1") as e:
