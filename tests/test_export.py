@@ -111,3 +111,32 @@ def test_bad_arguments_say_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="not an export"):
         load_exported(tmp_path / "m.bin")
     assert issubclass(ExportError, RuntimeError)
+
+
+def _undelegated_ops(path) -> set:
+    """Op names LiteRT runs itself rather than through the XNNPACK delegate: every op not
+    reachable backwards from a DELEGATE node's outputs without crossing its inputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    ops = it._get_ops_details()
+    own = {o["index"]: o for o in ops if o["op_name"] != "DELEGATE"}
+    producer = {t: i for i, o in own.items() for t in o["outputs"]}
+    covered = set()
+    for d in (o for o in ops if o["op_name"] == "DELEGATE"):
+        stop, stack = set(d["inputs"]), list(d["outputs"])
+        while stack:
+            t = stack.pop()
+            if t in stop or t not in producer or producer[t] in covered:
+                continue
+            covered.add(producer[t])
+            stack.extend(own[producer[t]]["inputs"])
+    return {o["op_name"] for i, o in own.items() if i not in covered}
+
+
+@pytest.mark.parametrize("kind", ["litert", "int8"])
+def test_xnnpack_runs_pools_and_relus(kind, exports):
+    # Without the rewrite, XNNPACK leaves every int8 AVERAGE_POOL_2D and RELU (and float "same"
+    # pools) to LiteRT's own kernels, which made int8 slower than float.
+    assert not _undelegated_ops(exports[kind].path) & {"AVERAGE_POOL_2D", "RELU"}

@@ -16,7 +16,10 @@ Three formats (``keras_nasnet.export`` is also reachable as the function ``keras
 - ``"onnx"``: ONNX through Keras' exporter (``tf2onnx``). Takes ``None`` batch and spatial sizes.
 
 BatchNormalization is folded into the convolutions first (:func:`keras_nasnet.fold_batch_norm`):
-the exported graph then has no BN ops and no ``keras_nasnet`` layers to translate. Every export is
+the exported graph then has no BN ops and no ``keras_nasnet`` layers to translate. For LiteRT the
+average pools (and, for int8, the ReLUs that cannot fuse into a convolution) are rewritten as
+depthwise convolutions (:mod:`keras_nasnet.export.rewrite`), so XNNPACK runs the whole network
+instead of handing those ops back to LiteRT's slower kernels between delegated pieces. Every export is
 loaded back in its runtime (:func:`load_exported`) and compared with the Keras model: float32 to
 ``1e-4`` absolute, float16 to ``1e-2``; int8 reports top-1 agreement (it is not an error if low:
 judge it on real images with ``keras_nasnet.export.evaluate``).
@@ -283,6 +286,9 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
     static = _rebuild_at(model, shape)
     target = fold_batch_norm(static) if fold_bn else static
     if format == "litert":
+        from .rewrite import delegate_friendly
+
+        target = delegate_friendly(target, int8=quantize == "int8")
         _write_litert(target, path, shape, quantize, calibration)
     elif format == "onnx":
         _write_onnx(target, path, shape)
