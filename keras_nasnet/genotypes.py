@@ -23,22 +23,38 @@ import dataclasses
 import json
 from typing import Iterable, Sequence
 
-#: The 13 operations of the NASNet search space (Zoph et al. 2018, section 3).
-OPS: tuple[str, ...] = (
-    "identity",
-    "conv_1x3_3x1",
-    "conv_1x7_7x1",
-    "dil_conv_3x3",
-    "avg_pool_3x3",
-    "max_pool_3x3",
-    "max_pool_5x5",
-    "max_pool_7x7",
-    "conv_1x1",
-    "conv_3x3",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "sep_conv_7x7",
-)
+@dataclasses.dataclass(frozen=True)
+class OpSpec:
+    """What a search-space op computes: a ``family`` of builders and its kernel size.
+
+    ``keras_nasnet.ops`` has one builder per family; the op's name is only a key of :data:`OP_SPECS`,
+    never parsed.
+    """
+
+    family: str  # identity, conv, conv_1xk_kx1, dil_conv, sep_conv, avg_pool or max_pool
+    kernel_size: int = 1
+
+
+#: The 13 operations of the NASNet search space (Zoph et al. 2018, section 3), name -> spec: the one
+#: table of ops, which genotypes validate against and ``keras_nasnet.ops.apply_op`` builds from.
+OP_SPECS: dict[str, OpSpec] = {
+    "identity": OpSpec("identity"),
+    "conv_1x3_3x1": OpSpec("conv_1xk_kx1", 3),
+    "conv_1x7_7x1": OpSpec("conv_1xk_kx1", 7),
+    "dil_conv_3x3": OpSpec("dil_conv", 3),
+    "avg_pool_3x3": OpSpec("avg_pool", 3),
+    "max_pool_3x3": OpSpec("max_pool", 3),
+    "max_pool_5x5": OpSpec("max_pool", 5),
+    "max_pool_7x7": OpSpec("max_pool", 7),
+    "conv_1x1": OpSpec("conv", 1),
+    "conv_3x3": OpSpec("conv", 3),
+    "sep_conv_3x3": OpSpec("sep_conv", 3),
+    "sep_conv_5x5": OpSpec("sep_conv", 5),
+    "sep_conv_7x7": OpSpec("sep_conv", 7),
+}
+
+#: The op names, in the paper's order (the keys of :data:`OP_SPECS`).
+OPS: tuple[str, ...] = tuple(OP_SPECS)
 
 #: How a block merges its two op outputs.
 COMBINES: tuple[str, ...] = ("add", "concat")

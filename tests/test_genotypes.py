@@ -114,3 +114,22 @@ def test_genotype_from_accepts_names_json_and_files(tmp_path):
     assert genotype_from(str(f)) == PNASNET_5
     with pytest.raises(GenotypeError, match="neither a known genotype"):
         genotype_from("NOT_A_GENOTYPE")
+
+
+def test_the_op_table_is_plain_data_importable_without_keras():
+    """Genotypes (and so searches and genotype files) need no deep-learning framework."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import keras_nasnet.genotypes as G
+
+    code = ("import importlib.util, sys\n"
+            "sys.modules['keras'] = sys.modules['tensorflow'] = None\n"
+            f"spec = importlib.util.spec_from_file_location('g', {G.__file__!r})\n"
+            "g = importlib.util.module_from_spec(spec); sys.modules['g'] = g; spec.loader.exec_module(g)\n"
+            "print(len(g.OPS), g.OP_SPECS['sep_conv_5x5'].kernel_size)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(G.__file__).parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["13", "5"]
+    assert G.OPS == tuple(G.OP_SPECS)
