@@ -133,3 +133,22 @@ def test_the_op_table_is_plain_data_importable_without_keras():
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["13", "5"]
     assert G.OPS == tuple(G.OP_SPECS)
+
+
+@pytest.mark.parametrize("cell,path,value,match", [
+    ("normal", ("blocks", 0, "inputs"), 5, r'normal cell: Block 1: "inputs" must be a list .*got 5'),
+    ("normal", ("blocks",), None, r'normal cell: "blocks" must be a list'),
+    ("reduction", ("blocks", 1, "ops"), "sep_conv_3x3",
+     r"reduction cell: Block 2: \"ops\" must be a list .*got 'sep_conv_3x3' \(str\)"),
+    ("normal", ("concat",), 3, r'"concat" must be a list'),
+    ("normal", ("blocks", 0, "ops"), [1, "identity"], "Block 1: Unknown op 1"),
+    ("normal", ("blocks", 0, "combine"), ["add"], r"Block 1: Unknown combine \['add'\]"),
+])
+def test_json_with_wrong_types_names_the_field(cell, path, value, match):
+    data = NASNET_A.to_dict()
+    target = data[cell]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(GenotypeError, match=match):
+        Genotype.from_json(json.dumps(data))
