@@ -79,11 +79,11 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
             "from it."
         )
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(cache_file.name + ".part.npz")
+        from .fileio import savez_atomic
+
+        # Unique temporary names: several workers may cache the same source at once.
         (xtr, ytr), (xte, yte) = arrays
-        np.savez(tmp, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
-        os.replace(tmp, cache_file)
+        savez_atomic(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return arrays
 
 
