@@ -14,9 +14,14 @@ from ..fileio import write_json_atomic, write_text_atomic
 from .errors import SearchFailed
 from .journal import Journal
 from .space import SearchSpace
+from .workers import FAILED_REWARD
 
 #: Children in a row that may fail (architecture or infrastructure) before the search stops.
 MAX_CONSECUTIVE_FAILURES = 10
+
+#: Infrastructure errors of one trial after which it counts as its architecture's failure (a child
+#: that kills its worker every time, e.g. by running out of memory, must not be retried forever).
+MAX_ATTEMPTS = 3
 
 
 def make_strategy(name: str, space: SearchSpace, seed: int, ppo_kwargs: dict):
@@ -57,9 +62,10 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
     executor may change between runs of the same search. The reward (and its data) is checked
     before anything is written; the folder is locked while the search runs.
 
-    A child whose architecture fails gets the documented failure reward; one lost to an
-    infrastructure failure (dead worker, lost node, a broken data file) is run again and never
-    reaches the strategy. After ``max_consecutive_failures`` failures in a row the search stops
+    A child whose architecture fails gets the documented failure reward
+    (:data:`~keras_nasnet.search.workers.FAILED_REWARD`); one lost to an infrastructure failure
+    (dead worker, lost node, a broken data file) is run again and never reaches the strategy, up to
+    :data:`MAX_ATTEMPTS` times, after which it counts as failed. After ``max_consecutive_failures`` failures in a row the search stops
     with :class:`~keras_nasnet.search.errors.SearchFailed`; everything recorded so far is kept.
 
     Returns the summary written to ``out/summary.json``.
@@ -101,6 +107,7 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
     bar = _progress(trials, len(journal.finished), journal, progress)
     started = time.time()
     streak, last_error = 0, None
+    attempts = collections.Counter(r["trial"] for r in journal.errors)
     try:
         while len(journal.finished) < trials:
             remaining = trials - len(journal.finished) - len(in_flight) - len(queue)
@@ -122,6 +129,11 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
                 task = in_flight.pop(res["trial"], None)
                 if task is None:
                     continue  # a late duplicate (e.g. a retried Ray task); the first result counts
+                if res["event"] == "error":
+                    attempts[res["trial"]] += 1
+                    if attempts[res["trial"]] >= MAX_ATTEMPTS:
+                        res = {**res, "event": "finished", "status": "failed", "reward": FAILED_REWARD,
+                               "error": f"{MAX_ATTEMPTS} attempts failed; the last: {res.get('error', '')}"[:500]}
                 journal.append(res)
                 if res["status"] == "ok":
                     streak = 0
