@@ -230,8 +230,9 @@ def _fit(args, out: Path) -> dict:
         val = None
         if xval is not None:
             val = data_lib.make_dataset(xval, yval, 250, False, outputs=outputs)
+        # shuffle=False: the dataset is shuffled per (seed, epoch) already; Keras would only warn.
         hist = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
-                         callbacks=callbacks, verbose=args.verbose)
+                         callbacks=callbacks, verbose=args.verbose, shuffle=False)
         loss = hist.history.get("loss", [float("nan")])[-1]
         if not math.isfinite(loss):
             # Not saved: the weights are no longer finite, and the checkpoint is the last good state.

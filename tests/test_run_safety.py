@@ -230,23 +230,27 @@ def test_a_worker_killed_while_writing_breaks_only_its_own_channel():
     assert receive(other_r) == {"trial": 1}
 
 
-def test_workers_exit_when_the_driver_is_killed(tmp_path):
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork for a throw-away driver")
+def test_workers_exit_when_the_driver_is_killed():
     psutil = pytest.importorskip("psutil")
-    out = tmp_path / "s"
-    cmd = [sys.executable, "-m", "keras_nasnet.search", *_cli_args(out, 100000, ["--workers", "1",
-                                                                               "--synthetic-delay", "0.05"])]
-    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and not ((out / "trials.jsonl").exists() and any(
-                r["event"] == "finished" for r in _records(out))):
-            time.sleep(0.2)
-        workers = psutil.Process(driver.pid).children()
-        assert workers
-    finally:
-        driver.kill()
-        driver.wait()
-    gone, alive = psutil.wait_procs(workers, timeout=15)
+    ready_r, ready_w = os.pipe()
+    driver = os.fork()
+    if driver == 0:  # a throw-away driver: gives a worker a 10-minute child, then is killed
+        try:
+            from keras_nasnet.search.workers import LocalExecutor
+
+            ex = LocalExecutor({"reward": "synthetic", "space": SPACE, "target": TARGET, "delay": 600},
+                               workers=1)
+            ex.submit({"trial": 0, "actions": [0, 1, 1, 0, 0] * 2, "logp": [0.0] * 10, "seed": 0})
+            os.write(ready_w, str(ex.worker_pids()[0]).encode())
+            time.sleep(600)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    worker = psutil.Process(int(os.read(ready_r, 32)))
+    os.kill(driver, signal.SIGKILL)  # kill -9: no clean-up code runs in the driver
+    os.waitpid(driver, 0)
+    gone, alive = psutil.wait_procs([worker], timeout=120)
     assert not alive
 
 
@@ -275,3 +279,78 @@ def test_default_ppo_settings_are_the_ones_that_work_and_the_paper_is_one_flag_a
     assert ppo()["entropy_weight"] == 0.05 and ppo()["lr"] == 0.00035
     assert ppo("--preset", "paper")["entropy_weight"] == 1e-5
     assert ppo("--preset", "paper", "--entropy-weight", "0.01")["entropy_weight"] == 0.01
+
+
+# ---------------------------------------------------------------- training runs
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    import tensorflow as tf
+
+    from keras_nasnet import data as D
+
+    r = np.random.default_rng(0)
+    for split, n in (("train", 2), ("test", 1)):
+        for label, cls in enumerate(D.CLASSES):
+            d = tmp_path / "imgs" / split / cls
+            d.mkdir(parents=True)
+            for k in range(n):
+                img = np.clip(r.normal(25 * label, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                (d / f"{k}.png").write_bytes(tf.io.encode_png(img).numpy())
+    return tmp_path / "imgs"
+
+
+def _train_args(out, data, *extra):
+    return ["--out", str(out), "--data", str(data), "--num-cells", "1", "--penultimate-filters", "48",
+            "--epochs", "2", "--batch-size", "10", "--drop-path", "0", "--aux-weight", "0",
+            "--verbose", "0", *extra]
+
+
+def test_training_settings_and_data_are_checked_before_anything_sticks(image_folder, tmp_path, capsys):
+    from keras_nasnet.train import main
+
+    out = tmp_path / "run"
+    assert main(_train_args(out, image_folder, "--split", "full", "--genotype", "NASNET_B")) == 2
+    assert "NASNET_B" in capsys.readouterr().err
+    assert main(_train_args(out, image_folder)) == 1  # 20 images: too few to hold out 5,000
+    assert "--split full" in capsys.readouterr().err
+    assert main(_train_args(out, tmp_path / "nope.zip", "--split", "full")) == 1
+    for flag, value in (("--batch-size", "0"), ("--lr", "nan"), ("--epochs", "-1")):
+        with pytest.raises(SystemExit) as e:
+            main(_train_args(out, image_folder, flag, value))
+        assert e.value.code == 2 and flag in capsys.readouterr().err
+    assert not (out / "config.json").exists()  # so the corrected command is not "another run"
+
+
+def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(image_folder, tmp_path, monkeypatch, capsys):
+    from keras_nasnet import train
+
+    real = train.data_lib.make_dataset
+
+    def nan_in_epoch_2(x, y, batch_size, training, seed=0, epoch=0, *args, **kwargs):
+        ds = real(x, y, batch_size, training, seed, epoch, *args, **kwargs)
+        return ds.map(lambda a, b: (a * float("nan"), b)) if training and epoch == 1 else ds
+
+    def tiny_model(args, steps_per_epoch, replicas=1):  # the run's logic is under test, not NASNet
+        import keras
+
+        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
+                                  keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, "softmax")])
+        model.compile(keras.optimizers.SGD(args.lr), "sparse_categorical_crossentropy", jit_compile=False)
+        return model
+
+    monkeypatch.setattr(train.data_lib, "make_dataset", nan_in_epoch_2)
+    monkeypatch.setattr(train, "build_training_model", tiny_model)
+    out = tmp_path / "run"
+    args = _train_args(out, image_folder, "--split", "full")
+    assert train.main(args) == 1
+    err = capsys.readouterr().err
+    assert "loss became nan in epoch 2" in err and "after epoch 1" in err
+    with np.load(out / "checkpoint.npz") as z:
+        assert int(z["epochs_done"]) == 1 and all(np.isfinite(z[k]).all() for k in z.files)
+    assert json.loads((out / "state.json").read_text())["epochs_done"] == 1
+    assert not (out / "result.json").exists()
+    # Other data (here a subset) is another run, not a resume of this one.
+    assert train.main(args + ["--limit", "8"]) == 1
+    assert "another configuration" in capsys.readouterr().err
