@@ -97,8 +97,10 @@ class InlineExecutor:
 def _exit_with_parent(parent_pid: int) -> None:
     """Ends this worker when the driver process dies, even by ``kill -9``.
 
-    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); everywhere a
-    daemon thread also checks every second whether the parent changed (the orphan is re-parented).
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``; strictly, when the
+    driver thread that started the worker ends, so run a search from a thread that outlives it);
+    everywhere a daemon thread also checks every second whether the parent changed (the orphan is
+    re-parented).
     """
     try:
         import ctypes
