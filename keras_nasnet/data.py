@@ -83,7 +83,7 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
     if cache_file is not None:
         from .fileio import savez_atomic
 
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        # Unique temporary names: several workers may cache the same source at once.
         (xtr, ytr), (xte, yte) = arrays
         savez_atomic(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return arrays
