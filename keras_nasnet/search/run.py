@@ -31,6 +31,12 @@ def make_executor(kind: str, reward_spec: dict, workers: int, **kw):
     """``inline`` (workers=0), ``local`` processes, or ``ray`` tasks."""
     from . import workers as w
 
+    if reward_spec["reward"] in w.IN_PROCESS_REWARDS:
+        if workers or kind != "local":
+            raise ValueError(f"--reward {reward_spec['reward']} keeps its state in this process: use "
+                             "--workers 0 and --executor local.")
+        return w.InlineExecutor(reward_spec, capacity=kw.get("batch_size", 20),
+                                state_dir=kw.get("state_dir"), progress=kw.get("progress", False))
     if kind == "local" and workers == 0:
         return w.InlineExecutor(reward_spec, capacity=kw.get("batch_size", 20))
     if kind == "local":
@@ -68,7 +74,8 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
         journal.save_state(strategy.state(), len(journal.finished))
     queue = collections.deque(journal.unfinished())
     reward_spec = {"reward": config["reward"], "space": config["space"], **config.get("reward_args", {})}
-    ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), **(executor_kwargs or {})}
+    ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), "state_dir": out,
+                 "progress": progress, **(executor_kwargs or {})}
     ex = make_executor(executor, reward_spec, workers, **ex_kwargs)
     in_flight: dict[int, dict] = {}
     bar = _progress(trials, len(journal.finished), journal, progress)
