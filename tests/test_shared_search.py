@@ -1,7 +1,6 @@
 """The cifar10-shared reward: a weight-sharing supernet whose paths are the stand-alone children."""
 
 import json
-import os
 import pickle
 import signal
 import subprocess
@@ -103,9 +102,6 @@ def _finished(out):
     return [r for r in recs if r["event"] == "finished"]
 
 
-@pytest.mark.skipif(not os.environ.get("KERAS_NASNET_SLOW_TESTS"),
-                    reason="kill -9 of a real search subprocess: 250 s on the shared 2-core machine; "
-                           "set KERAS_NASNET_SLOW_TESTS=1 to run it")
 def test_resume_after_kill_continues_supernet_and_controller(tmp_path, monkeypatch):
     from keras_nasnet.search.__main__ import main
     from keras_nasnet.search.shared_reward import SharedConfig, SharedWeightsReward

@@ -123,34 +123,13 @@ class SharedWeightsReward:
         if self.net is not None:
             return
         import keras
-        import tensorflow as tf
 
-        from .supernet import Supernet
+        from .supernet import PathSGD, Supernet
 
         keras.utils.set_random_seed(self.seed)
         c = self.config
         self.net = Supernet(self.space, c.num_cells, c.filters)
-        self.optimizer = keras.optimizers.SGD(c.lr, momentum=0.9, nesterov=True,
-                                              weight_decay=c.weight_decay, global_clipnorm=5.0)
-        self.optimizer.build(self.net.trainable_variables)
-        net, opt = self.net, self.optimizer
-
-        @tf.function(reduce_retracing=True, autograph=False)
-        def train_step(x, y, path):
-            with tf.GradientTape() as tape:
-                probs = net(x, path, training=True)
-                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
-            variables = net.trainable_variables
-            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
-            return loss
-
-        @tf.function(reduce_retracing=True, autograph=False)
-        def correct(x, y, path):
-            probs = net(x, path, training=True)
-            return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32),
-                                                  tf.cast(y, tf.int32)), tf.int32))
-
-        self._train_step, self._correct = train_step, correct
+        self.optimizer = PathSGD(self.net, momentum=0.9, weight_decay=c.weight_decay, clipnorm=5.0)
 
     def learning_rate(self, step: int) -> float:
         """Cosine decay to 0 over the warm-up; then the final warm-up rate's floor (5% of ``lr``)."""
@@ -175,17 +154,24 @@ class SharedWeightsReward:
         x = np.stack([p[a:a + h, b:b + w][:, ::-1 if f else 1] for p, a, b, f in zip(padded, dy, dx, flip)])
         return x.astype(np.float32), ytr[idx]
 
-    def train(self, steps: int, path=None, bar=None) -> float:
-        """``steps`` supernet steps, each on ``path`` or (None) on a uniformly drawn child."""
+    def _train_step(self, x, y, path, learning_rate: float):
+        import keras
         import tensorflow as tf
 
+        with tf.GradientTape() as tape:
+            probs = self.net(x, path, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+        self.optimizer.minimize(tape, loss, self.net.parts_of(path), learning_rate)
+        return loss
+
+    def train(self, steps: int, path=None, bar=None) -> float:
+        """``steps`` supernet steps, each on ``path`` or (None) on a uniformly drawn child."""
         loss = float("nan")
         for _ in range(steps):
             arc = path if path is not None else self.space.sample_uniform(
                 np.random.default_rng([self.seed, 7, self.step]))[0]
             x, y = self._batch(self.step)
-            self.optimizer.learning_rate.assign(self.learning_rate(self.step))
-            loss = float(self._train_step(x, y, tf.constant(np.asarray(arc), tf.int32)))
+            loss = float(self._train_step(x, y, arc, self.learning_rate(self.step)))
             if not math.isfinite(loss):
                 raise FloatingPointError(f"supernet loss is {loss} at step {self.step}; lower --lr.")
             self.step += 1
@@ -223,11 +209,10 @@ class SharedWeightsReward:
         self._ensure_built()
         xval, yval = self.data()[2:]
         n = min(len(xval), images or self.config.reward_images)
-        path = tf.constant(np.asarray(actions), tf.int32)
         hits = 0
         for s in range(0, n, 500):
-            hits += int(self._correct(tf.constant(xval[s:min(n, s + 500)], tf.float32),
-                                      tf.constant(yval[s:min(n, s + 500)]), path))
+            probs = self.net(tf.constant(xval[s:min(n, s + 500)], tf.float32), actions, training=True)
+            hits += int(np.sum(np.argmax(probs.numpy(), -1) == np.asarray(yval[s:min(n, s + 500)]).ravel()))
         return hits / n
 
     # -- checkpoints -------------------------------------------------------------------------

@@ -20,8 +20,10 @@ Decisions that change widths, and how this mode handles them:
   is how :func:`inherit_weights` copies them. Where the stand-alone child has no projection
   (``h_{i-1}`` already as wide as the cell), a run-time branch skips it here too.
 
-A new child costs no new graph: the decisions are a tensor, and ``tf.switch_case`` picks each
-side's input and op inside one traced function (see ``search/README.md`` for the measured options).
+A new child costs no new graph: each part of the network (the stem, a cell's input processing, one
+op at one block side, the classifier) is a ``tf.function`` traced once, the first time any child
+uses it; a child's decisions only choose, in Python, which compiled parts run (see
+``search/README.md`` for the measured options).
 """
 
 from __future__ import annotations
@@ -87,10 +89,12 @@ class Supernet:
         classes: classifier outputs.
         bn_momentum, bn_epsilon: BatchNormalization settings (NASNetCIFAR's defaults).
         image_size: the (square) input size; the branches are built for static sizes.
+        compile_after: calls of a part in eager mode before it is compiled with ``tf.function``.
     """
 
     def __init__(self, space: SearchSpace, num_cells: int = 1, filters: int = 8, classes: int = 10,
-                 bn_momentum: float = 0.9, bn_epsilon: float = 1e-5, image_size: int = 32):
+                 bn_momentum: float = 0.9, bn_epsilon: float = 1e-5, image_size: int = 32,
+                 compile_after: int = 20):
         if "concat" in space.combines:
             raise ValueError("The shared-weights supernet searches add-only cells (a concat combine "
                              "changes a block's width); use a space with combines=('add',).")
@@ -136,6 +140,8 @@ class Supernet:
                         self.branches[(c, b, s, stride)] = [
                             _branch(op, f, stride, sz, self.cfg, name) for op in space.ops]
         L["predictions"] = layers.Dense(classes, activation="softmax")
+        self._compiled = {}
+        self.compile_after = compile_after
         self._build()
 
     def _width(self, src: int) -> int:
@@ -192,87 +198,198 @@ class Supernet:
         """The variables a training step updates."""
         return [v for v in self.variables if v.trainable]
 
-    def __call__(self, images, actions, training: bool = False):
-        """Class probabilities of the child ``actions`` (an int tensor of the space's decisions)."""
-        L, B, cfg = self.layers, self.space.num_blocks, self.cfg
-        actions = tf.cast(tf.reshape(actions, (2, B, 5)), tf.int32)
-        x = L["rescaling"](images)
-        x = L["stem_conv1"](x)
-        x = L["stem_bn1"](x, training=training)
-        outputs = []  # per cell: (masked concat of all blocks, 0/1 mask of its unused blocks)
-        for c, plan in enumerate(self.plans):
-            arc = actions[0 if plan.kind == "normal" else 1]
-            ip = x if plan.ip < 0 else outputs[plan.ip][0]
-            p_src = x if plan.p < 0 else outputs[plan.p][0]
-            bid, f, kind = plan.block_id, plan.filters, plan.kind
-            p = self._adjust(plan, p_src, None if plan.p < 0 else outputs[plan.p][1], training)
-            h = tf.nn.relu(ip)
-            h = L[f"{kind}_bn_1_{bid}"](L[f"{kind}_conv_1_{bid}"](h), training=training)
-            states = [h, p]
-            for b in range(B):
-                outs = []
-                for s in range(2):
-                    outs.append(self._side(c, plan, b, s, states, arc[b, s], arc[b, 2 + s], training))
-                states.append(outs[0] + outs[1])
-            used = tf.reduce_any(tf.equal(tf.reshape(arc[:, :2], (-1, 1)),
-                                          tf.range(NUM_INPUTS, NUM_INPUTS + B)[None, :]), axis=0)
-            mask = 1.0 - tf.cast(used, states[-1].dtype)
-            out = tf.concat([states[NUM_INPUTS + b] * mask[b] for b in range(B)], axis=-1)
-            outputs.append((out, mask))
-        x = tf.nn.relu(outputs[-1][0])
-        x = tf.reduce_mean(x, axis=(1, 2))
-        return L["predictions"](x)
+    # -- the forward pass --------------------------------------------------------------------
+    # Each part (the stem, a cell's input processing, one op at one block side, the classifier) is
+    # one tf.function, traced once on first use and reused by every child that takes it; the
+    # child's decisions are Python ints that choose which parts run. A graph holding every choice
+    # (tf.switch_case) costs minutes to trace at B=5 with 13 ops, and plain eager execution several
+    # times the compiled step: see search/README.md for the measurements.
+    def part(self, key, training: bool):
+        """The function of part ``key`` (see :meth:`parts_of`) in the given BN mode: eager for its
+        first ``compile_after`` calls, then compiled (a trace costs about as much as a few dozen
+        eager calls, so parts that a short run barely uses are never traced)."""
+        return _hot(self._compiled, (key, training), self.compile_after,
+                    lambda: _bind_training(self._part_body(key), training))
 
-    def _adjust(self, plan, p, mask, training):
-        L, bid, f = self.layers, plan.block_id, plan.filters
+    def part_variables(self, key) -> list:
+        """The trainable variables of part ``key``."""
+        return [w for layer in self._part_layers(key) for w in layer.trainable_weights]
+
+    def _part_layers(self, key):
+        L = self.layers
+        if key == "stem":
+            return [L["stem_conv1"], L["stem_bn1"]]
+        if key == "head":
+            return [L["predictions"]]
+        if key[0] == "branch":
+            return [self.branches[key[1]][key[2]]]
+        plan = self.plans[key[1]]
+        bid = plan.block_id
+        if key[0] == "h":
+            return [L[f"{plan.kind}_conv_1_{bid}"], L[f"{plan.kind}_bn_1_{bid}"]]
+        return [L[n] for n in (f"adjust_conv_1_{bid}", f"adjust_conv_2_{bid}",
+                               f"adjust_conv_projection_{bid}", f"adjust_bn_{bid}") if n in L]
+
+    def _part_body(self, key):
+        L = self.layers
+        if key == "stem":
+            return lambda x, training: L["stem_bn1"](L["stem_conv1"](L["rescaling"](x)), training=training)
+        if key == "head":
+            return lambda x, training: L["predictions"](tf.reduce_mean(tf.nn.relu(x), axis=(1, 2)))
+        if key[0] == "branch":
+            model = self.branches[key[1]][key[2]]
+            return lambda x, training: model(x, training=training)
+        plan = self.plans[key[1]]
+        bid, kind = plan.block_id, plan.kind
+        if key[0] == "h":
+            return lambda x, training: L[f"{kind}_bn_1_{bid}"](
+                L[f"{kind}_conv_1_{bid}"](tf.nn.relu(x)), training=training)
+        if self._adjust_kind(plan) == "reduce":
+            def reduce(p, training):
+                p = tf.nn.relu(p)
+                p1 = L[f"adjust_conv_1_{bid}"](p[:, ::2, ::2, :])
+                p2 = tf.pad(p, [(0, 0), (0, 1), (0, 1), (0, 0)])[:, 1:, 1:, :]
+                p2 = L[f"adjust_conv_2_{bid}"](p2[:, ::2, ::2, :])
+                return L[f"adjust_bn_{bid}"](tf.concat([p1, p2], -1), training=training)
+            return reduce
+        return lambda p, training: L[f"adjust_bn_{bid}"](
+            L[f"adjust_conv_projection_{bid}"](tf.nn.relu(p)), training=training)
+
+    def parts_of(self, actions) -> list:
+        """The parts that the child ``actions`` runs (their variables are the ones a step on it
+        trains)."""
+        return self._forward(None, actions, False, dry=True)
+
+    def __call__(self, images, actions, training: bool = False):
+        """Class probabilities of the child ``actions`` (the space's decisions: ints, an array or
+        an int tensor) on ``images``."""
+        return self._forward(images, actions, training)
+
+    def _forward(self, images, actions, training, dry=False):
+        B = self.space.num_blocks
+        acts = np.asarray(actions).astype(int).reshape(2, B, 5)
+        used_parts = []
+
+        def run(key, *xs):
+            used_parts.append(key)
+            return None if dry else self.part(key, training)(*xs)
+
+        x = run("stem", images)
+        outputs = []  # per cell: (masked concat of all blocks, 0/1 list: block unused)
+        for c, plan in enumerate(self.plans):
+            arc = acts[0 if plan.kind == "normal" else 1]
+            ip = x if plan.ip < 0 else outputs[plan.ip][0]
+            p = x if plan.p < 0 else outputs[plan.p][0]
+            p = self._adjust(c, plan, p, None if plan.p < 0 else outputs[plan.p][1], run, dry)
+            states = [run(("h", c), ip), p]
+            for b in range(B):
+                total = None
+                for s in range(2):
+                    i, o = int(arc[b, s]), int(arc[b, 2 + s])
+                    stride = 2 if plan.kind == "reduction" and i < NUM_INPUTS else 1
+                    y = run(("branch", (c, b, s, stride), o), states[i])
+                    total = y if dry or total is None else total + y
+                states.append(total)
+            used = set(int(v) for v in arc[:, :2].ravel())
+            mask = [int(NUM_INPUTS + b not in used) for b in range(B)]
+            out = None if dry else tf.concat(
+                [st if m else tf.zeros_like(st) for st, m in zip(states[NUM_INPUTS:], mask)], axis=-1)
+            outputs.append((out, mask))
+        probs = run("head", outputs[-1][0])
+        return used_parts if dry else probs
+
+    def _adjust(self, c, plan, p, mask, run, dry):
         kind = self._adjust_kind(plan)
         if kind == "fixed-none":
             return p
-        if kind == "reduce":
-            p = tf.nn.relu(p)
-            p1 = L[f"adjust_conv_1_{bid}"](p[:, ::2, ::2, :])
-            p2 = tf.pad(p, [(0, 0), (0, 1), (0, 1), (0, 0)])[:, 1:, 1:, :]
-            p2 = L[f"adjust_conv_2_{bid}"](p2[:, ::2, ::2, :])
-            return L[f"adjust_bn_{bid}"](tf.concat([p1, p2], -1), training=training)
+        if kind == "project-unless-width-matches":
+            # The child passes h_(i-1) through when it is exactly as wide as the cell (k unused
+            # blocks of width F/k): then take those k blocks out of the masked concat, side by side.
+            per = self.plans[plan.p].filters
+            keep = [b for b, m in enumerate(mask) if m]
+            if len(keep) == plan.filters // per:
+                return None if dry else tf.concat([p[..., b * per:(b + 1) * per] for b in keep], -1)
+        return run(("adjust", c), p)
 
-        def project():
-            y = L[f"adjust_conv_projection_{bid}"](tf.nn.relu(p))
-            return L[f"adjust_bn_{bid}"](y, training=training)
 
-        if kind == "project":
-            return project()
-        # The child passes h_(i-1) through when it is exactly as wide as the cell (k unused blocks
-        # of width F/k): then take those k blocks out of the masked concat, side by side.
-        per = self.plans[plan.p].filters
-        k = f // per
-        unused = tf.reduce_sum(tf.cast(mask, tf.int32))
-        return tf.cond(tf.equal(unused, k), lambda: _compact(p, mask, per, self.space.num_blocks, k),
-                       project)
+class PathSGD:
+    """SGD with Nesterov momentum, decoupled weight decay and global-norm clipping (the settings of
+    ``keras.optimizers.SGD``) that updates only the parts of the supernet that a child ran: a step
+    on a child trains that child's weights, as in ENAS, and leaves every other op's weights and
+    momentum alone. Each part's update is one compiled function, traced on first use.
+    """
 
-    def _side(self, c, plan, b, s, states, i, o, training):
-        def run(stride, candidates, offset):
-            models = self.branches[(c, b, s, stride)]
-            x = candidates[0] if len(candidates) == 1 else tf.switch_case(
-                i - offset, [(lambda t=t: t) for t in candidates])
-            return tf.switch_case(o, [(lambda m=m: m(x, training=training)) for m in models])
+    def __init__(self, net: Supernet, momentum: float = 0.9, weight_decay: float = 0.0,
+                 clipnorm: float | None = None):
+        self.net, self.momentum, self.weight_decay, self.clipnorm = net, momentum, weight_decay, clipnorm
+        self._slots = {id(v): tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
+                       for v in net.trainable_variables}
+        self._square, self._update = {}, {}
 
-        if plan.kind == "normal":
-            return run(1, states, 0)
-        if b == 0:
-            return run(2, states[:NUM_INPUTS], 0)
-        return tf.cond(i < NUM_INPUTS, lambda: run(2, states[:NUM_INPUTS], 0),
-                       lambda: run(1, states[NUM_INPUTS:], NUM_INPUTS))
+    @property
+    def variables(self) -> list:
+        """The momentum of every trainable variable, in the supernet's order (checkpoints)."""
+        return [self._slots[id(v)] for v in self.net.trainable_variables]
+
+    def minimize(self, tape, loss, parts, learning_rate: float) -> None:
+        """One step on ``loss`` (recorded by ``tape``) for the variables of ``parts``."""
+        parts = [k for k in dict.fromkeys(parts) if self.net.part_variables(k)]
+        groups = [self.net.part_variables(k) for k in parts]
+        grads = tape.gradient(loss, [v for g in groups for v in g])
+        grads = [tf.zeros(v.shape, v.dtype) if g is None else g
+                 for g, v in zip(grads, [v for g in groups for v in g])]
+        split, at = [], 0
+        for g in groups:
+            split.append(grads[at:at + len(g)])
+            at += len(g)
+        scale = tf.constant(1.0)
+        if self.clipnorm:
+            norm = tf.sqrt(tf.add_n([self._fn(self._square, k, self._square_fn)(g)
+                                     for k, g in zip(parts, split)]))
+            scale = tf.minimum(1.0, self.clipnorm / tf.maximum(norm, 1e-12))
+        lr = tf.constant(learning_rate, tf.float32)
+        for k, g in zip(parts, split):
+            self._fn(self._update, k, self._update_fn)(g, scale, lr)
+
+    def _fn(self, cache, key, make):
+        return _hot(cache, key, self.net.compile_after, lambda: make(key))
+
+    def _square_fn(self, key):
+        return lambda grads: tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
+
+    def _update_fn(self, key):
+        variables = self.net.part_variables(key)
+        slots = [self._slots[id(v)] for v in variables]
+        mom, wd = self.momentum, self.weight_decay
+
+        def update(grads, scale, lr):
+            for v, m, g in zip(variables, slots, grads):
+                g = g * scale
+                if wd:
+                    v.assign_sub(v * (lr * wd))
+                m.assign(m * mom - lr * g)
+                v.assign_add(m * mom - lr * g)
+        return update
+
+
+def _bind_training(body, training):
+    return lambda *xs: body(*xs, training=training)
+
+
+def _hot(cache: dict, key, compile_after: int, make):
+    """``make()``'s function, run eagerly for its first ``compile_after`` calls and then as one
+    ``tf.function`` (kept in ``cache`` with its call count)."""
+    entry = cache.get(key)
+    if entry is None:
+        entry = cache[key] = [make(), 0]
+    entry[1] += 1
+    if entry[1] == compile_after + 1:
+        entry[0] = tf.function(entry[0], reduce_retracing=True, autograph=False)
+    return entry[0]
 
 
 _CIFAR_MEAN = (125.307, 122.950, 113.865)
 _CIFAR_STD = (62.993, 62.089, 66.705)
-
-
-def _compact(p, mask, per, num_blocks, k):
-    """The ``k`` unused blocks' slices of a masked concat, side by side (the child's narrow state)."""
-    blocks = tf.stack([p[..., b * per:(b + 1) * per] for b in range(num_blocks)])
-    idx = tf.where(mask > 0)[:k, 0]
-    return tf.concat(tf.unstack(tf.gather(blocks, idx), num=k), axis=-1)
 
 
 def child_model(supernet: Supernet, actions) -> keras.Model:
