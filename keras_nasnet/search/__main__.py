@@ -9,6 +9,10 @@ Examples::
     python -m keras_nasnet.search --reward cifar10 --data cifar-10-python.tar.gz \\
         --proxy cpu --trials 60 --workers 2 --out runs/cifar
 
+    # one CPU or GPU: children scored as paths through one shared-weights supernet
+    python -m keras_nasnet.search --reward cifar10-shared --data cifar-10-python.tar.gz \\
+        --trials 2000 --out runs/shared
+
     # what did it find?
     python -m keras_nasnet.search report runs/cifar
 
@@ -34,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m keras_nasnet.search", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="search folder (records, state, results); reused to resume")
-    p.add_argument("--reward", choices=["cifar10", "synthetic"], default="cifar10",
-                   help="cifar10: train each child and use its held-out accuracy; synthetic: a cheap "
+    p.add_argument("--reward", choices=["cifar10", "cifar10-shared", "synthetic"], default="cifar10",
+                   help="cifar10: train each child and use its held-out accuracy; cifar10-shared: "
+                        "score each child as a path through one trained weight-sharing supernet "
+                        "(add-only cells, runs in this process); synthetic: a cheap "
                         "reward whose optimum is NASNet-A, to check the controller")
     p.add_argument("--strategy", choices=["ppo", "random"], default="ppo",
                    help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")
@@ -65,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--child-filters", type=positive_int, default=None, help="override the child's penultimate filters")
     g.add_argument("--child-epochs", type=positive_int, default=None, help="override the child's epochs")
     g.add_argument("--child-train-images", type=positive_int, default=None, help="override the training images used")
+    g = p.add_argument_group("shared-weights supernet (cifar10-shared reward)")
+    g.add_argument("--supernet-cells", type=positive_int, default=None, help="N of the supernet (default 1)")
+    g.add_argument("--supernet-filters", type=positive_int, default=None, help="F of the supernet (default 16)")
+    g.add_argument("--supernet-epochs", type=positive_float, default=None,
+                   help="epochs of uniform-path training before the first reward (default 10)")
+    g.add_argument("--steps-per-child", type=nonnegative_int, default=None,
+                   help="supernet steps on each child's path before its reward (ENAS-style "
+                        "alternation; default 0: a frozen supernet)")
+    g.add_argument("--reward-images", type=positive_int, default=None,
+                   help="held-out images each reward is measured on (default 1000)")
+    g.add_argument("--val-images", type=positive_int, default=None,
+                   help="training images held out for rewards (default 5000, the paper's split)")
     g = p.add_argument_group(
         "PPO", "--preset default: the paper's settings (Adam 0.00035, batches of 20, clip 0.2,\n"
         "4 epochs) with an entropy bonus of 0.05 per decision; it rediscovered NASNet-A on the\n"
@@ -106,7 +124,8 @@ def config_from_args(a) -> dict:
     from .rewards import ProxyConfig
 
     ops = OPS if a.ops is None else tuple(o.strip() for o in a.ops.split(","))
-    cfg = {"space": {"num_blocks": a.blocks, "ops": list(ops), "combines": ["add", "concat"]},
+    combines = ["add"] if a.reward == "cifar10-shared" else ["add", "concat"]
+    cfg = {"space": {"num_blocks": a.blocks, "ops": list(ops), "combines": combines},
            "reward": a.reward, "strategy": a.strategy, "seed": a.seed}
     if a.reward == "synthetic":
         from ..genotypes import genotype_from
@@ -121,6 +140,16 @@ def config_from_args(a) -> dict:
         import dataclasses
 
         cfg["reward_args"] = {"proxy": dataclasses.asdict(proxy)}
+    if a.reward == "cifar10-shared":
+        from .shared_reward import SharedConfig
+
+        given = {"num_cells": a.supernet_cells, "filters": a.supernet_filters,
+                 "warmup_epochs": a.supernet_epochs, "steps_per_child": a.steps_per_child,
+                 "reward_images": a.reward_images, "val_images": a.val_images, "train_images": a.child_train_images, "data": a.data}
+        shared = SharedConfig(**{k: v for k, v in given.items() if v is not None})
+        import dataclasses
+
+        cfg["reward_args"] = {"shared": dataclasses.asdict(shared), "seed": a.seed}
     if a.strategy == "ppo":
         ppo = dict(PPO_PRESETS[getattr(a, "preset", "default")])
         for key, arg in (("lr", a.lr), ("lr_final", a.lr_final), ("entropy_weight", a.entropy_weight), ("entropy_final", a.entropy_final),
@@ -154,7 +183,7 @@ def main(argv=None) -> int:
         return report_main(argv[1:])
     parser = build_parser()
     a = parser.parse_args(argv)
-    workers = a.workers if a.workers is not None else (0 if a.reward == "synthetic" else 1)
+    workers = a.workers if a.workers is not None else (1 if a.reward == "cifar10" else 0)
     if a.executor == "ray" and workers == 0:
         workers = 1
     from ..data import DataError

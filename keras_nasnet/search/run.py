@@ -39,6 +39,12 @@ def make_executor(kind: str, reward_spec: dict, workers: int, **kw):
     """``inline`` (workers=0), ``local`` processes, or ``ray`` tasks."""
     from . import workers as w
 
+    if reward_spec["reward"] in w.IN_PROCESS_REWARDS:
+        if workers or kind != "local":
+            raise ValueError(f"--reward {reward_spec['reward']} keeps its state in this process: use "
+                             "--workers 0 and --executor local.")
+        return w.InlineExecutor(reward_spec, capacity=kw.get("batch_size", 20),
+                                state_dir=kw.get("state_dir"), progress=kw.get("progress", False))
     if kind == "local" and workers == 0:
         return w.InlineExecutor(reward_spec, capacity=kw.get("batch_size", 20))
     if kind == "local":
@@ -101,7 +107,7 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
         journal.save_state(strategy.state(), len(journal.finished))
     queue = collections.deque(journal.unfinished())
     ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), "log_path": out / "workers.log",
-                 **(executor_kwargs or {})}
+                 "state_dir": out, "progress": progress, **(executor_kwargs or {})}
     ex = make_executor(executor, reward_spec, workers, **ex_kwargs)
     in_flight: dict[int, dict] = {}
     bar = _progress(trials, len(journal.finished), journal, progress)

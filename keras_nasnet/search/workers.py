@@ -38,7 +38,15 @@ def make_reward(spec: dict):
                                spec.get("interaction", 0.2), spec.get("delay", 0.0))
     if spec["reward"] == "cifar10":
         return CIFARReward(space, ProxyConfig(**spec["proxy"]))
-    raise ValueError(f"Unknown reward {spec['reward']!r}; use synthetic or cifar10.")
+    if spec["reward"] == "cifar10-shared":
+        from .shared_reward import SharedConfig, SharedWeightsReward
+
+        return SharedWeightsReward(space, SharedConfig(**spec["shared"]), seed=spec.get("seed", 0))
+    raise ValueError(f"Unknown reward {spec['reward']!r}; use synthetic, cifar10 or cifar10-shared.")
+
+
+#: Rewards that keep state between children (a trained supernet): they run in the search's process.
+IN_PROCESS_REWARDS = ("cifar10-shared",)
 
 
 def error_record(task: dict, worker: str, error: str, seconds: float = 0.0) -> dict:
@@ -76,10 +84,12 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
 class InlineExecutor:
     """Evaluates in the calling process, one child at a time (cheap rewards, tests)."""
 
-    def __init__(self, reward_spec: dict, capacity: int = 20):
+    def __init__(self, reward_spec: dict, capacity: int = 20, state_dir=None, progress: bool = False):
         self.reward = make_reward(reward_spec)
         self.capacity = capacity
         self._done = []
+        if hasattr(self.reward, "bind"):  # a stateful reward: its checkpoints live in the search folder
+            self.reward.bind(state_dir, progress)
 
     def submit(self, task: dict) -> None:
         """Evaluates ``task`` now."""
@@ -91,7 +101,9 @@ class InlineExecutor:
         return done
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Lets a stateful reward write its last checkpoint."""
+        if hasattr(self.reward, "close"):
+            self.reward.close()
 
 
 def _exit_with_parent(parent_pid: int) -> None:
