@@ -7,6 +7,7 @@ the library there and writes what it measured to ``result.json`` in that folder.
 """
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -30,9 +31,14 @@ class _NoTensorFlow:
         return None
 
 
+def _cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return round(r.ru_utime + r.ru_stime, 1)
+
+
 def main(folder: Path):
     t0 = time.time()
-    res = {}
+    res = {"cpu": {}}
     sys.meta_path.insert(0, _NoTensorFlow())
     import keras
 
@@ -42,6 +48,7 @@ def main(folder: Path):
 
     res["backend"] = keras.backend.backend()
     res["tf_after_import"] = "tensorflow" in sys.modules
+    res["cpu"]["import"] = _cpu_seconds()
     spec = json.loads((folder / "spec.json").read_text())
     x = np.load(folder / "x.npy")
 
@@ -55,21 +62,25 @@ def main(folder: Path):
     load_file(cifar, folder / "cifar.h5")
     res["cifar_h5_err"] = rel_err(cifar.predict(x, verbose=0), want)
 
+    res["cpu"]["cifar"] = _cpu_seconds()
     folded = kn.fold_batch_norm(cifar)
     res["folded_err"] = rel_err(folded.predict(x, verbose=0), want)
     res["bns"] = sum(isinstance(l, keras.layers.BatchNormalization) for l in cifar.layers)
     res["folded_bns"] = sum(isinstance(l, keras.layers.BatchNormalization) for l in folded.layers)
 
+    res["cpu"]["fold"] = _cpu_seconds()
     path = folder / "cifar.keras"
     cifar.save(path)
     reloaded = keras.models.load_model(path)
     res["keras_roundtrip_err"] = rel_err(reloaded.predict(x, verbose=0), want)
     res["keras_roundtrip_class"] = type(reloaded.layers[-1]).__name__
 
+    res["cpu"]["keras_file"] = _cpu_seconds()
     # NASNetMobile, weights from a Keras-written h5 of keras.applications' network.
     mobile = kn.NASNetMobile(weights=str(folder / "mobile.h5"), **spec["mobile"])
     res["mobile_err"] = rel_err(mobile.predict(x / 127.5 - 1, verbose=0), np.load(folder / "mobile_tf.npy"))
 
+    res["cpu"]["mobile"] = _cpu_seconds()
     # Training without TensorFlow: one epoch from an image folder, then the same command again,
     # which finds the finished checkpoint and trains nothing more.
     argv = ["--out", str(folder / "run"), "--data", str(folder / "images"), "--num-cells", "1",
@@ -77,7 +88,9 @@ def main(folder: Path):
             "--aux-weight", "0", "--verbose", "0"]
     first = train.main(argv)
     weights_after_first = read_h5(folder / "run" / "weights.h5")
+    res["cpu"]["train"] = _cpu_seconds()
     second = train.main(argv)
+    res["cpu"]["resume"] = _cpu_seconds()
     res["train_first"] = first
     res["train_second"] = second
     res["train_log_lines"] = len((folder / "run" / "log.csv").read_text().strip().splitlines())
