@@ -39,7 +39,10 @@ def _cpu_seconds():
 def main(folder: Path):
     t0 = time.time()
     res = {"cpu": {}}
-    sys.meta_path.insert(0, _NoTensorFlow())
+    import os
+
+    if os.environ["KERAS_BACKEND"] == "jax":  # torch._dynamo probes for TensorFlow at import
+        sys.meta_path.insert(0, _NoTensorFlow())
     import keras
 
     import keras_nasnet as kn
