@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from . import augment_numpy
 from . import data as data_lib
 from .cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .fileio import FolderLock, FolderLocked, savez_atomic, write_json_atomic
@@ -57,10 +58,13 @@ class DropPathSchedule(keras.callbacks.Callback):
 def make_distribution(kind: str | None):
     """``None`` (one device), ``mirrored`` (all local GPUs, or CPU) or ``multiworker`` (the cluster
     described by ``TF_CONFIG``)."""
-    import tensorflow as tf
-
     if kind is None:
         return None
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"--distribute {kind} needs the TensorFlow backend (KERAS_BACKEND="
+                         f"tensorflow); this process runs Keras on {keras.backend.backend()}.")
+    import tensorflow as tf
+
     if kind == "mirrored":
         if tf.config.list_logical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
@@ -96,8 +100,10 @@ def build_training_model(args, steps_per_epoch: int, replicas: int = 1):
         metrics = [["accuracy"], []]
     else:
         loss, loss_weights, metrics = "sparse_categorical_crossentropy", None, ["accuracy"]
+    # On TensorFlow XLA makes depthwise convolutions ~10x slower on CPU; JAX always compiles.
+    jit = False if keras.backend.backend() == "tensorflow" else "auto"
     model.compile(optimizer=opt, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                  jit_compile=False)  # XLA makes depthwise convolutions ~10x slower on CPU.
+                  jit_compile=jit)
     return model
 
 
@@ -222,14 +228,17 @@ def _fit(args, out: Path) -> dict:
             start_epoch = restore_checkpoint(model, ckpt)
             print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
 
+    # tf.data on TensorFlow; elsewhere a NumPy PyDataset with the same order and augmentation.
+    make_dataset = (data_lib.make_dataset if keras.backend.backend() == "tensorflow"
+                    else augment_numpy.make_dataset)
     callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), DropPathSchedule(args.epochs),
                  keras.callbacks.TerminateOnNaN()]
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
-        ds = data_lib.make_dataset(xtr, ytr, batch, True, args.seed, epoch, args.cutout, outputs)
+        ds = make_dataset(xtr, ytr, batch, True, args.seed, epoch, args.cutout, outputs)
         val = None
         if xval is not None:
-            val = data_lib.make_dataset(xval, yval, 250, False, outputs=outputs)
+            val = make_dataset(xval, yval, 250, False, outputs=outputs)
         # shuffle=False: the dataset is shuffled per (seed, epoch) already; Keras would only warn.
         hist = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
                          callbacks=callbacks, verbose=args.verbose, shuffle=False)
@@ -267,11 +276,15 @@ def _subset(x, y, n):
 
 def evaluate_model(model, x, y, batch_size: int = 250) -> dict:
     """Test accuracy and loss of ``model`` (main output) on uint8 images ``x`` and labels ``y``."""
-    probs = []
-    for i in range(0, len(x), batch_size):
-        p = model(x[i:i + batch_size].astype("float32"), training=False)
-        probs.append(np.asarray(p[0] if isinstance(p, (list, tuple)) else p))
-    probs = np.concatenate(probs)
+    if keras.backend.backend() == "tensorflow":
+        probs = []
+        for i in range(0, len(x), batch_size):
+            p = model(x[i:i + batch_size].astype("float32"), training=False)
+            probs.append(np.asarray(p[0] if isinstance(p, (list, tuple)) else p))
+        probs = np.concatenate(probs)
+    else:  # eager JAX compiles every op on its own; predict compiles the model once
+        p = model.predict(x.astype("float32"), batch_size=batch_size, verbose=0)
+        probs = np.asarray(p[0] if isinstance(p, (list, tuple)) else p)
     acc = float(np.mean(np.argmax(probs, 1) == y))
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
     return {"test_accuracy": acc, "test_loss": loss, "test_images": int(len(y))}
