@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import pickle
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -58,13 +59,17 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
     cache_file = None
     if cache:
         st = path.stat()
-        key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+        # Pillow's arrays get their own key: the decoders differ slightly on JPEGs.
+        pil = "|pil" if _decoder() == "pil" else ""
+        ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}{pil}"
+        key = hashlib.sha256(ident.encode()).hexdigest()[:16]
         cache_file = _cache_dir() / f"cifar10-{key}.npz"
         if cache_file.is_file():
-            with np.load(cache_file) as z:
-                return (z["x_train"], z["y_train"]), (z["x_test"], z["y_test"])
+            cached = _read_cache(cache_file)
+            if cached is not None:
+                return cached
     if path.is_dir() and (path / "data_batch_1").exists():
-        arrays = _from_batches(lambda n: (path / n).read_bytes())
+        arrays = _from_batches(lambda n: (path / n).read_bytes(), str(path))
     elif path.is_dir() and (path / "cifar-10-batches-py").is_dir():
         return load_cifar10(path / "cifar-10-batches-py", cache)
     elif path.is_dir():
@@ -79,25 +84,53 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
             "from it."
         )
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(cache_file.name + ".part.npz")
+        from .fileio import savez_atomic
+
+        # Unique temporary names: several workers may cache the same source at once.
         (xtr, ytr), (xte, yte) = arrays
-        np.savez(tmp, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
-        os.replace(tmp, cache_file)
+        savez_atomic(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return arrays
+
+
+def _read_cache(cache_file: Path):
+    """The cached arrays, or None (after one line on stderr) when the cache file is unreadable.
+
+    A cache is only a copy of the source, so a damaged one (a crash on an old version, a full disk,
+    a truncated copy) is rebuilt rather than failing every later run until deleted by hand.
+    """
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            arrays = (z["x_train"], z["y_train"]), (z["x_test"], z["y_test"])
+        (xtr, ytr), (xte, yte) = arrays
+        if xtr.shape[1:] != (32, 32, 3) or xte.shape[1:] != (32, 32, 3) or len(xtr) != len(ytr) \
+                or len(xte) != len(yte):
+            raise ValueError("unexpected array shapes")
+        return arrays
+    except Exception as e:  # zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError, ...
+        print(f"keras_nasnet: the CIFAR-10 cache {cache_file} is unreadable ({type(e).__name__}: "
+              f"{str(e)[:100]}); rebuilding it from the source.", file=sys.stderr)
+        return None
 
 
 def _from_tfds():
     try:
         import tensorflow_datasets as tfds
 
-        splits = [tfds.load("cifar10", split=s, as_supervised=True) for s in ("train", "test")]
+        # Read TFDS_DATA_DIR now: tfds reads it once, when it is first imported.
+        data_dir = os.environ.get("TFDS_DATA_DIR") or None
+        splits = [tfds.load("cifar10", split=s, as_supervised=True, data_dir=data_dir)
+                  for s in ("train", "test")]
     except Exception as e:  # tfds raises many types when offline; the advice is the same.
+        missing = (f" The Python package {e.name!r} is missing: run `pip install {e.name}` (or "
+                   "reinstall keras_nasnet, which requires it)."
+                   if isinstance(e, ModuleNotFoundError) and e.name else "")
         raise DataError(
-            f"Could not load CIFAR-10 from tensorflow-datasets ({type(e).__name__}: {str(e)[:200]}). "
-            "Without network access, pass a local copy instead: --data cifar-10-python.tar.gz (or "
-            "its cifar-10-batches-py folder, or a folder/zip of train/<class>/ and test/<class>/ "
-            "images), or set TFDS_DATA_DIR to a prepared tfds data folder."
+            f"Could not load CIFAR-10 from tensorflow-datasets ({type(e).__name__}: {str(e)[:200]})."
+            f"{missing} Online, tfds downloads CIFAR-10 (about 160 MB) into TFDS_DATA_DIR (default "
+            "~/tensorflow_datasets) on first use: check the network connection. Offline, pass a "
+            "local copy instead: --data cifar-10-python.tar.gz (or its cifar-10-batches-py folder, "
+            "or a folder/zip of train/<class>/ and test/<class>/ images), or set TFDS_DATA_DIR to a "
+            "prepared tfds data folder."
         ) from None
     out = []
     for ds in splits:
@@ -107,17 +140,75 @@ def _from_tfds():
     return tuple(out)
 
 
+class UnsafePickleError(DataError):
+    """A pickle that references something a CIFAR-10 batch never holds (it could run code)."""
+
+
+def _numeric_dtype(*args):
+    """``numpy.dtype`` for unpickling, refusing object dtypes (their items would be arbitrary)."""
+    dtype = np.dtype(*args)
+    if dtype.hasobject:
+        raise pickle.UnpicklingError(f"object dtype {dtype}")
+    return dtype
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """``_codecs.encode`` as Python 3 protocol-2 pickles use it for bytes, and only for that."""
+    if not isinstance(text, str) or encoding.lower() not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+def _allowed_globals() -> dict:
+    """The globals a CIFAR-10 batch pickle may reference, by ``(module, name)``.
+
+    The official archive (Python 2 cPickle, protocol 2) holds a dict of bytes keys, a list of int
+    labels, a list of bytes file names and one uint8 ndarray; the array pickles as
+    ``numpy.core.multiarray._reconstruct``, ``numpy.ndarray`` and ``numpy.dtype``. Batches re-pickled
+    with Python 3 may use numpy 2's ``numpy._core`` names, protocol 5's ``_frombuffer`` or protocol
+    2's ``_codecs.encode`` for bytes. Nothing else is admitted.
+    """
+    core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): _numeric_dtype,
+               ("_codecs", "encode"): _latin1_encode}
+    for mod in ("numpy.core", "numpy._core"):
+        allowed[(f"{mod}.multiarray", "_reconstruct")] = core.multiarray._reconstruct
+        allowed[(f"{mod}.multiarray", "scalar")] = core.multiarray.scalar
+        allowed[(f"{mod}.numeric", "_frombuffer")] = core.numeric._frombuffer
+    return allowed
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch, admitting only the globals of :func:`_allowed_globals`.
+
+    Plain ``pickle`` calls whatever a file names (``os.system``, ...), so a crafted batch would run
+    code on load; this unpickler refuses it before anything is called.
+    """
+
+    def find_class(self, module, name):
+        allowed = _allowed_globals()
+        if (module, name) not in allowed:
+            raise UnsafePickleError(f"{module}.{name}")
+        return allowed[(module, name)]
+
+
 def _unpickle_batch(raw: bytes, name: str):
     try:
-        d = pickle.loads(raw, encoding="bytes")
+        d = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
         x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         y = np.asarray(d[b"labels"], dtype=np.int64)
+    except UnsafePickleError as e:
+        raise UnsafePickleError(
+            f"CIFAR-10 batch {name} references {e}, which a CIFAR-10 batch never holds; it was not "
+            "loaded, because unpickling it could run code. Use the official cifar-10-python.tar.gz "
+            "(https://www.cs.toronto.edu/~kriz/cifar.html) or a folder/zip of images."
+        ) from None
     except Exception as e:
         raise DataError(f"CIFAR-10 batch {name} is corrupt or not a CIFAR-10 batch ({e}).") from None
     return x, y
 
 
-def _from_batches(read):
+def _from_batches(read, where: str):
     parts = []
     for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         try:
@@ -126,7 +217,7 @@ def _from_batches(read):
             raise DataError(
                 f"The CIFAR-10 archive has no {n}; expected data_batch_1..5 and test_batch."
             ) from None
-        parts.append(_unpickle_batch(raw, n))
+        parts.append(_unpickle_batch(raw, f"{where}/{n}"))
     xtr = np.concatenate([p[0] for p in parts[:5]])
     ytr = np.concatenate([p[1] for p in parts[:5]])
     return (xtr, ytr), parts[5]
@@ -149,16 +240,36 @@ def _from_tar(path: Path):
             def read(n):
                 return tf.extractfile(members[n]).read()
 
-            return _from_batches(read)
+            return _from_batches(read, str(path))
     except (tarfile.TarError, EOFError, OSError) as e:
         raise DataError(f"{path} is a corrupt or truncated tar archive ({e}).") from None
 
 
-def _decode(data: bytes, name: str) -> np.ndarray:
-    import tensorflow as tf
+def _decoder() -> str:
+    """``"tf"`` on the TensorFlow backend (the pixels every published figure here was measured
+    on), else ``"pil"``, which needs no TensorFlow. Their JPEG pixels differ by up to 4 levels
+    (TensorFlow's fast integer IDCT against Pillow's accurate one); PNGs decode the same."""
+    import keras
 
+    return "tf" if keras.backend.backend() == "tensorflow" else "pil"
+
+
+def _decode(data: bytes, name: str) -> np.ndarray:
     try:
-        img = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+        if _decoder() == "tf":
+            import tensorflow as tf
+
+            img = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+        else:
+            try:
+                from PIL import Image
+            except ImportError:
+                raise DataError("Decoding images without TensorFlow needs Pillow: pip install "
+                                "pillow.") from None
+            with Image.open(io.BytesIO(data)) as im:
+                img = np.asarray(im.convert("RGB"))
+    except DataError:
+        raise
     except Exception:
         raise DataError(f"Image {name} cannot be decoded (not a PNG/JPEG or corrupt).") from None
     if img.shape != (32, 32, 3):

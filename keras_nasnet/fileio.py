@@ -58,3 +58,53 @@ def savez_atomic(path, **arrays) -> None:
 
     with atomic_write(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
+
+
+class FolderLocked(RuntimeError):
+    """Another process holds the folder's lock (see :class:`FolderLock`)."""
+
+
+class FolderLock:
+    """An exclusive, non-blocking lock on a run folder, held until :meth:`release` or process exit.
+
+    The lock is an OS file lock (``flock``; ``msvcrt.locking`` on Windows) on ``folder/name``, which
+    also records the holder's process id for the message a second run gets. The OS drops the lock
+    when its process dies, so a folder left by a killed run is never stale: the next run takes it.
+    """
+
+    def __init__(self, folder, name: str = ".lock"):
+        self.path = Path(folder) / name
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            _try_lock(fd)
+        except OSError:
+            try:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            except (OSError, AttributeError):  # no pread on Windows
+                holder = "unknown"
+            os.close(fd)
+            raise FolderLocked(
+                f"{self.path.parent} is in use by another run (process {holder}, lock file "
+                f"{self.path}). Wait for that run to end or stop it, or choose another folder."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Releases the lock (closing the file releases it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _try_lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -23,22 +23,38 @@ import dataclasses
 import json
 from typing import Iterable, Sequence
 
-#: The 13 operations of the NASNet search space (Zoph et al. 2018, section 3).
-OPS: tuple[str, ...] = (
-    "identity",
-    "conv_1x3_3x1",
-    "conv_1x7_7x1",
-    "dil_conv_3x3",
-    "avg_pool_3x3",
-    "max_pool_3x3",
-    "max_pool_5x5",
-    "max_pool_7x7",
-    "conv_1x1",
-    "conv_3x3",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "sep_conv_7x7",
-)
+@dataclasses.dataclass(frozen=True)
+class OpSpec:
+    """What a search-space op computes: a ``family`` of builders and its kernel size.
+
+    ``keras_nasnet.ops`` has one builder per family; the op's name is only a key of :data:`OP_SPECS`,
+    never parsed.
+    """
+
+    family: str  # identity, conv, conv_1xk_kx1, dil_conv, sep_conv, avg_pool or max_pool
+    kernel_size: int = 1
+
+
+#: The 13 operations of the NASNet search space (Zoph et al. 2018, section 3), name -> spec: the one
+#: table of ops, which genotypes validate against and ``keras_nasnet.ops.apply_op`` builds from.
+OP_SPECS: dict[str, OpSpec] = {
+    "identity": OpSpec("identity"),
+    "conv_1x3_3x1": OpSpec("conv_1xk_kx1", 3),
+    "conv_1x7_7x1": OpSpec("conv_1xk_kx1", 7),
+    "dil_conv_3x3": OpSpec("dil_conv", 3),
+    "avg_pool_3x3": OpSpec("avg_pool", 3),
+    "max_pool_3x3": OpSpec("max_pool", 3),
+    "max_pool_5x5": OpSpec("max_pool", 5),
+    "max_pool_7x7": OpSpec("max_pool", 7),
+    "conv_1x1": OpSpec("conv", 1),
+    "conv_3x3": OpSpec("conv", 3),
+    "sep_conv_3x3": OpSpec("sep_conv", 3),
+    "sep_conv_5x5": OpSpec("sep_conv", 5),
+    "sep_conv_7x7": OpSpec("sep_conv", 7),
+}
+
+#: The op names, in the paper's order (the keys of :data:`OP_SPECS`).
+OPS: tuple[str, ...] = tuple(OP_SPECS)
 
 #: How a block merges its two op outputs.
 COMBINES: tuple[str, ...] = ("add", "concat")
@@ -49,6 +65,19 @@ NUM_INPUTS = 2
 
 class GenotypeError(ValueError):
     """A genotype that does not describe a buildable cell."""
+
+
+_BLOCKS_EXAMPLE = '[{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}]'
+
+
+def _sequence(value, field: str, example: str) -> tuple:
+    """``value`` as a tuple, refusing what ``tuple()`` would accept wrongly (a string, a number)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise GenotypeError(
+            f'"{field}" must be a list (e.g. {example}); got {value!r:.100} '
+            f"({type(value).__name__})."
+        )
+    return tuple(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +95,8 @@ class Block:
     combine: str = "add"
 
     def __post_init__(self):
-        object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "ops", tuple(self.ops))
+        object.__setattr__(self, "inputs", _sequence(self.inputs, "inputs", "[0, 1]"))
+        object.__setattr__(self, "ops", _sequence(self.ops, "ops", '["sep_conv_3x3", "identity"]'))
         if len(self.inputs) != 2 or len(self.ops) != 2:
             raise GenotypeError(
                 f"A block has exactly two inputs and two ops; got inputs={list(self.inputs)} "
@@ -79,11 +108,11 @@ class Block:
                     f"Block input indices are non-negative integers; got {i!r} in {list(self.inputs)}."
                 )
         for op in self.ops:
-            if op not in OPS:
+            if not isinstance(op, str) or op not in OP_SPECS:
                 raise GenotypeError(
                     f"Unknown op {op!r}. Valid ops are: {', '.join(OPS)}."
                 )
-        if self.combine not in COMBINES:
+        if not isinstance(self.combine, str) or self.combine not in COMBINES:
             raise GenotypeError(
                 f"Unknown combine {self.combine!r}; use one of {', '.join(COMBINES)}."
             )
@@ -102,9 +131,13 @@ class Cell:
     concat: tuple[int, ...]
 
     def __post_init__(self):
-        blocks = tuple(b if isinstance(b, Block) else Block(**b) for b in self.blocks)
+        blocks = _sequence(self.blocks, "blocks", _BLOCKS_EXAMPLE)
+        for k, b in enumerate(blocks):
+            if not isinstance(b, (Block, dict)):
+                raise GenotypeError(f"Block {k + 1} must be a Block or a mapping; got {b!r:.100}.")
+        blocks = tuple(b if isinstance(b, Block) else Block(**b) for b in blocks)
         object.__setattr__(self, "blocks", blocks)
-        object.__setattr__(self, "concat", tuple(self.concat))
+        object.__setattr__(self, "concat", _sequence(self.concat, "concat", "[2, 3]"))
         if not blocks:
             raise GenotypeError("A cell needs at least one block.")
         for k, block in enumerate(blocks):
@@ -151,7 +184,7 @@ class Cell:
                 f"got {data!r:.200}."
             )
         blocks = []
-        for k, b in enumerate(data["blocks"]):
+        for k, b in enumerate(_sequence(data["blocks"], "blocks", _BLOCKS_EXAMPLE)):
             if not isinstance(b, dict) or not {"inputs", "ops"} <= set(b) or set(b) - {
                 "inputs",
                 "ops",
@@ -161,8 +194,11 @@ class Cell:
                     f'Block {k + 1} must be a mapping with keys "inputs", "ops" and optionally '
                     f'"combine"; got {b!r:.200}.'
                 )
-            blocks.append(Block(tuple(b["inputs"]), tuple(b["ops"]), b.get("combine", "add")))
-        return cls(tuple(blocks), tuple(data["concat"]))
+            try:
+                blocks.append(Block(b["inputs"], b["ops"], b.get("combine", "add")))
+            except GenotypeError as e:
+                raise GenotypeError(f"Block {k + 1}: {e}") from None
+        return cls(tuple(blocks), data["concat"])
 
     @classmethod
     def from_slim(
@@ -249,7 +285,13 @@ class Genotype:
                 'A genotype is a mapping with exactly the keys "normal" and "reduction"; '
                 f"got {data!r:.200}."
             )
-        return cls(Cell.from_dict(data["normal"]), Cell.from_dict(data["reduction"]))
+        cells = []
+        for field in ("normal", "reduction"):
+            try:
+                cells.append(Cell.from_dict(data[field]))
+            except GenotypeError as e:
+                raise GenotypeError(f"The {field} cell: {e}") from None
+        return cls(*cells)
 
     @classmethod
     def from_json(cls, text: str) -> "Genotype":

@@ -8,7 +8,8 @@ the official ImageNet weights load into them. Unlike ``keras.applications`` they
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import numbers
 
 import keras
 from keras import layers
@@ -75,6 +76,11 @@ def _input_shape(input_shape, input_tensor, default_size, include_top, weights_i
         raise ValueError(f"ImageNet weights expect 3 input channels; input_shape has {c}.")
     if c is None:
         raise ValueError("The channel dimension of input_shape must be known; got None.")
+    if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 1:
+        raise ValueError(
+            f"The channel dimension of input_shape must be a positive integer (3 for RGB); got "
+            f"input_shape={input_shape}."
+        )
     for size in (h, w):
         if size is not None and size < _MIN_SIZE:
             raise ValueError(
@@ -166,27 +172,10 @@ def NASNet(
     from . import weights as weights_lib
 
     genotype = genotype_from(genotype)
-    if stem not in ("imagenet", "cifar"):
-        raise ValueError(f"stem must be 'imagenet' or 'cifar', not {stem!r}.")
-    if not isinstance(num_cells, int) or num_cells < 1:
-        raise ValueError(f"num_cells must be a positive integer; got {num_cells!r}.")
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}.")
-    if auxiliary_head and not include_top:
-        raise ValueError("auxiliary_head=True needs include_top=True (it is a second classifier).")
-    if not 0 <= drop_path_rate < 1:
-        raise ValueError(f"drop_path_rate must be in [0, 1); got {drop_path_rate}.")
-    width = cell_width(genotype.normal)
-    unit = width * filter_multiplier**2
-    if penultimate_filters % unit or (stem == "imagenet" and (penultimate_filters // unit) % filter_multiplier**2):
-        need = unit * (filter_multiplier**2 if stem == "imagenet" else 1)
-        raise ValueError(
-            f"penultimate_filters={penultimate_filters} must be a multiple of {need} for this "
-            f"genotype (normal-cell width {width}F, filter_multiplier {filter_multiplier}"
-            + (", and the two stem cells' widths F/4 and F/2" if stem == "imagenet" else "")
-            + f"); for example {max(need, penultimate_filters // need * need)}."
-        )
-    filters = penultimate_filters // unit
+    num_cells, penultimate_filters, filter_multiplier, stem_filters = _check_arguments(
+        genotype, num_cells, penultimate_filters, stem, stem_filters, filter_multiplier,
+        skip_reduction, include_top, pooling, classes, auxiliary_head, drop_path_rate, dropout_rate)
+    filters = penultimate_filters // (cell_width(genotype.normal) * filter_multiplier**2)
     if stem_filters is None:
         stem_filters = 32 if stem == "imagenet" else 3 * filters
     if default_size is None:
@@ -196,8 +185,8 @@ def NASNet(
     spec = weights_lib.resolve(weights, arch, include_top, classes, classifier_activation)
     input_shape = _input_shape(input_shape, input_tensor, default_size, include_top,
                                spec is not None and spec.preprocessing == "imagenet")
-    if auxiliary_head and None in input_shape[:2]:
-        raise ValueError("auxiliary_head=True needs a static input_shape (no None sizes).")
+    if auxiliary_head:
+        _check_aux_input_size(input_shape, stem)
 
     if input_tensor is None:
         inputs = layers.Input(shape=input_shape, name="input_layer")
@@ -206,9 +195,6 @@ def NASNet(
     else:
         inputs = input_tensor
     cfg = ops.BNConfig(bn_momentum, bn_epsilon, bn_synchronized, bn_fused)
-    # Under mixed precision keep the classifiers in float32, so probabilities and losses are too.
-    head_dtype = "float32" if keras.mixed_precision.global_policy().compute_dtype != "float32" else None
-
     x = inputs
     if include_preprocessing:
         x = layers.Rescaling(
@@ -216,59 +202,12 @@ def NASNet(
             offset=[-m / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD)],
             name="rescaling",
         )(x)
-
-    total_cells = 3 * num_cells + 2 + (2 if stem == "imagenet" else 0)
-    counter = [0]
-
-    def cell(kind, ip, ip_level, p, p_level, f, block_id):
-        counter[0] += 1
-        rate = drop_path_rate * counter[0] / total_cells
-        c = genotype.normal if kind == "normal" else genotype.reduction
-        out = build_cell(c, kind, ip, ip_level, p, p_level, f, block_id, cfg, rate)
-        return out, ip_level + (kind == "reduction"), ip, ip_level
-
-    if stem == "imagenet":
-        x = layers.Conv2D(stem_filters, 3, strides=2, padding="valid", use_bias=False,
-                          kernel_initializer="he_normal", name="stem_conv1")(x)
-        x = ops.bn(x, cfg, "stem_bn1")
-        xl, p, pl = 0, None, None
-        x, xl, p, pl = cell("reduction", x, xl, p, pl, filters // filter_multiplier**2, "stem_1")
-        x, xl, p, pl = cell("reduction", x, xl, p, pl, filters // filter_multiplier, "stem_2")
-    else:
-        x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False,
-                          kernel_initializer="he_normal", name="stem_conv1")(x)
-        x = ops.bn(x, cfg, "stem_bn1")
-        xl, p, pl = 0, x, 0
-
-    aux_input = None
-    f = filters
-    for stack in range(3):
-        for i in range(num_cells):
-            # keras.applications numbers normal cells 0..N-1, N+1..2N, 2N+1..3N.
-            x, xl, p, pl = cell("normal", x, xl, p, pl, f, str(stack * num_cells + i + (stack > 0)))
-        if stack == 1:
-            aux_input = x
-        if stack < 2:
-            f *= filter_multiplier
-            x, xl, p0, p0l = cell("reduction", x, xl, p, pl, f, f"reduce_{(stack + 1) * num_cells}")
-            if not skip_reduction:
-                p, pl = p0, p0l
-
+    x = _stem(x, stem, stem_filters, cfg)
+    plan = _cell_plan(stem, num_cells, filters, filter_multiplier, skip_reduction)
+    x, aux_input = _cells(x, stem, plan, genotype, cfg, drop_path_rate)
     x = ops.relu(x, name="final_relu")
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
-        if dropout_rate:
-            x = layers.Dropout(dropout_rate, name="top_dropout")(x)
-        outputs = layers.Dense(classes, activation=classifier_activation, name="predictions",
-                               dtype=head_dtype)(x)
-        if auxiliary_head:
-            outputs = [outputs, _aux_head(aux_input, classes, classifier_activation, cfg, head_dtype)]
-    elif pooling == "avg":
-        outputs = layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
-    elif pooling == "max":
-        outputs = layers.GlobalMaxPooling2D(name="global_max_pooling")(x)
-    else:
-        outputs = x
+    outputs = _top(x, aux_input if auxiliary_head else None, include_top, pooling, classes,
+                   classifier_activation, dropout_rate, cfg)
 
     if input_tensor is not None:
         model_inputs = keras.utils.get_source_inputs(input_tensor)
@@ -283,6 +222,192 @@ def NASNet(
     if spec is not None:
         weights_lib.load_into(model, spec)
     return model
+
+
+def _count(value, name: str, minimum: int = 1, hint: str = "") -> int:
+    """``value`` as an ``int`` if it is an integer (Python or NumPy, not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}; got {value!r} ({type(value).__name__}).{hint}")
+    return int(value)
+
+
+def _check_arguments(genotype, num_cells, penultimate_filters, stem, stem_filters, filter_multiplier,
+                     skip_reduction, include_top, pooling, classes, auxiliary_head, drop_path_rate, dropout_rate):
+    """Checks the arguments that need no input shape or weights, before anything is built.
+
+    Returns ``num_cells, penultimate_filters, filter_multiplier, stem_filters`` as Python ints.
+    """
+    if stem not in ("imagenet", "cifar"):
+        raise ValueError(f"stem must be 'imagenet' or 'cifar', not {stem!r}.")
+    num_cells = _count(num_cells, "num_cells")
+    filter_multiplier = _count(filter_multiplier, "filter_multiplier",
+                               hint=" It is the width factor at each reduction (2 in the paper).")
+    penultimate_filters = _count(penultimate_filters, "penultimate_filters",
+                                 hint=" It is the channel count of the last cell's output.")
+    if stem_filters is not None:
+        stem_filters = _count(stem_filters, "stem_filters")
+    if include_top:
+        classes = _count(classes, "classes", hint=" It is the width of the predictions layer.")
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}.")
+    if auxiliary_head and not include_top:
+        raise ValueError("auxiliary_head=True needs include_top=True (it is a second classifier).")
+    if not 0 <= drop_path_rate < 1:
+        raise ValueError(f"drop_path_rate must be in [0, 1); got {drop_path_rate}.")
+    if not 0 <= dropout_rate < 1:
+        raise ValueError(f"dropout_rate must be in [0, 1); got {dropout_rate}.")
+    step = _penultimate_step(genotype, stem, num_cells, filter_multiplier, skip_reduction)
+    if penultimate_filters % step:
+        width = cell_width(genotype.normal)
+        below, above = penultimate_filters // step * step, (penultimate_filters // step + 1) * step
+        nearest = f"{below} or {above}" if below else f"{above}"
+        raise ValueError(
+            f"penultimate_filters={penultimate_filters} must be a multiple of {step} for this "
+            f"genotype and stem: the last cell has {width} * filter_multiplier**2 * F channels (the "
+            f"normal cell's output is {width}F wide) for a first-stack width F that must be whole"
+            + (", divisible by filter_multiplier**2 (the stem cells' width)" if stem == "imagenet" else "")
+            + " and even where a factorized reduction halves it. The nearest valid values are "
+            f"{nearest}."
+        )
+    return num_cells, penultimate_filters, filter_multiplier, stem_filters
+
+
+def _penultimate_step(genotype, stem, num_cells, filter_multiplier, skip_reduction) -> int:
+    """The smallest valid ``penultimate_filters``; the valid ones are exactly its multiples.
+
+    ``penultimate_filters = w * m**2 * F`` (``w`` the normal cell's output width in units of F).
+    F must make every cell's width whole (the ImageNet stem cells have ``F / m**2``) and even
+    wherever a cell halves it for a factorized reduction; both are divisibility conditions, so the
+    valid F are the multiples of the smallest one.
+    """
+    m = filter_multiplier
+    for f in range(1, 2 * m**2 + 1):  # f = 2 * m**2 always qualifies
+        if stem == "imagenet" and f % m**2:
+            continue
+        plan = _cell_plan(stem, num_cells, f, m, skip_reduction)
+        # A cell whose h_(i-1) has a higher resolution halves its width in a factorized reduction.
+        halved = [c.filters for c, x_level, p_level in _input_levels(stem, plan)
+                  if p_level is not None and p_level != x_level]
+        if all(w % 2 == 0 for w in halved):
+            return cell_width(genotype.normal) * m**2 * f
+    raise AssertionError("unreachable: f = 2 * filter_multiplier**2 always qualifies")
+
+
+def _check_aux_input_size(input_shape, stem):
+    """The auxiliary head pools 5x5 (stride 3, valid) over the last reduction cell's input."""
+    def aux_size(size):
+        if stem == "imagenet":
+            size = (size - 3) // 2 + 1  # 3x3/2 valid stem convolution
+            return -(-size // 8)  # two stem reductions and the first reduction cell
+        return -(-size // 2)  # the first reduction cell
+
+    sizes = input_shape[:2]
+    if None in sizes:
+        raise ValueError("auxiliary_head=True needs a static input_shape (no None sizes).")
+    if min(aux_size(s) for s in sizes) < 5:
+        minimum = next(s for s in range(_MIN_SIZE, 10_000) if aux_size(s) >= 5)
+        raise ValueError(
+            f"auxiliary_head=True needs an input of at least {minimum}x{minimum} with "
+            f"stem={stem!r}: the head pools 5x5 over the input of the last reduction cell, which is "
+            f"{aux_size(sizes[0])}x{aux_size(sizes[1])} for input_shape={tuple(input_shape)}. Use "
+            "a larger input or auxiliary_head=False."
+        )
+
+
+def _stem(x, stem, stem_filters, cfg):
+    """The stem convolution (3x3/2 valid for ImageNet, 3x3 same for CIFAR) and its BN."""
+    if stem == "imagenet":
+        x = layers.Conv2D(stem_filters, 3, strides=2, padding="valid", use_bias=False,
+                          kernel_initializer="he_normal", name="stem_conv1")(x)
+    else:
+        x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", name="stem_conv1")(x)
+    return ops.bn(x, cfg, "stem_bn1")
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlannedCell:
+    """One cell of the network, in build order."""
+
+    kind: str  # "normal" or "reduction"
+    filters: int
+    block_id: str  # the suffix of the cell's layer names
+    keeps_previous: bool  # skip_reduction: the next cell's h_(i-1) is this cell's h_(i-1)
+
+
+def _cell_plan(stem, num_cells, filters, filter_multiplier, skip_reduction) -> list[_PlannedCell]:
+    """Every cell in build order: the ImageNet stem's two reduction cells, then three stacks of
+    ``num_cells`` normal cells with a reduction cell between stacks (width times
+    ``filter_multiplier`` at each)."""
+    m = filter_multiplier
+    cells = []
+    if stem == "imagenet":
+        cells += [_PlannedCell("reduction", filters // m**2, "stem_1", False),
+                  _PlannedCell("reduction", filters // m, "stem_2", False)]
+    f = filters
+    for stack in range(3):
+        for i in range(num_cells):
+            # keras.applications numbers normal cells 0..N-1, N+1..2N, 2N+1..3N.
+            cells.append(_PlannedCell("normal", f, str(stack * num_cells + i + (stack > 0)), False))
+        if stack < 2:
+            f *= m
+            cells.append(_PlannedCell("reduction", f, f"reduce_{(stack + 1) * num_cells}",
+                                      skip_reduction))
+    return cells
+
+
+def _input_levels(stem, plan):
+    """``(planned cell, level of h_i, level of h_(i-1) or None)`` for each cell, where a level counts
+    the stride-2 reductions so far. The ImageNet stem's first cell has no h_(i-1)
+    (keras.applications uses h_i unadjusted); the CIFAR stem's first cell reads the stem output as
+    both inputs."""
+    x_level, p_level = 0, (None if stem == "imagenet" else 0)
+    for planned in plan:
+        yield planned, x_level, p_level
+        if not planned.keeps_previous:
+            p_level = x_level
+        x_level += planned.kind == "reduction"
+
+
+def _cells(x, stem, plan, genotype, cfg, drop_path_rate):
+    """Builds the planned cells on the stem output ``x``.
+
+    Returns the last cell's output and the input of the last reduction cell (what the auxiliary
+    head reads). ScheduledDropPath probabilities grow linearly with depth, as in TF-slim.
+    """
+    p = None if stem == "imagenet" else x  # h_(i-1), as _input_levels describes
+    aux_input = None
+    for k, (planned, x_level, p_level) in enumerate(_input_levels(stem, plan), start=1):
+        if planned.kind == "reduction":
+            aux_input = x
+        cell = genotype.normal if planned.kind == "normal" else genotype.reduction
+        out = build_cell(cell, planned.kind, x, x_level, p, p_level, planned.filters,
+                         planned.block_id, cfg, drop_path_rate * k / len(plan))
+        if not planned.keeps_previous:
+            p = x
+        x = out
+    return x, aux_input
+
+
+def _top(x, aux_input, include_top, pooling, classes, classifier_activation, dropout_rate, cfg):
+    """The classifier (and auxiliary classifier when ``aux_input`` is given), or the pooling."""
+    if include_top:
+        # Under mixed precision keep the classifiers in float32, so probabilities and losses are.
+        head_dtype = "float32" if keras.mixed_precision.global_policy().compute_dtype != "float32" else None
+        x = layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
+        if dropout_rate:
+            x = layers.Dropout(dropout_rate, name="top_dropout")(x)
+        outputs = layers.Dense(classes, activation=classifier_activation, name="predictions",
+                               dtype=head_dtype)(x)
+        if aux_input is not None:
+            outputs = [outputs, _aux_head(aux_input, classes, classifier_activation, cfg, head_dtype)]
+        return outputs
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="global_max_pooling")(x)
+    return x
 
 
 def _aux_head(x, classes, activation, cfg, dtype=None):

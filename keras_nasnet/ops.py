@@ -14,7 +14,7 @@ import dataclasses
 import keras
 from keras import layers, ops
 
-from .genotypes import OPS
+from .genotypes import OP_SPECS, OpSpec
 
 
 @keras.saving.register_keras_serializable(package="keras_nasnet")
@@ -219,6 +219,64 @@ def separable_conv_block(x, filters, kernel_size, cfg: BNConfig, block_id, strid
     return bn(x, cfg, f"separable_conv_2_bn_{block_id}")
 
 
+def _identity(x, spec: OpSpec, filters, stride, cfg, name, padded):
+    if stride == 1 and x.shape[-1] == filters:
+        return x
+    # TF-slim: identity that must stride or change width becomes ReLU-1x1 conv-BN.
+    return conv_bn(x, filters, 1, cfg, name, strides=stride)
+
+
+def _conv(x, spec: OpSpec, filters, stride, cfg, name, padded):
+    return conv_bn(x, filters, spec.kernel_size, cfg, name, strides=stride)
+
+
+def _sep_conv(x, spec: OpSpec, filters, stride, cfg, name, padded):
+    return separable_conv_block(x, filters, spec.kernel_size, cfg, name, strides=stride)
+
+
+def _pool(x, spec: OpSpec, filters, stride, cfg, name, padded):
+    k = spec.kernel_size
+    pool = layers.AveragePooling2D if spec.family == "avg_pool" else layers.MaxPooling2D
+    if stride == 2:
+        y = pool(k, strides=2, padding="valid", name=name)(padded(k))
+    else:
+        y = pool(k, strides=1, padding="same", name=name)(x)
+    if y.shape[-1] != filters:
+        y = conv_bn(y, filters, 1, cfg, f"{name}_projection")
+    return y
+
+
+def _dil_conv(x, spec: OpSpec, filters, stride, cfg, name, padded):
+    # Keras convolutions cannot combine dilation with stride; subsample afterwards instead.
+    y = conv_bn(x, filters, spec.kernel_size, cfg, name, dilation_rate=2)
+    if stride == 2:
+        y = layers.AveragePooling2D(1, strides=2, padding="same", name=f"{name}_subsample")(y)
+    return y
+
+
+def _conv_1xk_kx1(x, spec: OpSpec, filters, stride, cfg, name, padded):
+    # ReLU, 1xk conv, kx1 conv, BN (the stride split over the two convolutions).
+    k = spec.kernel_size
+    y = relu(x, name=f"{name}_relu")
+    y = layers.Conv2D(filters, (1, k), strides=(1, stride), padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=f"{name}_conv_1x{k}")(y)
+    y = layers.Conv2D(filters, (k, 1), strides=(stride, 1), padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=f"{name}_conv_{k}x1")(y)
+    return bn(y, cfg, f"{name}_bn")
+
+
+#: One builder per op family of :data:`keras_nasnet.genotypes.OP_SPECS`.
+BUILDERS = {
+    "identity": _identity,
+    "conv": _conv,
+    "conv_1xk_kx1": _conv_1xk_kx1,
+    "dil_conv": _dil_conv,
+    "sep_conv": _sep_conv,
+    "avg_pool": _pool,
+    "max_pool": _pool,
+}
+
+
 def apply_op(op, x, filters, stride, cfg: BNConfig, name, padded=None):
     """Applies search-space op ``op`` to ``x`` and returns a tensor with ``filters`` channels.
 
@@ -232,41 +290,7 @@ def apply_op(op, x, filters, stride, cfg: BNConfig, name, padded=None):
         padded: ``padded(kernel_size)`` returns ``x`` padded for a stride-2 window, shared by all
             pools reading the same state (as ``keras.applications`` shares ``reduction_pad_1``).
     """
-    if op not in OPS:
-        raise ValueError(f"Unknown op {op!r}. Valid ops are: {', '.join(OPS)}.")
-    if op == "identity":
-        if stride == 1 and x.shape[-1] == filters:
-            return x
-        # TF-slim: identity that must stride or change width becomes ReLU-1x1 conv-BN.
-        return conv_bn(x, filters, 1, cfg, name, strides=stride)
-    if op.startswith("sep_conv_"):
-        k = int(op[-1])
-        return separable_conv_block(x, filters, k, cfg, name, strides=stride)
-    if op.endswith("pool_3x3") or op.startswith("max_pool_"):
-        k = int(op[-1])
-        pool = layers.AveragePooling2D if op.startswith("avg") else layers.MaxPooling2D
-        if stride == 2:
-            y = pool(k, strides=2, padding="valid", name=name)(padded(k))
-        else:
-            y = pool(k, strides=1, padding="same", name=name)(x)
-        if y.shape[-1] != filters:
-            y = conv_bn(y, filters, 1, cfg, f"{name}_projection")
-        return y
-    if op == "conv_1x1":
-        return conv_bn(x, filters, 1, cfg, name, strides=stride)
-    if op == "conv_3x3":
-        return conv_bn(x, filters, 3, cfg, name, strides=stride)
-    if op == "dil_conv_3x3":
-        # Keras convolutions cannot combine dilation with stride; subsample afterwards instead.
-        y = conv_bn(x, filters, 3, cfg, name, dilation_rate=2)
-        if stride == 2:
-            y = layers.AveragePooling2D(1, strides=2, padding="same", name=f"{name}_subsample")(y)
-        return y
-    # conv_1x3_3x1 and conv_1x7_7x1: ReLU, 1xk conv, kx1 conv, BN (the stride split over the two).
-    k = int(op.split("_")[1][-1])
-    y = relu(x, name=f"{name}_relu")
-    y = layers.Conv2D(filters, (1, k), strides=(1, stride), padding="same", use_bias=False,
-                      kernel_initializer="he_normal", name=f"{name}_conv_1x{k}")(y)
-    y = layers.Conv2D(filters, (k, 1), strides=(stride, 1), padding="same", use_bias=False,
-                      kernel_initializer="he_normal", name=f"{name}_conv_{k}x1")(y)
-    return bn(y, cfg, f"{name}_bn")
+    spec = OP_SPECS.get(op)
+    if spec is None:
+        raise ValueError(f"Unknown op {op!r}. Valid ops are: {', '.join(OP_SPECS)}.")
+    return BUILDERS[spec.family](x, spec, filters, stride, cfg, name, padded)

@@ -20,25 +20,37 @@ import numpy as np
 _CONVS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
 
 
-def _producer(layer):
-    """The layer whose output is ``layer``'s only input, or None."""
-    nodes = layer._inbound_nodes
-    if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
-        return None
-    return nodes[0].input_tensors[0]._keras_history.operation
+def _graph_nodes(model) -> list:
+    """The call nodes of ``model``'s own graph (a layer shared with other graphs has more)."""
+    return [node for nodes in model._nodes_by_depth.values() for node in nodes]
 
 
 def _foldable_pairs(model) -> dict:
-    """``{conv layer name: bn layer}`` for every BN that can be folded into the conv before it."""
+    """``{conv layer name: bn layer}`` for every BN that can be folded into the conv before it.
+
+    A pair folds only when, in this model's graph, the convolution is called once and its output is
+    read by that BN alone: folding rewrites the convolution's output, so any other reader (another
+    layer, or the tensor being a model output itself) would see BN-ed values.
+    """
+    nodes = _graph_nodes(model)
+    calls, readers = {}, {}
+    for node in nodes:
+        calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
+        for t in node.input_tensors:
+            readers.setdefault(id(t), []).append(node)
+    for t in model.outputs:
+        readers.setdefault(id(t), []).append(None)
     pairs = {}
-    for bn in model.layers:
-        if not isinstance(bn, keras.layers.BatchNormalization):
+    for node in nodes:
+        bn = node.operation
+        if (not isinstance(bn, keras.layers.BatchNormalization) or calls[id(bn)] != 1
+                or len(node.input_tensors) != 1 or bn.axis not in (-1, 3)):
             continue
-        conv = _producer(bn)
-        if (not isinstance(conv, _CONVS) or bn.axis not in (-1, 3) or len(conv._inbound_nodes) != 1
-                or len(conv._outbound_nodes) != 1 or conv.get_config().get("activation") != "linear"):
-            continue
-        pairs[conv.name] = bn
+        t = node.input_tensors[0]
+        conv = t._keras_history.operation
+        if (isinstance(conv, _CONVS) and calls.get(id(conv)) == 1 and readers[id(t)] == [node]
+                and conv.get_config().get("activation") == "linear"):
+            pairs[conv.name] = bn
     return pairs
 
 
@@ -74,10 +86,12 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     """Returns a copy of ``model`` for inference with BatchNormalization folded into convolutions.
 
     Every BatchNormalization that directly follows a ``Conv2D``, ``SeparableConv2D`` or
-    ``DepthwiseConv2D`` (with no activation, read by nothing else) is folded into that layer's kernel
+    ``DepthwiseConv2D`` (with no activation, whose output nothing else reads and which is not a model
+    output) is folded into that layer's kernel
     and bias and replaced by an ``Identity`` layer of the same name, so layer names stay stable.
     Other layers, and BNs that cannot be folded (e.g. after a concatenation), are kept with their
-    weights. The copy agrees with ``model(x, training=False)`` to float rounding.
+    weights. Nested functional models (a base model inside a fine-tuning model) are folded the same
+    way. The copy agrees with ``model(x, training=False)`` to float rounding.
 
     Args:
         model: a functional Keras model, e.g. ``NASNetMobile(weights="imagenet")``.
@@ -86,17 +100,20 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         A new functional model; the original is not modified.
 
     Raises:
-        ValueError: if ``model`` is not a functional model (a subclassed model has no graph of
-            layers to rewrite).
+        ValueError: if ``model``, or a model nested in it, is not a functional model (a subclassed
+            or Sequential model has no graph of layers to rewrite).
     """
-    if not isinstance(model, keras.Model) or not hasattr(model, "_operations") or not hasattr(
-            model, "inputs") or model.inputs is None:
-        raise ValueError("fold_batch_norm needs a functional Keras model (built with keras.Input), "
-                         f"got {type(model).__name__}.")
+    _check_functional(model, "fold_batch_norm needs")
     pairs = _foldable_pairs(model)
     folded_bns = {bn.name for bn in pairs.values()}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            _check_functional(layer, f"fold_batch_norm folds nested models, so the nested model "
+                                     f"{layer.name!r} must be")
 
     def clone(layer):
+        if isinstance(layer, keras.Model):  # e.g. a base model inside a fine-tuning model
+            return fold_batch_norm(layer)
         config = layer.get_config()
         if layer.name in pairs:
             config["use_bias"] = True
@@ -120,7 +137,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     folded = keras.models.clone_model(model, input_tensors=inputs if len(inputs) > 1 else inputs[0],
                                       clone_function=clone, call_function=call)
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or isinstance(layer, keras.Model):  # nested: folded with its weights
             continue
         target = folded.get_layer(layer.name)
         if layer.name in pairs:
@@ -128,3 +145,14 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         elif layer.name not in folded_bns:
             target.set_weights(layer.get_weights())
     return folded
+
+
+def _check_functional(model, what: str) -> None:
+    if not isinstance(model, keras.Model) or getattr(model, "_nodes_by_depth", None) is None or \
+            not getattr(model, "inputs", None):
+        raise ValueError(
+            f"{what} a functional Keras model (built with keras.Input), got "
+            f"{type(model).__name__}: a {type(model).__name__} has no graph of layers to rewrite. "
+            "Rebuild it with the functional API (a Sequential model: keras.Model(seq.inputs, "
+            "seq.outputs) after building it)."
+        )

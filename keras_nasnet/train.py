@@ -1,7 +1,9 @@
 """Train and evaluate CIFAR-10 networks with the paper's recipe; checkpoint every epoch, resume.
 
 ``python -m keras_nasnet.train --out runs/a --epochs 5`` trains (``--help`` lists the recipe's
-settings); running the same command again resumes from the last finished epoch.
+settings); running the same command again resumes from the last finished epoch. Settings and data
+are checked before anything is written; a loss that stops being finite ends the run and keeps the
+last good checkpoint. Exit codes: 0 done, 1 failed (message on stderr), 2 invalid settings.
 ``python -m keras_nasnet.train evaluate --weights FILE --num-cells N --penultimate-filters P`` prints
 the test accuracy.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,10 +20,25 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from . import augment_numpy
 from . import data as data_lib
+from .cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
+from .fileio import FolderLock, FolderLocked, savez_atomic, write_json_atomic
 from .genotypes import genotype_from
 from .models import NASNetCIFAR
 from .ops import ScheduledDropPath
+
+
+class TrainingError(Exception):
+    """A training run cannot start or go on; the message says why and what to do."""
+
+
+class RunConfigMismatch(TrainingError):
+    """``--out`` holds a run with another configuration (settings or data)."""
+
+
+class TrainingDiverged(TrainingError):
+    """The loss stopped being finite; the last good checkpoint was kept."""
 
 
 class DropPathSchedule(keras.callbacks.Callback):
@@ -42,10 +58,13 @@ class DropPathSchedule(keras.callbacks.Callback):
 def make_distribution(kind: str | None):
     """``None`` (one device), ``mirrored`` (all local GPUs, or CPU) or ``multiworker`` (the cluster
     described by ``TF_CONFIG``)."""
-    import tensorflow as tf
-
     if kind is None:
         return None
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"--distribute {kind} needs the TensorFlow backend (KERAS_BACKEND="
+                         f"tensorflow); this process runs Keras on {keras.backend.backend()}.")
+    import tensorflow as tf
+
     if kind == "mirrored":
         if tf.config.list_logical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
@@ -81,8 +100,10 @@ def build_training_model(args, steps_per_epoch: int, replicas: int = 1):
         metrics = [["accuracy"], []]
     else:
         loss, loss_weights, metrics = "sparse_categorical_crossentropy", None, ["accuracy"]
+    # On TensorFlow XLA makes depthwise convolutions ~10x slower on CPU; JAX always compiles.
+    jit = False if keras.backend.backend() == "tensorflow" else "auto"
     model.compile(optimizer=opt, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                  jit_compile=False)  # XLA makes depthwise convolutions ~10x slower on CPU.
+                  jit_compile=jit)
     return model
 
 
@@ -96,9 +117,7 @@ def save_checkpoint(model, path: Path, epochs_done: int) -> None:
     arrays = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
     arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
     arrays["epochs_done"] = np.asarray(epochs_done)
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    savez_atomic(path, **arrays)
 
 
 def restore_checkpoint(model, path: Path) -> int:
@@ -113,41 +132,82 @@ def restore_checkpoint(model, path: Path) -> int:
         return int(z["epochs_done"])
 
 
+#: Keys of a run's identity added after the first release; a config.json without them (written by
+#: an older version) is compared on the other keys only.
+_LATER_KEYS = ("data", "limit")
+
+
 def _config_of(args) -> dict:
     keys = ["genotype", "num_cells", "penultimate_filters", "epochs", "batch_size", "lr",
             "weight_decay", "drop_path", "aux_weight", "cutout", "bn_momentum", "seed", "split",
             "distribute", "mixed_precision", "clip_norm"]
-    return {k: getattr(args, k) for k in keys}
+    config = {k: getattr(args, k) for k in keys}
+    # The data is part of what a run is: the same settings on other images are another run.
+    data = getattr(args, "data", None)
+    config["data"] = "tfds" if data in (None, "tfds") else str(Path(data).expanduser().resolve())
+    config["limit"] = getattr(args, "limit", 0) or 0
+    return config
 
 
-def fit(args) -> dict:
-    """Trains per ``args`` with a checkpoint after every epoch; resumes from ``args.out``.
+def _check_same_run(cfg_file: Path, config: dict) -> None:
+    old = json.loads(cfg_file.read_text())
+    compared = {k: v for k, v in config.items() if k in old or k not in _LATER_KEYS}
+    if old != compared:
+        diff = {k: (old.get(k), v) for k, v in compared.items() if old.get(k) != v}
+        raise RunConfigMismatch(
+            f"{cfg_file.parent} holds a run with another configuration (stored, given: {diff}); "
+            "use a new --out, or the same settings and data to resume it."
+        )
 
-    Returns the final metrics (also written to ``out/result.json``).
-    """
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config = _config_of(args)
-    cfg_file = out / "config.json"
-    if cfg_file.exists():
-        old = json.loads(cfg_file.read_text())
-        if old != config:
-            diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
-            raise SystemExit(
-                f"{out} holds a run with another configuration ({diff}); use a new --out or the "
-                "same settings to resume."
-            )
-    else:
-        cfg_file.write_text(json.dumps(config, indent=2))
 
+def _load_data(args):
+    """The run's arrays, checked: ``(xtr, ytr), (xval, yval) or (None, None), (xte, yte)``."""
     (xtr, ytr), (xte, yte) = data_lib.load_cifar10(args.data)
     if args.split == "45k":
+        if len(xtr) <= data_lib.VALIDATION_SIZE:
+            raise data_lib.DataError(
+                f"The data set has {len(xtr)} training images; --split 45k holds out "
+                f"{data_lib.VALIDATION_SIZE:,} of them for validation, so it needs more. Use "
+                "--split full to train on all of them (no validation), or pass the full CIFAR-10."
+            )
         (xtr, ytr), (xval, yval) = data_lib.train_val_split(xtr, ytr, seed=0)
     else:
         xval = yval = None
     if args.limit:
         xtr, ytr = _subset(xtr, ytr, args.limit)
         xte, yte = _subset(xte, yte, args.limit)
+    return (xtr, ytr), (xval, yval), (xte, yte)
+
+
+def fit(args) -> dict:
+    """Trains per ``args`` with a checkpoint after every epoch; resumes from ``args.out``.
+
+    Everything is checked (settings, genotype, data) before anything is written, and ``args.out``
+    is locked while the run lasts. Raises :class:`RunConfigMismatch` for a folder holding another
+    run, :class:`TrainingDiverged` when the loss stops being finite (the last good checkpoint is
+    kept), :class:`keras_nasnet.data.DataError` for unusable data and
+    :class:`keras_nasnet.fileio.FolderLocked` while another process uses the folder.
+
+    Returns the final metrics (also written to ``out/result.json``).
+    """
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(out)
+    try:
+        return _fit(args, out)
+    finally:
+        lock.release()
+
+
+def _fit(args, out: Path) -> dict:
+    config = _config_of(args)
+    cfg_file = out / "config.json"
+    if cfg_file.exists():
+        _check_same_run(cfg_file, config)
+    genotype_from(args.genotype)  # a typo fails here, before config.json makes it sticky
+    (xtr, ytr), (xval, yval), (xte, yte) = _load_data(args)
+    if not cfg_file.exists():
+        write_json_atomic(cfg_file, config)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = make_distribution(args.distribute)
@@ -168,29 +228,42 @@ def fit(args) -> dict:
             start_epoch = restore_checkpoint(model, ckpt)
             print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
 
-    callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), DropPathSchedule(args.epochs)]
+    # tf.data on TensorFlow; elsewhere a NumPy PyDataset with the same order and augmentation.
+    make_dataset = (data_lib.make_dataset if keras.backend.backend() == "tensorflow"
+                    else augment_numpy.make_dataset)
+    callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), DropPathSchedule(args.epochs),
+                 keras.callbacks.TerminateOnNaN()]
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
-        ds = data_lib.make_dataset(xtr, ytr, batch, True, args.seed, epoch, args.cutout, outputs)
+        ds = make_dataset(xtr, ytr, batch, True, args.seed, epoch, args.cutout, outputs)
         val = None
         if xval is not None:
-            val = data_lib.make_dataset(xval, yval, 250, False, outputs=outputs)
-        model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
-                  callbacks=callbacks, verbose=args.verbose)
+            val = make_dataset(xval, yval, 250, False, outputs=outputs)
+        # shuffle=False: the dataset is shuffled per (seed, epoch) already; Keras would only warn.
+        hist = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
+                         callbacks=callbacks, verbose=args.verbose, shuffle=False)
+        loss = hist.history.get("loss", [float("nan")])[-1]
+        if not math.isfinite(loss):
+            # Not saved: the weights are no longer finite, and the checkpoint is the last good state.
+            kept = (f"{ckpt} still holds the last good state (after epoch {epoch})" if epoch
+                    else "no checkpoint was written")
+            raise TrainingDiverged(
+                f"The training loss became {loss} in epoch {epoch + 1}; stopped, {kept}. Lower --lr "
+                "or keep --clip-norm on, in a new --out."
+            )
         # Write the checkpoint before the state that says which epoch it holds, both atomically. A
         # kill between the two replaces leaves a checkpoint one epoch ahead of state.json; the
         # epoch counter stored inside the checkpoint wins on resume, so nothing runs twice.
         save_checkpoint(model, ckpt, epoch + 1)
-        state_tmp = out / "state.json.part"
-        state_tmp.write_text(json.dumps({"epochs_done": epoch + 1, "epoch_seconds": time.time() - t0}))
-        os.replace(state_tmp, state_file)
+        write_json_atomic(state_file, {"epochs_done": epoch + 1, "epoch_seconds": time.time() - t0},
+                          indent=None)
 
     result = evaluate_model(model, xte, yte)
     result.update({"epochs": args.epochs, "params": int(model.count_params())})
     from .weights import write_h5
 
     write_h5(model, out / "weights.h5")
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+    write_json_atomic(out / "result.json", result)
     print(json.dumps(result))
     return result
 
@@ -203,11 +276,15 @@ def _subset(x, y, n):
 
 def evaluate_model(model, x, y, batch_size: int = 250) -> dict:
     """Test accuracy and loss of ``model`` (main output) on uint8 images ``x`` and labels ``y``."""
-    probs = []
-    for i in range(0, len(x), batch_size):
-        p = model(x[i:i + batch_size].astype("float32"), training=False)
-        probs.append(np.asarray(p[0] if isinstance(p, (list, tuple)) else p))
-    probs = np.concatenate(probs)
+    if keras.backend.backend() == "tensorflow":
+        probs = []
+        for i in range(0, len(x), batch_size):
+            p = model(x[i:i + batch_size].astype("float32"), training=False)
+            probs.append(np.asarray(p[0] if isinstance(p, (list, tuple)) else p))
+        probs = np.concatenate(probs)
+    else:  # eager JAX compiles every op on its own; predict compiles the model once
+        p = model.predict(x.astype("float32"), batch_size=batch_size, verbose=0)
+        probs = np.asarray(p[0] if isinstance(p, (list, tuple)) else p)
     acc = float(np.mean(np.argmax(probs, 1) == y))
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
     return {"test_accuracy": acc, "test_loss": loss, "test_images": int(len(y))}
@@ -220,25 +297,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: config, checkpoint, log.csv, weights.h5")
     p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
     p.add_argument("--genotype", default="NASNET_A", help="genotype name, JSON or JSON file")
-    p.add_argument("--num-cells", type=int, default=6, help="N, normal cells per stack")
-    p.add_argument("--penultimate-filters", type=int, default=768, help="P (24F for NASNet-A)")
-    p.add_argument("--epochs", type=int, default=600, help="the paper trains 600 epochs")
-    p.add_argument("--batch-size", type=int, default=32, help="the paper uses 32 (per replica)")
-    p.add_argument("--lr", type=float, default=0.025, help="initial learning rate (cosine decay)")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 on kernels")
-    p.add_argument("--clip-norm", type=float, default=5.0, help="global gradient-norm clip; 0 = off")
-    p.add_argument("--drop-path", type=float, default=0.4, help="final ScheduledDropPath rate")
-    p.add_argument("--aux-weight", type=float, default=0.4, help="auxiliary head loss weight; 0 = none")
-    p.add_argument("--cutout", type=int, default=16, help="cutout square size; 0 = off")
-    p.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNormalization momentum")
+    p.add_argument("--num-cells", type=positive_int, default=6, help="N, normal cells per stack")
+    p.add_argument("--penultimate-filters", type=positive_int, default=768, help="P (24F for NASNet-A)")
+    p.add_argument("--epochs", type=positive_int, default=600, help="the paper trains 600 epochs")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="the paper uses 32 (per replica)")
+    p.add_argument("--lr", type=positive_float, default=0.025, help="initial learning rate (cosine decay)")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=5e-4, help="L2 on kernels")
+    p.add_argument("--clip-norm", type=nonnegative_float, default=5.0, help="global gradient-norm clip; 0 = off")
+    p.add_argument("--drop-path", type=nonnegative_float, default=0.4, help="final ScheduledDropPath rate")
+    p.add_argument("--aux-weight", type=nonnegative_float, default=0.4, help="auxiliary head loss weight; 0 = none")
+    p.add_argument("--cutout", type=nonnegative_int, default=16, help="cutout square size; 0 = off")
+    p.add_argument("--bn-momentum", type=nonnegative_float, default=0.9, help="BatchNormalization momentum")
     p.add_argument("--split", choices=["45k", "full"], default="45k",
                    help="train on the 45,000-image split (5,000 validation) or all 50,000")
     p.add_argument("--distribute", choices=["mirrored", "multiworker"], default=None,
                    help="tf.distribute strategy; --batch-size is then per replica and the learning "
                         "rate is scaled by the number of replicas")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (for GPUs)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke runs)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--limit", type=nonnegative_int, default=0, help="use only the first N images (smoke runs)")
     p.add_argument("--verbose", type=int, default=1, help="Keras progress bar: 1 bar, 2 line, 0 off")
     return p
 
@@ -265,13 +342,30 @@ def evaluate_main(argv) -> dict:
     return result
 
 
-def main(argv=None):
-    """Entry point of ``python -m keras_nasnet.train``."""
+def main(argv=None) -> int:
+    """Entry point of ``python -m keras_nasnet.train``; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "evaluate":
-        return evaluate_main(argv[1:])
-    return fit(parser().parse_args(argv))
+        evaluate_main(argv[1:])
+        return 0
+    p = parser()
+    args = p.parse_args(argv)
+    if not args.drop_path < 1:
+        p.error(f"argument --drop-path: expected a rate below 1, got {args.drop_path}")
+    if not args.bn_momentum < 1:
+        p.error(f"argument --bn-momentum: expected a number below 1, got {args.bn_momentum}")
+    from .genotypes import GenotypeError
+
+    try:
+        fit(args)
+    except GenotypeError as e:
+        print(f"error: --genotype: {e}", file=sys.stderr)
+        return 2
+    except (TrainingError, data_lib.DataError, FolderLocked) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

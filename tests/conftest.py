@@ -10,8 +10,9 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _isolated_keras_home(tmp_path, monkeypatch):
-    """Every test gets its own Keras cache folder, so nothing leaks between tests or to ~/.keras."""
+    """Every test gets its own Keras and tfds folders, so nothing leaks between tests or to ~."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tensorflow_datasets"))
     monkeypatch.delenv("KERAS_NASNET_WEIGHTS_URL", raising=False)
 
 

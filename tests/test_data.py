@@ -47,6 +47,61 @@ def test_python_archive_and_extracted_folder(batches_dir, tmp_path):
     assert np.array_equal(tgz_cached[0][0], xtr)
 
 
+class _Payload:
+    """Unpickling this calls ``open(marker, "w")``: a stand-in for any code a crafted pickle runs."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_batch_that_would_run_code_is_refused(batches_dir, tmp_path):
+    marker = tmp_path / "pwned"
+    (batches_dir / "data_batch_2").write_bytes(pickle.dumps({b"data": _Payload(marker), b"labels": []}))
+    with pytest.raises(D.DataError, match=r"data_batch_2 references io\.open") as e:
+        D.load_cifar10(batches_dir)
+    assert str(batches_dir) in str(e.value)
+    tgz = tmp_path / "evil.tar.gz"
+    with tarfile.open(tgz, "w:gz") as t:
+        t.add(batches_dir, arcname="cifar-10-batches-py")
+    with pytest.raises(D.DataError, match=r"evil\.tar\.gz/data_batch_2 references io\.open"):
+        D.load_cifar10(tgz)
+    assert not marker.exists()
+    # An object array would smuggle arbitrary items in through the array's own state.
+    (batches_dir / "data_batch_2").write_bytes(pickle.dumps({b"data": np.array([1, None]), b"labels": []}))
+    with pytest.raises(D.DataError, match="data_batch_2 is corrupt"):
+        D.load_cifar10(batches_dir, cache=False)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_batches_pickled_as_the_official_archive_or_by_python3_load(batches_dir, protocol):
+    x, y = _images(10, 1)
+    raw = pickle.dumps({b"batch_label": b"training batch 1 of 5",
+                        b"data": x.transpose(0, 3, 1, 2).reshape(10, -1),
+                        b"labels": list(map(int, y)), b"filenames": [b"a.png"] * 10}, protocol=protocol)
+    if protocol == 2:  # the official archive was written by numpy 1, which names numpy.core
+        raw = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+        assert b"numpy.core.multiarray\n_reconstruct" in raw
+    (batches_dir / "data_batch_1").write_bytes(raw)
+    (xtr, ytr), _ = D.load_cifar10(batches_dir, cache=False)
+    assert np.array_equal(xtr[:10], x) and np.array_equal(ytr[:10], y)
+
+
+def test_a_corrupt_cache_is_rebuilt_with_a_note(batches_dir, capsys):
+    expected = D.load_cifar10(batches_dir)
+    (cache_file,) = D._cache_dir().glob("cifar10-*.npz")
+    cache_file.write_bytes(cache_file.read_bytes()[:1000])  # e.g. a copy cut short
+    capsys.readouterr()
+    (xtr, ytr), _ = D.load_cifar10(batches_dir)
+    assert np.array_equal(xtr, expected[0][0]) and np.array_equal(ytr, expected[0][1])
+    err = capsys.readouterr().err
+    assert str(cache_file) in err and "rebuilding" in err and len(err.strip().splitlines()) == 1
+    D.load_cifar10(batches_dir)  # the rebuilt cache reads without a word
+    assert capsys.readouterr().err == ""
+
+
 def _write_image_tree(write, n=PER_CLASS):
     for split in ("train", "test"):
         for label, cls in enumerate(D.CLASSES):
@@ -83,14 +138,41 @@ def test_tfds_source_with_mock_data():
     assert xtr.shape == (12, 32, 32, 3) and xtr.dtype == np.uint8 and ytr.dtype == np.int64
 
 
-def test_tfds_without_network_says_how_to_pass_a_local_copy(monkeypatch):
+def test_tfds_prepares_cifar10_from_its_download(tmp_path, monkeypatch):
+    """tfds' own download-and-prepare path (the one a first run takes), with the download replaced
+    by a tiny archive of tfds' binary format: it needs every module that path imports lazily."""
+    import tensorflow_datasets as tfds
+
+    src = tmp_path / "download" / "cifar-10-batches-bin"
+    src.mkdir(parents=True)
+    (src / "batches.meta.txt").write_text("\n".join(D.CLASSES) + "\n")
+    for i, n in enumerate([f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"]):
+        x, y = _images(2, i)
+        (src / n).write_bytes(b"".join(bytes([int(label)]) + img.transpose(2, 0, 1).tobytes()
+                                       for img, label in zip(x, y)))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract",
+                        lambda self, url: str(src.parent))
+    (xtr, ytr), (xte, yte) = D.load_cifar10("tfds")
+    assert xtr.shape == (10, 32, 32, 3) and xte.shape == (2, 32, 32, 3) and ytr.dtype == np.int64
+    assert sorted(map(bytes, xte)) == sorted(map(bytes, _images(2, 5)[0]))
+
+
+def test_tfds_failure_gives_online_and_offline_advice(monkeypatch):
     import tensorflow_datasets as tfds
 
     def offline(*a, **k):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds, "load", offline)
-    with pytest.raises(D.DataError, match="pass a local copy"):
+    with pytest.raises(D.DataError, match="check the network connection.*pass a local copy"):
+        D.load_cifar10()
+
+    def missing(*a, **k):
+        raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
+
+    monkeypatch.setattr(tfds, "load", missing)
+    with pytest.raises(D.DataError, match="pip install importlib_resources"):
         D.load_cifar10()
 
 

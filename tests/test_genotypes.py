@@ -114,3 +114,41 @@ def test_genotype_from_accepts_names_json_and_files(tmp_path):
     assert genotype_from(str(f)) == PNASNET_5
     with pytest.raises(GenotypeError, match="neither a known genotype"):
         genotype_from("NOT_A_GENOTYPE")
+
+
+def test_the_op_table_is_plain_data_importable_without_keras():
+    """Genotypes (and so searches and genotype files) need no deep-learning framework."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import keras_nasnet.genotypes as G
+
+    code = ("import importlib.util, sys\n"
+            "sys.modules['keras'] = sys.modules['tensorflow'] = None\n"
+            f"spec = importlib.util.spec_from_file_location('g', {G.__file__!r})\n"
+            "g = importlib.util.module_from_spec(spec); sys.modules['g'] = g; spec.loader.exec_module(g)\n"
+            "print(len(g.OPS), g.OP_SPECS['sep_conv_5x5'].kernel_size)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(G.__file__).parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["13", "5"]
+    assert G.OPS == tuple(G.OP_SPECS)
+
+
+@pytest.mark.parametrize("cell,path,value,match", [
+    ("normal", ("blocks", 0, "inputs"), 5, r'normal cell: Block 1: "inputs" must be a list .*got 5'),
+    ("normal", ("blocks",), None, r'normal cell: "blocks" must be a list'),
+    ("reduction", ("blocks", 1, "ops"), "sep_conv_3x3",
+     r"reduction cell: Block 2: \"ops\" must be a list .*got 'sep_conv_3x3' \(str\)"),
+    ("normal", ("concat",), 3, r'"concat" must be a list'),
+    ("normal", ("blocks", 0, "ops"), [1, "identity"], "Block 1: Unknown op 1"),
+    ("normal", ("blocks", 0, "combine"), ["add"], r"Block 1: Unknown combine \['add'\]"),
+])
+def test_json_with_wrong_types_names_the_field(cell, path, value, match):
+    data = NASNET_A.to_dict()
+    target = data[cell]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(GenotypeError, match=match):
+        Genotype.from_json(json.dumps(data))

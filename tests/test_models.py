@@ -128,10 +128,31 @@ def test_keras_argument_conventions():
     (dict(stem="tiny"), "stem must be"),
     (dict(weights="nonsense"), "not None, a dataset"),
     (dict(auxiliary_head=True, include_top=False), "needs include_top=True"),
+    (dict(num_cells=True), r"num_cells must be a positive integer; got True \(bool\)"),
+    (dict(input_shape=(32, 32, 0), include_top=False), "channel dimension .* positive integer"),
+    (dict(filter_multiplier=0), "filter_multiplier must be a positive integer; got 0"),
+    (dict(penultimate_filters=0), "penultimate_filters must be a positive integer; got 0"),
+    (dict(penultimate_filters=-24), "penultimate_filters must be a positive integer; got -24"),
+    (dict(penultimate_filters=96.0), r"penultimate_filters must be a positive integer; got 96.0 \(float\)"),
+    (dict(classes=0), "classes must be a positive integer; got 0"),
+    (dict(stem_filters=-1), "stem_filters must be a positive integer"),
+    (dict(auxiliary_head=True, input_shape=(32, 32, 3)), "needs an input of at least 67x67 with stem='imagenet'"),
+    (dict(penultimate_filters=1000), "nearest valid values are 960 or 1056"),
+    (dict(penultimate_filters=100, stem="cifar"), "multiple of 24 .* nearest valid values are 96 or 120"),
 ])
 def test_bad_arguments_get_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         kn.NASNet(**kwargs)
+
+
+def test_numpy_integers_are_accepted_and_searched_genotypes_get_the_valid_sizes():
+    m = kn.NASNet(NASNET_A, num_cells=np.int64(1), penultimate_filters=np.int32(24), stem="cifar",
+                  include_top=False, input_shape=(32, 32, 3))
+    assert m.output_shape == (None, 8, 8, 24)
+    # A searched cell concatenating 5 states: the defaults (1056, made for NASNet-A's 6) do not fit.
+    cell = kn.Cell(tuple(kn.Block((0, 1), ("sep_conv_3x3", "identity")) for _ in range(5)), (2, 3, 4, 5, 6))
+    with pytest.raises(ValueError, match="multiple of 80 .* nearest valid values are 1040 or 1120"):
+        kn.NASNet(kn.Genotype(cell, cell))
 
 
 def test_imagenet_weights_argument_checks_happen_before_download():

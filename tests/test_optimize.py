@@ -71,3 +71,40 @@ def test_fold_batch_norm_refuses_a_subclassed_model():
 
     with pytest.raises(ValueError, match="functional"):
         kn.fold_batch_norm(Net())
+
+
+@pytest.fixture(scope="module")
+def tiny_base():
+    model = kn.NASNet(NASNET_A, num_cells=1, penultimate_filters=48, stem="cifar", include_top=False,
+                      input_shape=(32, 32, 3), bn_fused=False)
+    return _with_random_bn_statistics(model, np.random.default_rng(2))
+
+
+def test_a_convolution_read_by_more_than_its_batch_norm_is_not_folded(tiny_base):
+    model = keras.Model(tiny_base.input, [tiny_base.output, tiny_base.get_layer("stem_conv1").output])
+    folded = kn.fold_batch_norm(model)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    for a, b in zip(model(x, training=False), folded(x, training=False)):
+        assert np.allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+    assert isinstance(folded.get_layer("stem_bn1"), keras.layers.BatchNormalization)
+    assert len(_bns(folded)) < len(_bns(model)) / 4  # the rest is still folded
+
+
+def test_a_nested_base_model_is_folded(tiny_base):
+    inputs = keras.Input((32, 32, 3))
+    x = tiny_base(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))  # the README's fine-tuning pattern
+    folded = kn.fold_batch_norm(model)
+    inner = folded.get_layer(tiny_base.name)
+    assert len(_bns(inner)) < len(_bns(tiny_base)) / 4
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    assert np.allclose(np.asarray(folded(x)), np.asarray(model(x, training=False)), atol=1e-4)
+
+
+def test_fold_batch_norm_refuses_a_nested_sequential_model():
+    inner = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.BatchNormalization()])
+    inputs = keras.Input((8, 8, 3))
+    with pytest.raises(ValueError, match="nested model .* must be a functional"):
+        kn.fold_batch_norm(keras.Model(inputs, inner(inputs)))

@@ -124,17 +124,23 @@ def test_synthetic_reward_known_optimum():
     assert rew(worse) == pytest.approx(0.8 * 49 / 50 + 0.2 * 9 / 10)
 
 
-def test_failed_children_are_recorded_with_reward_zero():
-    from keras_nasnet.search.workers import LocalExecutor, evaluate
+def test_architecture_failures_get_the_failure_reward_and_infrastructure_failures_are_errors():
+    from keras_nasnet.search.rewards import ChildFailed
+    from keras_nasnet.search.workers import FAILED_REWARD, LocalExecutor, evaluate
 
     task = {"trial": 0, "actions": [0] * 10, "logp": 0.0, "seed": 0}
 
-    def boom(actions, seed):
+    def cannot_build(actions, seed):
+        raise ChildFailed("cannot build")
+
+    def no_memory(actions, seed):
         raise MemoryError("out of memory")
 
-    rec = evaluate(boom, task, "t")
-    assert rec["status"] == "failed" and rec["reward"] == 0.0 and "out of memory" in rec["error"]
+    rec = evaluate(cannot_build, task, "t")
+    assert rec["event"] == "finished" and rec["status"] == "failed" and rec["reward"] == FAILED_REWARD
     assert evaluate(lambda a, s: float("nan"), task, "t")["status"] == "failed"
+    rec = evaluate(no_memory, task, "t")
+    assert rec["event"] == "error" and "reward" not in rec and "out of memory" in rec["error"]
 
     spec = {"reward": "synthetic", "space": {"num_blocks": 1, "ops": ["identity", "sep_conv_3x3"]},
             "target": TINY_TARGET.to_json()}
@@ -150,7 +156,7 @@ def test_failed_children_are_recorded_with_reward_zero():
         deadline = time.time() + 60
         while not got and time.time() < deadline:
             got = ex.poll(timeout=1)
-        assert got[0]["status"] == "failed" and "died" in got[0]["error"]
+        assert got[0]["event"] == "error" and "died" in got[0]["error"]
         # The replacement worker evaluates the next child normally.
         ex.submit(task | {"trial": 1, "actions": [0, 1, 0, 1, 0, 0, 0, 1, 1, 0]})
         got = []

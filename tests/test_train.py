@@ -90,7 +90,7 @@ import sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from keras_nasnet.train import main
-main(sys.argv[1:])
+sys.exit(main(sys.argv[1:]))
 """
 
 

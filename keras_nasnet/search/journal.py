@@ -2,10 +2,13 @@
 
 * ``config.json``: the search's identity; a different configuration on the same folder is refused.
 * ``trials.jsonl``: one line per event, appended and flushed as it happens: ``proposed`` (trial id,
-  actions, log-probability, seed) and ``finished`` (reward, status, timings, worker). A kill can
-  only cut the last line, which is ignored on reading.
+  actions, log-probability, seed), ``finished`` (reward, status, timings, worker) and ``error`` (a
+  child lost to an infrastructure failure; it is run again). A kill can only cut the last line,
+  which is dropped on reading; damage anywhere else stops with a message naming the line, and the
+  file is left as it is.
 * ``strategy.npz``: the strategy's state (controller and optimiser variables, sampler state,
   baseline, buffered results) and how many finished trials it has consumed; replaced atomically.
+* ``.lock``: held while a search runs, so two runs cannot write one folder.
 """
 
 from __future__ import annotations
@@ -16,9 +19,51 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import FolderLock, savez_atomic, write_json_atomic
+from .errors import ConfigMismatch, JournalCorrupt
 
-class ConfigMismatch(SystemExit):
-    """An existing ``--out`` holds a search with another configuration."""
+#: Fields every record of an event type must have.
+_REQUIRED = {"proposed": ("trial", "actions", "logp", "seed"),
+             "finished": ("trial", "actions", "logp", "reward", "status"),
+             "error": ("trial",)}
+
+
+def read_records(path) -> tuple[list[dict], int]:
+    """The records of a ``trials.jsonl`` and the byte length of its intact part.
+
+    A cut last line (a kill during its write) is left out. Any other line that is not a record
+    raises :class:`JournalCorrupt` naming the line; nothing is changed on disk.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    records, intact, offset = [], 0, 0
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        end = offset + len(line) + 1
+        if line.strip():
+            problem = None
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or rec.get("event") not in _REQUIRED:
+                    problem = "not a trial record (no known 'event')"
+                elif any(k not in rec for k in _REQUIRED[rec["event"]]):
+                    missing = [k for k in _REQUIRED[rec["event"]] if k not in rec]
+                    problem = f"a {rec['event']} record without {', '.join(missing)}"
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                if i == last:
+                    break  # cut by a kill while it was written; everything before it is intact
+                problem = "not valid JSON"
+            if problem:
+                raise JournalCorrupt(
+                    f"{path}, line {i + 1}: {problem}. Only a cut last line can come from a crash, "
+                    "so the file was damaged otherwise; it was left untouched. Restore it from a "
+                    "copy, or start a new search in another folder."
+                )
+            records.append(rec)
+        intact = min(end, len(data))
+        offset = end
+    return records, intact
 
 
 class Journal:
@@ -27,6 +72,14 @@ class Journal:
     def __init__(self, out, config: dict):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = FolderLock(self.out)
+        try:
+            self._open(config)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, config: dict):
         cfg_file = self.out / "config.json"
         if cfg_file.exists():
             old = json.loads(cfg_file.read_text())
@@ -38,39 +91,32 @@ class Journal:
                     "Run with the same settings to resume it, or choose a new --out."
                 )
         else:
-            tmp = cfg_file.with_name("config.json.part")
-            tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-            os.replace(tmp, cfg_file)
+            write_json_atomic(cfg_file, config, indent=2, sort_keys=True)
         self.config = config
         self.trials_file = self.out / "trials.jsonl"
         self.proposed: dict[int, dict] = {}
         self.finished: list[dict] = []
+        self.errors: list[dict] = []
         self._read()
         self._fh = open(self.trials_file, "a")
 
     def _read(self):
         if not self.trials_file.exists():
             return
-        lines = self.trials_file.read_text().split("\n")
-        good = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line cut by a kill; everything before it is intact
-            good.append(line)
+        records, intact = read_records(self.trials_file)
+        for rec in records:
             if rec["event"] == "proposed":
                 self.proposed[rec["trial"]] = rec
             elif rec["event"] == "finished":
                 self.finished.append(rec)
-        # Drop a cut last line so new records start on a fresh line.
-        text = "".join(g + "\n" for g in good)
-        if text != self.trials_file.read_text():
-            tmp = self.trials_file.with_name("trials.jsonl.part")
-            tmp.write_text(text)
-            os.replace(tmp, self.trials_file)
+            else:
+                self.errors.append(rec)
+        if intact < self.trials_file.stat().st_size:
+            # Drop a cut last line so new records start on a fresh line.
+            os.truncate(self.trials_file, intact)
+        with open(self.trials_file, "rb+") as f:
+            if f.seek(0, 2) and (f.seek(-1, 2), f.read(1))[1] != b"\n":
+                f.write(b"\n")  # an intact last record whose newline did not make it to disk
 
     @property
     def next_trial(self) -> int:
@@ -88,16 +134,15 @@ class Journal:
         self._fh.flush()
         if record["event"] == "proposed":
             self.proposed[record["trial"]] = record
-        else:
+        elif record["event"] == "finished":
             self.finished.append(record)
+        else:
+            self.errors.append(record)
 
     def save_state(self, arrays: dict, consumed: int) -> None:
         """Atomically writes the strategy state after ``consumed`` finished trials were fed to it."""
         os.fsync(self._fh.fileno())  # the trials it reflects are on disk before it is
-        path = self.out / "strategy.npz"
-        tmp = self.out / "strategy.part.npz"
-        np.savez(tmp, consumed=np.asarray(consumed), **arrays)
-        os.replace(tmp, path)
+        savez_atomic(self.out / "strategy.npz", consumed=np.asarray(consumed), **arrays)
 
     def load_state(self):
         """Returns ``(arrays, consumed)`` or ``(None, 0)`` for a new search."""
@@ -109,5 +154,6 @@ class Journal:
         return arrays, int(arrays.pop("consumed"))
 
     def close(self):
-        """Closes the trials file."""
+        """Closes the trials file and releases the folder."""
         self._fh.close()
+        self._lock.release()

@@ -2,15 +2,16 @@
 
 The controller and the journal stay on the driver; each child is one Ray task with declared
 resources (``num_cpus``, ``num_gpus``). A task whose worker process or node dies is retried by Ray
-up to ``max_retries`` times, then reported as a failed trial (reward 0), so the search finishes and
-nothing already finished is lost. Needs ``pip install "keras_nasnet[distributed]"``.
+up to ``max_retries`` times, then reported as an ``error`` record (an infrastructure failure: the
+search runs the trial again and the controller never sees it), so nothing already finished is
+lost. Needs ``pip install "keras_nasnet[distributed]"``.
 """
 
 from __future__ import annotations
 
 import time
 
-from .workers import failed_record
+from .workers import error_record
 
 
 def _evaluate_remote(reward_spec: dict, task: dict) -> dict:
@@ -35,7 +36,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise SystemExit('--executor ray needs Ray: pip install "keras_nasnet[distributed]"') from None
+            raise ImportError('--executor ray needs Ray: pip install "keras_nasnet[distributed]"') from None
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
@@ -53,7 +54,7 @@ class RayExecutor:
         self._pending[self._fn.remote(self.reward_spec, task)] = task
 
     def poll(self, timeout: float = 1.0) -> list[dict]:
-        """Finished children; tasks that failed even after Ray's retries come back ``failed``."""
+        """Finished children; tasks lost even after Ray's retries come back as ``error`` records."""
         if not self._pending:
             time.sleep(min(timeout, 0.1))
             return []
@@ -66,7 +67,7 @@ class RayExecutor:
             try:
                 out.append(self._ray.get(ref))
             except Exception as e:  # worker or node died more often than max_retries allows
-                out.append(failed_record(
+                out.append(error_record(
                     task, "ray", f"{type(e).__name__} after {self.max_retries} retries: {str(e)[:300]}"))
         return out
 

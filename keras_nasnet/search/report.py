@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..genotypes import NUM_INPUTS, Cell
@@ -11,16 +12,11 @@ from .space import SearchSpace
 
 
 def load_trials(out: Path) -> list[dict]:
-    """Finished trial records of a search folder (a cut last line is ignored)."""
-    recs = []
-    for line in (out / "trials.jsonl").read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            break
-        if rec["event"] == "finished":
-            recs.append(rec)
-    return recs
+    """Finished trial records of a search folder (a cut last line is ignored; other damage raises
+    :class:`~keras_nasnet.search.errors.JournalCorrupt`)."""
+    from .journal import read_records
+
+    return [r for r in read_records(Path(out) / "trials.jsonl")[0] if r["event"] == "finished"]
 
 
 def draw_cell(ax, cell: Cell, title: str) -> None:
@@ -63,15 +59,21 @@ def main(argv=None) -> int:
     out = Path(a.out)
     if not (out / "config.json").exists() or not (out / "trials.jsonl").exists():
         raise SystemExit(f"{out} is not a search folder (no config.json / trials.jsonl).")
+    from .errors import JournalCorrupt
+
     config = json.loads((out / "config.json").read_text())
     space = SearchSpace(**config["space"])
-    trials = load_trials(out)
-    if not trials:
-        raise SystemExit(f"{out} has no finished trials yet.")
-    failed = sum(r["status"] != "ok" for r in trials)
-    print(f"{out}: {len(trials)} trials ({failed} failed), strategy {config['strategy']}, "
+    try:
+        trials = load_trials(out)
+    except JournalCorrupt as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    ok = [r for r in trials if r["status"] == "ok"]
+    if not ok:
+        raise SystemExit(f"{out} has no successful trials yet ({len(trials)} failed).")
+    print(f"{out}: {len(trials)} trials ({len(trials) - len(ok)} failed), strategy {config['strategy']}, "
           f"reward {config['reward']}")
-    ranked = sorted(trials, key=lambda r: -r["reward"])[: a.top]
+    ranked = sorted(ok, key=lambda r: -r["reward"])[: a.top]
     print(f"{'rank':>4} {'trial':>6} {'reward':>8} {'seconds':>8}")
     for i, r in enumerate(ranked, 1):
         print(f"{i:>4} {r['trial']:>6} {r['reward']:>8.4f} {r['seconds']:>8.1f}")

@@ -1,6 +1,9 @@
 """Child rewards: a synthetic one with a known optimum, and CIFAR-10 proxy training.
 
-A reward function takes ``(actions, seed)`` and returns a float (raising on failure). The
+A reward function takes ``(actions, seed)`` and returns a float. It raises :class:`ChildFailed` when
+the child's architecture fails (cannot be built, NaN loss): the child then gets the documented
+failure reward. Any other exception is an infrastructure failure and the trial is run again. A
+reward may have a ``check()`` method, which the search calls once before any child. The
 ``cifar10`` reward builds the child with the factory, trains it on the paper's 45,000-image split
 and returns its accuracy on the 5,000 held-out images.
 """
@@ -87,21 +90,31 @@ class ProxyConfig:
 
 
 class ChildFailed(RuntimeError):
-    """A child could not be trained (NaN loss, out of memory, an exception)."""
+    """The child's architecture failed: it cannot be built, or its loss or reward is not finite."""
 
 
 _DATA_CACHE: dict = {}
 
 
-def _reward_data(cfg: ProxyConfig):
+def _load_reward_data(cfg: ProxyConfig):
     from .. import data as data_lib
 
+    (x, y), _ = data_lib.load_cifar10(cfg.data)
+    if len(x) <= data_lib.VALIDATION_SIZE:
+        raise data_lib.DataError(
+            f"The CIFAR-10 source {cfg.data or 'tfds'} has {len(x)} training images; the reward "
+            f"holds out {data_lib.VALIDATION_SIZE} of them for validation and trains on the rest, "
+            "so it needs more. Pass the full data set with --data."
+        )
+    (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0)
+    return (xtr[: cfg.train_images], ytr[: cfg.train_images],
+            xval[: cfg.val_images], yval[: cfg.val_images])
+
+
+def _reward_data(cfg: ProxyConfig):
     key = (cfg.data, cfg.train_images, cfg.val_images)
     if key not in _DATA_CACHE:
-        (x, y), _ = data_lib.load_cifar10(cfg.data)
-        (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0)
-        _DATA_CACHE[key] = (xtr[: cfg.train_images], ytr[: cfg.train_images],
-                            xval[: cfg.val_images], yval[: cfg.val_images])
+        _DATA_CACHE[key] = _load_reward_data(cfg)
     return _DATA_CACHE[key]
 
 
@@ -120,6 +133,11 @@ class CIFARReward:
     def __init__(self, space: SearchSpace, proxy: ProxyConfig):
         self.space = space
         self.proxy = proxy
+
+    def check(self) -> None:
+        """Loads and checks the data (raising :class:`keras_nasnet.data.DataError` with advice),
+        which also fills the on-disk cache that worker processes then read."""
+        _load_reward_data(self.proxy)  # not kept: the driver does not need the arrays
 
     def __call__(self, actions, seed: int = 0) -> float:
         import keras
@@ -146,7 +164,9 @@ class CIFARReward:
         model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
         for epoch in range(cfg.epochs):
             ds = data_lib.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
-            hist = model.fit(ds, epochs=1, verbose=0)
+            # shuffle=False: the dataset is already shuffled per (seed, epoch); Keras' default
+            # shuffle=True would only print that it ignores it, once per child.
+            hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)
             if not np.isfinite(hist.history["loss"][-1]):
                 raise ChildFailed("NaN loss")
         probs = model.predict(xval.astype("float32"), batch_size=500, verbose=0)

@@ -4,16 +4,24 @@ resumes where it stopped."""
 from __future__ import annotations
 
 import collections
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..fileio import write_json_atomic, write_text_atomic
+from .errors import SearchFailed
 from .journal import Journal
 from .space import SearchSpace
+from .workers import FAILED_REWARD
+
+#: Children in a row that may fail (architecture or infrastructure) before the search stops.
+MAX_CONSECUTIVE_FAILURES = 10
+
+#: Infrastructure errors of one trial after which it counts as its architecture's failure (a child
+#: that kills its worker every time, e.g. by running out of memory, must not be retried forever).
+MAX_ATTEMPTS = 3
 
 
 def make_strategy(name: str, space: SearchSpace, seed: int, ppo_kwargs: dict):
@@ -31,10 +39,16 @@ def make_executor(kind: str, reward_spec: dict, workers: int, **kw):
     """``inline`` (workers=0), ``local`` processes, or ``ray`` tasks."""
     from . import workers as w
 
+    if reward_spec["reward"] in w.IN_PROCESS_REWARDS:
+        if workers or kind != "local":
+            raise ValueError(f"--reward {reward_spec['reward']} keeps its state in this process: use "
+                             "--workers 0 and --executor local.")
+        return w.InlineExecutor(reward_spec, capacity=kw.get("batch_size", 20),
+                                state_dir=kw.get("state_dir"), progress=kw.get("progress", False))
     if kind == "local" and workers == 0:
         return w.InlineExecutor(reward_spec, capacity=kw.get("batch_size", 20))
     if kind == "local":
-        return w.LocalExecutor(reward_spec, workers, kw.get("threads_per_worker"))
+        return w.LocalExecutor(reward_spec, workers, kw.get("threads_per_worker"), kw.get("log_path"))
     if kind == "ray":
         from .ray_executor import RayExecutor
 
@@ -45,17 +59,42 @@ def make_executor(kind: str, reward_spec: dict, workers: int, **kw):
 
 
 def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = "local",
-           progress: bool = True, executor_kwargs: dict | None = None) -> dict:
+           progress: bool = True, executor_kwargs: dict | None = None,
+           max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> dict:
     """Runs (or resumes) the search described by ``config`` in folder ``out``.
 
     ``config`` is the search's identity (space, reward, strategy, seed, strategy settings); it is
     stored in ``out/config.json`` and must match when resuming. ``trials``, ``workers`` and the
-    executor may change between runs of the same search.
+    executor may change between runs of the same search. The reward (and its data) is checked
+    before anything is written; the folder is locked while the search runs.
+
+    A child whose architecture fails gets the documented failure reward
+    (:data:`~keras_nasnet.search.workers.FAILED_REWARD`); one lost to an infrastructure failure
+    (dead worker, lost node, a broken data file) is run again and never reaches the strategy, up to
+    :data:`MAX_ATTEMPTS` times, after which it counts as failed. After ``max_consecutive_failures`` failures in a row the search stops
+    with :class:`~keras_nasnet.search.errors.SearchFailed`; everything recorded so far is kept.
 
     Returns the summary written to ``out/summary.json``.
     """
+    from .workers import make_reward
+
     space = SearchSpace(**config["space"])
+    reward_spec = {"reward": config["reward"], "space": config["space"], **config.get("reward_args", {})}
+    check = getattr(make_reward(reward_spec), "check", None)
+    if check is not None:
+        check()  # e.g. load the data once, before any child and before config.json is written
     journal = Journal(out, config)
+    try:
+        summary = _run(journal, space, config, reward_spec, trials, workers, executor, progress,
+                       executor_kwargs, max_consecutive_failures)
+    finally:
+        journal.close()
+    return summary
+
+
+def _run(journal, space, config, reward_spec, trials, workers, executor, progress, executor_kwargs,
+         max_failures):
+    out = journal.out
     strategy = make_strategy(config["strategy"], space, config["seed"], config.get("ppo", {}))
     arrays, consumed = journal.load_state()
     if arrays is not None:
@@ -67,12 +106,14 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
     if replayed:
         journal.save_state(strategy.state(), len(journal.finished))
     queue = collections.deque(journal.unfinished())
-    reward_spec = {"reward": config["reward"], "space": config["space"], **config.get("reward_args", {})}
-    ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), **(executor_kwargs or {})}
+    ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), "log_path": out / "workers.log",
+                 "state_dir": out, "progress": progress, **(executor_kwargs or {})}
     ex = make_executor(executor, reward_spec, workers, **ex_kwargs)
     in_flight: dict[int, dict] = {}
     bar = _progress(trials, len(journal.finished), journal, progress)
     started = time.time()
+    streak, last_error = 0, None
+    attempts = collections.Counter(r["trial"] for r in journal.errors)
     try:
         while len(journal.finished) < trials:
             remaining = trials - len(journal.finished) - len(in_flight) - len(queue)
@@ -91,24 +132,46 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
                 in_flight[rec["trial"]] = rec
                 ex.submit(rec)
             for res in ex.poll(timeout=1.0):
-                if in_flight.pop(res["trial"], None) is None:
+                task = in_flight.pop(res["trial"], None)
+                if task is None:
                     continue  # a late duplicate (e.g. a retried Ray task); the first result counts
+                if res["event"] == "error":
+                    attempts[res["trial"]] += 1
+                    if attempts[res["trial"]] >= MAX_ATTEMPTS:
+                        res = {**res, "event": "finished", "status": "failed", "reward": FAILED_REWARD,
+                               "error": f"{MAX_ATTEMPTS} attempts failed; the last: {res.get('error', '')}"[:500]}
                 journal.append(res)
-                if strategy.observe(res["actions"], res["logp"], res["reward"]):
+                if res["status"] == "ok":
+                    streak = 0
+                else:
+                    streak, last_error = streak + 1, res.get("error", "")
+                if res["event"] == "error":
+                    queue.appendleft(task)  # not the architecture's fault: run it again
+                elif strategy.observe(res["actions"], res["logp"], res["reward"]):
                     journal.save_state(strategy.state(), len(journal.finished))
-                if bar:
+                if streak >= max_failures:
+                    raise SearchFailed(
+                        f"{streak} children in a row failed; the last: {last_error}. This looks like "
+                        f"a broken setup rather than bad architectures (details of each in "
+                        f"{out / 'trials.jsonl'}, worker output in {out / 'workers.log'}). The "
+                        f"{len(journal.finished)} recorded trials are kept: fix the cause and run the "
+                        "same command to resume (--max-failures changes the limit)."
+                    )
+                if bar and res["event"] == "finished":
                     bar.update(1)
-                    bar.set_postfix(best=f"{max(r['reward'] for r in journal.finished):.4f}")
+                    ok = [r["reward"] for r in journal.finished if r["status"] == "ok"]
+                    if ok:
+                        bar.set_postfix(best=f"{max(ok):.4f}")
     finally:
         ex.close()
         if bar:
             bar.close()
     journal.save_state(strategy.state(), len(journal.finished))
-    journal.close()
-    summary = write_outputs(Path(out), space, config, journal.finished, time.time() - started)
+    summary = write_outputs(out, space, config, journal.finished, time.time() - started)
+    summary["errors"] = len(journal.errors)
     if hasattr(strategy, "controller"):
         summary["greedy_genotype"] = space.decode(strategy.controller.greedy()).to_dict()
-        _write_json(Path(out) / "summary.json", summary)
+    write_json_atomic(out / "summary.json", summary)
     return summary
 
 
@@ -121,21 +184,18 @@ def _progress(total, initial, journal, enabled):
                 file=sys.stderr)
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def write_outputs(out: Path, space: SearchSpace, config: dict, finished: list[dict], seconds: float) -> dict:
-    """Writes ``best_genotype.json``, ``summary.json`` and ``rewards.png`` (if matplotlib is there)."""
+    """Writes ``best_genotype.json``, ``summary.json`` and ``rewards.png`` (if matplotlib is there).
+
+    The best trial is the best child that succeeded; failed children never count as best.
+    """
     rewards = np.asarray([r["reward"] for r in finished], float)
     ok = [r for r in finished if r["status"] == "ok"]
-    best = max(finished, key=lambda r: r["reward"]) if finished else None
+    best = max(ok, key=lambda r: r["reward"]) if ok else None
     summary = {
         "trials": len(finished),
         "failed": len(finished) - len(ok),
-        "best_reward": float(rewards.max()) if len(rewards) else None,
+        "best_reward": best["reward"] if best else None,
         "best_trial": best["trial"] if best else None,
         "strategy": config["strategy"],
         "reward": config["reward"],
@@ -147,9 +207,9 @@ def write_outputs(out: Path, space: SearchSpace, config: dict, finished: list[di
     }
     if best:
         genotype = space.decode(best["actions"])
-        (out / "best_genotype.json").write_text(genotype.to_json(indent=2))
+        write_text_atomic(out / "best_genotype.json", genotype.to_json(indent=2))
         summary["best_genotype"] = genotype.to_dict()
-    _write_json(out / "summary.json", summary)
+    write_json_atomic(out / "summary.json", summary)
     try:
         plot_rewards(out / "rewards.png", rewards, title=f"{config['strategy']} / {config['reward']}")
     except ImportError:

@@ -1,18 +1,29 @@
 """Executors that evaluate children: inline, a pool of local worker processes, or Ray.
 
-Every executor takes proposed trials with ``submit`` and hands back finished ones with ``poll``.
-A child that raises (NaN loss, out of memory, a bad genotype) comes back ``failed`` with reward 0;
-a worker process that dies mid-child is replaced and its trial comes back ``failed`` too, so the
-search always goes on.
+Every executor takes proposed trials with ``submit`` and hands back records with ``poll``. A record
+is one of:
+
+* ``finished`` with status ``ok``: the child's reward;
+* ``finished`` with status ``failed``: the child's *architecture* failed (the reward raised
+  :class:`~keras_nasnet.search.rewards.ChildFailed`: it cannot be built, its loss became NaN, its
+  reward is not finite). It gets :data:`FAILED_REWARD` and teaches the controller like any result;
+* ``error``: the *infrastructure* failed (the worker process died, a Ray node was lost, the data
+  or a library raised). Not the architecture's fault, so it does not reach the controller; the
+  search runs the trial again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
-import queue
+import signal
+import threading
 import time
 import traceback
+
+#: The reward of a child whose architecture failed (see the module docstring).
+FAILED_REWARD = 0.0
 
 
 def make_reward(spec: dict):
@@ -27,19 +38,29 @@ def make_reward(spec: dict):
                                spec.get("interaction", 0.2), spec.get("delay", 0.0))
     if spec["reward"] == "cifar10":
         return CIFARReward(space, ProxyConfig(**spec["proxy"]))
-    raise ValueError(f"Unknown reward {spec['reward']!r}; use synthetic or cifar10.")
+    if spec["reward"] == "cifar10-shared":
+        from .shared_reward import SharedConfig, SharedWeightsReward
+
+        return SharedWeightsReward(space, SharedConfig(**spec["shared"]), seed=spec.get("seed", 0))
+    raise ValueError(f"Unknown reward {spec['reward']!r}; use synthetic, cifar10 or cifar10-shared.")
 
 
-def failed_record(task: dict, worker: str, error: str, seconds: float = 0.0) -> dict:
-    """The ``finished`` record of a child that could not be evaluated (reward 0)."""
-    return {"event": "finished", "trial": task["trial"], "actions": task["actions"],
-            "logp": task["logp"], "seed": task["seed"], "worker": worker, "status": "failed",
-            "reward": 0.0, "seconds": seconds, "error": error[:500], "finished_at": time.time()}
+#: Rewards that keep state between children (a trained supernet): they run in the search's process.
+IN_PROCESS_REWARDS = ("cifar10-shared",)
+
+
+def error_record(task: dict, worker: str, error: str, seconds: float = 0.0) -> dict:
+    """The ``error`` record of a child lost to an infrastructure failure (it will be run again)."""
+    return {"event": "error", "trial": task["trial"], "actions": task["actions"],
+            "logp": task["logp"], "seed": task["seed"], "worker": worker, "status": "error",
+            "seconds": seconds, "error": error[:500], "finished_at": time.time()}
 
 
 def evaluate(reward_fn, task: dict, worker: str) -> dict:
-    """Runs one child and returns its ``finished`` record (never raises)."""
+    """Runs one child and returns its ``finished`` or ``error`` record (never raises)."""
     import math
+
+    from .rewards import ChildFailed
 
     start = time.time()
     rec = {"event": "finished", "trial": task["trial"], "actions": task["actions"],
@@ -47,10 +68,13 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
     try:
         reward = float(reward_fn(task["actions"], task["seed"]))
         if not math.isfinite(reward):
-            raise ValueError(f"non-finite reward {reward}")
+            raise ChildFailed(f"non-finite reward {reward}")
         rec.update(status="ok", reward=reward)
-    except Exception as e:  # any child failure is a result, not a crash of the search
-        rec.update(status="failed", reward=0.0, error=f"{type(e).__name__}: {e}"[:500],
+    except ChildFailed as e:  # the architecture's failure: a result the controller learns from
+        rec.update(status="failed", reward=FAILED_REWARD, error=f"{type(e).__name__}: {e}"[:500],
+                   traceback=traceback.format_exc(limit=3)[-1500:])
+    except Exception as e:  # anything else is the setup's failure: the trial is run again
+        rec.update(event="error", status="error", error=f"{type(e).__name__}: {e}"[:500],
                    traceback=traceback.format_exc(limit=3)[-1500:])
     rec["seconds"] = round(time.time() - start, 3)
     rec["finished_at"] = time.time()
@@ -60,10 +84,12 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
 class InlineExecutor:
     """Evaluates in the calling process, one child at a time (cheap rewards, tests)."""
 
-    def __init__(self, reward_spec: dict, capacity: int = 20):
+    def __init__(self, reward_spec: dict, capacity: int = 20, state_dir=None, progress: bool = False):
         self.reward = make_reward(reward_spec)
         self.capacity = capacity
         self._done = []
+        if hasattr(self.reward, "bind"):  # a stateful reward: its checkpoints live in the search folder
+            self.reward.bind(state_dir, progress)
 
     def submit(self, task: dict) -> None:
         """Evaluates ``task`` now."""
@@ -75,11 +101,38 @@ class InlineExecutor:
         return done
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Lets a stateful reward write its last checkpoint."""
+        if hasattr(self.reward, "close"):
+            self.reward.close()
 
 
-def _worker_main(wid: int, reward_spec: dict, tasks, results, threads: int | None) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def _exit_with_parent(parent_pid: int) -> None:
+    """Ends this worker when the driver process dies, even by ``kill -9``.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``; strictly, when the
+    driver thread that started the worker ends, so run a search from a thread that outlives it);
+    everywhere a daemon thread also checks every second whether the parent changed (the orphan is
+    re-parented).
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the watcher thread alone
+        pass
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # the driver died before the hook was in place
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="keras_nasnet-parent-watch").start()
+
+
+def _worker_main(wid: int, reward_spec: dict, conn, threads: int | None, parent_pid: int) -> None:
+    _exit_with_parent(parent_pid)
     if threads:
         import tensorflow as tf
 
@@ -88,63 +141,126 @@ def _worker_main(wid: int, reward_spec: dict, tasks, results, threads: int | Non
         tf.config.threading.set_inter_op_parallelism_threads(1)
     reward = make_reward(reward_spec)
     while True:
-        task = tasks.get()
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the driver closed the channel or died
+            return
         if task is None:
             return
-        results.put(evaluate(reward, task, f"local-{wid}"))
+        conn.send(evaluate(reward, task, f"local-{wid}"))
+
+
+def receive(conn):
+    """The next record from a worker's channel, or ``None`` if the channel is broken (the worker
+    died, possibly in the middle of writing it)."""
+    try:
+        return conn.recv()
+    except Exception:  # EOF, a cut frame, a cut pickle: the channel is unusable
+        return None
+
+
+@contextlib.contextmanager
+def _child_start_environment(log_path):
+    """What a worker process inherits at its start: Ctrl-C ignored (the driver stops it), quiet
+    TensorFlow logging, and standard error into ``log_path`` (TensorFlow's start-up lines come
+    from C++ before any Python code of the worker runs, so only the inherited file can catch them).
+    """
+    old_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    in_main = threading.current_thread() is threading.main_thread()
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    saved = log = None
+    if log_path is not None:
+        import sys
+
+        sys.stderr.flush()
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        saved = os.dup(2)
+        os.dup2(log, 2)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(log)
+        if in_main:
+            signal.signal(signal.SIGINT, old_int)
+        if old_level is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
 class LocalExecutor:
     """A pool of worker processes, one child each at a time, fed by the search's work queue.
 
-    Each worker has its own task queue, so the driver always knows which trial a worker holds; a
-    worker that dies (killed, out of memory) is restarted and its trial reported as failed.
+    Each worker has its own duplex pipe for tasks and results, so the driver always knows which
+    trial a worker holds, and a worker killed in the middle of a write breaks only its own channel.
+    A worker that dies (killed, out of memory) is restarted and its trial comes back as an
+    ``error`` (run again). Workers exit by themselves when the driver dies. Their standard error
+    (TensorFlow's start-up logs, warnings) goes to ``log_path`` when one is given.
     """
 
-    def __init__(self, reward_spec: dict, workers: int, threads_per_worker: int | None = None):
+    def __init__(self, reward_spec: dict, workers: int, threads_per_worker: int | None = None,
+                 log_path=None):
+        if workers < 1:
+            raise ValueError(f"LocalExecutor needs at least one worker; got {workers}.")
         self.reward_spec = reward_spec
         self.capacity = workers
         self._ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
-        self._results = self._ctx.Queue()
         self._threads = threads_per_worker
-        self._procs, self._tasks, self._holding = {}, {}, {}
+        self._log_path = log_path
+        self._procs, self._conns, self._holding = {}, {}, {}
         for wid in range(workers):
             self._start(wid)
 
     def _start(self, wid: int) -> None:
-        tasks = self._ctx.Queue()
+        ours, theirs = self._ctx.Pipe(duplex=True)
         p = self._ctx.Process(target=_worker_main,
-                              args=(wid, self.reward_spec, tasks, self._results, self._threads),
+                              args=(wid, self.reward_spec, theirs, self._threads, os.getpid()),
                               daemon=True, name=f"keras_nasnet-worker-{wid}")
-        p.start()
-        self._procs[wid], self._tasks[wid] = p, tasks
+        with _child_start_environment(self._log_path):
+            p.start()
+        theirs.close()  # only the worker holds its end: its death is an EOF here
+        self._procs[wid], self._conns[wid] = p, ours
         self._holding[wid] = None
+
+    def _replace(self, wid: int, why: str, out: list) -> None:
+        p = self._procs[wid]
+        if p.is_alive():
+            p.kill()
+        p.join(timeout=5)
+        self._conns[wid].close()
+        task = self._holding[wid]
+        if task is not None:
+            out.append(error_record(task, f"local-{wid}", f"{why} (exit code {p.exitcode})"))
+        self._start(wid)
 
     def submit(self, task: dict) -> None:
         """Gives ``task`` to an idle worker."""
         wid = next(w for w, t in self._holding.items() if t is None)
         self._holding[wid] = task
-        self._tasks[wid].put(task)
+        try:
+            self._conns[wid].send(task)
+        except OSError:  # the worker is dead; poll() replaces it and reports the trial
+            pass
 
     def poll(self, timeout: float = 1.0) -> list[dict]:
-        """Finished results (waiting up to ``timeout`` for the first), dead workers' trials included."""
+        """Records that arrived (waiting up to ``timeout`` for the first), dead workers' included."""
+        from multiprocessing.connection import wait
+
         out = []
-        try:
-            out.append(self._results.get(timeout=timeout))
-            while True:
-                out.append(self._results.get_nowait())
-        except queue.Empty:
-            pass
-        for rec in out:
-            wid = int(rec["worker"].split("-")[1])
+        by_conn = {c: w for w, c in self._conns.items()}
+        for conn in wait(list(by_conn), timeout=timeout):
+            wid = by_conn[conn]
+            rec = receive(conn)
+            if rec is None:
+                self._replace(wid, "worker process died", out)
+                continue
             self._holding[wid] = None
+            out.append(rec)
         for wid, p in list(self._procs.items()):
             if not p.is_alive():
-                task = self._holding[wid]
-                if task is not None:
-                    out.append(failed_record(task, f"local-{wid}",
-                                             f"worker process died (exit code {p.exitcode})"))
-                self._start(wid)
+                self._replace(wid, "worker process died", out)
         return out
 
     def worker_pids(self) -> dict:
@@ -152,13 +268,19 @@ class LocalExecutor:
         return {w: p.pid for w, p in self._procs.items()}
 
     def close(self) -> None:
-        """Stops the workers."""
-        for wid, q in self._tasks.items():
+        """Stops the workers (at once if they are busy: their children are not needed any more)."""
+        for wid, conn in self._conns.items():
             try:
-                q.put(None)
+                conn.send(None)
             except (OSError, ValueError):
                 pass
-        for p in self._procs.values():
-            p.join(timeout=5)
+        deadline = time.time() + 2
+        for wid, p in self._procs.items():
+            if self._holding[wid] is not None:
+                p.kill()
+            p.join(timeout=max(0.1, deadline - time.time()))
             if p.is_alive():
                 p.kill()
+                p.join(timeout=5)
+        for conn in self._conns.values():
+            conn.close()

@@ -1,0 +1,33 @@
+"""Argument types for the command lines: numbers checked where they are parsed, so a bad value
+gets argparse's usage message naming the flag instead of a hang or a traceback later."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _number(kind, minimum, inclusive: bool, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if value < minimum or (not inclusive and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+#: An integer >= 1.
+positive_int = _number(int, 1, True, "an integer of at least 1")
+#: An integer >= 0.
+nonnegative_int = _number(int, 0, True, "an integer of at least 0")
+#: A finite float > 0.
+positive_float = _number(float, 0.0, False, "a number above 0")
+#: A finite float >= 0.
+nonnegative_float = _number(float, 0.0, True, "a number of at least 0")

@@ -1,0 +1,313 @@
+"""Exports of NASNet models for deployment, each checked in its own runtime.
+
+    from keras_nasnet.export import export
+    result = export(model, "nasnet.tflite", quantize="int8", calibration=images)
+    print(result.max_abs_diff, result.top1_agreement)
+
+Three formats (``keras_nasnet.export`` is also reachable as the function ``keras_nasnet.export``):
+
+- ``"saved_model"``: a TensorFlow SavedModel folder with a ``serving_default`` signature (Keras'
+  ``model.export(format="tf_saved_model")``). Takes ``None`` batch and spatial sizes.
+- ``"litert"``: a LiteRT (TensorFlow Lite) flatbuffer, float32, float16 weights, or full-integer int8
+  calibrated on images the caller gives. Built-in LiteRT ops only (no Flex ops, which the
+  ``ai-edge-litert`` interpreter cannot run), so the spatial size must be static: with ``None``
+  sizes TensorFlow's depthwise convolution only converts as a Flex op. The batch may stay ``None``
+  (the interpreter resizes it).
+- ``"onnx"``: ONNX through Keras' exporter (``tf2onnx``). Takes ``None`` batch and spatial sizes.
+
+BatchNormalization is folded into the convolutions first (:func:`keras_nasnet.fold_batch_norm`):
+the exported graph then has no BN ops and no ``keras_nasnet`` layers to translate. For LiteRT the
+average pools (and, for int8, the ReLUs that cannot fuse into a convolution) are rewritten as
+depthwise convolutions (:mod:`keras_nasnet.export.rewrite`), so XNNPACK runs the whole network
+instead of handing those ops back to LiteRT's slower kernels between delegated pieces. Every export is
+loaded back in its runtime (:func:`load_exported`) and compared with the Keras model: float32 to
+``1e-4`` absolute, float16 to ``1e-2``; int8 reports top-1 agreement (it is not an error if low:
+judge it on real images with ``keras_nasnet.export.evaluate``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .runtimes import ExportError, load_exported
+
+FORMATS = ("saved_model", "litert", "onnx")
+_ALIASES = {"tf_saved_model": "saved_model", "tflite": "litert"}
+QUANTIZATIONS = (None, "float16", "int8")
+#: Largest absolute difference from the Keras model a verified export may show, by quantization.
+TOLERANCE = {None: 1e-4, "float16": 1e-2}
+
+__all__ = ["ExportError", "ExportResult", "FORMATS", "QUANTIZATIONS", "export", "load_exported",
+           "verify_export"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export` wrote and how closely it matches the Keras model.
+
+    Attributes:
+        path: the file (``.tflite``, ``.onnx``) or folder (SavedModel) written.
+        format: ``"saved_model"``, ``"litert"`` or ``"onnx"``.
+        quantize: ``None``, ``"float16"`` or ``"int8"``.
+        input_shape: the exported input shape, ``None`` for a size the export leaves free.
+        max_abs_diff: largest absolute difference between the export's and the Keras model's
+            outputs on the check images (``None`` when not verified).
+        top1_agreement: share of check images on which both give the same top-1 class.
+        checked: number of check images.
+    """
+
+    path: Path
+    format: str
+    quantize: str | None
+    input_shape: tuple
+    max_abs_diff: float | None = None
+    top1_agreement: float | None = None
+    checked: int = 0
+
+
+def _format_of(path, format) -> str:
+    if format is None:
+        suffix = Path(path).suffix.lower()
+        format = {".tflite": "litert", ".onnx": "onnx", "": "saved_model"}.get(suffix)
+        if format is None:
+            raise ValueError(f"Cannot tell the export format from {str(path)!r}: pass format= one of "
+                             f"{', '.join(FORMATS)} (or name the file .tflite / .onnx / a folder).")
+    format = _ALIASES.get(format, format)
+    if format not in FORMATS:
+        raise ValueError(f"Unknown export format {format!r}; use one of {', '.join(FORMATS)}.")
+    return format
+
+
+def _static_shape(model, input_shape, batch_size) -> tuple:
+    """The shape to export: the model's input shape with ``None`` sizes fixed by ``input_shape``."""
+    if len(model.inputs) != 1:
+        raise ValueError(f"export handles single-input models; {model.name!r} has {len(model.inputs)}.")
+    shape = tuple(model.inputs[0].shape[1:])
+    if input_shape is not None:
+        input_shape = tuple(None if s is None else int(s) for s in input_shape)
+        if len(input_shape) != len(shape) or any(
+                m is not None and s != m for m, s in zip(shape, input_shape)):
+            raise ValueError(
+                f"input_shape={input_shape} does not fit the model's input {shape}: it can only fix "
+                "sizes the model leaves as None. Build the model at the size you want instead "
+                "(e.g. NASNetMobile(input_shape=(160, 160, 3)))."
+            )
+        shape = input_shape
+    return (batch_size, *shape)
+
+
+def _rebuild_at(model, shape):
+    """``model`` rebuilt for a fixed input ``shape`` (same layers and weights); ``model`` itself
+    when the shape is already its own."""
+    import keras
+
+    if tuple(model.inputs[0].shape[1:]) == tuple(shape[1:]):
+        return model
+    # Layers that size themselves at run time (StridePadding2D) compute the same amounts statically.
+    name = model.inputs[0]._keras_history.operation.name
+    x = keras.Input(shape=shape[1:], dtype=model.inputs[0].dtype, name=name)
+    static = keras.models.clone_model(model, input_tensors=x)
+    static.set_weights(model.get_weights())
+    return static
+
+
+def _calibration_batches(calibration, shape, limit: int = 1000):
+    """A representative-dataset generator for the LiteRT converter: one image per step."""
+    if calibration is None:
+        raise ValueError(
+            'quantize="int8" needs calibration images: pass calibration= an array of about 100-500 '
+            "images shaped like the model's input, in the range the model takes (e.g. CIFAR-10 "
+            "training images as float32 [0, 255] for the CIFAR models, preprocess_input(...) images "
+            "for the ImageNet ones)."
+        )
+    if callable(calibration):
+        calibration = calibration()
+    if isinstance(calibration, np.ndarray):
+        calibration = [calibration]
+    images = []
+    for batch in calibration:
+        batch = np.asarray(batch, np.float32)
+        if batch.ndim == len(shape) - 1:
+            batch = batch[None]
+        if batch.shape[1:] != tuple(shape[1:]):
+            raise ValueError(f"Calibration images are shaped {batch.shape[1:]}; the export takes "
+                             f"{tuple(shape[1:])} (resize them to the model's input size).")
+        images.extend(batch)
+        if len(images) >= limit:
+            break
+    if not images:
+        raise ValueError("The calibration data is empty; int8 needs representative images.")
+
+    step = shape[0] or 1  # a fixed batch size calibrates with batches of that size
+
+    def gen():
+        for i in range(0, len(images) - step + 1, step):
+            yield [np.stack(images[i:i + step])]
+
+    return gen, len(images)
+
+
+def _write_litert(model, path, shape, quantize, calibration):
+    import tensorflow as tf
+
+    from ..fileio import atomic_write
+
+    if None in shape[1:]:
+        raise ValueError(
+            f"LiteRT needs a static input size, but the export would take {shape[1:]}: pass "
+            "input_shape=(height, width, channels) (or build the model at a fixed size). With "
+            "None sizes TensorFlow's depthwise convolution converts only as a Flex op, which the "
+            "ai-edge-litert interpreter cannot run."
+        )
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    fn = tf.function(lambda x: model(x, training=False),
+                     input_signature=[tf.TensorSpec(shape, model.inputs[0].dtype, name="images")])
+    # Weights as constants: with resource variables left in, int8 calibration fails on
+    # READ_VARIABLE, and the converter could not fold them into the kernels anyway.
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        gen, _ = _calibration_batches(calibration, shape)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = gen
+        # Every op int8 (conversion fails rather than leave a float op behind); float32 input and
+        # output, so callers feed the same arrays as to the float model.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        flatbuffer = converter.convert()
+    except Exception as e:  # the converter raises ConverterError and others, all with the op list
+        raise ExportError(f"LiteRT conversion of {model.name!r} failed: {e}") from None
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(flatbuffer)
+
+
+def _write_onnx(model, path, shape):
+    import warnings
+
+    import tensorflow as tf
+
+    from ..fileio import atomic_write
+
+    try:
+        import tf2onnx  # noqa: F401  (Keras imports it lazily; fail early with the install hint)
+    except ImportError:
+        raise ImportError("ONNX export needs tf2onnx: pip install 'keras_nasnet[export]'.") from None
+    spec = [tf.TensorSpec(shape, model.inputs[0].dtype, name="images")]
+    with atomic_write(path, suffix=".onnx") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's np.object probe under NumPy 2
+        model.export(str(tmp), format="onnx", input_signature=spec, verbose=False)
+
+
+def _write_saved_model(model, path, shape):
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec(shape, model.inputs[0].dtype, name="images")]
+    # A folder: Keras writes it in place (fileio's atomic writes are for single files).
+    model.export(os.fspath(path), format="tf_saved_model", input_signature=spec, verbose=False)
+
+
+def check_images(model, shape, n: int = 8, seed: int = 0) -> np.ndarray:
+    """``n`` random images for a quick comparison, uniform in [0, 255] for models that normalise
+    raw pixels themselves (a ``rescaling`` layer) and in [-1, 1] otherwise."""
+    rng = np.random.default_rng(seed)
+    size = [s if s is not None else 32 for s in shape[1:]]
+    raw = any(layer.name == "rescaling" for layer in model.layers)
+    lo, hi = (0.0, 255.0) if raw else (-1.0, 1.0)
+    return rng.uniform(lo, hi, (n, *size)).astype(np.float32)
+
+
+def verify_export(model, path, images, num_threads: int | None = None) -> dict:
+    """Runs ``images`` through ``model`` (Keras, inference mode) and through the export at ``path``
+    in its own runtime; returns ``{"max_abs_diff", "top1_agreement", "checked"}``."""
+    images = np.asarray(images, np.float32)
+    ref = np.asarray(model.predict_on_batch(images), np.float32)
+    got = load_exported(path, num_threads=num_threads)(images)
+    return {
+        "max_abs_diff": float(np.max(np.abs(got - ref))),
+        "top1_agreement": float(np.mean(np.argmax(got, -1) == np.argmax(ref, -1))),
+        "checked": len(images),
+    }
+
+
+def export(model, path, format: str | None = None, quantize: str | None = None, calibration=None,
+           input_shape=None, batch_size: int | None = None, fold_bn: bool = True,
+           verify: bool = True) -> ExportResult:
+    """Exports ``model`` for inference and checks the file in its own runtime.
+
+    Args:
+        model: a functional Keras model (any ``keras_nasnet`` model, or a ``.keras`` file loaded).
+        path: where to write: ``*.tflite``, ``*.onnx``, or a folder for a SavedModel.
+        format: ``"litert"``, ``"onnx"`` or ``"saved_model"``; by default from ``path``'s suffix.
+        quantize: LiteRT only: ``None`` (float32), ``"float16"`` (float16 weights, half the size)
+            or ``"int8"`` (every op int8, float32 input and output; needs ``calibration``).
+        calibration: representative inputs for int8: an array ``(N, H, W, C)``, an iterable of
+            such batches, or a function returning one; the first 1,000 images are used.
+        input_shape: ``(H, W, C)`` fixing sizes the model leaves ``None`` (LiteRT needs them).
+        batch_size: a fixed batch size; ``None`` keeps it free.
+        fold_bn: fold BatchNormalization into the convolutions first (same function to float
+            rounding; fewer ops in every runtime).
+        verify: load the export back and compare it with ``model`` on a few images (the first
+            calibration images when given, else random ones); raises :class:`ExportError` when a
+            float export differs by more than :data:`TOLERANCE`.
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        ValueError: for a format, quantization or shape the export cannot take.
+        ImportError: when the format's tool (``tf2onnx``) or runtime is not installed.
+        ExportError: when conversion fails or the export disagrees with the model.
+    """
+    import keras
+
+    format = _format_of(path, format)
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize={quantize!r}; use None, 'float16' or 'int8'.")
+    if quantize is not None and format != "litert":
+        raise ValueError(f'quantize={quantize!r} is for format="litert"; {format} exports are float32.')
+    if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
+        raise ValueError(f"export needs a functional Keras model; got {type(model).__name__}.")
+    shape = _static_shape(model, input_shape, batch_size)
+    path = Path(path)
+    if format != "saved_model":
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    from ..optimize import fold_batch_norm
+
+    static = _rebuild_at(model, shape)
+    target = fold_batch_norm(static) if fold_bn else static
+    if format == "litert":
+        from .rewrite import delegate_friendly
+
+        target = delegate_friendly(target, int8=quantize == "int8")
+        _write_litert(target, path, shape, quantize, calibration)
+    elif format == "onnx":
+        _write_onnx(target, path, shape)
+    else:
+        _write_saved_model(target, path, shape)
+
+    result = ExportResult(path, format, quantize, shape[1:])
+    if not verify:
+        return result
+    if calibration is not None and quantize == "int8":
+        gen, _ = _calibration_batches(calibration, shape, limit=32)
+        images = np.concatenate([b[0] for b in gen()])
+    else:
+        images = check_images(static, shape, n=batch_size or 4)
+    report = verify_export(static, path, images)
+    tol = TOLERANCE.get(quantize)
+    if tol is not None and report["max_abs_diff"] > tol:
+        raise ExportError(
+            f"The {format} export at {path} differs from the Keras model by "
+            f"{report['max_abs_diff']:.3g} (tolerance {tol:g}) on {report['checked']} images."
+        )
+    return dataclasses.replace(result, **report)

@@ -1,0 +1,18 @@
+"""Errors of the search. Library code raises them; ``python -m keras_nasnet.search`` turns them
+into a message and an exit code."""
+
+
+class SearchError(Exception):
+    """A search cannot start or go on; the message says why and what to do."""
+
+
+class ConfigMismatch(SearchError):
+    """An existing ``--out`` holds a search with another configuration."""
+
+
+class JournalCorrupt(SearchError):
+    """``trials.jsonl`` is damaged somewhere other than a cut last line."""
+
+
+class SearchFailed(SearchError):
+    """Too many children in a row failed: the setup, not the architectures, is broken."""

@@ -1,0 +1,249 @@
+"""The ``cifar10-shared`` reward: children scored as paths through one trained supernet.
+
+Unlike the stand-alone ``cifar10`` reward this one keeps state between children: it runs in the
+search's process (no worker pool) and checkpoints the supernet into the search folder. The search
+loop knows rewards only through two optional hooks, which any stateful reward can implement:
+
+* ``bind(out_dir, progress)``: called once before the first child, with the search folder (restore a
+  checkpoint from it) and whether to draw progress bars;
+* ``close()``: called when the search stops (write a last checkpoint).
+
+The schedule has two phases, decided by ``warmup_epochs`` and ``steps_per_child``:
+
+1. before the first reward, the supernet trains ``warmup_epochs`` epochs, each step on one child
+   drawn uniformly (every op's weights see every kind of neighbour);
+2. each child's reward is its accuracy on held-out images with the shared weights, BatchNorm in
+   training mode (batch statistics, as ENAS does: a path's own statistics without recalibration).
+   With ``steps_per_child > 0`` the supernet also trains that many steps on the child's path before
+   scoring it (ENAS-style alternation; the rewards then drift as the supernet changes).
+
+The default (``steps_per_child=0``: a frozen supernet) is the measured choice, see ``search/README.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .space import SearchSpace
+
+CHECKPOINT = "supernet.npz"
+
+
+@dataclasses.dataclass
+class SharedConfig:
+    """Supernet and schedule settings of the ``cifar10-shared`` reward (part of the search's identity)."""
+
+    num_cells: int = 1
+    filters: int = 16
+    batch_size: int = 64
+    lr: float = 0.05
+    weight_decay: float = 3e-4
+    warmup_epochs: float = 10.0
+    steps_per_child: int = 0
+    train_images: int = 45000
+    val_images: int = 5000
+    reward_images: int = 1000
+    data: str | None = None
+    checkpoint_seconds: float = 300.0
+
+
+class SharedWeightsReward:
+    """Scores a child by its held-out accuracy as a path through a shared-weights supernet."""
+
+    def __init__(self, space: SearchSpace, config: SharedConfig, seed: int = 0):
+        if "concat" in space.combines:
+            raise ValueError("--reward cifar10-shared searches add-only cells; the space allows concat.")
+        if config.reward_images > config.val_images:
+            raise ValueError(f"reward_images ({config.reward_images}) cannot exceed val_images "
+                             f"({config.val_images}).")
+        self.space, self.config, self.seed = space, config, seed
+        self.net = None
+        self.step = 0
+        self.out: Path | None = None
+        self.progress = False
+        self._saved_at = time.time()
+        self._data = None
+
+    # -- the search loop's hooks -------------------------------------------------------------
+    def bind(self, out_dir, progress: bool = False) -> None:
+        """Uses ``out_dir`` for checkpoints and restores the supernet saved there, if any."""
+        self.out = Path(out_dir)
+        self.progress = progress
+        if (self.out / CHECKPOINT).exists():
+            self._ensure_built()
+            self.restore(self.out / CHECKPOINT)
+
+    def check(self) -> None:
+        """Loads and checks the data before anything is written (raising
+        :class:`keras_nasnet.data.DataError` with advice), filling the on-disk cache."""
+        if self._data is None:
+            from .. import data as data_lib
+
+            data_lib.load_cifar10(self.config.data)
+
+    def close(self) -> None:
+        """Writes a last checkpoint."""
+        if self.net is not None and self.out is not None:
+            self.save(self.out / CHECKPOINT)
+
+    def __call__(self, actions, seed: int = 0) -> float:
+        self._ensure_built()
+        self.warm_up()
+        if self.config.steps_per_child:
+            self.train(self.config.steps_per_child, path=actions)
+        self._maybe_checkpoint()
+        return self.accuracy(actions)
+
+    # -- training and scoring ----------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        """Supernet steps in one pass over the training images."""
+        return math.ceil(min(self.config.train_images, len(self.data()[0])) / self.config.batch_size)
+
+    @property
+    def warmup_steps(self) -> int:
+        """Steps of the uniform-path phase."""
+        return int(round(self.config.warmup_epochs * self.steps_per_epoch))
+
+    def data(self):
+        """``(x_train, y_train, x_val, y_val)``: the paper's seeded split with ``val_images`` held
+        out (5,000: the paper's 45,000/5,000), the training part cut to ``train_images``."""
+        if self._data is None:
+            from .. import data as data_lib
+
+            c = self.config
+            (x, y), _ = data_lib.load_cifar10(c.data)
+            (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, val_size=c.val_images, seed=0)
+            self._data = (xtr[:c.train_images], ytr[:c.train_images], xval, yval)
+        return self._data
+
+    def set_data(self, x_train, y_train, x_val, y_val) -> None:
+        """Uses these arrays instead of loading CIFAR-10 (tests, other datasets)."""
+        self._data = (x_train, y_train, x_val, y_val)
+
+    def _ensure_built(self):
+        if self.net is not None:
+            return
+        import keras
+
+        from .supernet import PathSGD, Supernet
+
+        keras.utils.set_random_seed(self.seed)
+        c = self.config
+        self.net = Supernet(self.space, c.num_cells, c.filters)
+        self.optimizer = PathSGD(self.net, momentum=0.9, weight_decay=c.weight_decay, clipnorm=5.0)
+
+    def learning_rate(self, step: int) -> float:
+        """Cosine decay to 0 over the warm-up; then the final warm-up rate's floor (5% of ``lr``)."""
+        c = self.config
+        t = min(1.0, step / max(1, self.warmup_steps))
+        lr = 0.5 * c.lr * (1 + math.cos(math.pi * t))
+        return max(lr, 0.05 * c.lr) if c.steps_per_child else lr
+
+    def _batch(self, step: int):
+        """Training batch ``step``: a seeded shuffle per epoch and the paper's pad-4 crop and flip,
+        so a resumed supernet sees the batches an uninterrupted one would."""
+        xtr, ytr = self.data()[:2]
+        n = min(len(xtr), self.config.train_images)
+        epoch, k = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        idx = order[k * self.config.batch_size:(k + 1) * self.config.batch_size]
+        rng = np.random.default_rng([self.seed, 1, step])
+        padded = np.pad(xtr[idx], [(0, 0), (4, 4), (4, 4), (0, 0)])
+        dy, dx = rng.integers(0, 9, (2, len(idx)))
+        flip = rng.random(len(idx)) < 0.5
+        h, w = xtr.shape[1:3]
+        x = np.stack([p[a:a + h, b:b + w][:, ::-1 if f else 1] for p, a, b, f in zip(padded, dy, dx, flip)])
+        return x.astype(np.float32), ytr[idx]
+
+    def _train_step(self, x, y, path, learning_rate: float):
+        import keras
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            probs = self.net(x, path, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+        self.optimizer.minimize(tape, loss, self.net.parts_of(path), learning_rate)
+        return loss
+
+    def train(self, steps: int, path=None, bar=None) -> float:
+        """``steps`` supernet steps, each on ``path`` or (None) on a uniformly drawn child."""
+        loss = float("nan")
+        for _ in range(steps):
+            arc = path if path is not None else self.space.sample_uniform(
+                np.random.default_rng([self.seed, 7, self.step]))[0]
+            x, y = self._batch(self.step)
+            loss = float(self._train_step(x, y, arc, self.learning_rate(self.step)))
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"supernet loss is {loss} at step {self.step}; lower --lr.")
+            self.step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=f"{self.step / self.steps_per_epoch:.2f}", loss=f"{loss:.3f}")
+            self._maybe_checkpoint()
+        return loss
+
+    def warm_up(self) -> None:
+        """Trains the uniform-path phase up to ``warmup_steps`` (continuing a restored supernet)."""
+        self._ensure_built()
+        todo = self.warmup_steps - self.step
+        if todo <= 0:
+            return
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.warmup_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                       desc=f"supernet ({self.config.warmup_epochs:g} epochs)", file=sys.stderr)
+        try:
+            self.train(todo, bar=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.out is not None:
+            self.save(self.out / CHECKPOINT)
+
+    def accuracy(self, actions, images: int | None = None) -> float:
+        """Accuracy of the path ``actions`` on the first ``images`` held-out images (default:
+        ``reward_images``), BatchNorm on the batch statistics of each 500-image chunk."""
+        import tensorflow as tf
+
+        self._ensure_built()
+        xval, yval = self.data()[2:]
+        n = min(len(xval), images or self.config.reward_images)
+        hits = 0
+        for s in range(0, n, 500):
+            probs = self.net(tf.constant(xval[s:min(n, s + 500)], tf.float32), actions, training=True)
+            hits += int(np.sum(np.argmax(probs.numpy(), -1) == np.asarray(yval[s:min(n, s + 500)]).ravel()))
+        return hits / n
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _maybe_checkpoint(self):
+        if self.out is not None and time.time() - self._saved_at > self.config.checkpoint_seconds:
+            self.save(self.out / CHECKPOINT)
+
+    def save(self, path) -> None:
+        """Atomically writes the supernet's variables, the optimizer's and the step counter."""
+        from ..fileio import savez_atomic
+
+        arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(self.net.variables)}
+        arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
+        savez_atomic(path, step=np.asarray(self.step), **arrays)
+        self._saved_at = time.time()
+
+    def restore(self, path) -> None:
+        """Loads :meth:`save` output into the (built) supernet and optimizer."""
+        with np.load(path) as z:
+            if sum(k.startswith("w") for k in z.files) != len(self.net.variables):
+                raise ValueError(f"{path} was written by another supernet; choose a new --out.")
+            for i, v in enumerate(self.net.variables):
+                v.assign(z[f"w{i}"])
+            for i, v in enumerate(self.optimizer.variables):
+                v.assign(z[f"o{i}"])
+            self.step = int(z["step"])

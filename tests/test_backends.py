@@ -1,0 +1,110 @@
+"""The models, weight formats and training on Keras' JAX (and PyTorch) backends.
+
+Keras fixes its backend per process: this (TensorFlow) process writes weights, inputs and its own
+outputs to a folder, and one subprocess per other backend (tests/backend_child.py) loads them,
+runs the library there and reports what it measured. Skipped when the backend's package is not
+installed (``pip install keras_nasnet[jax]``; PyTorch is not installed in CI).
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import keras_nasnet as kn
+from keras_nasnet import data as D
+from keras_nasnet.weights import write_h5
+
+CIFAR = {"num_cells": 1, "penultimate_filters": 24, "auxiliary_head": False}
+MOBILE = {"include_top": False, "pooling": "avg", "input_shape": (32, 32, 3)}
+
+
+def _randomise_bn(model, rng):
+    # Fresh BNs are the identity in inference; random statistics make the comparison mean something.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
+                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
+
+
+def _png(img):
+    import tensorflow as tf
+
+    return tf.io.encode_png(img).numpy()
+
+
+@pytest.fixture(scope="module")
+def tf_side(tmp_path_factory):
+    """The TensorFlow process's weights, inputs and outputs, shared by every backend."""
+    folder = tmp_path_factory.mktemp("backends")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.save(folder / "x.npy", x)
+
+    cifar = kn.NASNetCIFAR(**CIFAR)
+    _randomise_bn(cifar, rng)
+    cifar.save_weights(folder / "cifar.weights.h5")
+    write_h5(cifar, folder / "cifar.h5")
+    np.save(folder / "cifar_tf.npy", np.asarray(cifar(x, training=False)))
+
+    ref = keras.applications.NASNetMobile(weights=None, **MOBILE)
+    _randomise_bn(ref, rng)
+    ref.save(folder / "mobile.h5")  # a Keras-2-format h5, as the official files are
+    np.save(folder / "mobile_tf.npy", np.asarray(ref(x / 127.5 - 1, training=False)))
+
+    for split, n in (("train", 4), ("test", 1)):
+        for label, cls in enumerate(D.CLASSES):
+            d = folder / "images" / split / cls
+            d.mkdir(parents=True)
+            for k in range(n):
+                img = np.clip(rng.normal(25 * label, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                (d / f"{k}.png").write_bytes(_png(img))
+    spec = {"cifar": CIFAR, "mobile": MOBILE}
+    (folder / "spec.json").write_text(json.dumps(spec))
+    return folder
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_backend_matches_tensorflow_and_trains_without_it(backend, tf_side, tmp_path):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    folder = tmp_path / backend
+    import shutil
+
+    shutil.copytree(tf_side, folder)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "KERAS_BACKEND": backend, "KERAS_HOME": str(tmp_path / "keras_home"),
+           "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
+           # This checkout's package, not an installed copy.
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+           # XLA's CPU compiles (one per model, one per initializer shape) dominate the run; without
+           # LLVM's optimisation they take a third of the time, and the models here are tiny.
+           "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
+    child = Path(__file__).with_name("backend_child.py")
+    proc = subprocess.run([sys.executable, str(child), str(folder)], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r = json.loads((folder / "result.json").read_text())
+
+    assert r["backend"] == backend
+    assert not r["tf_after_import"], "import keras_nasnet imported TensorFlow"
+    if backend == "jax":  # with TensorFlow blocked (torch probes for it; see backend_child.py)
+        assert not r["tf_at_end"], "models, weights or training imported TensorFlow"
+    # Same weights, same outputs as TensorFlow's (relative 1e-4), through every weight format.
+    for key in ("cifar_weights_h5_err", "cifar_h5_err", "folded_err", "keras_roundtrip_err",
+                "mobile_err"):
+        assert r[key] <= 1e-4, (key, r[key])
+    assert r["folded_bns"] < r["bns"] / 4  # only BNs after a concatenation stay
+    # fit through the NumPy pipeline: one epoch logged; the second run resumed, trained nothing
+    # more and reports the same result.
+    assert r["train_log_lines"] == 2
+    assert r["train_first"] == r["train_second"]
+    assert r["train_first"]["test_images"] == 10
+    assert r["train_weights_unchanged"]

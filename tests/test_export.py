@@ -1,0 +1,142 @@
+"""Exports of a tiny NASNet to SavedModel, LiteRT (float32/float16/int8) and ONNX, each run in its
+own runtime and compared with the Keras model. Skipped when the export extra is not installed."""
+
+import numpy as np
+import pytest
+
+import keras_nasnet as kn
+from keras_nasnet.export import ExportError, export, load_exported
+
+
+def _tiny(input_shape=(32, 32, 3)):
+    """A one-cell CIFAR NASNet with non-trivial BatchNorm statistics, so folding is exercised."""
+    model = kn.NASNet(kn.NASNET_A, num_cells=1, penultimate_filters=48, stem="cifar", classes=10,
+                      input_shape=input_shape, include_preprocessing=True)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if "BatchNormalization" in type(layer).__name__:
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype("float32"))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+            layer.beta.assign(rng.normal(0, 0.3, n).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Built with None sizes: SavedModel and ONNX keep them, LiteRT is exported at 32x32."""
+    return _tiny(input_shape=(None, None, 3))
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def exports(tiny, images, tmp_path_factory):
+    """Each format written once (export() verifies each in its runtime as it writes it)."""
+    pytest.importorskip("ai_edge_litert")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    out = tmp_path_factory.mktemp("exports")
+    static = dict(input_shape=(32, 32, 3))
+    return {
+        "saved_model": export(tiny, out / "sm"),
+        "onnx": export(tiny, out / "m.onnx"),
+        "litert": export(tiny, out / "m.tflite", **static),
+        "float16": export(tiny, out / "f16.tflite", quantize="float16", **static),
+        "int8": export(tiny, out / "int8.tflite", quantize="int8", calibration=images, **static),
+    }
+
+
+@pytest.mark.parametrize("kind", ["saved_model", "litert", "onnx"])
+def test_float_exports_match_keras_in_their_runtime(kind, exports, tiny, images):
+    result = exports[kind]
+    assert result.format == kind and result.checked > 0 and result.max_abs_diff <= 1e-4
+    run = load_exported(result.path, num_threads=1)
+    for n in (1, 5):  # the batch size stays free in every format
+        got = run(images[:n])
+        np.testing.assert_allclose(got, tiny.predict_on_batch(images[:n]), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["saved_model", "onnx"])
+def test_none_sizes_survive_saved_model_and_onnx(kind, exports, tiny):
+    assert exports[kind].input_shape == (None, None, 3)
+    # Odd and even sizes: StridePadding2D's run-time padding survives the export.
+    x = np.random.default_rng(2).uniform(0, 255, (2, 33, 40, 3)).astype("float32")
+    np.testing.assert_allclose(load_exported(exports[kind].path)(x), tiny.predict_on_batch(x), atol=1e-4)
+
+
+def test_litert_needs_a_static_size(exports, tiny, tmp_path):
+    assert exports["litert"].input_shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="static input size"):
+        export(tiny, tmp_path / "any.tflite")
+
+
+def test_float16_litert_is_close(exports, tiny, images):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(exports["float16"].path))
+    assert any(d["dtype"] == np.float16 for d in it.get_tensor_details())
+    got = load_exported(exports["float16"].path)(images)
+    np.testing.assert_allclose(got, tiny.predict_on_batch(images), atol=1e-2)
+
+
+def test_int8_litert_is_integer_and_agrees(exports, tiny, images):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(exports["int8"].path))
+    # Full-integer: every convolution runs on int8 tensors.
+    convs = [d for d in it.get_tensor_details() if "conv" in d["name"].lower() and d["dtype"] != np.int32]
+    assert convs and all(d["dtype"] == np.int8 for d in convs)
+    got = load_exported(exports["int8"].path)(images)
+    ref = tiny.predict_on_batch(images)
+    assert np.mean(got.argmax(-1) == ref.argmax(-1)) >= 0.75
+    assert np.abs(got - ref).max() < 0.2
+
+
+def test_bad_arguments_say_what_to_do(tmp_path):
+    model = kn.NASNet(kn.NASNET_A, num_cells=1, penultimate_filters=48, stem="cifar", classes=10,
+                      input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="calibration"):
+        export(model, tmp_path / "m.tflite", quantize="int8")
+    with pytest.raises(ValueError, match="litert"):
+        export(model, tmp_path / "m.onnx", quantize="int8")
+    with pytest.raises(ValueError, match="format"):
+        export(model, tmp_path / "m.bin")
+    with pytest.raises(ValueError, match="only fix"):
+        export(model, tmp_path / "m.tflite", input_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="not an export"):
+        load_exported(tmp_path / "m.bin")
+    assert issubclass(ExportError, RuntimeError)
+
+
+def _undelegated_ops(path) -> set:
+    """Op names LiteRT runs itself rather than through the XNNPACK delegate: every op not
+    reachable backwards from a DELEGATE node's outputs without crossing its inputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    ops = it._get_ops_details()
+    own = {o["index"]: o for o in ops if o["op_name"] != "DELEGATE"}
+    producer = {t: i for i, o in own.items() for t in o["outputs"]}
+    covered = set()
+    for d in (o for o in ops if o["op_name"] == "DELEGATE"):
+        stop, stack = set(d["inputs"]), list(d["outputs"])
+        while stack:
+            t = stack.pop()
+            if t in stop or t not in producer or producer[t] in covered:
+                continue
+            covered.add(producer[t])
+            stack.extend(own[producer[t]]["inputs"])
+    return {o["op_name"] for i, o in own.items() if i not in covered}
+
+
+@pytest.mark.parametrize("kind", ["litert", "int8"])
+def test_xnnpack_runs_pools_and_relus(kind, exports):
+    # Without the rewrite, XNNPACK leaves every int8 AVERAGE_POOL_2D and RELU (and float "same"
+    # pools) to LiteRT's own kernels, which made int8 slower than float.
+    assert not _undelegated_ops(exports[kind].path) & {"AVERAGE_POOL_2D", "RELU"}

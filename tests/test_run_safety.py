@@ -1,0 +1,356 @@
+"""Search and training runs under kills, Ctrl-C, typos, damaged files and broken setups."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from keras_nasnet.genotypes import Genotype
+
+_CELL = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}], "concat": [2]}
+TARGET = Genotype.from_dict({"normal": _CELL, "reduction": _CELL}).to_json()
+SPACE = {"num_blocks": 1, "ops": ["identity", "sep_conv_3x3"], "combines": ["add", "concat"]}
+CONFIG = {"space": SPACE, "reward": "synthetic", "strategy": "random", "seed": 0,
+          "reward_args": {"target": TARGET}}
+
+
+def _cli_args(out, trials, extra=()):
+    return ["--reward", "synthetic", "--strategy", "random", "--trials", str(trials), "--out", str(out),
+            "--blocks", "1", "--ops", "identity,sep_conv_3x3", "--target", TARGET, "--no-progress", *extra]
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- journal and folder
+
+
+def test_damaged_journal_line_stops_with_its_number_and_keeps_the_file(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+    from keras_nasnet.search.errors import JournalCorrupt
+    from keras_nasnet.search.journal import Journal
+
+    out = tmp_path / "s"
+    assert main(_cli_args(out, 20)) == 0
+    lines = (out / "trials.jsonl").read_text().splitlines(keepends=True)
+    for damaged, problem in ((lines[4][:20] + "\n", "line 5: not valid JSON"),
+                             ('{"trial": 3}\n', "line 5: not a trial record")):
+        text = "".join(lines[:4] + [damaged] + lines[5:])
+        (out / "trials.jsonl").write_text(text)
+        with pytest.raises(JournalCorrupt, match=problem):
+            Journal(out, CONFIG)
+        assert (out / "trials.jsonl").read_text() == text  # untouched, nothing deleted
+        assert main(["report", str(out)]) == 1 and problem in capsys.readouterr().err
+        assert main(_cli_args(out, 20)) == 1
+    # A cut last line is what a kill leaves: dropped, and the search resumes from there.
+    (out / "trials.jsonl").write_text("".join(lines[:-1]) + lines[-1][:15])
+    assert main(_cli_args(out, 20)) == 0
+    finished = [r for r in _records(out) if r["event"] == "finished"]
+    assert sorted(r["trial"] for r in finished) == list(range(20))
+
+
+def test_a_second_run_on_one_folder_is_refused_and_a_killed_runs_lock_is_not(tmp_path):
+    from keras_nasnet.fileio import FolderLocked
+    from keras_nasnet.search.journal import Journal
+
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / ".lock").write_text("999999\n")  # left by a run killed with -9: the OS released it
+    first = Journal(out, CONFIG)
+    with pytest.raises(FolderLocked, match=f"process {os.getpid()}"):
+        Journal(out, CONFIG)
+    first.close()
+    Journal(out, CONFIG).close()
+
+
+def test_two_processes_caching_one_data_set_at_once(tmp_path, monkeypatch):
+    # The race of two workers caching CIFAR-10: both write the cache before either renames it.
+    import tensorflow as tf
+
+    from keras_nasnet import data as D
+
+    for split in ("train", "test"):
+        for cls in D.CLASSES:
+            (tmp_path / "imgs" / split / cls).mkdir(parents=True)
+            img = np.full((32, 32, 3), D.CLASSES.index(cls) * 20, np.uint8)
+            (tmp_path / "imgs" / split / cls / "0.png").write_bytes(tf.io.encode_png(img).numpy())
+    savez, both_written = np.savez, threading.Barrier(2, timeout=20)
+
+    def savez_then_wait(*args, **kwargs):
+        savez(*args, **kwargs)
+        both_written.wait()
+
+    monkeypatch.setattr(np, "savez", savez_then_wait)
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(D.load_cifar10(tmp_path / "imgs"))
+        except Exception as e:  # what the second writer got from a shared temporary name
+            errors.append(e)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert not errors and len(results) == 2
+    cached = list((tmp_path / "keras_home" / "datasets" / "keras_nasnet").iterdir())
+    assert [p.suffix for p in cached] == [".npz"]  # one cache file, no temporary left over
+    (x, y), _ = D.load_cifar10(tmp_path / "imgs")
+    assert np.array_equal(x, results[0][0][0]) and sorted(y) == list(range(10))
+
+
+# ---------------------------------------------------------------- failures
+
+
+class _Flaky:
+    """A reward that fails as told per trial (the seed of trial t is t with --seed 0)."""
+
+    def __init__(self, plan):
+        self.plan, self.calls = plan, []
+
+    def __call__(self, actions, seed=0):
+        from keras_nasnet.search.rewards import ChildFailed
+
+        self.calls.append(seed)
+        kind = self.plan(seed, self.calls.count(seed))
+        if kind == "infra":
+            raise OSError("data file vanished")
+        if kind == "arch":
+            raise ChildFailed("NaN loss")
+        return 0.1 + seed / 1000
+
+
+def _with_reward(monkeypatch, plan):
+    from keras_nasnet.search import workers
+
+    reward = _Flaky(plan)
+    monkeypatch.setattr(workers, "make_reward", lambda spec: reward)
+    return reward
+
+
+def test_infrastructure_failures_are_rerun_and_architecture_failures_rewarded(tmp_path, monkeypatch):
+    from keras_nasnet.search.run import search
+    from keras_nasnet.search.workers import FAILED_REWARD
+
+    # Trial 2 loses its data once (infrastructure), trial 3 cannot train (architecture), trial 5
+    # fails every time it runs (counted as its own failure after 3 attempts).
+    plan = {(2, 1): "infra", (3, 1): "arch", (5, 1): "infra", (5, 2): "infra", (5, 3): "infra"}
+    reward = _with_reward(monkeypatch, lambda t, n: plan.get((t, n)))
+    summary = search(tmp_path / "s", config=CONFIG, trials=12, progress=False)
+    recs = _records(tmp_path / "s")
+    finished = {r["trial"]: r for r in recs if r["event"] == "finished"}
+    assert sorted(finished) == list(range(12)) and reward.calls.count(2) == 2
+    assert [r["trial"] for r in recs if r["event"] == "error"] == [2, 5, 5]
+    assert finished[2]["status"] == "ok"
+    assert finished[3]["status"] == "failed" and finished[3]["reward"] == FAILED_REWARD
+    assert finished[5]["status"] == "failed" and "3 attempts" in finished[5]["error"]
+    assert summary["failed"] == 2 and summary["errors"] == 3 and summary["best_trial"] == 11
+
+
+def test_a_broken_setup_stops_the_search_with_a_message(tmp_path, monkeypatch, capsys):
+    from keras_nasnet.search.__main__ import main
+
+    _with_reward(monkeypatch, lambda t, n: "infra")
+    assert main(_cli_args(tmp_path / "a", 50, ["--max-failures", "4"])) == 1
+    err = capsys.readouterr().err
+    assert "4 children in a row failed" in err and "data file vanished" in err
+    events = [r["event"] for r in _records(tmp_path / "a")]
+    assert events.count("error") == 4 and "finished" not in events  # stopped at the 4th
+    # Every child failing by its architecture: nothing to call best, and the exit code says so.
+    _with_reward(monkeypatch, lambda t, n: "arch")
+    assert main(_cli_args(tmp_path / "b", 5)) == 1
+    assert "no child succeeded" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "best_genotype.json").exists()
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["best_trial"] is None
+
+
+def test_missing_data_fails_before_anything_is_written(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+
+    out = tmp_path / "s"
+    assert main(["--reward", "cifar10", "--data", str(tmp_path / "nope.zip"), "--out", str(out)]) == 1
+    assert "does not exist" in capsys.readouterr().err and not (out / "config.json").exists()
+
+
+def test_ctrl_c_says_how_many_trials_are_kept_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    from keras_nasnet.search import workers
+    from keras_nasnet.search.__main__ import main
+
+    def interrupted(actions, seed=0):
+        if seed == 25:  # in the second batch of 20: the first is recorded
+            raise KeyboardInterrupt
+        return 0.5
+
+    monkeypatch.setattr(workers, "make_reward", lambda spec: interrupted)
+    assert main(_cli_args(tmp_path / "s", 30)) == 130
+    err = capsys.readouterr().err
+    assert "20 of 30 trials are recorded" in err and "same command to resume" in err
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def test_workers_start_ignoring_ctrl_c_with_quiet_logs_in_the_log_file(tmp_path):
+    from keras_nasnet.search.workers import _child_start_environment
+
+    child = ("import os, signal, sys; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN, "
+             "os.environ['TF_CPP_MIN_LOG_LEVEL']); print('tensorflow says hello', file=sys.stderr)")
+    with _child_start_environment(tmp_path / "workers.log"):
+        p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert p.communicate(timeout=60)[0].split() == ["True", "3"]
+    assert "tensorflow says hello" in (tmp_path / "workers.log").read_text()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the driver's is back
+
+
+def test_a_worker_killed_while_writing_breaks_only_its_own_channel():
+    import multiprocessing as mp
+
+    from keras_nasnet.search.workers import receive
+
+    theirs_r, theirs_w = mp.Pipe(duplex=False)
+    other_r, other_w = mp.Pipe(duplex=False)
+    # A worker writing a result far larger than the pipe's buffer, killed in the middle.
+    writer = ("import sys; from multiprocessing.connection import Connection; "
+              "Connection(int(sys.argv[1])).send(b'x' * 50_000_000)")
+    p = subprocess.Popen([sys.executable, "-c", writer, str(theirs_w.fileno())], pass_fds=[theirs_w.fileno()])
+    theirs_w.close()
+    assert theirs_r.poll(60)  # it started writing
+    time.sleep(0.2)
+    p.kill()
+    p.wait()
+    assert receive(theirs_r) is None  # a broken channel, not a hang or a crash
+    other_w.send({"trial": 1})
+    assert receive(other_r) == {"trial": 1}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork for a throw-away driver")
+def test_workers_exit_when_the_driver_is_killed():
+    psutil = pytest.importorskip("psutil")
+    ready_r, ready_w = os.pipe()
+    driver = os.fork()
+    if driver == 0:  # a throw-away driver: gives a worker a 10-minute child, then is killed
+        try:
+            from keras_nasnet.search.workers import LocalExecutor
+
+            ex = LocalExecutor({"reward": "synthetic", "space": SPACE, "target": TARGET, "delay": 600},
+                               workers=1)
+            ex.submit({"trial": 0, "actions": [0, 1, 1, 0, 0] * 2, "logp": [0.0] * 10, "seed": 0})
+            os.write(ready_w, str(ex.worker_pids()[0]).encode())
+            time.sleep(600)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    worker = psutil.Process(int(os.read(ready_r, 32)))
+    os.kill(driver, signal.SIGKILL)  # kill -9: no clean-up code runs in the driver
+    os.waitpid(driver, 0)
+    gone, alive = psutil.wait_procs([worker], timeout=120)
+    assert not alive
+
+
+# ---------------------------------------------------------------- command-line settings
+
+
+@pytest.mark.parametrize("flag,value", [("--workers", "-1"), ("--batch-size", "0"), ("--clip", "-1"),
+                                        ("--lr", "nan"), ("--synthetic-delay", "-1"), ("--target", "DARTS")])
+def test_bad_search_settings_are_refused_before_anything_is_written(tmp_path, capsys, flag, value):
+    from keras_nasnet.search.__main__ import main
+
+    args = _cli_args(tmp_path / "s", 10)
+    args = [a for i, a in enumerate(args) if a != "--target" and (i == 0 or args[i - 1] != "--target")]
+    with pytest.raises(SystemExit) as e:
+        main(args + [flag, value])
+    assert e.value.code == 2 and flag.lstrip("-") in capsys.readouterr().err.replace("target", "target")
+    assert not (tmp_path / "s").exists()
+
+
+def test_default_ppo_settings_are_the_ones_that_work_and_the_paper_is_one_flag_away():
+    from keras_nasnet.search.__main__ import build_parser, config_from_args
+
+    def ppo(*flags):
+        return config_from_args(build_parser().parse_args(["--out", "x", "--reward", "synthetic", *flags]))["ppo"]
+
+    assert ppo()["entropy_weight"] == 0.05 and ppo()["lr"] == 0.00035
+    assert ppo("--preset", "paper")["entropy_weight"] == 1e-5
+    assert ppo("--preset", "paper", "--entropy-weight", "0.01")["entropy_weight"] == 0.01
+
+
+# ---------------------------------------------------------------- training runs
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    import tensorflow as tf
+
+    from keras_nasnet import data as D
+
+    r = np.random.default_rng(0)
+    for split, n in (("train", 2), ("test", 1)):
+        for label, cls in enumerate(D.CLASSES):
+            d = tmp_path / "imgs" / split / cls
+            d.mkdir(parents=True)
+            for k in range(n):
+                img = np.clip(r.normal(25 * label, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                (d / f"{k}.png").write_bytes(tf.io.encode_png(img).numpy())
+    return tmp_path / "imgs"
+
+
+def _train_args(out, data, *extra):
+    return ["--out", str(out), "--data", str(data), "--num-cells", "1", "--penultimate-filters", "48",
+            "--epochs", "2", "--batch-size", "10", "--drop-path", "0", "--aux-weight", "0",
+            "--verbose", "0", *extra]
+
+
+def test_training_settings_and_data_are_checked_before_anything_sticks(image_folder, tmp_path, capsys):
+    from keras_nasnet.train import main
+
+    out = tmp_path / "run"
+    assert main(_train_args(out, image_folder, "--split", "full", "--genotype", "NASNET_B")) == 2
+    assert "NASNET_B" in capsys.readouterr().err
+    assert main(_train_args(out, image_folder)) == 1  # 20 images: too few to hold out 5,000
+    assert "--split full" in capsys.readouterr().err
+    assert main(_train_args(out, tmp_path / "nope.zip", "--split", "full")) == 1
+    for flag, value in (("--batch-size", "0"), ("--lr", "nan"), ("--epochs", "-1")):
+        with pytest.raises(SystemExit) as e:
+            main(_train_args(out, image_folder, flag, value))
+        assert e.value.code == 2 and flag in capsys.readouterr().err
+    assert not (out / "config.json").exists()  # so the corrected command is not "another run"
+
+
+def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(image_folder, tmp_path, monkeypatch, capsys):
+    from keras_nasnet import train
+
+    real = train.data_lib.make_dataset
+
+    def nan_in_epoch_2(x, y, batch_size, training, seed=0, epoch=0, *args, **kwargs):
+        ds = real(x, y, batch_size, training, seed, epoch, *args, **kwargs)
+        return ds.map(lambda a, b: (a * float("nan"), b)) if training and epoch == 1 else ds
+
+    def tiny_model(args, steps_per_epoch, replicas=1):  # the run's logic is under test, not NASNet
+        import keras
+
+        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
+                                  keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, "softmax")])
+        model.compile(keras.optimizers.SGD(args.lr), "sparse_categorical_crossentropy", jit_compile=False)
+        return model
+
+    monkeypatch.setattr(train.data_lib, "make_dataset", nan_in_epoch_2)
+    monkeypatch.setattr(train, "build_training_model", tiny_model)
+    out = tmp_path / "run"
+    args = _train_args(out, image_folder, "--split", "full")
+    assert train.main(args) == 1
+    err = capsys.readouterr().err
+    assert "loss became nan in epoch 2" in err and "after epoch 1" in err
+    with np.load(out / "checkpoint.npz") as z:
+        assert int(z["epochs_done"]) == 1 and all(np.isfinite(z[k]).all() for k in z.files)
+    assert json.loads((out / "state.json").read_text())["epochs_done"] == 1
+    assert not (out / "result.json").exists()
+    # Other data (here a subset) is another run, not a resume of this one.
+    assert train.main(args + ["--limit", "8"]) == 1
+    assert "another configuration" in capsys.readouterr().err

@@ -1,0 +1,144 @@
+"""The cifar10-shared reward: a weight-sharing supernet whose paths are the stand-alone children."""
+
+import json
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nasnet.search.space import SearchSpace
+from keras_nasnet.search.supernet import Supernet, inherit_weights
+
+SPACE = SearchSpace(num_blocks=2, ops=("identity", "avg_pool_3x3", "sep_conv_3x3"), combines=("add",))
+
+
+def _child(normal, reduction):
+    """Actions from per-block (in1, in2, op1, op2) tuples (combine: add)."""
+    return [v for blk in normal + reduction for v in (*blk, 0)]
+
+
+# Reduction cell with 2 unused blocks: the next reduction passes h_(i-1) through (no projection).
+PASS_THROUGH = _child([(0, 1, 2, 1), (2, 0, 0, 2)], [(0, 1, 0, 1), (1, 0, 2, 0)])
+# Every block used but the last: projections everywhere, identity-with-stride and pools on inputs.
+PROJECTED = _child([(1, 1, 1, 2), (0, 2, 2, 0)], [(1, 0, 1, 2), (2, 0, 2, 1)])
+
+
+@pytest.fixture(scope="module")
+def net():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    return Supernet(SPACE, num_cells=1, filters=4)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("actions", [PASS_THROUGH, PROJECTED], ids=["pass-through", "projected"])
+def test_a_path_computes_what_the_stand_alone_child_computes(net, images, actions):
+    child = inherit_weights(net, actions)
+    assert child.count_params() < sum(int(np.prod(v.shape)) for v in net.variables)
+    for training in (False, True):
+        expected = net(images, tf.constant(actions), training=training).numpy()
+        got = child(images, training=training).numpy()
+        np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+def test_children_that_share_an_op_share_its_weights(net, images):
+    import keras
+
+    # Same op at normal block 1's left side (sep_conv_3x3 on h_i); everything else differs.
+    a = _child([(0, 1, 2, 1), (2, 0, 0, 2)], [(0, 1, 0, 1), (1, 0, 2, 0)])
+    b = _child([(0, 0, 2, 0), (0, 1, 1, 1)], [(1, 1, 1, 1), (0, 2, 1, 0)])
+    shared = net.branches[(0, 0, 0, 1)][2].trainable_weights
+    before_b = net(images, tf.constant(b), training=False).numpy()
+    before_w = [w.numpy() for w in shared]
+    child_b = inherit_weights(net, b)
+    opt = keras.optimizers.SGD(0.5)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+            np.arange(6) % 10, net(images, tf.constant(a), training=True)))
+    grads = tape.gradient(loss, net.trainable_variables)
+    opt.apply_gradients([(g, v) for g, v in zip(grads, net.trainable_variables) if g is not None])
+    assert all(not np.allclose(w.numpy(), w0) for w, w0 in zip(shared, before_w))
+    assert not np.allclose(net(images, tf.constant(b), training=False).numpy(), before_b)
+    # b's stand-alone copy taken before the step still computes b's old output; a new copy the new.
+    np.testing.assert_allclose(child_b(images, training=False).numpy(), before_b, atol=2e-6)
+    np.testing.assert_allclose(inherit_weights(net, b)(images, training=False).numpy(),
+                               net(images, tf.constant(b), training=False).numpy(), atol=2e-6)
+
+
+def test_concat_spaces_are_refused():
+    with pytest.raises(ValueError, match="add-only"):
+        Supernet(SearchSpace(num_blocks=2, ops=("identity",)), filters=4)
+
+
+def _batches(d, n=60):
+    d.mkdir()
+    r = np.random.default_rng(0)
+    for i in range(1, 7):
+        x = r.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        blob = {b"data": x.transpose(0, 3, 1, 2).reshape(n, -1), b"labels": list(map(int, np.arange(n) % 10))}
+        (d / ("test_batch" if i == 6 else f"data_batch_{i}")).write_bytes(pickle.dumps(blob))
+    return d
+
+
+def _cli(out, data, trials, filters=4):
+    return [sys.executable, "-m", "keras_nasnet.search", "--reward", "cifar10-shared", "--data", str(data),
+            "--out", str(out), "--trials", str(trials), "--blocks", "2", "--ops",
+            "identity,avg_pool_3x3,sep_conv_3x3", "--supernet-filters", str(filters),
+            "--supernet-epochs", "1", "--reward-images", "60", "--val-images", "60", "--batch-size", "4", "--no-progress"]
+
+
+def _finished(out):
+    recs = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in recs if r["event"] == "finished"]
+
+
+def test_resume_after_kill_continues_supernet_and_controller(tmp_path, monkeypatch):
+    from keras_nasnet.search.__main__ import main
+    from keras_nasnet.search.shared_reward import SharedConfig, SharedWeightsReward
+
+    data, out = _batches(tmp_path / "cifar-10-batches-py"), tmp_path / "s"
+    cmd = _cli(out, data, 100000) + ["--child-train-images", "128"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "trials.jsonl").exists() and len(_finished(out)) >= 8:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _finished(out)
+    updates_before = json.loads(str(np.load(out / "strategy.npz")["meta"]))["updates"]
+    assert updates_before >= 1
+    assert (out / "supernet.npz").exists()  # written when the supernet's phase ended
+    with np.load(out / "supernet.npz") as z:
+        step = int(z["step"])
+    assert step == 2  # one epoch of 64-image steps on 128 images
+    main(cmd[3:cmd.index("--trials")] + ["--trials", str(len(before) + 8)] + cmd[cmd.index("--trials") + 2:])
+    after = _finished(out)
+    assert [r["trial"] for r in after] == list(range(len(before) + 8))  # nothing lost or repeated
+    assert after[:len(before)] == before
+    state = dict(np.load(out / "strategy.npz"))
+    # The controller went on from its saved state (a fresh one would count from 0 again).
+    assert json.loads(str(state["meta"]))["updates"] >= updates_before + 2
+    with np.load(out / "supernet.npz") as z:
+        assert int(z["step"]) == step  # the resumed search did not train the supernet again
+    # The resumed supernet is the one that scored the first children (it was not retrained).
+    cfg = json.loads((out / "config.json").read_text())
+    again = SharedWeightsReward(SPACE, SharedConfig(**cfg["reward_args"]["shared"]))
+    again.bind(out)
+    assert again.step == step
+    assert again(before[0]["actions"]) == before[0]["reward"]
+    # A changed supernet setting on the same folder is refused.
+    with pytest.raises(BaseException, match="another configuration"):
+        main(_cli(out, data, 200, filters=6)[3:] + ["--child-train-images", "128"])
