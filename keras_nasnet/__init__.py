@@ -13,10 +13,15 @@ from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile
 from .ops import ScheduledDropPath, StridePadding2D
 from .optimize import fold_batch_norm
 
+# After this import the package attribute ``export`` is the function (``keras_nasnet.export(model,
+# path, ...)``); ``from keras_nasnet.export import ...`` and ``python -m keras_nasnet.export`` still
+# reach the subpackage through sys.modules. It imports no TensorFlow until an export runs.
+from .export import export  # noqa: E402  (must come last: it rebinds the submodule's name)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "AMOEBANET_A", "Block", "Cell", "GENOTYPES", "Genotype", "NASNET_A", "NASNet", "NASNetCIFAR",
     "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "ScheduledDropPath", "StridePadding2D",
-    "decode_predictions", "fold_batch_norm", "preprocess_input",
+    "decode_predictions", "export", "fold_batch_norm", "preprocess_input",
 ]

@@ -82,8 +82,9 @@ def test_backend_matches_tensorflow_and_trains_without_it(backend, tf_side, tmp_
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "KERAS_BACKEND": backend, "KERAS_HOME": str(tmp_path / "keras_home"),
            "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
-           # This checkout's package, not an installed copy.
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+           # The keras_nasnet this process imported (the installed wheel in CI, else the checkout).
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(kn.__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH")])),
            # XLA's CPU compiles (one per model, one per initializer shape) dominate the run; without
            # LLVM's optimisation they take a third of the time, and the models here are tiny.
            "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
