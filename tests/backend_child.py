@@ -89,10 +89,13 @@ def main(folder: Path):
     argv = ["--out", str(folder / "run"), "--data", str(folder / "images"), "--num-cells", "1",
             "--penultimate-filters", "24", "--epochs", "1", "--batch-size", "20", "--split", "full",
             "--aux-weight", "0", "--verbose", "0"]
-    first = train.main(argv)
+    result_file = folder / "run" / "result.json"
+    assert train.main(argv) == 0
+    first = json.loads(result_file.read_text())
     weights_after_first = read_h5(folder / "run" / "weights.h5")
     res["cpu"]["train"] = _cpu_seconds()
-    second = train.main(argv)
+    assert train.main(argv) == 0
+    second = json.loads(result_file.read_text())
     res["cpu"]["resume"] = _cpu_seconds()
     res["train_first"] = first
     res["train_second"] = second

@@ -53,7 +53,9 @@ def test_same_layers_weights_and_outputs(ours, theirs, size, tmp_path):
     assert np.max(np.abs(np.asarray(model(x, training=False)) - want)) <= 1e-5
 
 
-@pytest.mark.parametrize("build", [kn.NASNetMobile, kn.NASNetLarge], ids=["mobile", "large"])
+# NASNetMobile only: Large takes the same code path (test_large_notop_default_is_flexible... checks
+# its layout), and each Large build costs tens of seconds of the suite's budget.
+@pytest.mark.parametrize("build", [kn.NASNetMobile], ids=["mobile"])
 def test_notop_any_size_keeps_weight_layout(build):
     reference = None
     for shape in [(32, 32, 3), (33, 47, 3), (None, None, 3)]:

@@ -27,10 +27,17 @@ def image_folder(tmp_path):
     return tmp_path / "imgs"
 
 
+# A one-block cell: these tests are about the training run (checkpoints, resume, replicas), and a
+# NASNet-A graph takes several times longer to trace in every subprocess.
+TINY = ('{"normal": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"]}], "concat": [2]}, '
+        '"reduction": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "max_pool_3x3"]}], "concat": [2]}}')
+
+
 def _cmd(out, data, epochs=3):
+    # 60 training images in batches of 20: no partial last batch, so the step is traced once.
     return [sys.executable, "-m", "keras_nasnet.train", "--out", str(out), "--data", str(data),
-            "--num-cells", "1", "--penultimate-filters", "48", "--epochs", str(epochs),
-            "--batch-size", "16", "--lr", "0.05", "--drop-path", "0.2", "--split", "full",
+            "--genotype", TINY, "--num-cells", "1", "--penultimate-filters", "48", "--epochs", str(epochs),
+            "--batch-size", "20", "--lr", "0.05", "--drop-path", "0.2", "--split", "full",
             "--verbose", "0"]
 
 
@@ -71,8 +78,8 @@ def test_train_resume_after_kill_matches_uninterrupted(image_folder, tmp_path):
     record = read_record(straight / "weights.h5")
     assert (record["num_cells"], record["penultimate_filters"], record["auxiliary_head"]) == (1, 48, True)
 
-    a = NASNetCIFAR(1, 48, weights=str(straight / "weights.h5"))
-    b = NASNetCIFAR(1, 48, weights=str(killed / "weights.h5"))
+    a = NASNetCIFAR(1, 48, genotype=TINY, weights=str(straight / "weights.h5"))
+    b = NASNetCIFAR(1, 48, genotype=TINY, weights=str(killed / "weights.h5"))
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     assert np.allclose(np.asarray(a(x)), np.asarray(b(x)), atol=1e-3)
 
@@ -96,7 +103,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_mirrored_over_two_cpu_devices_matches_single_device(image_folder, tmp_path):
     env = _env(tmp_path)
-    common = ["--data", str(image_folder), "--num-cells", "1", "--penultimate-filters", "48",
+    common = ["--data", str(image_folder), "--genotype", TINY, "--num-cells", "1", "--penultimate-filters", "48",
               "--epochs", "1", "--drop-path", "0", "--aux-weight", "0", "--cutout", "0", "--split", "full", "--clip-norm", "0", "--weight-decay", "0", "--limit", "16",
               "--verbose", "0"]
     single = tmp_path / "single"
