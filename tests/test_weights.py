@@ -224,8 +224,10 @@ def test_project_weights_ship_inside_the_package():
 @pytest.mark.skipif(not os.environ.get("KERAS_NASNET_EXPECT_INSTALLED"),
                     reason="only where CI tests an installed wheel (.ci/run sets the variable)")
 def test_tests_import_the_installed_package_not_the_checkout():
-    root = Path(__file__).resolve().parents[1]
-    assert root not in Path(kn.__file__).resolve().parents, kn.__file__
+    # The checkout's own package folder, not a site-packages inside it (CI's venv lives there).
+    checkout_package = Path(__file__).resolve().parents[1] / "keras_nasnet"
+    assert Path(kn.__file__).resolve().parent != checkout_package, kn.__file__
+    assert "site-packages" in Path(kn.__file__).resolve().parts, kn.__file__
 
 
 def test_downloaded_file_gets_umask_permissions(spec, server):
