@@ -51,3 +51,20 @@ def pytest_report_header(config):
     import keras_nasnet
 
     return f"keras_nasnet: {keras_nasnet.__file__}"
+
+
+def write_image_folder(root, train_per_class, test_per_class, rng):
+    """Writes a CIFAR-layout folder ``root/{train,test}/<class>/<k>.png`` of small 32x32 images whose
+    brightness depends on the class (so a short training can learn something); returns ``root``."""
+    import tensorflow as tf
+
+    from keras_nasnet import data as D
+
+    for split, n in (("train", train_per_class), ("test", test_per_class)):
+        for label, cls in enumerate(D.CLASSES):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for k in range(n):
+                img = np.clip(rng.normal(25 * label, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                (d / f"{k}.png").write_bytes(tf.io.encode_png(img).numpy())
+    return root

@@ -16,9 +16,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import write_image_folder
 
 import keras_nasnet as kn
-from keras_nasnet import data as D
 from keras_nasnet.weights import write_h5
 
 CIFAR = {"num_cells": 1, "penultimate_filters": 24, "auxiliary_head": False}
@@ -32,12 +32,6 @@ def _randomise_bn(model, rng):
             n = layer.moving_mean.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
                                rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
-
-
-def _png(img):
-    import tensorflow as tf
-
-    return tf.io.encode_png(img).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +53,7 @@ def tf_side(tmp_path_factory):
     ref.save(folder / "mobile.h5")  # a Keras-2-format h5, as the official files are
     np.save(folder / "mobile_tf.npy", np.asarray(ref(x / 127.5 - 1, training=False)))
 
-    for split, n in (("train", 4), ("test", 1)):
-        for label, cls in enumerate(D.CLASSES):
-            d = folder / "images" / split / cls
-            d.mkdir(parents=True)
-            for k in range(n):
-                img = np.clip(rng.normal(25 * label, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
-                (d / f"{k}.png").write_bytes(_png(img))
+    write_image_folder(folder / "images", 4, 1, rng)
     spec = {"cifar": CIFAR, "mobile": MOBILE}
     (folder / "spec.json").write_text(json.dumps(spec))
     return folder

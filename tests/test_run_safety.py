@@ -286,19 +286,9 @@ def test_default_ppo_settings_are_the_ones_that_work_and_the_paper_is_one_flag_a
 
 @pytest.fixture
 def image_folder(tmp_path):
-    import tensorflow as tf
+    from conftest import write_image_folder
 
-    from keras_nasnet import data as D
-
-    r = np.random.default_rng(0)
-    for split, n in (("train", 2), ("test", 1)):
-        for label, cls in enumerate(D.CLASSES):
-            d = tmp_path / "imgs" / split / cls
-            d.mkdir(parents=True)
-            for k in range(n):
-                img = np.clip(r.normal(25 * label, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
-                (d / f"{k}.png").write_bytes(tf.io.encode_png(img).numpy())
-    return tmp_path / "imgs"
+    return write_image_folder(tmp_path / "imgs", 2, 1, np.random.default_rng(0))
 
 
 def _train_args(out, data, *extra):

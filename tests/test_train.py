@@ -9,22 +9,13 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from conftest import write_image_folder
 
-from keras_nasnet import data as D
 
 
 @pytest.fixture
 def image_folder(tmp_path):
-    r = np.random.default_rng(0)
-    for split, n in (("train", 6), ("test", 2)):
-        for label, cls in enumerate(D.CLASSES):
-            d = tmp_path / "imgs" / split / cls
-            d.mkdir(parents=True)
-            for k in range(n):
-                img = np.clip(r.normal(25 * label, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
-                (d / f"{k}.png").write_bytes(tf.io.encode_png(img).numpy())
-    return tmp_path / "imgs"
+    return write_image_folder(tmp_path / "imgs", 6, 2, np.random.default_rng(0))
 
 
 # A one-block cell: these tests are about the training run (checkpoints, resume, replicas), and a
