@@ -9,8 +9,9 @@ keras.applications has no peer, so the ratio is to our own Keras model. Sides:
 
 - ``keras``: our model called in a ``tf.function`` (not ``model.predict``, whose per-call overhead
   dominates batch 1), ``keras_folded``: the same after :func:`keras_nasnet.fold_batch_norm`;
-- ``litert_f32`` / ``litert_int8``: :func:`keras_nasnet.export.export` LiteRT files run by the
-  ``ai-edge-litert`` interpreter (XNNPACK) with ``--threads`` threads;
+- ``litert_f32`` / ``litert_dynamic_int8`` / ``litert_int8``: :func:`keras_nasnet.export.export`
+  LiteRT files (float32; int8 weights with activations quantized at run time; every op int8) run by
+  the ``ai-edge-litert`` interpreter (XNNPACK) with ``--threads`` threads;
 - ``onnx``: the ONNX export in ONNX Runtime (CPU provider) with ``--threads`` intra-op threads.
 
 Each side is warmed up, then the sides are timed in rotating order (so a drift of the shared
@@ -60,6 +61,7 @@ def build_sides(name, workdir: Path, threads: int, calibration):
     sides["keras"] = keras_step(model)
     sides["keras_folded"] = keras_step(kn.fold_batch_norm(model))
     files = {"litert_f32": (f"{name}_f32.tflite", {}),
+             "litert_dynamic_int8": (f"{name}_dynamic_int8.tflite", {"quantize": "dynamic_int8"}),
              "litert_int8": (f"{name}_int8.tflite", {"quantize": "int8", "calibration": calibration}),
              "onnx": (f"{name}.onnx", {})}
     for side, (file, kwargs) in files.items():

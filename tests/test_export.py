@@ -48,6 +48,10 @@ def exports(tiny, images, tmp_path_factory):
         "litert": export(tiny, out / "m.tflite", **static),
         "float16": export(tiny, out / "f16.tflite", quantize="float16", **static),
         "int8": export(tiny, out / "int8.tflite", quantize="int8", calibration=images, **static),
+        # Wider (F=16): the converter leaves weights under 1,024 values in float.
+        "dynamic_int8": export(kn.NASNet(kn.NASNET_A, num_cells=1, penultimate_filters=384, stem="cifar",
+                                         classes=10, input_shape=(32, 32, 3), include_preprocessing=True),
+                               out / "dyn.tflite", quantize="dynamic_int8", calibration=images),
     }
 
 
@@ -97,6 +101,21 @@ def test_int8_litert_is_integer_and_agrees(exports, tiny, images):
     assert np.abs(got - ref).max() < 0.2
 
 
+def test_dynamic_int8_has_int8_weights_and_float_activations(exports):
+    from ai_edge_litert.interpreter import Interpreter
+
+    result = exports["dynamic_int8"]
+    # export() compared it with the Keras model on the 16 images: same top-1 class, close outputs.
+    assert result.quantize == "dynamic_int8" and result.checked == 16
+    assert result.top1_agreement >= 0.9 and result.max_abs_diff < 0.05
+    it = Interpreter(model_path=str(result.path))
+    int8 = [d for d in it.get_tensor_details() if d["dtype"] == np.int8]
+    assert len(int8) >= 10  # the convolution weights
+    # Activations stay float (quantized inside each convolution at run time): float in and out.
+    assert it.get_input_details()[0]["dtype"] == np.float32
+    assert it.get_output_details()[0]["dtype"] == np.float32
+
+
 def test_bad_arguments_say_what_to_do(tmp_path):
     model = kn.NASNet(kn.NASNET_A, num_cells=1, penultimate_filters=48, stem="cifar", classes=10,
                       input_shape=(32, 32, 3))
@@ -135,7 +154,7 @@ def _undelegated_ops(path) -> set:
     return {o["op_name"] for i, o in own.items() if i not in covered}
 
 
-@pytest.mark.parametrize("kind", ["litert", "int8"])
+@pytest.mark.parametrize("kind", ["litert", "int8", "dynamic_int8"])
 def test_xnnpack_runs_pools_and_relus(kind, exports):
     # Without the rewrite, XNNPACK leaves every int8 AVERAGE_POOL_2D and RELU (and float "same"
     # pools) to LiteRT's own kernels, which made int8 slower than float.

@@ -8,8 +8,9 @@ Three formats (``keras_nasnet.export`` is also reachable as the function ``keras
 
 - ``"saved_model"``: a TensorFlow SavedModel folder with a ``serving_default`` signature (Keras'
   ``model.export(format="tf_saved_model")``). Takes ``None`` batch and spatial sizes.
-- ``"litert"``: a LiteRT (TensorFlow Lite) flatbuffer, float32, float16 weights, or full-integer int8
-  calibrated on images the caller gives. Built-in LiteRT ops only (no Flex ops, which the
+- ``"litert"``: a LiteRT (TensorFlow Lite) flatbuffer, float32, float16 weights, dynamic-range int8
+  (int8 weights; XNNPACK quantizes the activations of each convolution at run time: the fastest
+  path measured here) or full-integer int8 calibrated on images the caller gives. Built-in LiteRT ops only (no Flex ops, which the
   ``ai-edge-litert`` interpreter cannot run), so the spatial size must be static: with ``None``
   sizes TensorFlow's depthwise convolution only converts as a Flex op. The batch may stay ``None``
   (the interpreter resizes it).
@@ -21,7 +22,7 @@ average pools (and, for int8, the ReLUs that cannot fuse into a convolution) are
 depthwise convolutions (:mod:`keras_nasnet.export.rewrite`), so XNNPACK runs the whole network
 instead of handing those ops back to LiteRT's slower kernels between delegated pieces. Every export is
 loaded back in its runtime (:func:`load_exported`) and compared with the Keras model: float32 to
-``1e-4`` absolute, float16 to ``1e-2``; int8 reports top-1 agreement (it is not an error if low:
+``1e-4`` absolute, float16 to ``1e-2``; the int8 kinds report top-1 agreement (it is not an error if low:
 judge it on real images with ``keras_nasnet.export.evaluate``).
 """
 
@@ -37,7 +38,7 @@ from .runtimes import ExportError, load_exported
 
 FORMATS = ("saved_model", "litert", "onnx")
 _ALIASES = {"tf_saved_model": "saved_model", "tflite": "litert"}
-QUANTIZATIONS = (None, "float16", "int8")
+QUANTIZATIONS = (None, "float16", "dynamic_int8", "int8")
 #: Largest absolute difference from the Keras model a verified export may show, by quantization.
 TOLERANCE = {None: 1e-4, "float16": 1e-2}
 
@@ -52,7 +53,7 @@ class ExportResult:
     Attributes:
         path: the file (``.tflite``, ``.onnx``) or folder (SavedModel) written.
         format: ``"saved_model"``, ``"litert"`` or ``"onnx"``.
-        quantize: ``None``, ``"float16"`` or ``"int8"``.
+        quantize: ``None``, ``"float16"``, ``"dynamic_int8"`` or ``"int8"``.
         input_shape: the exported input shape, ``None`` for a size the export leaves free.
         max_abs_diff: largest absolute difference between the export's and the Keras model's
             outputs on the check images (``None`` when not verified).
@@ -175,6 +176,12 @@ def _write_litert(model, path, shape, quantize, calibration):
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic_int8":
+        # Dynamic-range quantization: int8 weights, float activations between ops. XNNPACK runs
+        # the convolutions on int8 (activations quantized per call) and keeps the depthwise
+        # convolutions in float, where its int8 kernels are slower than its float ones on
+        # AVX-512 CPUs (benchmarks/int8_ops.py).
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize == "int8":
         gen, _ = _calibration_batches(calibration, shape)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -248,7 +255,9 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
         path: where to write: ``*.tflite``, ``*.onnx``, or a folder for a SavedModel.
         format: ``"litert"``, ``"onnx"`` or ``"saved_model"``; by default from ``path``'s suffix.
         quantize: LiteRT only: ``None`` (float32), ``"float16"`` (float16 weights, half the size)
-            or ``"int8"`` (every op int8, float32 input and output; needs ``calibration``).
+            ``"dynamic_int8"`` (int8 weights, activations quantized at run time; no calibration;
+            the fastest CPU path measured here) or ``"int8"`` (every op int8, float32 input and
+            output; needs ``calibration``).
         calibration: representative inputs for int8: an array ``(N, H, W, C)``, an iterable of
             such batches, or a function returning one; the first 1,000 images are used.
         input_shape: ``(H, W, C)`` fixing sizes the model leaves ``None`` (LiteRT needs them).
@@ -271,7 +280,7 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
 
     format = _format_of(path, format)
     if quantize not in QUANTIZATIONS:
-        raise ValueError(f"quantize={quantize!r}; use None, 'float16' or 'int8'.")
+        raise ValueError(f"quantize={quantize!r}; use None, 'float16', 'dynamic_int8' or 'int8'.")
     if quantize is not None and format != "litert":
         raise ValueError(f'quantize={quantize!r} is for format="litert"; {format} exports are float32.')
     if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
@@ -298,7 +307,7 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
     result = ExportResult(path, format, quantize, shape[1:])
     if not verify:
         return result
-    if calibration is not None and quantize == "int8":
+    if calibration is not None and quantize in ("int8", "dynamic_int8"):
         gen, _ = _calibration_batches(calibration, shape, limit=32)
         images = np.concatenate([b[0] for b in gen()])
     else:

@@ -115,7 +115,10 @@ def main(argv=None) -> int:
     p.add_argument("out", help="OUT.tflite, OUT.onnx, or a folder for a SavedModel")
     p.add_argument("--format", choices=["litert", "onnx", "saved_model"], default=None,
                    help="default: from OUT's suffix")
-    p.add_argument("--quantize", choices=["float16", "int8"], default=None, help="LiteRT only")
+    p.add_argument("--quantize", choices=["float16", "dynamic_int8", "int8"], default=None,
+                   help="LiteRT only. dynamic_int8: int8 weights, activations quantized at run "
+                        "time, no calibration (the fastest CPU path); int8: every op int8, "
+                        "calibrated on --calibration images")
     p.add_argument("--calibration", default=None,
                    help="int8 calibration images: cifar10[:SOURCE], a .npy array or an image folder")
     p.add_argument("--calibration-count", type=int, default=500)
