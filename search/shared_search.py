@@ -1,16 +1,19 @@
-"""A complete shared-weights search, PPO against random under the same supernet, and the
-stand-alone retraining of the best searched cell, NASNet-A's blocks and 8 random cells.
+"""A complete shared-weights search, PPO against random under the same supernet, and the stand-alone
+retraining of the searched cell against NASNet-A and random cells.
 
-    python search/shared_search.py --data ../shared/datasets/cifar10-jpeg.zip --trials 2000 \\
-        --runs runs/shared --out search/shared/search.json
+    PYTHONPATH=. python search/shared_search.py --data ../shared/datasets/cifar10-jpeg.zip \\
+        --runs runs/shared --standalone search/shared/standalone.jsonl --out search/shared/search.json
 
-Steps (each resumable: rerun the same command):
-1. ``python -m keras_nasnet.search --reward cifar10-shared --strategy ppo`` into RUNS/ppo;
+Steps (each resumable: rerun the same command; finished steps are skipped):
+1. ``python -m keras_nasnet.search --reward cifar10-shared --strategy ppo`` into RUNS/ppo (trains
+   the supernet, then PPO against it, frozen);
 2. the same with ``--strategy random`` into RUNS/random, starting from a copy of RUNS/ppo's trained
-   supernet.npz (same settings, so the journal accepts it and the supernet is not retrained: both
-   strategies face exactly the same reward);
-3. retraining with the ``cifar10`` reward's proxy at one fixed budget (``--proxy-epochs``): the
-   best PPO cell and NASNet-A's blocks with 2 seeds, 8 random cells with 1.
+   ``supernet.npz`` (same settings, so the journal accepts it and the supernet is not retrained:
+   both strategies face exactly the same reward);
+3. ``shared_standalone.py``: the best PPO cell and NASNet-A with 2 seeds, plus the random cells
+   already in ``--standalone`` (run it first with ``--random 13``), all at the one ``cpu`` proxy
+   budget;
+4. the comparison, written to ``--out``.
 """
 
 import argparse
@@ -23,47 +26,74 @@ from pathlib import Path
 import numpy as np
 
 
+def search_stats(run: Path) -> dict:
+    """Best reward, when it was found, and mean rewards of a search folder's finished trials."""
+    rewards = []
+    for line in (run / "trials.jsonl").read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("event") == "finished" and rec.get("status") == "ok":
+            rewards.append(rec["reward"])
+    r = np.asarray(rewards)
+    best = int(np.argmax(r))
+    q = len(r) // 4
+    return {"trials": len(r), "best_reward": float(r[best]), "best_trial": best,
+            "mean_first_quarter": float(r[:q].mean()), "mean_last_quarter": float(r[-q:].mean()),
+            "top10_mean": float(np.sort(r)[-10:].mean()), "median": float(np.median(r))}
+
+
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
     p.add_argument("--runs", required=True)
+    p.add_argument("--standalone", required=True, help="shared_standalone.py's JSON-lines file")
     p.add_argument("--out", required=True)
-    p.add_argument("--trials", type=int, default=2000)
-    p.add_argument("--supernet-epochs", type=float, default=10)
-    p.add_argument("--proxy-epochs", type=int, default=5)
-    p.add_argument("--random-cells", type=int, default=8)
+    p.add_argument("--trials", type=int, default=600)
+    p.add_argument("--supernet-filters", type=int, default=8)
+    p.add_argument("--supernet-epochs", type=float, default=2)
+    p.add_argument("--reward-images", type=int, default=500)
     a = p.parse_args()
     runs = Path(a.runs)
     common = [sys.executable, "-m", "keras_nasnet.search", "--reward", "cifar10-shared", "--data", a.data,
-              "--trials", str(a.trials), "--supernet-epochs", str(a.supernet_epochs)]
+              "--trials", str(a.trials), "--supernet-filters", str(a.supernet_filters),
+              "--supernet-epochs", str(a.supernet_epochs), "--reward-images", str(a.reward_images),
+              "--no-progress"]
     subprocess.run(common + ["--strategy", "ppo", "--out", str(runs / "ppo")], check=True)
     (runs / "random").mkdir(parents=True, exist_ok=True)
     if not (runs / "random" / "supernet.npz").exists():
         shutil.copy(runs / "ppo" / "supernet.npz", runs / "random" / "supernet.npz")
     subprocess.run(common + ["--strategy", "random", "--out", str(runs / "random")], check=True)
-    summaries = {s: json.loads((runs / s / "summary.json").read_text()) for s in ("ppo", "random")}
+    here = Path(__file__).resolve().parent
+    subprocess.run([sys.executable, str(here / "shared_standalone.py"), "--data", a.data, "--random", "0",
+                    "--genotype", f"searched={runs / 'ppo' / 'best_genotype.json'}", "--seeds", "0", "1",
+                    "--only", "searched", "NASNet-A", "--out", a.standalone], check=True)
 
-    from keras_nasnet.genotypes import NASNET_A, genotype_from
-    from keras_nasnet.search.rewards import CIFARReward, ProxyConfig
-    from keras_nasnet.search.space import SearchSpace
+    sys.path.insert(0, str(here))
+    from shared_standalone import read_rows
 
-    space = SearchSpace(num_blocks=5, combines=("add",))
-    reward = CIFARReward(space, ProxyConfig(epochs=a.proxy_epochs, train_images=45000, data=a.data))
-    cells = {"searched": (space.encode(genotype_from(str(runs / "ppo" / "best_genotype.json"))), 2),
-             "NASNet-A": (space.encode(NASNET_A), 2)}
-    for k, acts in enumerate(space.sample_uniform(np.random.default_rng(123), a.random_cells)):
-        cells[f"random-{k}"] = (acts.tolist(), 1)
-    results = {}
-    for name, (acts, seeds) in cells.items():
-        results[name] = [reward(acts, seed=s) for s in range(seeds)]
-        print(name, results[name])
-    rand = [v[0] for k, v in results.items() if k.startswith("random")]
-    res = {"summaries": summaries, "standalone": results,
-           "random_75th_percentile": float(np.percentile(rand, 75)),
-           "proxy_epochs": a.proxy_epochs}
     from keras_nasnet.fileio import write_json_atomic
 
+    alone = {}
+    for r in read_rows(a.standalone):
+        alone.setdefault(r["cell"], []).append(r["standalone_accuracy"])
+    rand = [v[0] for k, v in alone.items() if k.startswith("random-")]
+    searched, nasnet = float(np.mean(alone["searched"])), float(np.mean(alone["NASNet-A"]))
+    res = {
+        "search": {s: search_stats(runs / s) for s in ("ppo", "random")},
+        "standalone": alone,
+        "standalone_budget": read_rows(a.standalone)[0]["budget"],
+        "searched_mean": searched, "nasnet_a_mean": nasnet,
+        "random_cells": len(rand), "random_mean": float(np.mean(rand)), "random_std": float(np.std(rand)),
+        "random_75th_percentile": float(np.percentile(rand, 75)),
+        "searched_at_least_nasnet_a": searched >= nasnet,
+        "searched_above_random_75th": searched > float(np.percentile(rand, 75)),
+        "settings": {"trials": a.trials, "supernet_filters": a.supernet_filters,
+                     "supernet_epochs": a.supernet_epochs, "reward_images": a.reward_images},
+    }
     write_json_atomic(a.out, res)
+    print(json.dumps({k: v for k, v in res.items() if k != "standalone"}, indent=1))
 
 
 if __name__ == "__main__":
