@@ -24,7 +24,11 @@ _KERAS_REDUCTION_NAMES = {
 }
 
 
-def _part_name(kind: str, cell: Cell, block: int, part: str, block_id: str) -> str:
+def part_name(kind: str, cell: Cell, block: int, part: str, block_id: str) -> str:
+    """The layer-name prefix of one part (``"left"``, ``"right"`` or ``"add"``) of block ``block``
+    (1-based) of a ``kind`` cell: ``{kind}_{part}{block}_{block_id}``, with keras.applications'
+    names for NASNet-A's reduction cell, so its ImageNet weights load by name. The supernet's
+    ``inherit_weights`` uses it to name a stand-alone child's layers."""
     if kind == "reduction" and cell == NASNET_A.reduction:
         quirk = _KERAS_REDUCTION_NAMES.get((block, part))
         if quirk:
@@ -122,13 +126,13 @@ def build_cell(
         outs = []
         for side, i, op in zip(("left", "right"), block.inputs, block.ops):
             stride = 2 if kind == "reduction" and i < NUM_INPUTS else 1
-            name = _part_name(kind, cell, b, side, block_id)
+            name = part_name(kind, cell, b, side, block_id)
             y = ops.apply_op(op, states[i], filters, stride, cfg, name, padded=padded(i))
             if drop_path_rate > 0 and op != "identity":
                 y = ops.ScheduledDropPath(
                     drop_path_rate, name=f"{kind}_drop_path_{side}{b}_{block_id}")(y)
             outs.append(y)
-        combine_name = _part_name(kind, cell, b, "add", block_id)
+        combine_name = part_name(kind, cell, b, "add", block_id)
         if block.combine == "add":
             states.append(layers.Add(name=combine_name)(outs))
         else:

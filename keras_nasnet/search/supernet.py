@@ -36,6 +36,7 @@ import tensorflow as tf
 from keras import layers
 
 from .. import ops
+from ..cells import part_name
 from ..genotypes import NUM_INPUTS
 from .space import SearchSpace
 
@@ -452,22 +453,12 @@ def inherit_weights(supernet: Supernet, actions, model: keras.Model | None = Non
                 stride = 2 if kind == "reduction" and i < NUM_INPUTS else 1
                 branch = supernet.branches[(c, b, s, stride)][o]
                 plain = f"{kind}_{side}{b + 1}_{bid}"
-                actual = _child_part_name(kind, cells[kind], b + 1, side, bid)
+                actual = part_name(kind, cells[kind], b + 1, side, bid)
                 for layer in branch.layers:
                     if layer.weights:
                         put(layer.name.replace(plain, actual), layer)
     put("predictions", L["predictions"], len(supernet.plans) - 1)
     return model
-
-
-def _child_part_name(kind, cell, block, side, block_id) -> str:
-    """The stand-alone child's name for one block side's layers. The cell builder names them, with
-    keras.applications' naming quirks for NASNet-A's reduction cell; it has no public helper for
-    this yet, so this one local function is the only place that reaches into it (a copy of the
-    quirk table would be a second source of truth)."""
-    from ..cells import _part_name
-
-    return _part_name(kind, cell, block, side, block_id)
 
 
 def _has_layer(model, name) -> bool:
