@@ -27,6 +27,7 @@ def main():
     p.add_argument("--filters", type=int, default=8)
     p.add_argument("--steps", type=int, default=120)
     p.add_argument("--compile-after", type=int, default=20)
+    p.add_argument("--momentum", type=float, default=0.9, help="PathSGD momentum (the search's: 0.9)")
     a = p.parse_args()
     from keras_nasnet.search.shared_reward import SharedConfig, SharedWeightsReward
     from keras_nasnet.search.space import SearchSpace
@@ -45,6 +46,7 @@ def main():
     r.set_data(x[:512], y[:512], x[512:], y[512:])
     r._ensure_built()
     r.net.compile_after = a.compile_after
+    r.optimizer.momentum = a.momentum
     paths = space.sample_uniform(np.random.default_rng(3), 4)
     losses = []
     for step in range(a.steps):
