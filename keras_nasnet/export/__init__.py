@@ -9,8 +9,8 @@ Three formats (``keras_nasnet.export`` is also reachable as the function ``keras
 - ``"saved_model"``: a TensorFlow SavedModel folder with a ``serving_default`` signature (Keras'
   ``model.export(format="tf_saved_model")``). Takes ``None`` batch and spatial sizes.
 - ``"litert"``: a LiteRT (TensorFlow Lite) flatbuffer, float32, float16 weights, dynamic-range int8
-  (int8 weights; XNNPACK quantizes the activations of each convolution at run time: the fastest
-  path measured here) or full-integer int8 calibrated on images the caller gives. Built-in LiteRT ops only (no Flex ops, which the
+  (int8 weights; activations quantized inside each convolution at run time) or full-integer int8
+  calibrated on images the caller gives. Built-in LiteRT ops only (no Flex ops, which the
   ``ai-edge-litert`` interpreter cannot run), so the spatial size must be static: with ``None``
   sizes TensorFlow's depthwise convolution only converts as a Flex op. The batch may stay ``None``
   (the interpreter resizes it).
@@ -177,10 +177,10 @@ def _write_litert(model, path, shape, quantize, calibration):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "dynamic_int8":
-        # Dynamic-range quantization: int8 weights, float activations between ops. XNNPACK runs
-        # the convolutions on int8 (activations quantized per call) and keeps the depthwise
-        # convolutions in float, where its int8 kernels are slower than its float ones on
-        # AVX-512 CPUs (benchmarks/int8_ops.py).
+        # Dynamic-range quantization: int8 weights, float activations between ops, quantized
+        # inside each convolution at run time. The wide 1x1 convolutions, most of NASNet's
+        # arithmetic, then run on int8 kernels (VNNI/AMX), while no requantized int8 tensors
+        # pass between ops (benchmarks/int8_ops.py times the ops one by one).
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize == "int8":
         gen, _ = _calibration_batches(calibration, shape)
@@ -256,7 +256,7 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
         format: ``"litert"``, ``"onnx"`` or ``"saved_model"``; by default from ``path``'s suffix.
         quantize: LiteRT only: ``None`` (float32), ``"float16"`` (float16 weights, half the size)
             ``"dynamic_int8"`` (int8 weights, activations quantized at run time; no calibration;
-            the fastest CPU path measured here) or ``"int8"`` (every op int8, float32 input and
+            faster than float32 in most runs here, README "Deploy") or ``"int8"`` (every op int8, float32 input and
             output; needs ``calibration``).
         calibration: representative inputs for int8: an array ``(N, H, W, C)``, an iterable of
             such batches, or a function returning one; the first 1,000 images are used.

@@ -117,7 +117,7 @@ def main(argv=None) -> int:
                    help="default: from OUT's suffix")
     p.add_argument("--quantize", choices=["float16", "dynamic_int8", "int8"], default=None,
                    help="LiteRT only. dynamic_int8: int8 weights, activations quantized at run "
-                        "time, no calibration (the fastest CPU path); int8: every op int8, "
+                        "time, no calibration (often the fastest on CPUs); int8: every op int8, "
                         "calibrated on --calibration images")
     p.add_argument("--calibration", default=None,
                    help="int8 calibration images: cifar10[:SOURCE], a .npy array or an image folder")
