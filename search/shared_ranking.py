@@ -59,8 +59,7 @@ def load_shared(run):
     from keras_nasnet.search.space import SearchSpace
 
     cfg = json.loads((Path(run) / "config.json").read_text())
-    space = SearchSpace(num_blocks=cfg["space"]["num_blocks"], ops=cfg["space"]["ops"],
-                        combines=tuple(cfg["space"]["combines"]))
+    space = SearchSpace(**cfg["space"])  # as the search's own resume does (run.py)
     shared = SharedWeightsReward(space, SharedConfig(**cfg["reward_args"]["shared"]),
                                  seed=cfg["reward_args"]["seed"])
     shared._ensure_built()
