@@ -15,7 +15,8 @@ Decisions that change widths, and how this mode handles them:
 * A cell outputs the concatenation of its unused blocks, so its width is ``k * F`` for a ``k``
   that depends on the child. The supernet always concatenates all ``B`` blocks, each multiplied by
   0 or 1 (used or unused), and every 1x1 convolution and the classifier that read a cell output
-  have weights for all ``B * F`` channels. For a child this computes exactly what the child's
+  have weights for all ``B * F`` channels (the classifier reads their mean over the ``k`` unused
+  blocks, which the child's Dense kernel absorbs as a factor ``1/k``). For a child this computes exactly what the child's
   narrower layer computes with the rows of its unused blocks (the zero channels add nothing), which
   is how :func:`inherit_weights` copies them. Where the stand-alone child has no projection
   (``h_{i-1}`` already as wide as the cell), a run-time branch skips it here too.
@@ -296,7 +297,12 @@ class Supernet:
             out = None if dry else tf.concat(
                 [st if m else tf.zeros_like(st) for st, m in zip(states[NUM_INPUTS:], mask)], axis=-1)
             outputs.append((out, mask))
-        probs = run("head", outputs[-1][0])
+        # The classifier reads the mean of the unused blocks, not their sum: a sum's logits grow
+        # with the number of unused blocks, which changes from child to child, and that made the
+        # shared classifier's loss climb above chance (search/README.md). inherit_weights folds the
+        # 1/k into the child's Dense kernel, so the child still computes the same function.
+        last, mask = outputs[-1]
+        probs = run("head", None if dry else last * (1.0 / sum(mask)))
         return used_parts if dry else probs
 
     def _adjust(self, c, plan, p, mask, run, dry):
@@ -457,7 +463,9 @@ def inherit_weights(supernet: Supernet, actions, model: keras.Model | None = Non
                 for layer in branch.layers:
                     if layer.weights:
                         put(layer.name.replace(plain, actual), layer)
-    put("predictions", L["predictions"], len(supernet.plans) - 1)
+    kernel, bias = L["predictions"].get_weights()
+    k = len(cells[supernet.plans[-1].kind].concat)  # the supernet's head averages the k blocks
+    model.get_layer("predictions").set_weights([kernel[rows(len(supernet.plans) - 1)] / k, bias])
     return model
 
 
