@@ -202,7 +202,17 @@ class SharedWeightsReward:
             bar = tqdm(total=self.warmup_steps, initial=self.step, unit="step", dynamic_ncols=True,
                        desc=f"supernet ({self.config.warmup_epochs:g} epochs)", file=sys.stderr)
         try:
-            self.train(todo, bar=bar)
+            if bar is not None:
+                self.train(todo, bar=bar)
+            else:  # without bars (--no-progress, logs), one line per supernet epoch
+                while self.step < self.warmup_steps:
+                    epoch = self.step // self.steps_per_epoch
+                    chunk = min(self.warmup_steps, (epoch + 1) * self.steps_per_epoch) - self.step
+                    started, loss = time.time(), self.train(chunk)
+                    print(f"supernet: step {self.step}/{self.warmup_steps} (epoch "
+                          f"{self.step / self.steps_per_epoch:.2f}), last loss {loss:.3f}, "
+                          f"{chunk * self.config.batch_size / (time.time() - started):.0f} images/s",
+                          file=sys.stderr, flush=True)
         finally:
             if bar is not None:
                 bar.close()

@@ -16,9 +16,9 @@ Decisions that change widths, and how this mode handles them:
   that depends on the child. The supernet always concatenates all ``B`` blocks, each multiplied by
   0 or 1 (used or unused), and every 1x1 convolution and the classifier that read a cell output
   have weights for all ``B * F`` channels (the classifier reads their mean over the ``k`` unused
-  blocks, which the child's Dense kernel absorbs as a factor ``1/k``). For a child this computes exactly what the child's
-  narrower layer computes with the rows of its unused blocks (the zero channels add nothing), which
-  is how :func:`inherit_weights` copies them. Where the stand-alone child has no projection
+  blocks, which the child's Dense kernel absorbs as a factor ``1/k``). For a child this computes
+  exactly what the child's narrower layer computes with the rows of its unused blocks (the zero
+  channels add nothing), which is how :func:`inherit_weights` copies them. Where the stand-alone child has no projection
   (``h_{i-1}`` already as wide as the cell), a run-time branch skips it here too.
 
 A new child costs no new graph: each part of the network (the stem, a cell's input processing, one
