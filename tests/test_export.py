@@ -10,6 +10,9 @@ from keras_nasnet.export import ExportError, export, load_exported
 
 def _tiny(input_shape=(32, 32, 3)):
     """A one-cell CIFAR NASNet with non-trivial BatchNorm statistics, so folding is exercised."""
+    import keras
+
+    keras.utils.set_random_seed(0)  # the same weights in every run
     model = kn.NASNet(kn.NASNET_A, num_cells=1, penultimate_filters=48, stem="cifar", classes=10,
                       input_shape=input_shape, include_preprocessing=True)
     rng = np.random.default_rng(1)
@@ -159,3 +162,27 @@ def test_xnnpack_runs_pools_and_relus(kind, exports):
     # Without the rewrite, XNNPACK leaves every int8 AVERAGE_POOL_2D and RELU (and float "same"
     # pools) to LiteRT's own kernels, which made int8 slower than float.
     assert not _undelegated_ops(exports[kind].path) & {"AVERAGE_POOL_2D", "RELU"}
+
+
+def test_int8_loads_when_calibration_never_makes_a_relu_positive(tmp_path):
+    # Such a ReLU's int8 range is [0, 0], its scale about 1e-8, and XNNPACK refused the
+    # convolution producing it, so LiteRT could not load the model at all (seen with untrained
+    # weights: about 1 tiny NASNet in 15). Both kinds: a ReLU fused into its convolution, and a
+    # standalone one (rewritten as a depthwise convolution).
+    pytest.importorskip("ai_edge_litert")
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same")(inputs)
+    negative = keras.initializers.Constant(-100.0)
+    fused = layers.ReLU()(layers.Conv2D(8, 1, bias_initializer=negative)(x))
+    below = layers.Conv2D(8, 1, bias_initializer=negative)(x)
+    standalone = layers.ReLU()(below)  # its input is also read by the Add: not fusable
+    y = layers.Add()([layers.ReLU()(x), fused, standalone, below])
+    model = keras.Model(inputs, layers.Dense(3)(layers.GlobalAveragePooling2D()(y)))
+    images = np.random.default_rng(0).normal(size=(32, 8, 8, 3)).astype("float32")
+    result = export(model, tmp_path / "m.tflite", quantize="int8", calibration=images)
+    assert result.top1_agreement == 1.0
+    assert not _undelegated_ops(result.path) & {"CONV_2D", "DEPTHWISE_CONV_2D", "RELU"}

@@ -193,8 +193,47 @@ def _write_litert(model, path, shape, quantize, calibration):
         flatbuffer = converter.convert()
     except Exception as e:  # the converter raises ConverterError and others, all with the op list
         raise ExportError(f"LiteRT conversion of {model.name!r} failed: {e}") from None
+    if quantize == "int8":
+        flatbuffer = widen_empty_ranges(flatbuffer)
     with atomic_write(path) as tmp:
         tmp.write_bytes(flatbuffer)
+
+
+# XNNPACK refuses an int8 convolution whose requantization scale (input scale x weight scale /
+# output scale) is 256 or more, and then the whole model fails to load.
+_XNNPACK_MAX_REQUANT = 256.0
+
+
+def widen_empty_ranges(flatbuffer: bytes) -> bytes:
+    """Gives every int8 convolution output that calibration saw only as 0 a usable scale.
+
+    A convolution followed by a ReLU that is never positive on the calibration images gets an
+    output range of [0, 0] and a scale near 0 (about 1e-8), so its requantization scale exceeds
+    XNNPACK's limit and LiteRT cannot load the model with XNNPACK (it happens with small
+    calibration sets and untrained weights). Such a tensor is exactly 0 for those images at any
+    scale (0 sits on the zero point), so its scale is raised until the requantization scale is 32,
+    8x inside the limit; every op that reads it takes the scale from the tensor. Tensors within
+    the limit are untouched.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils as fb
+
+    model = fb.convert_bytearray_to_object(bytearray(flatbuffer))
+    changed = False
+    for graph in model.subgraphs:
+        for op in graph.operators or []:
+            if fb.opcode_to_name(model, op.opcodeIndex) not in (
+                    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+                continue
+            x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+                       graph.tensors[op.outputs[0]])
+            if any(t.quantization is None or t.quantization.scale is None or not len(t.quantization.scale)
+                   for t in (x, w, y)):
+                continue
+            needed = float(x.quantization.scale[0]) * float(np.max(w.quantization.scale))
+            if float(y.quantization.scale[0]) * _XNNPACK_MAX_REQUANT <= needed:
+                y.quantization.scale = np.asarray([needed / (_XNNPACK_MAX_REQUANT / 8)], np.float32)
+                changed = True
+    return bytes(fb.convert_object_to_bytearray(model)) if changed else flatbuffer
 
 
 def _write_onnx(model, path, shape):
