@@ -174,6 +174,7 @@ class SharedWeightsReward:
 
     def train(self, steps: int, path=None, bar=None) -> float:
         """``steps`` supernet steps, each on ``path`` or (None) on a uniformly drawn child."""
+        self._ensure_built()
         loss = float("nan")
         for _ in range(steps):
             arc = path if path is not None else self.space.sample_uniform(
