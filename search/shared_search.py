@@ -54,6 +54,7 @@ def main():
     p.add_argument("--supernet-filters", type=int, default=8)
     p.add_argument("--supernet-epochs", type=float, default=2)
     p.add_argument("--reward-images", type=int, default=500)
+    p.add_argument("--name", default="searched", help="the searched cell's name in --standalone")
     a = p.parse_args()
     runs = Path(a.runs)
     common = [sys.executable, "-m", "keras_nasnet.search", "--reward", "cifar10-shared", "--data", a.data,
@@ -67,8 +68,8 @@ def main():
     subprocess.run(common + ["--strategy", "random", "--out", str(runs / "random")], check=True)
     here = Path(__file__).resolve().parent
     subprocess.run([sys.executable, str(here / "shared_standalone.py"), "--data", a.data, "--random", "0",
-                    "--genotype", f"searched={runs / 'ppo' / 'best_genotype.json'}", "--seeds", "0", "1",
-                    "--only", "searched", "NASNet-A", "--out", a.standalone], check=True)
+                    "--genotype", f"{a.name}={runs / 'ppo' / 'best_genotype.json'}", "--seeds", "0", "1",
+                    "--only", a.name, "NASNet-A", "--out", a.standalone], check=True)
 
     sys.path.insert(0, str(here))
     from shared_standalone import read_rows
@@ -79,7 +80,7 @@ def main():
     for r in read_rows(a.standalone):
         alone.setdefault(r["cell"], []).append(r["standalone_accuracy"])
     rand = [v[0] for k, v in alone.items() if k.startswith("random-")]
-    searched, nasnet = float(np.mean(alone["searched"])), float(np.mean(alone["NASNet-A"]))
+    searched, nasnet = float(np.mean(alone[a.name])), float(np.mean(alone["NASNet-A"]))
     res = {
         "search": {s: search_stats(runs / s) for s in ("ppo", "random")},
         "standalone": alone,
