@@ -74,14 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--child-train-images", type=positive_int, default=None, help="override the training images used")
     g = p.add_argument_group("shared-weights supernet (cifar10-shared reward)")
     g.add_argument("--supernet-cells", type=positive_int, default=None, help="N of the supernet (default 1)")
-    g.add_argument("--supernet-filters", type=positive_int, default=None, help="F of the supernet (default 16)")
+    g.add_argument("--supernet-filters", type=positive_int, default=None, help="F of the supernet (default 8)")
     g.add_argument("--supernet-epochs", type=positive_float, default=None,
                    help="epochs of uniform-path training before the first reward (default 10)")
     g.add_argument("--steps-per-child", type=nonnegative_int, default=None,
                    help="supernet steps on each child's path before its reward (ENAS-style "
                         "alternation; default 0: a frozen supernet)")
     g.add_argument("--reward-images", type=positive_int, default=None,
-                   help="held-out images each reward is measured on (default 1000)")
+                   help="held-out images each reward is measured on (default 500)")
     g.add_argument("--val-images", type=positive_int, default=None,
                    help="training images held out for rewards (default 5000, the paper's split)")
     g = p.add_argument_group(
