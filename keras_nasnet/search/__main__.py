@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward", choices=["cifar10", "cifar10-shared", "synthetic"], default="cifar10",
                    help="cifar10: train each child and use its held-out accuracy; cifar10-shared: "
                         "score each child as a path through one trained weight-sharing supernet "
-                        "(add-only cells, runs in this process; experimental: its rewards were "
-                        "at chance in the run recorded in search/README.md); synthetic: a cheap "
+                        "(add-only cells, runs in this process; experimental: its rewards did "
+                        "not yet rank cells as stand-alone training does, see search/README.md); "
+                        "synthetic: a cheap "
                         "reward whose optimum is NASNet-A, to check the controller")
     p.add_argument("--strategy", choices=["ppo", "random"], default="ppo",
                    help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")
