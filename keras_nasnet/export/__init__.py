@@ -194,7 +194,7 @@ def _write_litert(model, path, shape, quantize, calibration):
     except Exception as e:  # the converter raises ConverterError and others, all with the op list
         raise ExportError(f"LiteRT conversion of {model.name!r} failed: {e}") from None
     if quantize == "int8":
-        flatbuffer = widen_empty_ranges(flatbuffer)
+        flatbuffer = _widen_empty_ranges(flatbuffer)
     with atomic_write(path) as tmp:
         tmp.write_bytes(flatbuffer)
 
@@ -204,7 +204,7 @@ def _write_litert(model, path, shape, quantize, calibration):
 _XNNPACK_MAX_REQUANT = 256.0
 
 
-def widen_empty_ranges(flatbuffer: bytes) -> bytes:
+def _widen_empty_ranges(flatbuffer: bytes) -> bytes:
     """Gives every int8 convolution output that calibration saw only as 0 a usable scale.
 
     A convolution followed by a ReLU that is never positive on the calibration images gets an

@@ -43,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "score each child as a path through one trained weight-sharing supernet "
                         "(add-only cells, runs in this process; experimental: its rewards did "
                         "not yet rank cells as stand-alone training does, see search/README.md); "
-                        "synthetic: a cheap "
-                        "reward whose optimum is NASNet-A, to check the controller")
+                        "synthetic: a cheap reward whose optimum is NASNet-A, to check the controller")
     p.add_argument("--strategy", choices=["ppo", "random"], default="ppo",
                    help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")
     p.add_argument("--trials", type=positive_int, default=20000, help="children to evaluate in total (paper: 20,000)")

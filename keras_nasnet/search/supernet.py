@@ -18,8 +18,9 @@ Decisions that change widths, and how this mode handles them:
   have weights for all ``B * F`` channels (the classifier reads their mean over the ``k`` unused
   blocks, which the child's Dense kernel absorbs as a factor ``1/k``). For a child this computes
   exactly what the child's narrower layer computes with the rows of its unused blocks (the zero
-  channels add nothing), which is how :func:`inherit_weights` copies them. Where the stand-alone child has no projection
-  (``h_{i-1}`` already as wide as the cell), a run-time branch skips it here too.
+  channels add nothing), which is how :func:`inherit_weights` copies them. Where the stand-alone
+  child has no projection (``h_{i-1}`` already as wide as the cell), a run-time branch skips it
+  here too.
 
 A new child costs no new graph: each part of the network (the stem, a cell's input processing, one
 op at one block side, the classifier) is a ``tf.function`` traced once, the first time any child
