@@ -80,6 +80,18 @@ def test_concat_spaces_are_refused():
         Supernet(SearchSpace(num_blocks=2, ops=("identity",)), filters=4)
 
 
+def test_bad_supernet_settings_are_refused_before_anything_is_written(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+
+    for flag, value in (("--supernet-filters", "7"), ("--reward-images", "61")):
+        args = _cli(tmp_path / "s", tmp_path / "no-data-needed", 2)
+        args[args.index(flag) + 1] = value
+        with pytest.raises(SystemExit) as e:
+            main(args[3:])
+        assert e.value.code == 2 and flag in capsys.readouterr().err
+        assert not (tmp_path / "s").exists()
+
+
 def _batches(d, n=60):
     d.mkdir()
     r = np.random.default_rng(0)

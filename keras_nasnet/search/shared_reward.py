@@ -62,9 +62,14 @@ class SharedWeightsReward:
     def __init__(self, space: SearchSpace, config: SharedConfig, seed: int = 0):
         if "concat" in space.combines:
             raise ValueError("--reward cifar10-shared searches add-only cells; the space allows concat.")
+        if config.filters < 2 or config.filters % 2:
+            # The supernet would refuse it too, but only when the first child is scored: every
+            # child would then fail instead of the command saying what to change.
+            raise ValueError(f"--supernet-filters must be an even number >= 2 (factorized reductions "
+                             f"split it in halves); got {config.filters}.")
         if config.reward_images > config.val_images:
-            raise ValueError(f"reward_images ({config.reward_images}) cannot exceed val_images "
-                             f"({config.val_images}).")
+            raise ValueError(f"--reward-images ({config.reward_images}) cannot exceed --val-images "
+                             f"({config.val_images}), the held-out images it is drawn from.")
         self.space, self.config, self.seed = space, config, seed
         self.net = None
         self.step = 0
