@@ -75,6 +75,21 @@ def test_children_that_share_an_op_share_its_weights(net, images):
                                net(images, tf.constant(b), training=False).numpy(), atol=2e-6)
 
 
+def test_compiling_many_parts_does_not_warn_of_retracing(images, caplog):
+    # Every part is traced once; TF's detector used to count them all as one function retracing
+    # ("5 out of the last 5 calls ... triggered tf.function retracing") in every search log.
+    import keras
+
+    keras.utils.set_random_seed(2)
+    fresh = Supernet(SPACE, num_cells=1, filters=4, compile_after=0)  # compiled on first call
+    rng = np.random.default_rng(0)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for actions in SPACE.sample_uniform(rng, 3):
+            fresh(images, tf.constant(actions), training=True)
+    assert len(fresh._compiled) > 10
+    assert "retracing" not in caplog.text
+
+
 def test_concat_spaces_are_refused():
     with pytest.raises(ValueError, match="add-only"):
         Supernet(SearchSpace(num_blocks=2, ops=("identity",)), filters=4)
