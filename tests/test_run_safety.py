@@ -202,11 +202,17 @@ def test_workers_start_ignoring_ctrl_c_with_quiet_logs_in_the_log_file(tmp_path)
 
     child = ("import os, signal, sys; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN, "
              "os.environ['TF_CPP_MIN_LOG_LEVEL']); print('tensorflow says hello', file=sys.stderr)")
-    with _child_start_environment(tmp_path / "workers.log"):
-        p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
-    assert p.communicate(timeout=60)[0].split() == ["True", "3"]
-    assert "tensorflow says hello" in (tmp_path / "workers.log").read_text()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the driver's is back
+    # The driver's handler is set here: a pytest started in the background (nohup, `cmd &`)
+    # inherits SIGINT ignored, and then Python installs no handler of its own.
+    original = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _child_start_environment(tmp_path / "workers.log"):
+            p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+        assert p.communicate(timeout=60)[0].split() == ["True", "3"]
+        assert "tensorflow says hello" in (tmp_path / "workers.log").read_text()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the driver's is back
+    finally:
+        signal.signal(signal.SIGINT, original)
 
 
 def test_a_worker_killed_while_writing_breaks_only_its_own_channel():
