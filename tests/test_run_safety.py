@@ -287,6 +287,20 @@ def test_default_ppo_settings_are_the_ones_that_work_and_the_paper_is_one_flag_a
     assert ppo("--preset", "paper", "--entropy-weight", "0.01")["entropy_weight"] == 0.01
 
 
+
+def test_trial_budget_defaults_to_one_that_fits_the_reward():
+    from keras_nasnet.search.__main__ import build_parser, config_from_args, trials_of
+
+    def parsed(*flags):
+        return build_parser().parse_args(["--out", "x", *flags])
+
+    assert trials_of(parsed("--reward", "synthetic")) == 20000  # the paper's
+    assert trials_of(parsed("--reward", "cifar10-shared")) == 2000  # 20,000 would take ~7 h more
+    assert trials_of(parsed("--reward", "cifar10-shared", "--trials", "300")) == 300
+    # a decaying schedule spans the budget the search will run
+    shared = parsed("--reward", "cifar10-shared", "--data", "d", "--entropy-final", "0")
+    assert config_from_args(shared)["ppo"]["total_trials"] == 2000
+
 # ---------------------------------------------------------------- training runs
 
 
