@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 
-def search_stats(run: Path) -> dict:
-    """Best reward, when it was found, and mean rewards of a search folder's finished trials."""
+def search_stats(run: Path, limit: int | None = None) -> dict:
+    """Best reward, when it was found, and mean rewards of a search folder's finished trials (the
+    first ``limit`` of them: both strategies compared at one budget after either was extended)."""
     rewards = []
     for line in (run / "trials.jsonl").read_text().splitlines():
         try:
@@ -36,12 +37,24 @@ def search_stats(run: Path) -> dict:
             continue
         if rec.get("event") == "finished" and rec.get("status") == "ok":
             rewards.append(rec["reward"])
-    r = np.asarray(rewards)
+    r = np.asarray(rewards[:limit])
     best = int(np.argmax(r))
     q = len(r) // 4
     return {"trials": len(r), "best_reward": float(r[best]), "best_trial": best,
             "mean_first_quarter": float(r[:q].mean()), "mean_last_quarter": float(r[-q:].mean()),
             "top10_mean": float(np.sort(r)[-10:].mean()), "median": float(np.median(r))}
+
+
+def _search_and_retrain(a, runs: Path, common: list, here: Path):
+    """Steps 1-3: the PPO search, the random search on a copy of its supernet, the retraining."""
+    subprocess.run(common + ["--strategy", "ppo", "--out", str(runs / "ppo")], check=True)
+    (runs / "random").mkdir(parents=True, exist_ok=True)
+    if not (runs / "random" / "supernet.npz").exists():
+        shutil.copy(runs / "ppo" / "supernet.npz", runs / "random" / "supernet.npz")
+    subprocess.run(common + ["--strategy", "random", "--out", str(runs / "random")], check=True)
+    subprocess.run([sys.executable, str(here / "shared_standalone.py"), "--data", a.data, "--random", "0",
+                    "--genotype", f"{a.name}={runs / 'ppo' / 'best_genotype.json'}", "--seeds", "0", "1",
+                    "--only", a.name, "NASNet-A", "--out", a.standalone], check=True)
 
 
 def main():
@@ -55,22 +68,17 @@ def main():
     p.add_argument("--supernet-epochs", type=float, default=2)
     p.add_argument("--reward-images", type=int, default=500)
     p.add_argument("--name", default="searched", help="the searched cell's name in --standalone")
+    p.add_argument("--compare-only", action="store_true",
+                   help="skip the searches and trainings (done before); write the comparison only")
     a = p.parse_args()
     runs = Path(a.runs)
     common = [sys.executable, "-m", "keras_nasnet.search", "--reward", "cifar10-shared", "--data", a.data,
               "--trials", str(a.trials), "--supernet-filters", str(a.supernet_filters),
               "--supernet-epochs", str(a.supernet_epochs), "--reward-images", str(a.reward_images),
               "--no-progress"]
-    subprocess.run(common + ["--strategy", "ppo", "--out", str(runs / "ppo")], check=True)
-    (runs / "random").mkdir(parents=True, exist_ok=True)
-    if not (runs / "random" / "supernet.npz").exists():
-        shutil.copy(runs / "ppo" / "supernet.npz", runs / "random" / "supernet.npz")
-    subprocess.run(common + ["--strategy", "random", "--out", str(runs / "random")], check=True)
     here = Path(__file__).resolve().parent
-    subprocess.run([sys.executable, str(here / "shared_standalone.py"), "--data", a.data, "--random", "0",
-                    "--genotype", f"{a.name}={runs / 'ppo' / 'best_genotype.json'}", "--seeds", "0", "1",
-                    "--only", a.name, "NASNet-A", "--out", a.standalone], check=True)
-
+    if not a.compare_only:
+        _search_and_retrain(a, runs, common, here)
     sys.path.insert(0, str(here))
     from shared_standalone import read_rows
 
@@ -83,7 +91,7 @@ def main():
     rand = [float(np.mean(v)) for k, v in alone.items() if k.startswith("random-")]
     searched, nasnet = float(np.mean(alone[a.name])), float(np.mean(alone["NASNet-A"]))
     res = {
-        "search": {s: search_stats(runs / s) for s in ("ppo", "random")},
+        "search": {s: search_stats(runs / s, a.trials) for s in ("ppo", "random")},
         "standalone": alone,
         "standalone_budget": read_rows(a.standalone)[0]["budget"],
         "searched_mean": searched, "nasnet_a_mean": nasnet,
