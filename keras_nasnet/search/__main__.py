@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")
     p.add_argument("--trials", type=positive_int, default=None,
                    help="children to evaluate in total (default: the paper's 20,000; 2,000 with "
-                        "--reward cifar10-shared)"),
+                        "--reward cifar10-shared)")
     p.add_argument("--workers", type=nonnegative_int, default=None,
                    help="parallel child workers (processes or Ray tasks); 0 evaluates in this process. "
                         "Default: 0 for synthetic, 1 for cifar10")
