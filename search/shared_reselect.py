@@ -22,18 +22,9 @@ from shared_ranking import load_shared  # noqa: E402
 
 def finished(run) -> list:
     """``(reward, trial, actions)`` of a search folder's successful children."""
-    proposed, out = {}, []
-    for line in (Path(run) / "trials.jsonl").read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if rec.get("event") == "proposed":
-            proposed[rec["trial"]] = rec["actions"]
-        elif rec.get("event") == "finished" and rec.get("status") == "ok":
-            out.append((rec["reward"], rec["trial"], proposed[rec["trial"]]))
-    return out
+    from keras_nasnet.search.report import load_trials
 
+    return [(r["reward"], r["trial"], r["actions"]) for r in load_trials(run) if r["status"] == "ok"]
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

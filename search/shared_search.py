@@ -29,14 +29,9 @@ import numpy as np
 def search_stats(run: Path, limit: int | None = None) -> dict:
     """Best reward, when it was found, and mean rewards of a search folder's finished trials (the
     first ``limit`` of them: both strategies compared at one budget after either was extended)."""
-    rewards = []
-    for line in (run / "trials.jsonl").read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if rec.get("event") == "finished" and rec.get("status") == "ok":
-            rewards.append(rec["reward"])
+    from keras_nasnet.search.report import load_trials
+
+    rewards = [r["reward"] for r in load_trials(run) if r["status"] == "ok"]
     r = np.asarray(rewards[:limit])
     best = int(np.argmax(r))
     q = len(r) // 4
