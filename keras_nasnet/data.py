@@ -333,13 +333,21 @@ def _from_image_zip(path: Path):
             raise DataError(f"{path} is a corrupt zip archive ({e}).") from None
 
 
-def train_val_split(x, y, val_size: int = VALIDATION_SIZE, seed: int = 0):
+def train_val_split(x, y, val_size: int = VALIDATION_SIZE, seed: int = 0, hint: str = ""):
     """The paper's reward split: a fixed, seeded choice of ``val_size`` training images held out.
 
     Returns ``(x_train, y_train), (x_val, y_val)``; the same seed always gives the same split.
+    Raises :class:`DataError` when the data set is too small to hold ``val_size`` images out and
+    still train on some; ``hint`` is appended to its message (what the caller's user can do, e.g.
+    the command-line flag to change).
     """
-    if not 0 < val_size < len(x):
-        raise ValueError(f"val_size must be between 1 and {len(x) - 1}; got {val_size}.")
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or val_size < 1:
+        raise ValueError(f"val_size must be a positive integer; got {val_size!r}.")
+    if val_size >= len(x):
+        raise DataError(
+            f"The data set has {len(x):,} training images; holding out {val_size:,} of them for "
+            f"validation needs at least {val_size + 1:,}." + (f" {hint}" if hint else "")
+        )
     order = np.random.default_rng(seed).permutation(len(x))
     val, train = order[:val_size], order[val_size:]
     return (x[train], y[train]), (x[val], y[val])

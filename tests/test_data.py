@@ -210,6 +210,18 @@ def test_split_is_fixed_seeded_and_disjoint():
     assert not np.array_equal(b, b3)
 
 
+def test_split_of_too_small_a_data_set_is_a_data_error_with_the_callers_hint():
+    # One check for every caller (training, the search's rewards): the message says how many images
+    # there are, how many the hold-out needs, and what the caller's user can change.
+    x, y = np.zeros((30, 1)), np.arange(30)
+    with pytest.raises(D.DataError, match=r"has 30 training images; holding out 5,000 .* Use --val-images"):
+        D.train_val_split(x, y, hint="Use --val-images.")
+    with pytest.raises(D.DataError, match="at least 31"):
+        D.train_val_split(x, y, val_size=30)
+    with pytest.raises(ValueError, match="positive integer"):
+        D.train_val_split(x, y, val_size=0)
+
+
 def test_augmentation_shapes_and_determinism():
     x, y = _images(20, 0)
     ds1 = D.make_dataset(x, y, 8, training=True, seed=3, epoch=1)

@@ -109,3 +109,37 @@ def test_mirrored_over_two_cpu_devices_matches_single_device(image_folder, tmp_p
     a = json.loads((single / "result.json").read_text())
     b = json.loads((mirrored / "result.json").read_text())
     assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-3, abs=1e-4)
+
+
+def test_evaluation_compiles_once_instead_of_calling_the_model_eagerly_per_batch():
+    # An eager call per batch kept every intermediate tensor alive: about 100 MB per image for the
+    # default 6@768 model, so the README's smoke run was killed at the final evaluation (~25 GB).
+    # A compiled inference function runs the Python graph only when tracing.
+    from keras_nasnet import NASNetCIFAR
+    from keras_nasnet.train import evaluate_model
+
+    model = NASNetCIFAR(1, 48, genotype=TINY, auxiliary_head=True)
+    calls = []
+    real_call = model.call
+    model.call = lambda *a, **k: calls.append(1) or real_call(*a, **k)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 48)
+    first = evaluate_model(model, x, y, batch_size=8)  # 6 batches
+    again = evaluate_model(model, x, y, batch_size=8)
+    assert len(calls) <= 2, f"the model ran eagerly: {len(calls)} Python calls for 12 batches"
+    assert first == again and first["test_images"] == 48
+    probs = np.asarray(model(x.astype("float32"), training=False)[0])
+    assert first["test_accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == y)))
+
+
+def test_limit_shortens_training_validation_and_test(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from keras_nasnet import train
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (5030, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 5030)
+    monkeypatch.setattr(train.data_lib, "load_cifar10", lambda source: ((x, y), (x[:40], y[:40])))
+    args = SimpleNamespace(data=None, split="45k", limit=12)
+    (xtr, _), (xval, _), (xte, _) = train._load_data(args)
+    assert (len(xtr), len(xval), len(xte)) == (12, 12, 12)

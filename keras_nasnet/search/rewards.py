@@ -100,13 +100,7 @@ def _load_reward_data(cfg: ProxyConfig):
     from .. import data as data_lib
 
     (x, y), _ = data_lib.load_cifar10(cfg.data)
-    if len(x) <= data_lib.VALIDATION_SIZE:
-        raise data_lib.DataError(
-            f"The CIFAR-10 source {cfg.data or 'tfds'} has {len(x)} training images; the reward "
-            f"holds out {data_lib.VALIDATION_SIZE} of them for validation and trains on the rest, "
-            "so it needs more. Pass the full data set with --data."
-        )
-    (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0)
+    (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0, hint="Pass the full data set with --data.")
     return (xtr[: cfg.train_images], ytr[: cfg.train_images],
             xval[: cfg.val_images], yval[: cfg.val_images])
 
