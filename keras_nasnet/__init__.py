@@ -7,16 +7,21 @@ Genotypes go in, Keras models come out::
     amoeba = NASNet(AMOEBANET_A, num_cells=2, penultimate_filters=512, stem="cifar", classes=10)
 """
 
-from .genotypes import AMOEBANET_A, GENOTYPES, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype
-from .imagenet import decode_predictions, preprocess_input
-from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile
-from .ops import ScheduledDropPath, StridePadding2D
-from .optimize import fold_batch_norm
+from ._cli import quiet_startup as _quiet_startup
 
-# After this import the package attribute ``export`` is the function (``keras_nasnet.export(model,
-# path, ...)``); ``from keras_nasnet.export import ...`` and ``python -m keras_nasnet.export`` still
-# reach the subpackage through sys.modules. It imports no TensorFlow until an export runs.
-from .export import export  # noqa: E402  (must come last: it rebinds the submodule's name)
+# Before anything imports TensorFlow: a quiet start for ``python -m keras_nasnet...`` (only then).
+_quiet_startup()
+
+from .genotypes import AMOEBANET_A, GENOTYPES, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype  # noqa: E402
+from .imagenet import decode_predictions, preprocess_input  # noqa: E402
+from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile  # noqa: E402
+from .ops import ScheduledDropPath, StridePadding2D  # noqa: E402
+from .optimize import fold_batch_norm  # noqa: E402
+
+# The export subpackage, callable as ``keras_nasnet.export(model, path, ...)`` (it calls
+# ``keras_nasnet.export.export``). The package attribute is the module itself, so
+# ``import keras_nasnet.export as m`` gives the module. It imports no TensorFlow until an export runs.
+from . import export  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -210,6 +210,8 @@ def _unpickle_batch(raw: bytes, name: str):
 
 def _from_batches(read, where: str):
     parts = []
+    print(f"keras_nasnet: reading CIFAR-10 batches from {where} (cached after the first run)",
+          file=sys.stderr, flush=True)
     for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         try:
             raw = read(n)
@@ -277,10 +279,25 @@ def _decode(data: bytes, name: str) -> np.ndarray:
     return img
 
 
+def _progress(items, total: int, describe: str):
+    """``items``, announced on stderr: decoding CIFAR-10 takes about a minute, and nothing else is
+    printed meanwhile. A tqdm bar on a terminal; one line elsewhere (a bar in a log repeats)."""
+    print(f"keras_nasnet: decoding {total:,} images from {describe} (cached after the first run)",
+          file=sys.stderr, flush=True)
+    if total >= 1000 and sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return items
+        return tqdm(items, total=total, unit="img", file=sys.stderr, leave=False)
+    return items
+
+
 def _collect(entries, describe):
     """entries: iterable of (split, class_name, name, read_fn)."""
     out = {"train": ([], []), "test": ([], [])}
-    for split, cls, name, read in sorted(entries, key=lambda e: (e[0], e[1], e[2])):
+    entries = sorted(entries, key=lambda e: (e[0], e[1], e[2]))
+    for split, cls, name, read in _progress(entries, len(entries), describe):
         if cls not in CLASSES:
             raise DataError(
                 f"{describe}: folder {split}/{cls} is not a CIFAR-10 class; expected folders named "

@@ -3,7 +3,8 @@
 ``python -m keras_nasnet.train --out runs/a --epochs 5`` trains (``--help`` lists the recipe's
 settings); running the same command again resumes from the last finished epoch. Settings and data
 are checked before anything is written; a loss that stops being finite ends the run and keeps the
-last good checkpoint. Exit codes: 0 done, 1 failed (message on stderr), 2 invalid settings.
+last good checkpoint. Exit codes: 0 done, 1 failed (message on stderr), 2 invalid settings, 130
+interrupted (Ctrl-C; the same command resumes).
 ``python -m keras_nasnet.train evaluate --weights FILE --num-cells N --penultimate-filters P`` prints
 the test accuracy.
 """
@@ -243,7 +244,7 @@ def _fit(args, out: Path) -> dict:
             val = make_dataset(xval, yval, 250, False, outputs=outputs)
         # shuffle=False: the dataset is shuffled per (seed, epoch) already; Keras would only warn.
         hist = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
-                         callbacks=callbacks, verbose=args.verbose, shuffle=False)
+                         callbacks=callbacks, verbose=_verbosity(args), shuffle=False)
         loss = hist.history.get("loss", [float("nan")])[-1]
         if not math.isfinite(loss):
             # Not saved: the weights are no longer finite, and the checkpoint is the last good state.
@@ -268,6 +269,14 @@ def _fit(args, out: Path) -> dict:
     write_json_atomic(out / "result.json", result)
     print(json.dumps(result))
     return result
+
+
+def _verbosity(args) -> int:
+    """``--verbose``, or by default a bar on a terminal and one line per epoch elsewhere."""
+    verbose = getattr(args, "verbose", None)
+    if verbose is None:
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
 
 
 def _subset(x, y, n):
@@ -295,10 +304,19 @@ def evaluate_model(model, x, y, batch_size: int = 250) -> dict:
     return {"test_accuracy": acc, "test_loss": loss, "test_images": int(len(y))}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help, and the module docstring kept as written."""
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``python -m keras_nasnet.train`` argument parser."""
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m keras_nasnet.train", description=__doc__,
+        usage="%(prog)s --out OUT [options]\n       %(prog)s evaluate --weights FILE [--data SOURCE] "
+              "[--num-cells N --penultimate-filters P] [--limit N]",
+        epilog="Subcommand: `evaluate` prints the CIFAR-10 test accuracy of a weights file "
+               "(python -m keras_nasnet.train evaluate --help).",
+        formatter_class=_HelpFormatter)
     p.add_argument("--out", required=True, help="run folder: config, checkpoint, log.csv, weights.h5")
     p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
     p.add_argument("--genotype", default="NASNET_A", help="genotype name, JSON or JSON file")
@@ -321,21 +339,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (for GPUs)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--limit", type=nonnegative_int, default=0, help="use only the first N images (smoke runs)")
-    p.add_argument("--verbose", type=int, default=1, help="Keras progress bar: 1 bar, 2 line, 0 off")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=None,
+                   help="Keras progress: 1 bar, 2 one line per epoch, 0 off; default 1 on a terminal, "
+                        "else 2 (a bar redrawn into a log file repeats every update)")
     return p
 
 
 def evaluate_main(argv) -> dict:
-    """``evaluate``: prints the CIFAR-10 test accuracy of a weights file."""
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train evaluate")
+    """``evaluate``: prints the CIFAR-10 test accuracy of a weights file.
+
+    Raises :class:`keras_nasnet.weights.WeightsError` or ``ValueError`` for weights that do not fit
+    the architecture given, :class:`keras_nasnet.data.DataError` for unusable data.
+    """
+    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train evaluate",
+                                description="Prints the CIFAR-10 test accuracy of a weights file.")
     p.add_argument("--weights", required=True, help="a weights file or a registry name (cifar10)")
-    p.add_argument("--data", default=None)
-    p.add_argument("--genotype", default="NASNET_A")
-    p.add_argument("--num-cells", type=int, default=None,
+    p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
+    p.add_argument("--genotype", default="NASNET_A", help="genotype name, JSON or JSON file")
+    p.add_argument("--num-cells", type=positive_int, default=None,
                    help="default: the architecture of registered weights, else 6")
-    p.add_argument("--penultimate-filters", type=int, default=None,
+    p.add_argument("--penultimate-filters", type=positive_int, default=None,
                    help="default: the architecture of registered weights, else 768")
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--limit", type=nonnegative_int, default=0, help="use only N test images")
     a = p.parse_args(argv)
     model = NASNetCIFAR(a.num_cells, a.penultimate_filters, genotype=genotype_from(a.genotype),
                         weights=a.weights)
@@ -347,11 +372,34 @@ def evaluate_main(argv) -> dict:
     return result
 
 
+def _epochs_done(out: Path) -> int:
+    try:
+        return int(json.loads((out / "state.json").read_text())["epochs_done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def main(argv=None) -> int:
-    """Entry point of ``python -m keras_nasnet.train``; returns the exit code."""
+    """Entry point of ``python -m keras_nasnet.train``; returns the exit code (0 done, 1 failed,
+    2 invalid settings, 130 interrupted)."""
+    from ._cli import interrupted
+    from .genotypes import GenotypeError
+    from .weights import WeightsError
+
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "evaluate":
-        evaluate_main(argv[1:])
+        try:
+            evaluate_main(argv[1:])
+        except GenotypeError as e:
+            print(f"error: --genotype: {e}", file=sys.stderr)
+            return 2
+        except (WeightsError, ValueError) as e:  # DataError is a ValueError
+            hint = (" Give the file's architecture with --genotype, --num-cells and "
+                    "--penultimate-filters." if "another architecture" in str(e) else "")
+            print(f"error: {e}{hint}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return interrupted("evaluation stopped", "nothing was written; run the command again")
         return 0
     p = parser()
     args = p.parse_args(argv)
@@ -359,8 +407,10 @@ def main(argv=None) -> int:
         p.error(f"argument --drop-path: expected a rate below 1, got {args.drop_path}")
     if not args.bn_momentum < 1:
         p.error(f"argument --bn-momentum: expected a number below 1, got {args.bn_momentum}")
-    from .genotypes import GenotypeError
-
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"argument --out: {out} is a file; give a folder for the run (a new one, or a run "
+                "folder to resume)")
     try:
         fit(args)
     except GenotypeError as e:
@@ -369,6 +419,13 @@ def main(argv=None) -> int:
     except (TrainingError, data_lib.DataError, FolderLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        done = _epochs_done(out)
+        kept = (f"{out} keeps the checkpoint after epoch {done}" if done
+                else "no epoch had finished, so there is no checkpoint yet")
+        return interrupted(f"training stopped; {kept}",
+                           "run the same command again to resume" if done else
+                           "run the same command again to start")
     return 0
 
 
