@@ -519,8 +519,9 @@ def NASNetCIFAR(
         from . import weights as weights_lib
 
         for spec in weights_lib.registry().values():
-            if weights in (spec.name, spec.dataset) and spec.architecture.startswith("nasnet_cifar_"):
-                num_cells, penultimate_filters = map(int, spec.architecture[len("nasnet_cifar_"):].split("@"))
+            if weights in (spec.name, spec.dataset) and spec.model == "NASNetCIFAR":
+                num_cells = spec.arguments.get("num_cells")
+                penultimate_filters = spec.arguments.get("penultimate_filters")
                 break
     num_cells = 6 if num_cells is None else num_cells
     penultimate_filters = 768 if penultimate_filters is None else penultimate_filters

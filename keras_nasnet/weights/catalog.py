@@ -52,6 +52,10 @@ class WeightSpec:
         source: where the metrics come from.
         base_url: server folder; ``None`` for files shipped with the package.
         recipe: how the file was produced (project weights).
+        model: the ``keras_nasnet`` constructor that builds the architecture (``"NASNetMobile"``,
+            ``"NASNetCIFAR"``...).
+        arguments: the keyword arguments that constructor takes to build it (e.g.
+            ``{"num_cells": 1, "penultimate_filters": 384}``); see :meth:`build`.
     """
 
     name: str
@@ -69,6 +73,19 @@ class WeightSpec:
     source: str
     base_url: str | None = KERAS_BASE_URL
     recipe: str | None = None
+    model: str | None = None
+    arguments: dict = dataclasses.field(default_factory=dict)
+
+    def build(self, **kwargs):
+        """The model these weights are for, with them loaded: ``keras_nasnet.<model>(**arguments,
+        weights=name, include_top=include_top, **kwargs)``."""
+        import keras_nasnet
+
+        if self.model is None or not callable(getattr(keras_nasnet, self.model, None)):
+            raise WeightsError(f"Weights {self.name!r} name no keras_nasnet constructor "
+                               f"(model={self.model!r}).")
+        kwargs = {"weights": self.name, "include_top": self.include_top, **self.arguments, **kwargs}
+        return getattr(keras_nasnet, self.model)(**kwargs)
 
     @property
     def official_url(self) -> str | None:
@@ -93,6 +110,7 @@ def _keras_spec(arch, top, origin, cached, md5, size, metrics):
         origin_name=origin, hash_algorithm="md5", file_hash=md5, input_size=size,
         preprocessing="imagenet", classes=1000, metrics=metrics,
         source="keras.applications (keras-applications README, ILSVRC-2012 val, single crop)",
+        model={"nasnet_mobile": "NASNetMobile", "nasnet_large": "NASNetLarge"}[arch],
     )
 
 
@@ -128,7 +146,22 @@ _MANIFEST_FIELDS = {
     "metrics": (lambda v: isinstance(v, dict), "an object", {}),
     "source": (lambda v: isinstance(v, str), "a string", "trained by keras_nasnet"),
     "command": (lambda v: v is None or isinstance(v, str), "a string", None),
+    # The constructor and its arguments (added later: older manifests derive them from
+    # "architecture", see _legacy_constructor).
+    "model": (lambda v: v is None or (isinstance(v, str) and v.isidentifier()), "a constructor name",
+              None),
+    "arguments": (lambda v: v is None or (isinstance(v, dict) and all(isinstance(k, str) for k in v)),
+                  "an object of keyword arguments", None),
 }
+
+
+def _legacy_constructor(architecture: str):
+    """``(model, arguments)`` for a manifest entry written before entries named their constructor:
+    ``nasnet_cifar_N@P`` was the only architecture such entries held."""
+    m = re.fullmatch(r"nasnet_cifar_(\d+)@(\d+)", architecture)
+    if m is None:
+        return None, {}
+    return "NASNetCIFAR", {"num_cells": int(m.group(1)), "penultimate_filters": int(m.group(2))}
 
 
 def _manifest_entry(e) -> tuple[WeightSpec | None, str | None]:
@@ -147,13 +180,17 @@ def _manifest_entry(e) -> tuple[WeightSpec | None, str | None]:
             values[key] = e[key]
     if bad:
         return None, "; ".join(bad)
+    model, arguments = values["model"], values["arguments"]
+    if model is None:
+        model, legacy = _legacy_constructor(values["architecture"])
+        arguments = legacy if arguments is None else arguments
     return WeightSpec(
         name=values["name"], architecture=values["architecture"], dataset=values["dataset"],
         include_top=values["include_top"], file_name=values["file"], origin_name=values["file"],
         hash_algorithm="sha256", file_hash=values["sha256"], input_size=values["input_size"],
         preprocessing=values["preprocessing"], classes=values["classes"],
         metrics=values["metrics"], source=values["source"], base_url=None,
-        recipe=values["command"],
+        recipe=values["command"], model=model, arguments=dict(arguments or {}),
     ), None
 
 
