@@ -10,7 +10,10 @@
 
 from .architecture import architecture_of, architecture_record, attach_architecture
 from .download import cache_dir, fetch, file_digest, verify
-from .h5 import check_architecture, load_file, load_h5_by_name, load_into, read_h5, read_record, write_h5
+from .h5 import (
+    check_architecture, load_file, load_h5_by_name, load_into, read_h5, read_record, write_h5,
+    write_record,
+)
 from .catalog import (
     DIR_ENV, KERAS_BASE_URL, URL_ENV, FileWeights, WeightsError, WeightSpec, project_weights_dir,
     read_manifest, registry, resolve,
@@ -21,5 +24,5 @@ __all__ = [
     "architecture_of", "architecture_record", "attach_architecture", "cache_dir",
     "check_architecture", "fetch", "file_digest", "load_file", "load_h5_by_name", "load_into",
     "project_weights_dir", "read_h5", "read_manifest", "read_record", "registry", "resolve",
-    "verify", "write_h5",
+    "verify", "write_h5", "write_record",
 ]

@@ -5,11 +5,19 @@ builds; :func:`~keras_nasnet.weights.write_h5` stores it in the file, and loadin
 record into a model that has one refuses if they describe different networks, saying what differs.
 The record lives on the Python object only: a model reloaded from ``.keras`` has none (its weight
 files then carry no record and load by layer name, as official files do).
+
+A model with a record also writes it into the files of Keras' own ``model.save_weights()`` (and so
+of ``keras.callbacks.ModelCheckpoint(save_weights_only=True)``), and its ``model.load_weights()``
+refuses a file whose record describes another network, before Keras reads any weight: two
+genotypes can have the same layer names, classes and shapes, and Keras would load one's weights
+into the other without a word.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import types
 
 # Private attribute, set with object.__setattr__ so that Keras does not track it as model state.
 _ATTR = "_keras_nasnet_architecture"
@@ -40,8 +48,42 @@ def architecture_record(genotype, *, num_cells, penultimate_filters, stem, stem_
 
 
 def attach_architecture(model, record: dict) -> None:
-    """Attaches ``record`` (see :func:`architecture_record`) to ``model``."""
+    """Attaches ``record`` (see :func:`architecture_record`) to ``model``, and makes the model's
+    ``save_weights`` store it in the file and its ``load_weights`` check it (see the module
+    docstring)."""
     object.__setattr__(model, _ATTR, copy.deepcopy(record))
+    # Instance attributes, set past Keras' attribute tracking: the model stays a plain functional
+    # keras.Model (same class, same .keras serialization), only these two calls gain the record.
+    object.__setattr__(model, "save_weights", types.MethodType(_save_weights, model))
+    object.__setattr__(model, "load_weights", types.MethodType(_load_weights, model))
+
+
+def _is_hdf5(path) -> bool:
+    import h5py
+
+    try:
+        return os.path.isfile(path) and h5py.is_hdf5(path)
+    except (OSError, TypeError):
+        return False
+
+
+def _save_weights(model, filepath, *args, **kwargs):
+    """``keras.Model.save_weights``, then the architecture record into the file's root attributes."""
+    type(model).save_weights(model, filepath, *args, **kwargs)
+    record = architecture_of(model)
+    if record is not None and _is_hdf5(filepath):  # sharded saves write a .json index instead
+        from .h5 import write_record
+
+        write_record(filepath, record)
+
+
+def _load_weights(model, filepath, *args, **kwargs):
+    """``keras.Model.load_weights``, after refusing a file that records another architecture."""
+    if _is_hdf5(filepath):
+        from .h5 import check_architecture
+
+        check_architecture(model, filepath)
+    return type(model).load_weights(model, filepath, *args, **kwargs)
 
 
 def architecture_of(model) -> dict | None:

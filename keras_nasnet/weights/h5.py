@@ -47,6 +47,15 @@ def read_record(path) -> dict | None:
     return record
 
 
+def write_record(path, record: dict) -> None:
+    """Adds ``record`` (an architecture record) to the root attributes of the HDF5 file ``path``
+    (a Keras ``.weights.h5`` file written by :func:`keras_nasnet.NASNet` models' ``save_weights``)."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f.attrs[RECORD_ATTR] = json.dumps(record, sort_keys=True)
+
+
 def read_h5(path) -> dict[str, list[np.ndarray]]:
     """Reads a legacy-layout Keras h5 weights file into ``{layer name: [arrays]}``.
 
@@ -111,7 +120,9 @@ def write_h5(model, path) -> None:
 
 def check_architecture(model, path) -> None:
     """Raises :class:`WeightsError` if the file at ``path`` records another architecture than
-    ``model``'s. Files without a record (official, Keras-written) and models without one pass."""
+    ``model``'s (the fields of :data:`~keras_nasnet.weights.architecture.STRUCTURE_KEYS`, and the
+    classes when both have a top). Files without a record (official files, files written by Keras
+    for a model that has none) and models without one pass: they are left to the shape checks."""
     model_record = architecture.architecture_of(model)
     if model_record is None:
         return
@@ -212,10 +223,12 @@ def load_file(model, path) -> None:
                 f"architecture ({len(problems)} weight layer(s) differ: {'; '.join(problems[:3])}"
                 + (" ..." if len(problems) > 3 else "") + "). Nothing was loaded."
             )
+        # Same shapes do not make the same network (two genotypes can match layer for layer).
+        check_architecture(model, path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model.load_weights(path)
+                type(model).load_weights(model, path)  # the record was checked above
         except Exception as e:  # Keras raises several types; its messages can hold whole tensors.
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WeightsError(f"Could not load {path} into {model.name!r}: {first[:300]}") from None
