@@ -386,3 +386,30 @@ def test_keras_save_weights_of_our_models_records_the_architecture(tmp_path):
     assert np.allclose(np.asarray(c(x)), np.asarray(a(x)))
     d = kn.NASNetCIFAR(1, 48, genotype=_pool_genotype("max_pool_3x3"), weights=str(path))
     assert np.allclose(np.asarray(d(x)), np.asarray(a(x)))
+
+
+def test_cli_verify_checks_the_shipped_files_and_list_keeps_its_columns(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    shipped = W.project_weights_dir()
+    assert weights_cli(["verify"]) == 0  # nothing downloaded: the shipped CIFAR file is checked
+    out = capsys.readouterr().out
+    assert "nasnet_cifar_1-384_cifar10.h5: OK" in out
+
+    copy = tmp_path / "files"
+    shutil.copytree(shipped, copy)
+    data = bytearray((copy / "nasnet_cifar_1-384_cifar10.h5").read_bytes())
+    data[-1] ^= 1
+    (copy / "nasnet_cifar_1-384_cifar10.h5").write_bytes(bytes(data))
+    monkeypatch.setenv(W.DIR_ENV, str(copy))
+    assert weights_cli(["verify"]) == 1
+    assert "BAD HASH" in capsys.readouterr().out
+    monkeypatch.delenv(W.DIR_ENV)
+
+    assert weights_cli(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # Every row's file column starts where the header's does: no column runs into the next.
+    start = lines[0].index("file")
+    assert all(line[start - 2:start] == "  " and line[start] != " " for line in lines[1:])
+    cifar = next(line for line in lines if line.startswith("nasnet_cifar_1@384_cifar10"))
+    assert "test_accuracy 0.8006, test_loss 0.5819  " in cifar

@@ -1,5 +1,8 @@
 """``python -m keras_nasnet.weights list | fetch NAME... | verify [PATH]``.
 
+``verify`` without a path checks every downloaded file in the cache and every file shipped with the
+package against the registry's hashes.
+
 ``fetch`` on a connected machine fills Keras' cache (``$KERAS_HOME/models``); copy that folder to an
 offline machine, or serve it and point ``KERAS_NASNET_WEIGHTS_URL`` at it.
 """
@@ -21,8 +24,8 @@ def main(argv=None) -> int:
     sub.add_parser("list", help="list every known weight set")
     f = sub.add_parser("fetch", help="download and verify weight sets into the cache")
     f.add_argument("names", nargs="+", help="registry names, or 'all'")
-    v = sub.add_parser("verify", help="check cached (or given) files against the registry")
-    v.add_argument("path", nargs="?", help="a file to check; default: every cached file")
+    v = sub.add_parser("verify", help="check cached and shipped (or given) files against the registry")
+    v.add_argument("path", nargs="?", help="a file to check; default: every cached and shipped file")
     a = p.parse_args(argv)
     try:
         return _command(a)
@@ -35,12 +38,16 @@ def _command(a) -> int:
     reg = registry()
 
     if a.cmd == "list":
-        print(f"{'name':34} {'architecture':20} {'top':4} {'size':5} {'metrics':28} file")
+        rows = [("name", "architecture", "top", "size", "metrics", "file")]
         for s in reg.values():
             where = s.url or str(project_weights_dir() / s.file_name)
             metrics = ", ".join(f"{k} {v:.4g}" for k, v in s.metrics.items())
-            print(f"{s.name:34} {s.architecture:20} {'yes' if s.include_top else 'no':4} "
-                  f"{s.input_size:<5} {metrics:28} {where}")
+            rows.append((s.name, s.architecture, "yes" if s.include_top else "no", str(s.input_size),
+                         metrics, where))
+        # Columns as wide as their longest entry, so none runs into the next.
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        for r in rows:
+            print("  ".join(f"{c:{w}}" for c, w in zip(r, widths)) + "  " + r[-1])
         return 0
     if a.cmd == "fetch":
         names = list(reg) if a.names == ["all"] else a.names
@@ -63,10 +70,14 @@ def _command(a) -> int:
     if a.path:
         paths = [Path(a.path)]
     else:
+        # Every downloaded file in the cache, and every file shipped with the package (a missing
+        # shipped file is reported: the registry promises it).
         paths = [cache_dir() / s.file_name for s in reg.values() if s.base_url]
         paths = [x for x in paths if x.is_file()]
+        paths += list(dict.fromkeys(project_weights_dir() / s.file_name for s in reg.values()
+                                    if not s.base_url))
         if not paths:
-            print(f"No cached weight files in {cache_dir()}.")
+            print(f"No cached weight files in {cache_dir()}, and no shipped ones.")
             return 0
     status = 0
     for path in paths:
