@@ -282,7 +282,8 @@ def _decode(data: bytes, name: str) -> np.ndarray:
 def _progress(items, total: int, describe: str):
     """``items``, announced on stderr: decoding CIFAR-10 takes about a minute, and nothing else is
     printed meanwhile. A tqdm bar on a terminal; one line elsewhere (a bar in a log repeats)."""
-    print(f"keras_nasnet: decoding {total:,} images from {describe} (cached after the first run)",
+    print(f"keras_nasnet: decoding {total:,} images from {describe[:1].lower() + describe[1:]} "
+          "(cached after the first run)",
           file=sys.stderr, flush=True)
     if total >= 1000 and sys.stderr.isatty():
         try:

@@ -143,3 +143,36 @@ def test_limit_shortens_training_validation_and_test(tmp_path, monkeypatch):
     args = SimpleNamespace(data=None, split="45k", limit=12)
     (xtr, _), (xval, _), (xte, _) = train._load_data(args)
     assert (len(xtr), len(xval), len(xte)) == (12, 12, 12)
+
+
+def test_ctrl_c_is_one_line_exit_130_saying_how_to_resume(image_folder, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(out, image_folder, epochs=50), env=_env(tmp_path),
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "state.json").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and sum(line.startswith("interrupted") for line in err.splitlines()) == 1, err
+    assert "keeps the checkpoint after epoch" in err and "run the same command again to resume" in err
+
+
+def test_expected_failures_are_one_line_errors(image_folder, tmp_path, capsys):
+    from keras_nasnet import NASNetCIFAR
+    from keras_nasnet.train import main
+    from keras_nasnet.weights import write_h5
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(a_file), "--data", str(image_folder)])
+    assert e.value.code == 2 and "--out" in capsys.readouterr().err
+
+    other = tmp_path / "other.h5"
+    write_h5(NASNetCIFAR(1, 48, genotype=TINY), other)
+    code = main(["evaluate", "--weights", str(other), "--num-cells", "1", "--penultimate-filters", "48",
+                 "--data", str(image_folder)])
+    err = capsys.readouterr().err
+    assert code == 1 and "another architecture" in err and "--genotype" in err
