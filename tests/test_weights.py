@@ -413,3 +413,24 @@ def test_cli_verify_checks_the_shipped_files_and_list_keeps_its_columns(tmp_path
     assert all(line[start - 2:start] == "  " and line[start] != " " for line in lines[1:])
     cifar = next(line for line in lines if line.startswith("nasnet_cifar_1@384_cifar10"))
     assert "test_accuracy 0.8006, test_loss 0.5819  " in cifar
+
+
+def test_registry_entries_name_their_constructor_and_older_manifests_still_load(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    spec = W.registry()["nasnet_cifar_1@384_cifar10"]
+    assert (spec.model, spec.arguments) == ("NASNetCIFAR", {"num_cells": 1, "penultimate_filters": 384})
+    assert W.registry()["nasnet_large_imagenet"].model == "NASNetLarge"
+
+    # A manifest written before entries named their constructor: derived from "architecture".
+    shutil.copytree(W.project_weights_dir(), tmp_path / "files")
+    manifest = tmp_path / "files" / "manifest.json"
+    entries = json.loads(manifest.read_text())["weights"]
+    for e in entries:
+        e.pop("model"), e.pop("arguments")
+    manifest.write_text(json.dumps({"weights": entries}))
+    monkeypatch.setenv(W.DIR_ENV, str(tmp_path / "files"))
+    old = W.registry()["nasnet_cifar_1@384_cifar10"]
+    assert (old.model, old.arguments) == (spec.model, spec.arguments)
+    assert old.build().count_params() == 230138
