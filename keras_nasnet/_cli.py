@@ -28,13 +28,28 @@ def verbose() -> bool:
 
 def running_as_cli() -> bool:
     """Whether this process was started as ``python -m keras_nasnet[.something]``."""
+    return _command()[0].split(".")[0] == "keras_nasnet"
+
+
+def _command() -> tuple[str, list[str]]:
+    """The ``-m`` module and the arguments after it (``("", [])`` when not run with ``-m``)."""
     argv = list(getattr(sys, "orig_argv", []))
-    for i, arg in enumerate(argv[:-1]):
-        if arg == "-m":
-            return argv[i + 1].split(".")[0] == "keras_nasnet"
+    for i, arg in enumerate(argv):
+        if arg == "-m" and i + 1 < len(argv):
+            return argv[i + 1], argv[i + 2:]
         if arg.startswith("-m") and len(arg) > 2:
-            return arg[2:].split(".")[0] == "keras_nasnet"
-    return False
+            return arg[2:], argv[i + 1:]
+    return "", []
+
+
+def light_command() -> bool:
+    """Whether this process is a command line that needs no TensorFlow: ``--help`` of any of them,
+    or ``python -m keras_nasnet.weights`` (listing, fetching and verifying files). The package then
+    imports its models lazily, on first use."""
+    module, args = _command()
+    if module.split(".")[0] != "keras_nasnet":
+        return False
+    return module == "keras_nasnet.weights" or "-h" in args or "--help" in args
 
 
 @contextlib.contextmanager
@@ -72,7 +87,8 @@ def quiet_startup() -> None:
     if verbose() or not running_as_cli():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    if ("tensorflow" in sys.modules or light_command()
+            or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow"):
         return
     try:
         with _stderr_held_back():

@@ -58,7 +58,7 @@ class ScheduledDropPath(layers.Layer):
     """ScheduledDropPath (paper, appendix A.5): drops a whole path per example during training.
 
     The drop probability is ``rate * progress``, where ``progress`` (0 to 1, a non-trainable
-    variable) is advanced by :class:`keras_nasnet.train.DropPathSchedule`; ``rate`` already carries
+    variable) is advanced by :class:`DropPathSchedule`; ``rate`` already carries
     TF-slim's linear scaling with cell depth. Kept paths are scaled by ``1 / keep`` so inference needs
     no rescaling.
     """
@@ -294,3 +294,18 @@ def apply_op(op, x, filters, stride, cfg: BNConfig, name, padded=None):
     if spec is None:
         raise ValueError(f"Unknown op {op!r}. Valid ops are: {', '.join(OP_SPECS)}.")
     return BUILDERS[spec.family](x, spec, filters, stride, cfg, name, padded)
+
+
+class DropPathSchedule(keras.callbacks.Callback):
+    """Ramps every :class:`ScheduledDropPath` linearly over training (paper A.5): progress is
+    ``epoch / epochs`` at the start of each epoch (``keras_nasnet.train`` uses it; also reachable
+    as ``keras_nasnet.train.DropPathSchedule``)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in self.model.layers:
+            if isinstance(layer, ScheduledDropPath):
+                layer.progress.assign(epoch / self.epochs)

@@ -18,16 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from . import augment_numpy
 from . import data as data_lib
 from .cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .fileio import FolderLock, FolderLocked, savez_atomic, write_json_atomic
 from .genotypes import genotype_from
-from .models import NASNetCIFAR
-from .ops import ScheduledDropPath
 
 
 class TrainingError(Exception):
@@ -42,18 +38,14 @@ class TrainingDiverged(TrainingError):
     """The loss stopped being finite; the last good checkpoint was kept."""
 
 
-class DropPathSchedule(keras.callbacks.Callback):
-    """Ramps every :class:`~keras_nasnet.ops.ScheduledDropPath` linearly over training (paper A.5):
-    progress is ``epoch / epochs`` at the start of each epoch."""
+def __getattr__(name):
+    # DropPathSchedule lives in keras_nasnet.ops (with the layer it drives), so that this module
+    # imports Keras only when a run starts: ``--help`` needs no TensorFlow.
+    if name == "DropPathSchedule":
+        from .ops import DropPathSchedule
 
-    def __init__(self, epochs: int):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for layer in self.model.layers:
-            if isinstance(layer, ScheduledDropPath):
-                layer.progress.assign(epoch / self.epochs)
+        return DropPathSchedule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_distribution(kind: str | None):
@@ -61,6 +53,8 @@ def make_distribution(kind: str | None):
     described by ``TF_CONFIG``)."""
     if kind is None:
         return None
+    import keras
+
     if keras.backend.backend() != "tensorflow":
         raise ValueError(f"--distribute {kind} needs the TensorFlow backend (KERAS_BACKEND="
                          f"tensorflow); this process runs Keras on {keras.backend.backend()}.")
@@ -82,6 +76,10 @@ def build_training_model(args, steps_per_epoch: int, replicas: int = 1):
     With several replicas the learning rate is scaled linearly (``--batch-size`` is per replica) and
     BatchNormalization statistics are synchronized across replicas.
     """
+    import keras
+
+    from .models import NASNetCIFAR
+
     model = NASNetCIFAR(
         num_cells=args.num_cells, penultimate_filters=args.penultimate_filters,
         genotype=genotype_from(args.genotype), drop_path_rate=args.drop_path,
@@ -203,6 +201,11 @@ def fit(args) -> dict:
 
 
 def _fit(args, out: Path) -> dict:
+    import keras
+
+    from . import augment_numpy
+    from .ops import DropPathSchedule
+
     config = _config_of(args)
     cfg_file = out / "config.json"
     if cfg_file.exists():
@@ -362,6 +365,8 @@ def evaluate_main(argv) -> dict:
                    help="default: the architecture of registered weights, else 768")
     p.add_argument("--limit", type=nonnegative_int, default=0, help="use only N test images")
     a = p.parse_args(argv)
+    from .models import NASNetCIFAR
+
     model = NASNetCIFAR(a.num_cells, a.penultimate_filters, genotype=genotype_from(a.genotype),
                         weights=a.weights)
     _, (xte, yte) = data_lib.load_cifar10(a.data)
