@@ -9,7 +9,7 @@ Genotypes go in, Keras models come out::
 
 from .genotypes import AMOEBANET_A, GENOTYPES, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype
 from .imagenet import decode_predictions, preprocess_input
-from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile
+from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile, PNASNet5Large
 from .ops import ScheduledDropPath, StridePadding2D
 from .optimize import fold_batch_norm
 
@@ -22,6 +22,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AMOEBANET_A", "Block", "Cell", "GENOTYPES", "Genotype", "NASNET_A", "NASNet", "NASNetCIFAR",
-    "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "ScheduledDropPath", "StridePadding2D",
+    "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "PNASNet5Large", "ScheduledDropPath", "StridePadding2D",
     "decode_predictions", "export", "fold_batch_norm", "preprocess_input",
 ]
