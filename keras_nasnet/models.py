@@ -209,6 +209,8 @@ def NASNet(
                                spec is not None and spec.preprocessing == "imagenet")
     if auxiliary_head:
         _check_aux_input_size(input_shape, stem)
+    # Before the (possibly long) build, so that a missing download fails at once.
+    weights_path = None if spec is None else weights_lib.local_path(spec)
 
     if input_tensor is None:
         inputs = layers.Input(shape=input_shape, name="input_layer")
@@ -242,7 +244,7 @@ def NASNet(
         include_top=include_top, classes=classes, auxiliary_head=auxiliary_head,
         include_preprocessing=include_preprocessing, bn_epsilon=bn_epsilon, op_style=op_style))
     if spec is not None:
-        weights_lib.load_into(model, spec)
+        weights_lib.load_into(model, spec, weights_path)
     return model
 
 
@@ -461,7 +463,8 @@ def _top(x, aux_input, include_top, pooling, classes, classifier_activation, dro
     """The classifier (and auxiliary classifier when ``aux_input`` is given), or the pooling."""
     if include_top:
         # Under mixed precision keep the classifiers in float32, so probabilities and losses are.
-        head_dtype = "float32" if keras.mixed_precision.global_policy().compute_dtype != "float32" else None
+        head_dtype = ("float32" if keras.mixed_precision.global_policy().compute_dtype in ("float16", "bfloat16")
+                      else None)
         x = layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
         if dropout_rate:
             x = layers.Dropout(dropout_rate, name="top_dropout")(x)

@@ -1,7 +1,9 @@
-"""``python -m keras_nasnet.weights list | fetch NAME... | verify [PATH]``.
+"""``python -m keras_nasnet.weights list | fetch NAME... | verify [PATH] | convert SOURCE OUT``.
 
 ``fetch`` on a connected machine fills Keras' cache (``$KERAS_HOME/models``); copy that folder to an
-offline machine, or serve it and point ``KERAS_NASNET_WEIGHTS_URL`` at it.
+offline machine, or serve it and point ``KERAS_NASNET_WEIGHTS_URL`` at it. ``convert
+timm:pnasnet5large.tf_in1k OUT.h5`` converts timm's PNASNet-5 Large file (downloaded into the cache,
+or given with --source) into Keras weights for ``PNASNet5Large(weights=OUT.h5)``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import WeightsError, cache_dir, fetch, file_digest, project_weights_dir, registry
+from . import WeightsError, cache_dir, fetch, project_weights_dir, registry
+from .download import problem
 
 
 def main(argv=None) -> int:
@@ -23,6 +26,12 @@ def main(argv=None) -> int:
     f.add_argument("names", nargs="+", help="registry names, or 'all'")
     v = sub.add_parser("verify", help="check cached (or given) files against the registry")
     v.add_argument("path", nargs="?", help="a file to check; default: every cached file")
+    c = sub.add_parser("convert", help="convert timm's PNASNet-5 Large weights into a Keras file")
+    c.add_argument("model", metavar="SOURCE", help="timm:pnasnet5large.tf_in1k")
+    c.add_argument("out", metavar="OUT", help="the Keras file to write: OUT.h5 (with the "
+                   "architecture record, loads by layer name) or OUT.weights.h5 (Keras' own format)")
+    c.add_argument("--source", metavar="FILE", help="timm's model.safetensors on disk (default: "
+                   "download it into Keras' cache, or use the copy there)")
     a = p.parse_args(argv)
     try:
         return _command(a)
@@ -41,6 +50,22 @@ def _command(a) -> int:
             metrics = ", ".join(f"{k} {v:.4g}" for k, v in s.metrics.items())
             print(f"{s.name:34} {s.architecture:20} {'yes' if s.include_top else 'no':4} "
                   f"{s.input_size:<5} {metrics:28} {where}")
+        return 0
+    if a.cmd == "convert":
+        from .timm import TIMM_MODEL, convert
+
+        if a.model not in (f"timm:{TIMM_MODEL}", f"timm:{TIMM_MODEL.split('.')[0]}"):
+            print(f"Cannot convert {a.model!r}: the converter knows timm:{TIMM_MODEL} only.",
+                  file=sys.stderr)
+            return 2
+        if not a.out.endswith(".h5"):
+            print(f"OUT must end in .h5 or .weights.h5; got {a.out!r}.", file=sys.stderr)
+            return 2
+        if a.source and not Path(a.source).is_file():
+            print(f"--source {a.source}: no such file.", file=sys.stderr)
+            return 2
+        source = a.source or fetch(reg["pnasnet5_large_imagenet"])
+        print(f"{convert(source, a.out)}: converted from {source}")
         return 0
     if a.cmd == "fetch":
         names = list(reg) if a.names == ["all"] else a.names
@@ -79,9 +104,10 @@ def _command(a) -> int:
             print(f"{path}: no such file.", file=sys.stderr)
             status = 1
             continue
-        ok = file_digest(path, spec.hash_algorithm) == spec.file_hash
-        print(f"{path}: {'OK' if ok else 'BAD HASH'} ({spec.name}, {spec.hash_algorithm})")
-        status |= not ok
+        what = problem(spec, path)
+        check = spec.hash_algorithm if spec.file_hash else "structure; no published hash"
+        print(f"{path}: {'OK' if what is None else 'BAD: ' + what} ({spec.name}, {check})")
+        status |= what is not None
     return status
 
 

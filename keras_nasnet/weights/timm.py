@@ -215,9 +215,9 @@ def _cell_modules() -> frozenset:
         (f"cell_stem_{int(i[5:]) - 1}" if i.startswith("stem_") else f"cell_{i}") for i in ids)
 
 
-def to_keras(array: np.ndarray, kind: str) -> np.ndarray:
+def to_keras(array: np.ndarray, kind: str, dtype="float32") -> np.ndarray:
     """A PyTorch tensor in Keras' layout (channels-last kernels, ``(in, out)`` dense kernels)."""
-    a = np.asarray(array, np.float32)
+    a = np.asarray(array, dtype)
     if kind in ("conv", "pointwise"):
         return a.transpose(2, 3, 1, 0)  # (out, in, kh, kw) -> (kh, kw, in, out)
     if kind == "depthwise":
@@ -278,6 +278,18 @@ def write_keras_h5(layer_weights: dict, path, record: dict | None) -> None:
                 g.attrs["weight_names"] = wnames
                 for n, a in zip(wnames, arrays):
                     g.create_dataset(n.decode(), data=a)
+
+
+def read_record_ok(path) -> bool:
+    """Whether ``path`` is a converted file this version wrote (readable, with PNASNet's record)."""
+    from .architecture import differences
+    from .h5 import read_record
+
+    try:
+        record = read_record(path)
+    except WeightsError:
+        return False
+    return record is not None and not differences(record, pnasnet_record())
 
 
 def pnasnet_record() -> dict:
