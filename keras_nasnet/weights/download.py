@@ -51,7 +51,7 @@ def problem(spec: WeightSpec, path) -> str | None:
     if spec.file_hash is not None:
         digest = file_digest(path, spec.hash_algorithm)
         if digest != spec.file_hash:
-            return f"{path} has {spec.hash_algorithm} {digest}, but {spec.name!r} expects {spec.file_hash}."
+            return f"{path} has {spec.hash_algorithm} {digest}, expected {spec.file_hash} for {spec.name!r}."
     if spec.converter == "timm":
         from .timm import check_file
 
