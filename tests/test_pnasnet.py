@@ -21,7 +21,7 @@ from keras_nasnet.weights import timm as T
 
 # A PNASNet at a size CI affords: the same cells, stem and op conventions, fewer and narrower cells.
 TINY = dict(genotype=kn.PNASNET_5, num_cells=(1, 1, 1), penultimate_filters=160, stem="imagenet",
-            stem_filters=8, op_style="slim", input_shape=(40, 40, 3), classes=7)
+            stem_filters=8, op_style="slim", input_shape=(32, 32, 3), classes=7)
 
 
 def _randomise_bn(model, rng):
@@ -91,7 +91,7 @@ def test_slim_pools_pad_as_tf_same_and_project_without_relu():
 def test_tiny_pnasnet_saves_folds_and_runs_at_any_size(tmp_path, rng):
     model = kn.NASNet(**TINY)
     _randomise_bn(model, rng)
-    x = rng.uniform(-1, 1, (2, 40, 40, 3)).astype("float32")
+    x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     want = np.asarray(model(x, training=False))
     model.save(tmp_path / "tiny.keras")
     again = keras.models.load_model(tmp_path / "tiny.keras")
