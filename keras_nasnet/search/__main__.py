@@ -115,7 +115,7 @@ PAPER_PPO = {"lr": 0.00035, "lr_final": None, "entropy_weight": 1e-5, "entropy_f
              "clip": 0.2, "tanh_constant": None, "batch_size": 20}
 
 #: Named PPO settings (``--preset``); explicit flags override them. ``default`` differs from the
-#: paper only in the entropy bonus, measured on the synthetic reward (README, search section).
+#: paper only in the entropy bonus, measured on the synthetic reward (docs/search-results.md).
 PPO_PRESETS = {"default": {**PAPER_PPO, "entropy_weight": 0.05}, "paper": PAPER_PPO}
 
 #: PPO settings used unless overridden on the command line.
