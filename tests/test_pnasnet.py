@@ -290,3 +290,13 @@ def test_supernet_wires_its_cells_as_the_models_do():
         ("reduction", "reduce_2", 16, 0, 1, 0, 0), ("normal", "3", 16, 1, 2, 1, 0),
         ("normal", "4", 16, 1, 3, 2, 1), ("reduction", "reduce_4", 32, 1, 4, 3, 1),
         ("normal", "5", 32, 2, 5, 4, 1), ("normal", "6", 32, 2, 6, 5, 2)]
+
+
+def test_a_float64_policy_keeps_the_classifier_in_float64():
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = kn.NASNetCIFAR(1, 24, bn_fused=False)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    assert model.get_layer("predictions").compute_dtype == "float64"
