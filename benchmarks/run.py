@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --quick          # about 5 minutes on 2 CPU cores; ends with a JSON line
     python benchmarks/run.py --out bench.md   # the full run, written as a markdown table
+    python benchmarks/run.py --pnasnet-only   # PNASNet5Large against timm's pnasnet5large only
 
 Each case is timed as the median of several repetitions after a warm-up (which includes tracing),
 with ``tf.function`` and XLA off (XLA makes depthwise convolutions slower on CPU). Peak memory is the
@@ -163,6 +164,45 @@ def search_case(reps, train_images=4000):
             "controller_share": (sample + update) / 20 / child}
 
 
+def pnasnet_case(reps, batch=1, size=331):
+    """PNASNet5Large's forward pass (``tf.function``, as the other cases) against timm's
+    ``pnasnet5large`` in PyTorch (eval mode, no_grad) on the same machine, in one process; timm's
+    side is left out when torch or timm is not installed. Same random weights are not needed for
+    timing; both sides run the same network (see tests/test_pnasnet.py)."""
+    x = tf.random.uniform((batch, size, size, 3), -1, 1)
+    model = kn.PNASNet5Large(weights=None)
+    f = tf.function(lambda t: model(t, training=False), jit_compile=False)
+    sides = {"ours": lambda: f(x).numpy()}
+    try:
+        import timm
+        import torch
+    except ImportError:
+        timm = None
+    if timm is not None:
+        tm = timm.create_model("pnasnet5large", pretrained=False).eval()
+        xt = torch.from_numpy(x.numpy().transpose(0, 3, 1, 2).copy())
+
+        def peer():
+            with torch.no_grad():
+                return tm(xt).numpy()
+
+        sides["timm"] = peer
+    for step in sides.values():  # warm-up (tracing, first allocations)
+        step()
+    times = {k: [] for k in sides}
+    for i in range(reps):
+        order = list(sides)[i % len(sides):] + list(sides)[:i % len(sides)]
+        for k in order:
+            t = time.perf_counter()
+            sides[k]()
+            times[k].append(time.perf_counter() - t)
+    out = {k: statistics.median(v) for k, v in times.items()}
+    if "timm" in out:
+        out["ratio"] = out["ours"] / out["timm"]
+        out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
 #: Our variants, against the peer: "before" is the graph keras.applications builds (Keras' own
 #: BatchNormalization), "ours" the default (fused BN), "folded" ``fold_batch_norm`` (inference only).
 VARIANTS = ("before", "ours", "folded")
@@ -173,9 +213,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer cases and repetitions (about 5 minutes)")
     p.add_argument("--out", default=None, help="write the results as a markdown table here")
+    p.add_argument("--pnasnet-only", action="store_true",
+                   help="time only PNASNet5Large against timm's pnasnet5large (331, batch 1)")
     a = p.parse_args(argv)
     reps = 3 if a.quick else 7
     rows = []
+    if a.pnasnet_only:
+        res = pnasnet_case(reps)
+        print(json.dumps({"pnasnet5large_331_batch1": res}))
+        return
 
     def add(name, res):
         row = {"case": name, "peer_s": res["peer"], "peer_mb": res["peer_mb"]}
@@ -204,6 +250,10 @@ def main(argv=None):
     add("inference NASNetLarge 331 batch 1", inference_case(sides(large, large_peer, True), 331, 1, 3 if a.quick else reps))
     if not a.quick:
         add("inference NASNetLarge 331 batch 32", inference_case(sides(large, large_peer, True), 331, 32, 3))
+    pnas = pnasnet_case(3)
+    print("inference PNASNet5Large 331 batch 1: ours {:.1f} ms".format(pnas["ours"] * 1000)
+          + (" | timm {:.1f} ms (ratio {:.3f})".format(pnas["timm"] * 1000, pnas["ratio"])
+             if "timm" in pnas else " (timm not installed)"), flush=True)
     add(f"train step NASNetMobile 224 batch {big}", train_case(sides(mob, mob_peer, False), 224, big, reps, 1000))
     cifar = (1, 384) if a.quick else (6, 768)
     add(f"train step NASNetCIFAR {cifar[0]}@{cifar[1]} batch 32",
@@ -229,7 +279,7 @@ def main(argv=None):
                     f"(N=1, F=8, one epoch on {search['train_images']:,} images, scored on 5,000).\n")
     ratios = {f"{r['case']} [{v}]": round(r[v + "_ratio"], 3) for r in rows for v in VARIANTS if v + "_s" in r}
     print(json.dumps({"ratios": ratios, "search_controller_share": round(search["controller_share"], 6),
-                      "machine": machine}))
+                      "pnasnet5large_331_batch1": pnas, "machine": machine}))
 
 
 if __name__ == "__main__":

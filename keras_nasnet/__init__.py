@@ -20,7 +20,7 @@ from .imagenet import decode_predictions, preprocess_input  # noqa: E402
 
 #: Names that need Keras (and so TensorFlow), by module.
 _KERAS_NAMES = {"NASNet": "models", "NASNetCIFAR": "models", "NASNetLarge": "models",
-                "NASNetMobile": "models", "ScheduledDropPath": "ops", "StridePadding2D": "ops",
+                "NASNetMobile": "models", "PNASNet5Large": "models", "ScheduledDropPath": "ops", "StridePadding2D": "ops",
                 "fold_batch_norm": "optimize"}
 
 
@@ -37,7 +37,7 @@ def __getattr__(name):
 if not _light_command():
     # Eager everywhere else: importing keras_nasnet registers its layers with Keras, which loading
     # a .keras file relies on.
-    from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile  # noqa: E402
+    from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile, PNASNet5Large  # noqa: E402
     from .ops import ScheduledDropPath, StridePadding2D  # noqa: E402
     from .optimize import fold_batch_norm  # noqa: E402
 
@@ -50,6 +50,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AMOEBANET_A", "Block", "Cell", "GENOTYPES", "Genotype", "NASNET_A", "NASNet", "NASNetCIFAR",
-    "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "ScheduledDropPath", "StridePadding2D",
+    "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "PNASNet5Large", "ScheduledDropPath", "StridePadding2D",
     "decode_predictions", "export", "fold_batch_norm", "preprocess_input",
 ]

@@ -333,7 +333,8 @@ def test_registry_holds_the_official_files():
     reg = W.registry()
     assert reg["nasnet_mobile_imagenet"].file_hash == "020fb642bf7360b370c678b08e0adf61"
     assert reg["nasnet_large_imagenet_notop"].url.endswith("/NASNet-large-no-top.h5")
-    assert {s.architecture for s in reg.values() if s.dataset == "imagenet"} == {"nasnet_mobile", "nasnet_large"}
+    assert {s.architecture for s in reg.values() if s.dataset == "imagenet"} == {
+        "nasnet_mobile", "nasnet_large", "pnasnet5_large"}
 
 
 def test_preprocess_and_decode_predictions_offline():

@@ -56,22 +56,12 @@ class _CellPlan:
 
 
 def plan_cells(num_cells: int, filters: int) -> list[_CellPlan]:
-    """The cells of the CIFAR skeleton in order, wired as :func:`keras_nasnet.models.NASNet` wires them."""
-    plans, f = [], filters
-    x, xl, p, pl = -1, 0, -1, 0
+    """The cells of the CIFAR skeleton in order, wired as :func:`keras_nasnet.models.NASNet` wires
+    them (derived by :func:`keras_nasnet.models.cell_plan`, the one derivation)."""
+    from ..models import cell_plan
 
-    def add(kind, f, block_id):
-        nonlocal x, xl, p, pl
-        plans.append(_CellPlan(kind, block_id, f, xl, x, p, pl))
-        x, xl, p, pl = len(plans) - 1, xl + (kind == "reduction"), x, xl
-
-    for stack in range(3):
-        for i in range(num_cells):
-            add("normal", f, str(stack * num_cells + i + (stack > 0)))
-        if stack < 2:
-            f *= 2
-            add("reduction", f, f"reduce_{(stack + 1) * num_cells}")
-    return plans
+    return [_CellPlan(c.kind, c.block_id, c.filters, c.level, c.ip, c.p, c.p_level)
+            for c in cell_plan("cifar", num_cells, filters, 2, False)]
 
 
 def _branch(op, filters, stride, size, cfg, name):

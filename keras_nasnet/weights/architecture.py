@@ -23,27 +23,31 @@ import types
 _ATTR = "_keras_nasnet_architecture"
 #: Record fields that decide the network's layers and what its weights compute.
 STRUCTURE_KEYS = ("genotype", "num_cells", "penultimate_filters", "stem", "stem_filters",
-                  "skip_reduction", "filter_multiplier", "include_preprocessing")
+                  "skip_reduction", "filter_multiplier", "include_preprocessing", "op_style")
+#: What a record written before a field existed means by its absence.
+_ABSENT = {"op_style": "keras"}
 FORMAT = 1
 
 
 def architecture_record(genotype, *, num_cells, penultimate_filters, stem, stem_filters,
                         skip_reduction, filter_multiplier, include_top, classes, auxiliary_head,
-                        include_preprocessing, bn_epsilon) -> dict:
+                        include_preprocessing, bn_epsilon, op_style="keras") -> dict:
     """The record of a network built by :func:`keras_nasnet.NASNet` with these arguments.
 
     ``include_top``, ``classes``, ``auxiliary_head`` and ``bn_epsilon`` are recorded for information;
     ``classes`` is compared only when both sides have a top (a file with a top also serves a model
-    without one, and a file with an auxiliary head a model without it).
+    without one, and a file with an auxiliary head a model without it). ``num_cells`` is an int or
+    a list of three (one count per stack).
     """
+    cells = int(num_cells) if isinstance(num_cells, int) else [int(n) for n in num_cells]
     return {
-        "format": FORMAT, "genotype": genotype.to_dict(), "num_cells": int(num_cells),
+        "format": FORMAT, "genotype": genotype.to_dict(), "num_cells": cells,
         "penultimate_filters": int(penultimate_filters), "stem": stem,
         "stem_filters": int(stem_filters), "skip_reduction": bool(skip_reduction),
         "filter_multiplier": int(filter_multiplier),
         "include_preprocessing": bool(include_preprocessing), "include_top": bool(include_top),
         "classes": int(classes), "auxiliary_head": bool(auxiliary_head),
-        "bn_epsilon": float(bn_epsilon),
+        "bn_epsilon": float(bn_epsilon), "op_style": op_style,
     }
 
 
@@ -112,7 +116,7 @@ def differences(file_record: dict, model_record: dict) -> list[str]:
     """What differs between a file's record and a model's, as readable lines (empty: they fit)."""
     out = []
     for key in STRUCTURE_KEYS:
-        a, b = file_record.get(key), model_record.get(key)
+        a, b = (r.get(key, _ABSENT.get(key)) for r in (file_record, model_record))
         if a == b:
             continue
         if key == "genotype" and isinstance(a, dict) and isinstance(b, dict):

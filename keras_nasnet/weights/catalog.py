@@ -43,7 +43,8 @@ class WeightSpec:
         file_name: file name in the cache and on the server.
         origin_name: file name at the base URL (official files are renamed when cached).
         hash_algorithm: ``md5`` or ``sha256``.
-        file_hash: hex digest of the whole file.
+        file_hash: hex digest of the whole file; ``None`` where no digest is published (then the
+            file is checked by its structure: see ``converter``).
         input_size: the training resolution.
         preprocessing: ``imagenet`` (inputs in [-1, 1], see ``preprocess_input``) or ``raw``
             (pixels in [0, 255], normalised inside the model).
@@ -56,6 +57,10 @@ class WeightSpec:
             ``"NASNetCIFAR"``...).
         arguments: the keyword arguments that constructor takes to build it (e.g.
             ``{"num_cells": 1, "penultimate_filters": 384}``); see :meth:`build`.
+        converter: ``None`` for a Keras file; ``"timm"`` for timm's PyTorch weights, checked
+            against timm's list of tensor names and shapes, converted once into Keras' cache and
+            loaded from there (see :mod:`keras_nasnet.weights.timm`).
+        license: the license the weights are published under.
     """
 
     name: str
@@ -65,7 +70,7 @@ class WeightSpec:
     file_name: str
     origin_name: str
     hash_algorithm: str
-    file_hash: str
+    file_hash: str | None
     input_size: int
     preprocessing: str
     classes: int
@@ -75,6 +80,8 @@ class WeightSpec:
     recipe: str | None = None
     model: str | None = None
     arguments: dict = dataclasses.field(default_factory=dict)
+    converter: str | None = None
+    license: str | None = None
 
     def build(self, **kwargs):
         """The model these weights are for, with them loaded: ``keras_nasnet.<model>(**arguments,
@@ -126,6 +133,22 @@ _OFFICIAL = [
     _keras_spec("nasnet_large", False, "NASNet-large-no-top.h5", "nasnet_large_no_top.h5",
                 "d81d89dc07e6e56530c4e77faddd61b5", 331, _LARGE),
 ]
+
+#: timm's port of TF-slim's PNASNet-5 Large checkpoint, pinned to the hub revision that added it.
+#: No SHA-256 of this file is published where it could be checked from here, so it is verified by
+#: its structure instead: every one of timm's 1,380 tensor names with its shape, and a length that
+#: ends exactly where the header's last tensor ends (``keras_nasnet.weights.timm.check_file``).
+TIMM_PNASNET_REVISION = "f9a5fe500f179855bb3b97d9550b32b2cc78c0da"
+_PNASNET = WeightSpec(
+    name="pnasnet5_large_imagenet", architecture="pnasnet5_large", dataset="imagenet",
+    include_top=True, file_name="timm_pnasnet5large.tf_in1k.safetensors",
+    origin_name="model.safetensors", hash_algorithm="sha256", file_hash=None, input_size=331,
+    preprocessing="imagenet", classes=1000, metrics={"top1": 0.829, "top5": 0.962},
+    source="TF-slim's pnasnet-5_large_2017_12_13 ImageNet checkpoint as ported by timm "
+           "(pnasnet5large.tf_in1k); metrics from TF-slim's README (ILSVRC-2012 val, single crop)",
+    base_url=f"https://huggingface.co/timm/pnasnet5large.tf_in1k/resolve/{TIMM_PNASNET_REVISION}",
+    converter="timm", license="Apache-2.0", model="PNASNet5Large",
+)
 
 # Manifest fields: name -> (type check, what the value must be, default when optional).
 _REQUIRED = object()
@@ -230,7 +253,7 @@ def registry() -> dict[str, WeightSpec]:
     project, problems = read_manifest(project_weights_dir())
     for p in problems:
         warnings.warn(f"keras_nasnet: {p}", stacklevel=2)
-    return {s.name: s for s in _OFFICIAL + project}
+    return {s.name: s for s in _OFFICIAL + [_PNASNET] + project}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +279,7 @@ def resolve(weights, architecture, include_top, classes, classifier_activation="
     if not isinstance(weights, str):
         raise ValueError(f"weights must be None, a name or a path; got {type(weights).__name__}.")
     project, problems = read_manifest(project_weights_dir())
-    reg = {s.name: s for s in _OFFICIAL + project}
+    reg = {s.name: s for s in _OFFICIAL + [_PNASNET] + project}
     datasets = sorted({s.dataset for s in reg.values()})
     if weights in reg:
         spec = reg[weights]

@@ -241,12 +241,36 @@ def load_file(model, path) -> None:
         )
 
 
-def load_into(model, spec) -> None:
-    """Loads a resolved ``weights`` argument (see :func:`~keras_nasnet.weights.resolve`) into
-    ``model``."""
+def local_path(spec):
+    """The local file of a resolved ``weights`` argument: the user's file, the verified download,
+    or (for a ``converter`` spec) the Keras file converted from it. Constructors call it before
+    building the model, so that a missing download fails at once."""
     from .download import fetch
 
     if isinstance(spec, FileWeights):
-        load_file(model, spec.path)
+        return spec.path
+    if spec.converter == "timm":
+        return converted(spec)
+    return fetch(spec)
+
+
+def load_into(model, spec, path=None) -> None:
+    """Loads a resolved ``weights`` argument (see :func:`~keras_nasnet.weights.resolve`) into
+    ``model``, from ``path`` if :func:`local_path` already gave it."""
+    path = local_path(spec) if path is None else path
+    if isinstance(spec, FileWeights):
+        load_file(model, path)
     else:
-        load_h5_by_name(model, fetch(spec))
+        load_h5_by_name(model, path)
+
+
+def converted(spec) -> "os.PathLike":
+    """The Keras file converted from a ``converter`` spec's download, in Keras' cache: converted on
+    first use (downloading and checking the source if needed), then reused."""
+    from .download import cache_dir, fetch
+    from .timm import convert, read_record_ok
+
+    path = cache_dir() / f"{spec.name}.h5"
+    if not (path.is_file() and read_record_ok(path)):
+        convert(fetch(spec), path)
+    return path
