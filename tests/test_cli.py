@@ -63,3 +63,13 @@ def test_progress_is_one_line_per_epoch_off_a_terminal(monkeypatch):
     assert train._verbosity(SimpleNamespace(verbose=1)) == 1  # asked for: kept
     monkeypatch.setattr(sys, "stdout", Out(True))
     assert train._verbosity(SimpleNamespace(verbose=None)) == 1
+
+
+def test_weights_convert_gets_the_quiet_start_up(monkeypatch):
+    """``weights convert`` builds PNASNet5Large, so TensorFlow must be imported quietly up front;
+    list, fetch and verify import none."""
+    from keras_nasnet import _cli
+
+    for args, light in ((["list"], True), (["verify"], True), (["convert", "timm:x", "o.h5"], False)):
+        monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "keras_nasnet.weights", *args])
+        assert _cli.light_command() is light, args
