@@ -164,6 +164,47 @@ def test_cli_convert_refuses_what_it_cannot_convert(tmp_path, capsys):
     assert "--source" in capsys.readouterr().err
 
 
+def test_cli_convert_refuses_an_out_it_cannot_write_before_converting(tmp_path, capsys):
+    from keras_nasnet.weights.__main__ import main
+
+    src = tmp_path / "timm.safetensors"
+    _safetensors(src, {"w": np.zeros(2, "float32")})
+    (tmp_path / "folder.h5").mkdir()
+    (tmp_path / "a_file").write_text("")
+    for out in (tmp_path / "folder.h5", tmp_path / "a_file" / "o.h5"):
+        assert main(["convert", "timm:pnasnet5large.tf_in1k", str(out), "--source", str(src)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"OUT {out}: ") and "Traceback" not in err
+
+
+def test_interrupted_conversion_to_keras_format_leaves_no_out(tmp_path, monkeypatch, capsys):
+    """The .weights.h5 path goes through a by-name h5 file: it must never be left under OUT's name."""
+    from keras_nasnet import models
+    from keras_nasnet.weights import h5
+    from keras_nasnet.weights.__main__ import main
+
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models, "PNASNet5Large", lambda **kw: None)  # no 88M-weight model here
+    monkeypatch.setattr(h5, "load_h5_by_name", stop)
+    monkeypatch.setattr(T, "check_file", lambda path: None)
+    monkeypatch.setattr(T, "read_safetensors", lambda path: {})
+    src = tmp_path / "timm.safetensors"
+    src.write_bytes(b"")
+    out = tmp_path / "p.weights.h5"
+    with pytest.raises(KeyboardInterrupt):
+        T.convert(src, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["timm.safetensors"]
+    try:  # caught here, so that without the CLI's handling this test fails instead of ending pytest
+        status = main(["convert", "timm:pnasnet5large.tf_in1k", str(out), "--source", str(src)])
+    except KeyboardInterrupt:
+        status = "KeyboardInterrupt escaped"
+    assert status == 130
+    assert "interrupted: the conversion was stopped" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["timm.safetensors"]
+
+
 needs_torch = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None or importlib.util.find_spec("timm") is None,
     reason="needs torch and timm")

@@ -12,6 +12,7 @@ or given with --source) into Keras weights for ``PNASNet5Large(weights=OUT.h5)``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -71,8 +72,21 @@ def _command(a) -> int:
         if a.source and not Path(a.source).is_file():
             print(f"--source {a.source}: no such file.", file=sys.stderr)
             return 2
-        source = a.source or fetch(reg["pnasnet5_large_imagenet"])
-        print(f"{convert(source, a.out)}: converted from {source}")
+        refusal = _unwritable(Path(a.out))
+        if refusal:
+            print(f"OUT {a.out}: {refusal}; choose another OUT.", file=sys.stderr)
+            return 2
+        try:
+            source = a.source or fetch(reg["pnasnet5_large_imagenet"])
+            print(f"{convert(source, a.out)}: converted from {source}")
+        except KeyboardInterrupt:
+            from .._cli import interrupted
+
+            return interrupted(f"the conversion was stopped; {a.out} was not written",
+                               "run the command again")
+        except OSError as e:  # e.g. the disk filled up while writing OUT
+            print(f"error: could not write {a.out}: {e.strerror or e}.", file=sys.stderr)
+            return 1
         return 0
     if a.cmd == "fetch":
         names = list(reg) if a.names == ["all"] else a.names
@@ -120,6 +134,20 @@ def _command(a) -> int:
         print(f"{path}: {'OK' if what is None else 'BAD: ' + what} ({spec.name}, {check})")
         status |= what is not None
     return status
+
+
+def _unwritable(out: Path) -> str | None:
+    """Why OUT cannot be written (checked before a minutes-long conversion), or ``None``."""
+    if out.is_dir():
+        return "is a folder, not a file"
+    folder = out.parent
+    while not folder.exists():  # missing folders are created; the first existing one must be a folder
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    return None
 
 
 if __name__ == "__main__":

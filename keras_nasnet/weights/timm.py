@@ -326,10 +326,15 @@ def convert(source, out_path, tensors: dict | None = None) -> str:
         from .h5 import load_h5_by_name
 
         model = PNASNet5Large(weights=None, input_shape=(64, 64, 3))
-        with atomic_write(out_path, suffix=".h5") as tmp:
-            write_keras_h5(layer_weights, tmp, pnasnet_record())
-            load_h5_by_name(model, tmp)
         with atomic_write(out_path, suffix=".weights.h5") as tmp:
+            # The by-name file is a temporary beside OUT, never OUT itself: an interrupted or
+            # failed conversion must not leave a file of the other layout under OUT's name.
+            by_name = tmp.with_name(tmp.name[:-len(".weights.h5")] + ".by_name.h5")
+            try:
+                write_keras_h5(layer_weights, by_name, pnasnet_record())
+                load_h5_by_name(model, by_name)
+            finally:
+                by_name.unlink(missing_ok=True)
             model.save_weights(str(tmp))
     elif out_path.endswith(".h5"):
         write_keras_h5(layer_weights, out_path, pnasnet_record())
