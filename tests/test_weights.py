@@ -325,7 +325,12 @@ def test_cli_list_fetch_verify(spec, server, capsys):
     assert weights_cli(["verify"]) == 0
     assert "OK" in capsys.readouterr().out
     (W.cache_dir() / spec.file_name).write_bytes(b"x")
+    capsys.readouterr()
     assert weights_cli(["verify"]) == 1
+    # A corrupt cached file: the output says how to replace it, and doing so works.
+    assert "weights fetch nasnet_cifar_tiny_testset` to download it again" in capsys.readouterr().out
+    assert weights_cli(["fetch", "nasnet_cifar_tiny_testset"]) == 0
+    assert weights_cli(["verify"]) == 0
     assert weights_cli(["fetch", "no_such_weights"]) == 2
 
 
@@ -406,6 +411,7 @@ def test_cli_verify_checks_the_shipped_files_and_list_keeps_its_columns(tmp_path
     assert weights_cli(["verify"]) == 1
     out = capsys.readouterr().out
     assert "nasnet_cifar_1-384_cifar10.h5: BAD" in out and "expected" in out
+    assert "to fix: reinstall keras_nasnet" in out
     monkeypatch.delenv(W.DIR_ENV)
 
     assert weights_cli(["list"]) == 0

@@ -132,6 +132,12 @@ def _command(a) -> int:
         what = problem(spec, path)
         check = spec.hash_algorithm if spec.file_hash else "structure; no published hash"
         print(f"{path}: {'OK' if what is None else 'BAD: ' + what} ({spec.name}, {check})")
+        if what is not None:
+            # What to do about it: a cached file is replaced by fetching it again (fetch does that
+            # for a file that fails its check); a shipped one comes with the package.
+            fix = (f"run `python -m keras_nasnet.weights fetch {spec.name}` to download it again"
+                   if spec.base_url else "reinstall keras_nasnet, which ships it")
+            print(f"  to fix: {fix}.")
         status |= what is not None
     return status
 
