@@ -191,13 +191,40 @@ def fit(args) -> dict:
 
     Returns the final metrics (also written to ``out/result.json``).
     """
+    check_model_settings(args)
     out = Path(args.out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(out)
     try:
         return _fit(args, out)
+    except Exception:
+        # Unusable data (or anything else) before the run wrote its config: leave no new folder.
+        if created and [p.name for p in out.iterdir()] == [lock.path.name]:
+            lock.release()
+            lock.path.unlink(missing_ok=True)
+            out.rmdir()
+        raise
     finally:
         lock.release()
+
+
+def check_model_settings(args) -> None:
+    """Checks ``--genotype``, ``--num-cells`` and ``--penultimate-filters`` before anything is
+    written (raises :class:`TrainingError` naming the flag); a ``penultimate_filters`` of ``None``
+    becomes the valid value nearest to 768 for the genotype (768 itself for NASNet-A)."""
+    from .models import _check_arguments, _nearest_multiple, _num_cells, _penultimate_step
+
+    genotype = genotype_from(args.genotype)  # a GenotypeError names --genotype in main()
+    try:
+        if args.penultimate_filters is None:
+            step = _penultimate_step(genotype, "cifar", _num_cells(args.num_cells), 2, False)
+            args.penultimate_filters = _nearest_multiple(768, step)
+        _check_arguments(genotype, args.num_cells, args.penultimate_filters, "cifar", None, 2,
+                         False, True, None, 10, args.aux_weight > 0, args.drop_path, 0.0)
+    except ValueError as e:
+        raise TrainingError(f"--num-cells/--penultimate-filters: {e} Leave --penultimate-filters "
+                            "out to get the nearest valid value.") from None
 
 
 def _fit(args, out: Path) -> dict:
@@ -324,7 +351,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
     p.add_argument("--genotype", default="NASNET_A", help="genotype name, JSON or JSON file")
     p.add_argument("--num-cells", type=positive_int, default=6, help="N, normal cells per stack")
-    p.add_argument("--penultimate-filters", type=positive_int, default=768, help="P (24F for NASNet-A)")
+    p.add_argument("--penultimate-filters", type=positive_int, default=None,
+                   help="P (24F for NASNet-A); default 768, or the genotype's valid value nearest to it")
     p.add_argument("--epochs", type=positive_int, default=600, help="the paper trains 600 epochs")
     p.add_argument("--batch-size", type=positive_int, default=32, help="the paper uses 32 (per replica)")
     p.add_argument("--lr", type=positive_float, default=0.025, help="initial learning rate (cosine decay)")
@@ -416,6 +444,14 @@ def main(argv=None) -> int:
     if out.exists() and not out.is_dir():
         p.error(f"argument --out: {out} is a file; give a folder for the run (a new one, or a run "
                 "folder to resume)")
+    try:
+        check_model_settings(args)
+    except GenotypeError as e:
+        print(f"error: --genotype: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         fit(args)
     except GenotypeError as e:

@@ -331,6 +331,26 @@ def test_training_settings_and_data_are_checked_before_anything_sticks(image_fol
             main(_train_args(out, image_folder, flag, value))
         assert e.value.code == 2 and flag in capsys.readouterr().err
     assert not (out / "config.json").exists()  # so the corrected command is not "another run"
+    assert not out.exists()  # not even an empty folder with a lock file
+
+
+def test_an_invalid_architecture_is_refused_before_anything_is_written(image_folder, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from keras_nasnet.train import check_model_settings, main
+
+    out = tmp_path / "run"
+    # 7 is no valid width for PNASNet-5's 5-wide cell: one line naming the flag, nothing written.
+    assert main(_train_args(out, image_folder, "--genotype", "PNASNET_5", "--penultimate-filters", "7")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --num-cells/--penultimate-filters: ") and "Traceback" not in err
+    assert not out.exists()
+    # Left out, it is the valid value nearest to 768: 760 for PNASNet-5, 768 for NASNet-A.
+    for genotype, want in (("PNASNET_5", 760), ("NASNET_A", 768)):
+        args = SimpleNamespace(genotype=genotype, num_cells=1, penultimate_filters=None, aux_weight=0.4,
+                               drop_path=0.4)
+        check_model_settings(args)
+        assert args.penultimate_filters == want
 
 
 def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(image_folder, tmp_path, monkeypatch, capsys):
