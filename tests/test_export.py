@@ -270,11 +270,13 @@ def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, m
           folder), 1, "broken.jpg is not a PNG/JPEG image"),
         ((free, tmp_path / "m.tflite", "--input-size", "32", "32", "--quantize", "int8", "--calibration",
           npy, "--batch-size", "2"), 2, "--calibration gave 1 image(s)"),
+        ((free, tmp_path / "m.txt"), 2, "name it .tflite or .onnx, give a folder path for a SavedModel, "
+         "or pass --format"),
     ]
     for argv, code, message in cases:
         got, err = _cli(capsys, *argv)
         assert (got, message in err, "Traceback" in err) == (code, True, False), (argv, err)
-        assert "calibration=" not in err and "an array" not in err
+        assert "calibration=" not in err and "an array" not in err and "format=" not in err
     assert not (tmp_path / "m.tflite").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "calib", "one.npy"]
 

@@ -171,6 +171,9 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=nonnegative_int, default=0,
                    help="evaluate on the first N test images")
     a = p.parse_args(argv)
+    if a.format is None and Path(a.out).suffix.lower() not in (".tflite", ".onnx", ""):
+        p.error(f"cannot tell the format from OUT {a.out!r}: name it .tflite or .onnx, give a folder "
+                "path for a SavedModel, or pass --format")
     if a.quantize and (a.format or Path(a.out).suffix.lower()) not in ("litert", ".tflite"):
         p.error(f"--quantize {a.quantize} is for LiteRT: name OUT .tflite (or pass --format litert)")
     result = None
