@@ -72,6 +72,8 @@ def _input_shape(input_shape, input_tensor, default_size, include_top, weights_i
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
         input_shape = (default_size, default_size, 3)
+    if isinstance(input_shape, (str, bytes)):  # tuple("331") would read as three sizes
+        raise ValueError(f"input_shape must be (height, width, channels); got {input_shape!r}.")
     input_shape = tuple(input_shape)
     if len(input_shape) != 3:
         raise ValueError(
@@ -302,6 +304,8 @@ def _check_arguments(genotype, num_cells, penultimate_filters, stem, stem_filter
         stem_filters = _count(stem_filters, "stem_filters")
     if include_top:
         classes = _count(classes, "classes", hint=" It is the width of the predictions layer.")
+    if include_top not in (True, False):  # a string such as "no" would silently mean True
+        raise ValueError(f"include_top must be True or False; got {include_top!r}.")
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}.")
     if auxiliary_head and not include_top:

@@ -139,6 +139,8 @@ def test_keras_argument_conventions():
     (dict(auxiliary_head=True, input_shape=(32, 32, 3)), "needs an input of at least 67x67 with stem='imagenet'"),
     (dict(penultimate_filters=1000), "nearest valid values are 960 or 1056"),
     (dict(penultimate_filters=100, stem="cifar"), "multiple of 24 .* nearest valid values are 96 or 120"),
+    (dict(include_top="no"), "include_top must be True or False; got 'no'"),
+    (dict(input_shape="331"), r"input_shape must be \(height, width, channels\); got '331'"),
 ])
 def test_bad_arguments_get_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
