@@ -175,6 +175,13 @@ def test_cli_convert_refuses_an_out_it_cannot_write_before_converting(tmp_path, 
         assert main(["convert", "timm:pnasnet5large.tf_in1k", str(out), "--source", str(src)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"OUT {out}: ") and "Traceback" not in err
+    # A --source that is not timm's file: the message names the flag and where the right file is.
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
+    for bad in (src, tmp_path / "junk.safetensors"):
+        assert main(["convert", "timm:pnasnet5large.tf_in1k", str(tmp_path / "o.h5"), "--source", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: --source: ") and "huggingface.co/timm/pnasnet5large.tf_in1k" in err
+    assert not (tmp_path / "o.h5").exists()
 
 
 def test_interrupted_conversion_to_keras_format_leaves_no_out(tmp_path, monkeypatch, capsys):

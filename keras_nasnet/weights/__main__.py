@@ -79,6 +79,12 @@ def _command(a) -> int:
         try:
             source = a.source or fetch(reg["pnasnet5_large_imagenet"])
             print(f"{convert(source, a.out)}: converted from {source}")
+        except WeightsError as e:
+            if not a.source:
+                raise
+            print(f"error: --source: {e} Give timm's model.safetensors for {TIMM_MODEL}, as served "
+                  f"at {reg['pnasnet5_large_imagenet'].url}.", file=sys.stderr)
+            return 1
         except KeyboardInterrupt:
             from .._cli import interrupted
 
