@@ -442,3 +442,19 @@ def test_registry_entries_name_their_constructor_and_older_manifests_still_load(
     old = W.registry()["nasnet_cifar_1@384_cifar10"]
     assert (old.model, old.arguments) == (spec.model, spec.arguments)
     assert old.build().count_params() == 230138
+
+
+def test_cli_fetch_ctrl_c_is_one_line_exit_130(monkeypatch, capsys):
+    import keras_nasnet.weights.__main__ as cli
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "fetch", stop)
+    try:
+        status = weights_cli(["fetch", "nasnet_mobile_imagenet"])
+    except KeyboardInterrupt:  # caught, so that without the fix this test fails instead of ending pytest
+        status = "KeyboardInterrupt escaped"
+    assert status == 130
+    assert capsys.readouterr().err.strip() == ("interrupted: fetch stopped; no partial file was kept; "
+                                               "run the command again.")

@@ -42,6 +42,10 @@ def main(argv=None) -> int:
     except WeightsError as e:  # e.g. KERAS_HOME is a file
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # downloads go to a temporary file, renamed only once checked
+        from .._cli import interrupted
+
+        return interrupted(f"{a.cmd} stopped; no partial file was kept", "run the command again")
 
 
 def _command(a) -> int:
