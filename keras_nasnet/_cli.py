@@ -59,7 +59,7 @@ def light_command() -> bool:
 @contextlib.contextmanager
 def _stderr_held_back():
     """Holds what is written to file descriptor 2 (C++ logging included) in a temporary file; it is
-    replayed if the block raises, so a real import error is never hidden."""
+    replayed if the block raises (but not on Ctrl-C), so a real error is never hidden."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -70,10 +70,11 @@ def _stderr_held_back():
         os.dup2(held.fileno(), 2)
         try:
             yield
-        except BaseException:
+        except BaseException as e:
             os.dup2(saved, 2)
-            held.seek(0)
-            os.write(2, held.read())
+            if not isinstance(e, KeyboardInterrupt):
+                held.seek(0)
+                os.write(2, held.read())
             raise
         finally:
             os.dup2(saved, 2)
@@ -111,3 +112,18 @@ def interrupted(what: str, resume: str) -> int:
     """
     print(f"\ninterrupted: {what}; {resume}.", file=sys.stderr)
     return INTERRUPTED
+
+
+@contextlib.contextmanager
+def converter_output_held_back():
+    """Hides what converters and runtimes print while the block runs (TensorFlow Lite's deprecation
+    and statistics warnings, "Created TensorFlow Lite XNNPACK delegate"): the command's own output
+    says what was written and checked. Shown again if the block fails, and always with
+    ``KERAS_NASNET_VERBOSE=1``."""
+    if verbose():
+        yield
+        return
+    sys.stderr.flush()
+    with _stderr_held_back():
+        yield
+        sys.stderr.flush()  # Python-level warnings written in the block go to the held file

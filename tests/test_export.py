@@ -1,6 +1,8 @@
 """Exports of a tiny NASNet to SavedModel, LiteRT (float32/float16/int8) and ONNX, each run in its
 own runtime and compared with the Keras model. Skipped when the export extra is not installed."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -286,3 +288,17 @@ def test_cli_refuses_int8_of_a_registry_model_without_calibration(tmp_path, caps
     code, err = _cli(capsys, "nasnet_cifar_1@384_cifar10", tmp_path / "m.tflite", "--quantize", "int8")
     assert code == 2 and "--quantize int8 needs --calibration: cifar10:PATH" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_hides_the_converters_own_lines(tmp_path, capfd, tiny, monkeypatch):
+    """TensorFlow Lite's converter prints deprecation and statistics warnings and the runtime an
+    INFO line on file descriptor 2; the command line prints its own report only."""
+    pytest.importorskip("ai_edge_litert")
+    import keras_nasnet.export.__main__ as cli
+
+    monkeypatch.setattr(cli, "model_from_name", lambda name: (tiny, None))
+    monkeypatch.delenv("KERAS_NASNET_VERBOSE", raising=False)
+    assert cli.main(["free.keras", str(tmp_path / "m.tflite"), "--input-size", "32", "32"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out)["format"] == "litert"
+    assert err == ""

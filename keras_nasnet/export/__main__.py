@@ -144,7 +144,7 @@ def _check_arguments(p, a, model, spec):
 def main(argv=None) -> int:
     """Runs the export command line; returns the exit status (0 done, 1 failed, 2 invalid
     arguments, 130 interrupted)."""
-    from .._cli import interrupted
+    from .._cli import converter_output_held_back, interrupted
     from ..cliargs import nonnegative_int, positive_int
 
     p = argparse.ArgumentParser(prog="python -m keras_nasnet.export", description=__doc__,
@@ -187,8 +187,10 @@ def main(argv=None) -> int:
                 p.error(f"--calibration gave {len(calibration)} image(s); int8 calibration with "
                         f"--batch-size {a.batch_size} needs at least {a.batch_size} (about 100-500 "
                         "are recommended)")
-        result = export(model, a.out, format=a.format, quantize=a.quantize, calibration=calibration,
-                        input_shape=input_shape, batch_size=a.batch_size, fold_bn=not a.no_fold)
+        with converter_output_held_back():
+            result = export(model, a.out, format=a.format, quantize=a.quantize,
+                            calibration=calibration, input_shape=input_shape,
+                            batch_size=a.batch_size, fold_bn=not a.no_fold)
         report = {"path": str(result.path), "format": result.format, "quantize": result.quantize,
                   "input_shape": list(result.input_shape), "max_abs_diff": result.max_abs_diff,
                   "top1_agreement": result.top1_agreement, "checked": result.checked}
