@@ -130,6 +130,10 @@ def fit_units(genotype: Genotype, penultimate_filters: int) -> int:
 class CIFARReward:
     """Trains a child on CIFAR-10 (the 45,000-image split) and returns its held-out accuracy."""
 
+    #: ``"step"``: :class:`ChildTrainer` (TensorFlow); ``"fit"``: compile + fit + predict, the
+    #: path the reward had first (always used on JAX and PyTorch).
+    trainer = "step"
+
     def __init__(self, space: SearchSpace, proxy: ProxyConfig):
         self.space = space
         self.proxy = proxy
@@ -142,12 +146,12 @@ class CIFARReward:
     def __call__(self, actions, seed: int = 0) -> float:
         import keras
 
-        from .. import data as data_lib
         from ..models import NASNetCIFAR
 
         cfg = self.proxy
         genotype = self.space.decode(actions)
         xtr, ytr, xval, yval = _reward_data(cfg)
+        start = time.perf_counter()
         # A worker trains child after child: drop the previous child's graph and layers, which
         # otherwise pile up (measured: 4 GB per worker after 10 children, each slower than the last).
         keras.backend.clear_session(free_memory=True)
@@ -157,17 +161,126 @@ class CIFARReward:
                                 genotype=genotype, bn_momentum=0.9)
         except ValueError as e:
             raise ChildFailed(f"cannot build: {e}") from None
-        steps = math.ceil(len(xtr) / cfg.batch_size)
-        opt = keras.optimizers.SGD(
-            keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.epochs * steps),
-            momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, global_clipnorm=5.0)
-        model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+        # Where the child's time went, for benchmarks/children.py.
+        self.last_seconds = {"build": time.perf_counter() - start}
+        if keras.backend.backend() != "tensorflow" or self.trainer == "fit":
+            return _train_with_fit(model, cfg, xtr, ytr, xval, yval, seed)
+        trainer = ChildTrainer(model, cfg, math.ceil(len(xtr) / cfg.batch_size))
         for epoch in range(cfg.epochs):
-            ds = data_lib.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
-            # shuffle=False: the dataset is already shuffled per (seed, epoch); Keras' default
-            # shuffle=True would only print that it ignores it, once per child.
-            hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)
-            if not np.isfinite(hist.history["loss"][-1]):
+            if not np.isfinite(trainer.train_epoch(xtr, ytr, seed, epoch)):
                 raise ChildFailed("NaN loss")
-        probs = model.predict(xval.astype("float32"), batch_size=500, verbose=0)
-        return float(np.mean(np.argmax(probs, 1) == yval))
+        t = time.perf_counter()
+        accuracy = trainer.accuracy(xval, yval)
+        self.last_seconds.update(trainer.seconds, evaluate=time.perf_counter() - t)
+        return accuracy
+
+
+def _make_optimizer(cfg: ProxyConfig, steps_per_epoch: int):
+    """The proxy's SGD: Nesterov momentum 0.9, cosine decay over all steps, decoupled weight
+    decay, gradients clipped to a global norm of 5."""
+    import keras
+
+    return keras.optimizers.SGD(
+        keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.epochs * steps_per_epoch),
+        momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, global_clipnorm=5.0)
+
+
+def _train_with_fit(model, cfg: ProxyConfig, xtr, ytr, xval, yval, seed: int) -> float:
+    """The reward's first training path: ``compile`` + ``fit`` on the tf.data (TensorFlow) or
+    NumPy pipeline + ``predict``. Used on JAX and PyTorch, and kept reachable on TensorFlow
+    (``CIFARReward.trainer = "fit"``) so benchmarks/children.py compares both in one run."""
+    import keras
+
+    from .. import augment_numpy
+    from .. import data as data_lib
+
+    opt = _make_optimizer(cfg, math.ceil(len(xtr) / cfg.batch_size))
+    model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+    for epoch in range(cfg.epochs):
+        if keras.backend.backend() == "tensorflow":
+            ds = data_lib.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
+        else:
+            ds = augment_numpy.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
+        # shuffle=False: the dataset is already shuffled per (seed, epoch); Keras' default
+        # shuffle=True would only print that it ignores it, once per child.
+        hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        if not np.isfinite(hist.history["loss"][-1]):
+            raise ChildFailed("NaN loss")
+    probs = model.predict(xval.astype("float32"), batch_size=500, verbose=0)
+    return float(np.mean(np.argmax(probs, 1) == yval))
+
+
+class ChildTrainer:
+    """Trains and scores one proxy child with one compiled training step and no ``fit``.
+
+    What ``model.compile(SGD, "sparse_categorical_crossentropy")`` + ``fit`` + ``predict`` did,
+    with the same optimizer, schedule, loss and batches in the same ``(seed, epoch)`` order, but:
+
+    * one ``tf.function`` training step with a ``None`` batch dimension, traced once (``fit``
+      traces its step again for the smaller last batch) and without metrics;
+    * batches augmented in NumPy (pad 4 and random crop, flip; ``cutout=0``, as before) on the
+      training thread: a tf.data pipeline on the same single core took time from the step;
+    * evaluation run eagerly in large batches: a forward pass of a proxy child costs less than
+      tracing ``predict``'s function.
+
+    The crops and flips are drawn from NumPy's generator instead of TensorFlow's stateless ops:
+    the same distribution, not the same crops (see :mod:`keras_nasnet.augment_numpy`).
+    On TensorFlow only; other backends use ``fit``.
+    """
+
+    def __init__(self, model, cfg: ProxyConfig, steps_per_epoch: int):
+        import keras
+
+        self.model, self.cfg = model, cfg
+        self.optimizer = _make_optimizer(cfg, steps_per_epoch)
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        self._step = None
+        #: ``first_step`` (trace included) and ``steps`` (all the others), in seconds.
+        self.seconds = {"first_step": 0.0, "steps": 0.0}
+
+    def _make_step(self):
+        import tensorflow as tf
+
+        model, opt, loss_fn = self.model, self.optimizer, self.loss_fn
+        opt.build(model.trainable_variables)  # no variables may be created inside the step
+
+        def step(x, y):
+            # Keras' TensorFlow train_step, less its metrics: loss + regularisation losses,
+            # gradients of the trainable weights, optimizer.apply.
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+                if model.losses:
+                    loss = loss + tf.add_n(model.losses)
+            opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            return loss
+
+        spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int64))
+        return tf.function(step, input_signature=spec, jit_compile=False)
+
+    def train_epoch(self, x, y, seed: int, epoch: int) -> float:
+        """One epoch over ``(x, y)`` in ``(seed, epoch)`` order; returns the mean step loss."""
+        from ..augment_numpy import CIFARBatches
+
+        if self._step is None:
+            self._step = self._make_step()
+        batches = CIFARBatches(x, y, self.cfg.batch_size, True, seed, epoch, cutout=0)
+        losses = []
+        for i in range(len(batches)):
+            t = time.perf_counter()
+            losses.append(float(self._step(*self._batch(batches, i))))
+            first = not self.seconds["first_step"]
+            self.seconds["first_step" if first else "steps"] += time.perf_counter() - t
+        return float(np.mean(losses))
+
+    @staticmethod
+    def _batch(batches, i):
+        xb, yb = batches[i]
+        return xb, np.asarray(yb, np.int64)
+
+    def accuracy(self, x, y, batch_size: int = 1000) -> float:
+        """Top-1 accuracy on uint8 images ``x``, labels ``y``, with the model in inference mode."""
+        correct = 0
+        for start in range(0, len(x), batch_size):
+            probs = self.model(x[start:start + batch_size].astype("float32"), training=False)
+            correct += int(np.sum(np.argmax(np.asarray(probs), 1) == y[start:start + batch_size]))
+        return correct / len(x)
