@@ -65,8 +65,8 @@ def test_child_step_is_traced_once_for_a_smaller_last_batch(rng):
     assert acc in {k / 30 for k in range(31)}
 
 
-def test_cifar_reward_step_and_fit_paths_agree_in_distribution(rng):
-    """Both training paths give a held-out accuracy from the same child on the same tiny data."""
+def test_cifar_reward_trains_with_the_compiled_step(rng):
+    """The reward decodes, builds, trains with ChildTrainer and scores the held-out images."""
     from keras_nasnet.search import rewards
     from keras_nasnet.search.space import SearchSpace
 
@@ -78,10 +78,9 @@ def test_cifar_reward_step_and_fit_paths_agree_in_distribution(rng):
         space = SearchSpace(num_blocks=1, ops=("identity", "sep_conv_3x3"))
         actions = space.encode(_genotype())
         reward = rewards.CIFARReward(space, cfg)
-        step = reward(actions, seed=0)
+        acc = reward(actions, seed=0)
+        assert acc in {k / 20 for k in range(21)}
+        # The compiled path ran (the fit path has no first-step timing).
         assert set(reward.last_seconds) == {"build", "first_step", "steps", "evaluate"}
-        reward.trainer = "fit"
-        fit = reward(actions, seed=0)
-        assert 0 <= step <= 1 and 0 <= fit <= 1
     finally:
         rewards._DATA_CACHE.pop(key, None)
