@@ -220,6 +220,10 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     proc.wait()
     before = _finished(out)
     assert 300 <= len(before) < 4000
+    # The best genotype so far is written as the search goes: usable after a kill -9 too.
+    best = Genotype.from_json((out / "best_genotype.json").read_text())
+    space = SearchSpace(**json.loads((out / "config.json").read_text())["space"])
+    assert best.to_dict() in [space.decode(r["actions"]).to_dict() for r in before]
     r = subprocess.run(_cli(out, 4000), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     after = _finished(out)

@@ -203,12 +203,13 @@ def main(argv=None) -> int:
         workers = 1
     from ..data import DataError
     from ..fileio import FolderLocked
-    from .errors import SearchError
-    from .run import MAX_CONSECUTIVE_FAILURES, search
+    from .errors import InvalidSettings, SearchError
+    from .run import MAX_CONSECUTIVE_FAILURES, check_run_settings, search
     from .workers import make_reward
 
     try:  # fail before anything is written if the reward cannot work in this space
         config = config_from_args(a)
+        check_run_settings(a.out, config, workers, a.executor)
         make_reward({"reward": config["reward"], "space": config["space"], **config.get("reward_args", {})})
     except ValueError as e:
         parser.error(f"invalid search settings: {e}")
@@ -222,6 +223,8 @@ def main(argv=None) -> int:
         print(f"\nInterrupted: {_recorded(a.out)} of {trials_of(a)} trials are recorded in {a.out}. "
               "Run the same command to resume.", file=sys.stderr)
         return 130
+    except InvalidSettings as e:  # found once the data is loaded, still before anything is written
+        parser.error(f"invalid search settings: {e}")
     except (SearchError, DataError, FolderLocked, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

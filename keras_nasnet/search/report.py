@@ -19,6 +19,14 @@ def load_trials(out: Path) -> list[dict]:
     return [r for r in read_records(Path(out) / "trials.jsonl")[0] if r["event"] == "finished"]
 
 
+def _previous_summary(out: Path) -> dict:
+    try:
+        old = json.loads((out / "summary.json").read_text())
+        return old if isinstance(old, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def draw_cell(ax, cell: Cell, title: str) -> None:
     """Draws a cell as a small graph: inputs left, blocks in order, the output on the right."""
     names = ["h[i]", "h[i-1]"] + [f"b{k + 1}" for k in range(len(cell.blocks))]
@@ -58,19 +66,27 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     out = Path(a.out)
     if not (out / "config.json").exists() or not (out / "trials.jsonl").exists():
-        raise SystemExit(f"{out} is not a search folder (no config.json / trials.jsonl).")
-    from .errors import JournalCorrupt
+        print(f"error: {out} is not a search folder (no config.json / trials.jsonl).", file=sys.stderr)
+        return 2
+    from .errors import SearchError
+    from .journal import read_config
+    from .run import write_outputs
 
-    config = json.loads((out / "config.json").read_text())
-    space = SearchSpace(**config["space"])
     try:
+        config = read_config(out / "config.json")
+        space = SearchSpace(**config["space"])
         trials = load_trials(out)
-    except JournalCorrupt as e:
+    except SearchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     ok = [r for r in trials if r["status"] == "ok"]
     if not ok:
-        raise SystemExit(f"{out} has no successful trials yet ({len(trials)} failed).")
+        print(f"error: {out} has no successful trials yet ({len(trials)} failed).", file=sys.stderr)
+        return 1
+    # The files a finished search writes, from what is recorded now (a search that was stopped or
+    # is still running gets them too; the writes are atomic, so a running search is not disturbed).
+    planned = _previous_summary(out).get("trials_planned")
+    write_outputs(out, space, config, trials, None, trials_planned=planned)
     print(f"{out}: {len(trials)} trials ({len(trials) - len(ok)} failed), strategy {config['strategy']}, "
           f"reward {config['reward']}")
     ranked = sorted(ok, key=lambda r: -r["reward"])[: a.top]

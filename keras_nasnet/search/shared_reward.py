@@ -22,9 +22,13 @@ The default (``steps_per_child=0``: a frozen supernet) is the measured choice, s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -77,6 +81,7 @@ class SharedWeightsReward:
         self.progress = False
         self._saved_at = time.time()
         self._data = None
+        self._mid_step = False
 
     # -- the search loop's hooks -------------------------------------------------------------
     def bind(self, out_dir, progress: bool = False) -> None:
@@ -93,11 +98,27 @@ class SharedWeightsReward:
         if self._data is None:
             from .. import data as data_lib
 
-            data_lib.load_cifar10(self.config.data)
+            (x, _), _ = data_lib.load_cifar10(self.config.data)
+            self.check_size(len(x))
+
+    def check_size(self, images: int) -> None:
+        """Refuses a data set of ``images`` training images too small for ``val_images`` (raises
+        :class:`~keras_nasnet.search.errors.InvalidSettings` naming the flag)."""
+        from .errors import InvalidSettings
+
+        c = self.config
+        if c.val_images >= images:
+            raise InvalidSettings(
+                f"--val-images {c.val_images} holds out at least as many images as the data set has "
+                f"({images} training images in {c.data or 'CIFAR-10'}), leaving none to train the "
+                f"supernet: pass a smaller --val-images (at most {images - 1}; --reward-images "
+                "at most that) or a larger data set.")
 
     def close(self) -> None:
-        """Writes a last checkpoint."""
-        if self.net is not None and self.out is not None:
+        """Writes a last checkpoint, unless a step was cut in the middle (an exception other than
+        a held Ctrl-C, or an interrupt outside the main thread): then the last whole-step
+        checkpoint stays, and the resumed run repeats the steps since."""
+        if self.net is not None and self.out is not None and not self._mid_step:
             self.save(self.out / CHECKPOINT)
 
     def __call__(self, actions, seed: int = 0) -> float:
@@ -185,13 +206,18 @@ class SharedWeightsReward:
         self._ensure_built()
         loss = float("nan")
         for _ in range(steps):
-            arc = path if path is not None else self.space.sample_uniform(
-                np.random.default_rng([self.seed, 7, self.step]))[0]
-            x, y = self._batch(self.step)
-            loss = float(self._train_step(x, y, arc, self.learning_rate(self.step)))
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"supernet loss is {loss} at step {self.step}; lower --lr.")
-            self.step += 1
+            # A step is all or nothing: a Ctrl-C waits for it to end, so the checkpoint written
+            # on the way out holds whole steps and the resumed run repeats none of them.
+            with _interrupts_held():
+                self._mid_step = True
+                arc = path if path is not None else self.space.sample_uniform(
+                    np.random.default_rng([self.seed, 7, self.step]))[0]
+                x, y = self._batch(self.step)
+                loss = float(self._train_step(x, y, arc, self.learning_rate(self.step)))
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"supernet loss is {loss} at step {self.step}; lower --lr.")
+                self.step += 1
+                self._mid_step = False
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=f"{self.step / self.steps_per_epoch:.2f}", loss=f"{loss:.3f}")
@@ -253,16 +279,54 @@ class SharedWeightsReward:
 
         arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(self.net.variables)}
         arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
-        savez_atomic(path, step=np.asarray(self.step), **arrays)
+        calls = {**self.net.call_counts(), **self.optimizer.call_counts()}
+        savez_atomic(path, step=np.asarray(self.step), calls=np.asarray(json.dumps(calls)), **arrays)
         self._saved_at = time.time()
 
     def restore(self, path) -> None:
         """Loads :meth:`save` output into the (built) supernet and optimizer."""
-        with np.load(path) as z:
-            if sum(k.startswith("w") for k in z.files) != len(self.net.variables):
-                raise ValueError(f"{path} was written by another supernet; choose a new --out.")
-            for i, v in enumerate(self.net.variables):
-                v.assign(z[f"w{i}"])
-            for i, v in enumerate(self.optimizer.variables):
-                v.assign(z[f"o{i}"])
-            self.step = int(z["step"])
+        from .errors import StateCorrupt
+
+        try:
+            with np.load(path) as z:
+                if sum(k.startswith("w") for k in z.files) != len(self.net.variables):
+                    raise StateCorrupt(f"{path} was written by another supernet; choose a new --out.")
+                for i, v in enumerate(self.net.variables):
+                    v.assign(z[f"w{i}"])
+                for i, v in enumerate(self.optimizer.variables):
+                    v.assign(z[f"o{i}"])
+                self.step = int(z["step"])
+                if "calls" in z.files:  # absent in checkpoints of older versions
+                    calls = json.loads(str(z["calls"]))
+                    self.net.set_call_counts(calls)
+                    self.optimizer.set_call_counts(calls)
+        except StateCorrupt:
+            raise
+        except Exception as e:  # a cut zip, a missing array, a wrong shape
+            raise StateCorrupt(
+                f"{path} is damaged ({type(e).__name__}: {e}). It holds the trained supernet: delete "
+                "it and run the same command again to train the supernet again from the start (the "
+                "recorded trials are kept; with the default --steps-per-child 0 the seeded training ends"
+                " with the same weights)."
+            ) from None
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Holds a Ctrl-C (SIGINT) that arrives inside the block and raises it when the block ends.
+
+    Only in the main thread (the only one Python delivers signals to) and only while Python's own
+    handler is installed; anything else (a custom handler, a thread) is left as it is.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    held = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt

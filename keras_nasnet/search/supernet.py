@@ -215,6 +215,15 @@ class Supernet:
         return _hot(self._compiled, (key, training), self.compile_after,
                     lambda: _bind_training(self._part_body(key), training))
 
+    def call_counts(self) -> dict:
+        """How often each part (and each part's optimizer update) has run, JSON-able; a checkpoint
+        stores it so a resumed run compiles each part at the same call (see :func:`_hot`)."""
+        return {"parts": _counts(self._compiled)}
+
+    def set_call_counts(self, counts: dict) -> None:
+        """Restores :meth:`call_counts` output."""
+        _set_counts(self._compiled, counts.get("parts", []))
+
     def part_variables(self, key) -> list:
         """The trainable variables of part ``key``."""
         return [w for layer in self._part_layers(key) for w in layer.trainable_weights]
@@ -360,6 +369,15 @@ class PathSGD:
         for k, g in zip(parts, split):
             self._fn(self._update, k, self._update_fn)(g, scale, lr)
 
+    def call_counts(self) -> dict:
+        """How often each part's gradient norm and update have run (see :meth:`Supernet.call_counts`)."""
+        return {"square": _counts(self._square), "update": _counts(self._update)}
+
+    def set_call_counts(self, counts: dict) -> None:
+        """Restores :meth:`call_counts` output."""
+        _set_counts(self._square, counts.get("square", []))
+        _set_counts(self._update, counts.get("update", []))
+
     def _fn(self, cache, key, make):
         return _hot(cache, key, self.net.compile_after, lambda: make(key))
 
@@ -387,17 +405,47 @@ def _bind_training(body, training):
 
 def _hot(cache: dict, key, compile_after: int, make):
     """``make()``'s function, run eagerly for its first ``compile_after`` calls and then as one
-    ``tf.function`` (kept in ``cache`` with its call count)."""
+    ``tf.function`` (kept in ``cache`` with its call count).
+
+    An entry restored from a checkpoint (:func:`_set_counts`) has a count but no function yet: it
+    is made on first use and compiled at once if the count is past ``compile_after``, so a resumed
+    run switches each part to its compiled form at the same call as an uninterrupted one (the two
+    forms differ in the last bits, and those differences grow over training steps).
+    """
     entry = cache.get(key)
     if entry is None:
-        entry = cache[key] = [make(), 0]
+        entry = cache[key] = [None, 0]
+    if entry[0] is None:
+        entry[0] = make()
+        if entry[1] > compile_after:
+            entry[0] = _compile(entry[0])
     entry[1] += 1
     if entry[1] == compile_after + 1:
-        # TF's retracing detector counts traces per code object, and every part shares one
-        # lambda's code: wrapped in a partial, each part counts alone, so its single trace no
-        # longer reads as "5 out of the last 5 calls triggered tf.function retracing".
-        entry[0] = tf.function(functools.partial(entry[0]), reduce_retracing=True, autograph=False)
+        entry[0] = _compile(entry[0])
     return entry[0]
+
+
+def _compile(fn):
+    # TF's retracing detector counts traces per code object, and every part shares one lambda's
+    # code: wrapped in a partial, each part counts alone, so its single trace no longer reads as
+    # "5 out of the last 5 calls triggered tf.function retracing".
+    return tf.function(functools.partial(fn), reduce_retracing=True, autograph=False)
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+def _counts(cache: dict) -> list:
+    """``cache``'s call counts as JSON-able ``[key, count]`` pairs (see :func:`_set_counts`)."""
+    return [[key, entry[1]] for key, entry in cache.items()]
+
+
+def _set_counts(cache: dict, counts: list) -> None:
+    """Restores :func:`_counts` output into ``cache`` (functions are made again on first use)."""
+    cache.clear()
+    for key, count in counts:
+        cache[_tuples(key)] = [None, int(count)]
 
 
 _CIFAR_MEAN = (125.307, 122.950, 113.865)
