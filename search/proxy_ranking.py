@@ -21,11 +21,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from keras_nasnet import NASNET_A  # noqa: E402
-from keras_nasnet.search.report import load_trials  # noqa: E402
-from keras_nasnet.search.rewards import CIFARReward, ProxyConfig  # noqa: E402
-from keras_nasnet.search.space import SearchSpace  # noqa: E402
-
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,6 +33,9 @@ def main(argv=None):
                    help="measure NASNet-A and the random cell only (while the search still runs)")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
+    from keras_nasnet import NASNET_A
+    from keras_nasnet.search import CIFARReward, ProxyConfig, SearchSpace, load_trials
+
     out = Path(a.search_dir)
     config = json.loads((out / "config.json").read_text())
     space = SearchSpace(**config["space"])

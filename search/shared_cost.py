@@ -56,16 +56,15 @@ def main():
         res[name] = {"wall_s": round((time.time() - t) / k, 3), "cpu_s": round((_cpu() - c) / k, 3)}
         print(name, res[name], flush=True)
 
-    timed("build", reward._ensure_built)
+    timed("build", reward.build)
     path = space.sample_uniform(rng, 1)[0]
     reward.net.compile_after = 10 ** 9  # eager
     timed("eager_first_step", lambda: reward.train(1, path=path))
     timed("eager_step", lambda: reward.train(a.steps, path=path), a.steps)
     timed("eager_reward", lambda: reward.accuracy(path))
     reward.net.compile_after = 0  # every part compiled from its next call
-    reward.net._compiled.clear()
-    reward.optimizer._square.clear()
-    reward.optimizer._update.clear()
+    reward.net.clear_compiled()
+    reward.optimizer.clear_compiled()
     timed("compiled_first_step_incl_traces", lambda: reward.train(1, path=path))
     timed("compiled_step", lambda: reward.train(a.steps, path=path), a.steps)
     timed("compiled_first_reward_incl_traces", lambda: reward.accuracy(path))

@@ -164,7 +164,7 @@ def _finished(out):
 
 def test_resume_after_kill_continues_supernet_and_controller(tmp_path, monkeypatch, capsys):
     from keras_nasnet.search.__main__ import main
-    from keras_nasnet.search.shared_reward import SharedConfig, SharedWeightsReward
+    from keras_nasnet.search import SharedWeightsReward
 
     data, out = _batches(tmp_path / "cifar-10-batches-py"), tmp_path / "s"
     cmd = _cli(out, data, 100000) + ["--child-train-images", "128"]
@@ -196,10 +196,8 @@ def test_resume_after_kill_continues_supernet_and_controller(tmp_path, monkeypat
     with np.load(out / "supernet.npz") as z:
         assert int(z["step"]) == step  # the resumed search did not train the supernet again
     # The resumed supernet is the one that scored the first children (it was not retrained).
-    cfg = json.loads((out / "config.json").read_text())
-    again = SharedWeightsReward(SPACE, SharedConfig(**cfg["reward_args"]["shared"]))
-    again.bind(out)
-    assert again.step == step
+    again = SharedWeightsReward.from_run(out)
+    assert again.step == step and again.space == SPACE
     assert again(before[0]["actions"]) == before[0]["reward"]
     # A changed supernet setting on the same folder is refused.
     capsys.readouterr()

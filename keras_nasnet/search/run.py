@@ -83,10 +83,60 @@ def check_run_settings(out, config: dict, workers: int, executor: str) -> None:
                               "--executor local.")
 
 
+def run_search(config, out, *, trials: int | None = None, workers: int | None = None,
+               executor: str = "local", progress: bool = True,
+               max_failures: int = MAX_CONSECUTIVE_FAILURES, threads_per_worker: int | None = None,
+               ray_address: str | None = None, cpus_per_child: float = 1,
+               gpus_per_child: float = 0) -> dict:
+    """Runs (or resumes) the search ``config`` in the folder ``out``; returns its summary.
+
+    Args:
+        config: a :class:`~keras_nasnet.search.SearchConfig` (or the dict of a ``config.json``).
+            A folder that holds a search with another configuration is refused.
+        out: the search folder: records, state and results (``best_genotype.json``,
+            ``summary.json``, ``rewards.png``, kept up to date as the search goes).
+        trials: children to evaluate in total (default: ``config.default_trials``). Running again
+            with a larger number extends a finished search.
+        workers: parallel child workers (processes, or Ray tasks); 0 evaluates in this process.
+            Default: 1 for the ``cifar10`` reward, else 0.
+        executor: ``local`` (processes on this machine) or ``ray``.
+        progress: draw progress bars on standard error.
+        max_failures: stop after this many children in a row failed.
+        threads_per_worker, ray_address, cpus_per_child, gpus_per_child: executor settings (see
+            ``python -m keras_nasnet.search --help``).
+
+    Everything is checked (settings, executor, data) before anything is written. Raises
+    :class:`~keras_nasnet.search.errors.InvalidSettings` (a ``ValueError``) for settings that
+    cannot work, and other :class:`~keras_nasnet.search.errors.SearchError` subclasses when the
+    search cannot start or go on; on ``KeyboardInterrupt`` everything recorded is kept and the same
+    call resumes.
+    """
+    from .config import SearchConfig
+    from .errors import InvalidSettings
+
+    if isinstance(config, dict):
+        config = SearchConfig.from_dict(config)
+    elif not isinstance(config, SearchConfig):
+        raise TypeError(f"config must be a SearchConfig or a dict; got {type(config).__name__}.")
+    config.validate()
+    trials = config.default_trials if trials is None else trials
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise InvalidSettings(f"--trials must be an integer >= 1; got {trials!r}.")
+    if workers is None:
+        workers = 1 if config.reward == "cifar10" else 0
+    if executor == "ray" and workers == 0:
+        workers = 1
+    return search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
+                  progress=progress, max_consecutive_failures=max_failures,
+                  executor_kwargs={"threads_per_worker": threads_per_worker, "ray_address": ray_address,
+                                   "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child})
+
+
 def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = "local",
            progress: bool = True, executor_kwargs: dict | None = None,
            max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> dict:
-    """Runs (or resumes) the search described by ``config`` in folder ``out``.
+    """Runs (or resumes) the search described by the ``config.json`` dict ``config`` in folder
+    ``out`` (the lower-level form of :func:`run_search`, which most callers want).
 
     ``config`` is the search's identity (space, reward, strategy, seed, strategy settings); it is
     stored in ``out/config.json`` and must match when resuming. ``trials``, ``workers`` and the
@@ -101,14 +151,14 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
 
     Returns the summary written to ``out/summary.json``.
     """
+    from .base import as_reward
     from .workers import make_reward
 
     check_run_settings(out, config, workers, executor)
     space = SearchSpace(**config["space"])
     reward_spec = {"reward": config["reward"], "space": config["space"], **config.get("reward_args", {})}
-    check = getattr(make_reward(reward_spec), "check", None)
-    if check is not None:
-        check()  # e.g. load the data once, before any child and before config.json is written
+    # e.g. load the data once, before any child and before config.json is written
+    as_reward(make_reward(reward_spec)).check()
     journal = Journal(out, config)
     try:
         summary = _run(journal, space, config, reward_spec, trials, workers, executor, progress,

@@ -1,12 +1,15 @@
 """The ``cifar10-shared`` reward: children scored as paths through one trained supernet.
 
 Unlike the stand-alone ``cifar10`` reward this one keeps state between children: it runs in the
-search's process (no worker pool) and checkpoints the supernet into the search folder. The search
-loop knows rewards only through two optional hooks, which any stateful reward can implement:
+search's process (no worker pool) and checkpoints the supernet into the search folder, through the
+hooks of :class:`~keras_nasnet.search.base.Reward`:
 
 * ``bind(out_dir, progress)``: called once before the first child, with the search folder (restore a
   checkpoint from it) and whether to draw progress bars;
 * ``close()``: called when the search stops (write a last checkpoint).
+
+Build one with :meth:`SharedWeightsReward.new`, or load a search's trained supernet with
+:meth:`SharedWeightsReward.from_run`.
 
 The schedule has two phases, decided by ``warmup_epochs`` and ``steps_per_child``:
 
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .base import Reward
 from .space import SearchSpace
 
 CHECKPOINT = "supernet.npz"
@@ -60,8 +64,47 @@ class SharedConfig:
     checkpoint_seconds: float = 300.0
 
 
-class SharedWeightsReward:
-    """Scores a child by its held-out accuracy as a path through a shared-weights supernet."""
+class SharedWeightsReward(Reward):
+    """Scores a child by its held-out accuracy as a path through a shared-weights supernet.
+
+    Build one with :meth:`new` (or the constructor), or load a search folder's trained supernet
+    with :meth:`from_run`.
+    """
+
+    in_process = True  # the supernet lives in the search's process
+
+    @classmethod
+    def new(cls, space: SearchSpace | None = None, seed: int = 0, **settings) -> "SharedWeightsReward":
+        """A reward with an untrained supernet. ``space``: default B=5, all 13 ops, add-only;
+        ``settings``: :class:`SharedConfig` fields (``filters=8``, ``data=...``)."""
+        from ..genotypes import OPS
+
+        return cls(space or SearchSpace(5, OPS, ("add",)), SharedConfig(**settings), seed=seed)
+
+    @classmethod
+    def from_run(cls, out_dir, data: str | None = None, trained: bool = True) -> "SharedWeightsReward":
+        """The trained supernet of the ``cifar10-shared`` search in ``out_dir``, with that search's
+        settings (``data``: another path to the same data set). With ``trained`` a supernet that
+        has not finished its uniform-path training is refused. Nothing is written back to the
+        folder; call :meth:`bind` to make it the folder's checkpointing reward."""
+        from .config import SearchConfig
+        from .errors import SearchError
+
+        out_dir = Path(out_dir)
+        config = SearchConfig.load(out_dir)
+        if config.reward != "cifar10-shared":
+            raise SearchError(f"{out_dir} holds a {config.reward} search, not a cifar10-shared one.")
+        if not (out_dir / CHECKPOINT).exists():
+            raise SearchError(f"{out_dir} has no {CHECKPOINT} yet: its search has not trained the "
+                              "supernet (run or resume it first).")
+        shared = config.shared if data is None else dataclasses.replace(config.shared, data=data)
+        reward = cls(config.space, shared, seed=config.seed)
+        reward.build()
+        reward.restore(out_dir / CHECKPOINT)
+        if trained and reward.step < reward.warmup_steps:
+            raise SearchError(f"{out_dir}: the supernet has trained {reward.step} of "
+                              f"{reward.warmup_steps} steps; let the search finish its warm-up first.")
+        return reward
 
     def __init__(self, space: SearchSpace, config: SharedConfig, seed: int = 0):
         if "concat" in space.combines:
@@ -155,6 +198,10 @@ class SharedWeightsReward:
     def set_data(self, x_train, y_train, x_val, y_val) -> None:
         """Uses these arrays instead of loading CIFAR-10 (tests, other datasets)."""
         self._data = (x_train, y_train, x_val, y_val)
+
+    def build(self) -> None:
+        """Builds the supernet and its optimizer (seeded; a no-op once built)."""
+        self._ensure_built()
 
     def _ensure_built(self):
         if self.net is not None:

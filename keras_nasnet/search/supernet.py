@@ -224,6 +224,10 @@ class Supernet:
         """Restores :meth:`call_counts` output."""
         _set_counts(self._compiled, counts.get("parts", []))
 
+    def clear_compiled(self) -> None:
+        """Forgets every compiled part and call count (cost measurements start from eager parts)."""
+        self._compiled.clear()
+
     def part_variables(self, key) -> list:
         """The trainable variables of part ``key``."""
         return [w for layer in self._part_layers(key) for w in layer.trainable_weights]
@@ -377,6 +381,11 @@ class PathSGD:
         """Restores :meth:`call_counts` output."""
         _set_counts(self._square, counts.get("square", []))
         _set_counts(self._update, counts.get("update", []))
+
+    def clear_compiled(self) -> None:
+        """Forgets every compiled update and call count (see :meth:`Supernet.clear_compiled`)."""
+        self._square.clear()
+        self._update.clear()
 
     def _fn(self, cache, key, make):
         return _hot(cache, key, self.net.compile_after, lambda: make(key))
