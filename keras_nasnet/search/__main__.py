@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "score each child as a path through one trained weight-sharing supernet "
                         "(add-only cells, runs in this process; experimental: after the default 10 "
                         "supernet epochs it ranks cells with Kendall tau 0.45 against stand-alone "
-                        "training, see search/README.md); "
+                        "training, see search/shared/README.md); "
                         "synthetic: a cheap reward whose optimum is NASNet-A, to check the controller")
     p.add_argument("--strategy", choices=["ppo", "random"], default="ppo",
                    help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")

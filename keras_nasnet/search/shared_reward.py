@@ -20,7 +20,7 @@ The schedule has two phases, decided by ``warmup_epochs`` and ``steps_per_child`
    With ``steps_per_child > 0`` the supernet also trains that many steps on the child's path before
    scoring it (ENAS-style alternation; the rewards then drift as the supernet changes).
 
-The default (``steps_per_child=0``: a frozen supernet) is the measured choice, see ``search/README.md``.
+The default (``steps_per_child=0``: a frozen supernet) is the measured choice, see ``search/shared/README.md``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ Decisions that change widths, and how this mode handles them:
 A new child costs no new graph: each part of the network (the stem, a cell's input processing, one
 op at one block side, the classifier) is a ``tf.function`` traced once, the first time any child
 uses it; a child's decisions only choose, in Python, which compiled parts run (see
-``search/README.md`` for the measured options).
+``search/shared/README.md`` for the measured options).
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ class Supernet:
     # one tf.function, traced once on first use and reused by every child that takes it; the
     # child's decisions are Python ints that choose which parts run. A graph holding every choice
     # (tf.switch_case) costs minutes to trace at B=5 with 13 ops, and plain eager execution several
-    # times the compiled step: see search/README.md for the measurements.
+    # times the compiled step: see search/shared/README.md for the measurements.
     def part(self, key, training: bool):
         """The function of part ``key`` (see :meth:`parts_of`) in the given BN mode: eager for its
         first ``compile_after`` calls, then compiled (a trace costs about as much as a few dozen
@@ -314,7 +314,7 @@ class Supernet:
             outputs.append((out, mask))
         # The classifier reads the mean of the unused blocks, not their sum: a sum's logits grow
         # with the number of unused blocks, which changes from child to child, and that made the
-        # shared classifier's loss climb above chance (search/README.md). inherit_weights folds the
+        # shared classifier's loss climb above chance (search/shared/README.md). inherit_weights folds the
         # 1/k into the child's Dense kernel, so the child still computes the same function.
         last, mask = outputs[-1]
         probs = run("head", None if dry else last * (1.0 / sum(mask)))

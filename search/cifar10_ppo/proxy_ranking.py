@@ -1,6 +1,6 @@
 """Does the search proxy rank cells like a longer training does?
 
-    python search/proxy_ranking.py search/cifar10_ppo --data ../shared/datasets/cifar10-jpeg.zip
+    python search/cifar10_ppo/proxy_ranking.py search/cifar10_ppo --data ../shared/datasets/cifar10-jpeg.zip
 
 Trains three cells -- the search's best, NASNet-A, and a uniformly random cell -- with the search's
 own proxy and with a longer proxy (more images, more epochs, wider), each rewarded on the same

@@ -3,11 +3,11 @@ on a child's path with its parts run eagerly and compiled (tf.function per part)
 images/s and one child's reward. Images are random pixels (cost does not depend on them). Prints
 wall and CPU seconds (CPU time is steadier on a shared machine).
 
-    nice python search/shared_cost.py --out search/shared/cost_f8.json --filters 8
-    nice python search/shared_cost.py --out /tmp/cost_tiny.json --blocks 2 --ops 3 --filters 4
+    nice python search/shared/shared_cost.py --out search/shared/cost_f8.json --filters 8
+    nice python search/shared/shared_cost.py --out /tmp/cost_tiny.json --blocks 2 --ops 3 --filters 4
 
 The one-graph alternative (tf.switch_case over every op, traced once) is measured at commit
-5fa53c5 (see search/README.md); it is not in the code any more.
+5fa53c5 (see search/shared/README.md); it is not in the code any more.
 """
 
 import argparse

@@ -6,7 +6,7 @@ and searched cells, each trained alone at one fixed budget) as a path through th
 Spearman's rho between the two accuracies: on the search's own reward (its ``reward_images``
 held-out images) and on all held-out images.
 
-    python search/shared_ranking.py --run runs/shared/ppo \\
+    python search/shared/shared_ranking.py --run runs/shared/ppo \\
         --standalone search/shared/standalone.jsonl --out search/shared/ranking.json
 """
 

@@ -8,7 +8,7 @@ ranker would get); then it re-scores each ``shared_ranking.py`` result against t
 the current ``standalone.jsonl``, with a bootstrap interval over cells. No training or scoring is
 run: it reads the JSON files only.
 
-    python search/shared_reliability.py --standalone search/shared/standalone.jsonl \\
+    python search/shared/shared_reliability.py --standalone search/shared/standalone.jsonl \\
         --ranking search/shared/ranking_v3.json search/shared/ranking_v4.json \\
         --out search/shared/reliability.json
 

@@ -7,7 +7,7 @@ children by reward (both strategies' journals if given), scores each as a path t
 trained supernet on all ``val_images`` held-out images, and writes the one with the highest
 score as a genotype file, with the table.
 
-    python search/shared_reselect.py --run runs/shared/v4/ppo --top 10 \\
+    python search/shared/shared_reselect.py --run runs/shared/v4/ppo --top 10 \\
         --out search/shared/reselect_v4.json --genotype runs/shared/v4/reselected.json
 """
 

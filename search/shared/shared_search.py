@@ -1,7 +1,7 @@
 """A complete shared-weights search, PPO against random under the same supernet, and the stand-alone
 retraining of the searched cell against NASNet-A and random cells.
 
-    python search/shared_search.py --data ../shared/datasets/cifar10-jpeg.zip \\
+    python search/shared/shared_search.py --data ../shared/datasets/cifar10-jpeg.zip \\
         --runs runs/shared --standalone search/shared/standalone.jsonl --out search/shared/search.json
 
 Steps (each resumable: rerun the same command; finished steps are skipped):

@@ -8,10 +8,10 @@ held-out images), so it is one fixed budget for all. Finished lines are kept: re
 command to continue after an interruption.
 
     # NASNet-A, AmoebaNet-A and 13 random cells (seed 0), NASNet-A's second seed
-    python search/shared_standalone.py --data ../shared/datasets/cifar10-jpeg.zip --random 13 \\
+    python search/shared/shared_standalone.py --data ../shared/datasets/cifar10-jpeg.zip --random 13 \\
         --out search/shared/standalone.jsonl
     # a searched cell, two seeds
-    python search/shared_standalone.py --data ../shared/datasets/cifar10-jpeg.zip --random 0 \\
+    python search/shared/shared_standalone.py --data ../shared/datasets/cifar10-jpeg.zip --random 0 \\
         --genotype searched=runs/shared/ppo/best_genotype.json --seeds 0 1 --out search/shared/standalone.jsonl
 """
 

@@ -1,6 +1,6 @@
 """Rediscovery check: PPO against random search on the synthetic reward (optimum: NASNet-A).
 
-    python search/rediscovery.py --seeds 0 1 2 3 4 --trials 20000 --jobs 2 -- --entropy-weight 0.05
+    python search/synthetic/rediscovery.py --seeds 0 1 2 3 4 --trials 20000 --jobs 2 -- --entropy-weight 0.05
 
 Runs ``python -m keras_nasnet.search --reward synthetic`` (through its API) for each strategy and
 seed into ``runs/rediscovery/`` (the trial journals are large and are not committed), then writes
