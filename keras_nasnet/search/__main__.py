@@ -216,8 +216,9 @@ def main(argv=None) -> int:
     workers = a.workers if a.workers is not None else (1 if a.reward == "cifar10" else 0)
     try:  # fail before anything is written if the reward cannot work in this space
         config = search_config_from_args(a)
-        check_run_settings(a.out, config.to_dict(), max(workers, a.executor == "ray"), a.executor)
-        make_reward({"reward": a.reward, "space": config.to_dict()["space"], **config.to_dict()["reward_args"]})
+        stored = config.to_dict()
+        check_run_settings(a.out, stored, workers, a.executor)
+        make_reward({"reward": a.reward, "space": stored["space"], **stored["reward_args"]})
     except ValueError as e:
         parser.error(f"invalid search settings: {e}")
     try:

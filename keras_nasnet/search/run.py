@@ -102,8 +102,10 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         executor: ``local`` (processes on this machine) or ``ray``.
         progress: draw progress bars on standard error.
         max_failures: stop after this many children in a row failed.
-        threads_per_worker, ray_address, cpus_per_child, gpus_per_child: executor settings (see
-            ``python -m keras_nasnet.search --help``).
+        threads_per_worker: TensorFlow threads of each local worker (default: all cores each).
+        ray_address: address of an existing Ray cluster (default: start one).
+        cpus_per_child: Ray resources of one child.
+        gpus_per_child: Ray resources of one child.
 
     Everything is checked (settings, executor, data) before anything is written. Raises
     :class:`~keras_nasnet.search.errors.InvalidSettings` (a ``ValueError``) for settings that
