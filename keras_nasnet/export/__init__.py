@@ -295,7 +295,7 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
         format: ``"litert"``, ``"onnx"`` or ``"saved_model"``; by default from ``path``'s suffix.
         quantize: LiteRT only: ``None`` (float32), ``"float16"`` (float16 weights, half the size)
             ``"dynamic_int8"`` (int8 weights, activations quantized at run time; no calibration;
-            faster than float32 in most runs here, README "Deploy") or ``"int8"`` (every op int8, float32 input and
+            faster than float32 in most runs here, docs/deploy.md) or ``"int8"`` (every op int8, float32 input and
             output; needs ``calibration``).
         calibration: representative inputs for int8: an array ``(N, H, W, C)``, an iterable of
             such batches, or a function returning one; the first 1,000 images are used.

@@ -91,7 +91,8 @@ PAPER_PPO = {"lr": 0.00035, "lr_final": None, "entropy_weight": 1e-5, "entropy_f
              "clip": 0.2, "tanh_constant": None, "batch_size": 20}
 
 #: Named PPO settings; ``default`` differs from the paper only in the entropy bonus (measured on
-#: the synthetic reward, see :class:`PPOConfig`). ``PPOConfig()`` is the default preset.
+#: the synthetic reward, see :class:`PPOConfig` and docs/search-results.md). ``PPOConfig()`` is
+#: the default preset.
 PPO_PRESETS = {"default": {**PAPER_PPO, "entropy_weight": 0.05}, "paper": PAPER_PPO}
 
 #: The PPO fields config.json always records (earlier versions wrote exactly these).

@@ -4,7 +4,7 @@ Both share one interface: ``propose(n)`` returns ``n`` (actions, log-probability
 ``observe(actions, logp, reward)`` reports a finished child; ``state()`` / ``restore()`` carry
 everything needed to resume.
 
-Choices the paper leaves open, and the values used here (see the README's search section):
+Choices the paper leaves open, and the values used here (see docs/search.md):
 
 * the PPO ratio is taken per decision (each of the 50 decisions is a step of an episode whose
   return is the child's reward), not for the whole sequence: a sequence ratio is a product of 50

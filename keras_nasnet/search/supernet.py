@@ -91,7 +91,8 @@ class Supernet:
         filters: F, the first stack's cell width (the children's ``penultimate_filters`` is then
             ``4 * F * (number of unused normal-cell blocks)``).
         classes: classifier outputs.
-        bn_momentum, bn_epsilon: BatchNormalization settings (NASNetCIFAR's defaults).
+        bn_momentum: BatchNormalization momentum (NASNetCIFAR's default).
+        bn_epsilon: BatchNormalization epsilon (NASNetCIFAR's default).
         image_size: the (square) input size; the branches are built for static sizes.
         compile_after: calls of a part in eager mode before it is compiled with ``tf.function``.
     """
