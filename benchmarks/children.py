@@ -6,7 +6,7 @@
 
 For the ``cpu`` proxy budget (N=1, F=8, batch 64, one epoch on 10,000 images, scored on 5,000
 held-out ones) and four fixed cells (NASNet-A and the first three random cells of
-``search/shared_standalone.py``, seed 1), it times in one process, pinned to one core with one
+``search/shared/shared_standalone.py``, seed 1), it times in one process, pinned to one core with one
 TensorFlow thread as a search worker with ``--threads-per-worker 1`` runs:
 
 * ``step``: the reward as it is (:class:`keras_nasnet.search.rewards.ChildTrainer`);
@@ -86,7 +86,7 @@ def main(argv=None):
     xtr, ytr, _, _ = rewards._reward_data(cfg)
     steps = math.ceil(len(xtr) / cfg.batch_size)
 
-    # The cells of search/shared_standalone.py: its space, and its random cells (seed 1).
+    # The cells of search/shared/shared_standalone.py: its space, and its random cells (seed 1).
     space = SearchSpace(num_blocks=5, combines=("add",))
     cells = {"NASNet-A": space.encode(NASNET_A)}
     for k, acts in enumerate(space.sample_uniform(np.random.default_rng(1), 3)):

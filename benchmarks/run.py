@@ -3,6 +3,7 @@
     python benchmarks/run.py --quick          # about 5 minutes on 2 CPU cores; ends with a JSON line
     python benchmarks/run.py --out bench.md   # the full run, written as a markdown table
     python benchmarks/run.py --train-only     # only the two training steps at batch 32 (Mobile, CIFAR 6@768)
+    python benchmarks/run.py --pnasnet-only   # PNASNet5Large against timm's pnasnet5large only
 
 Each case is timed as the median of several repetitions after a warm-up (which includes tracing),
 with ``tf.function`` and XLA off (XLA makes depthwise convolutions slower on CPU). Peak memory is the
@@ -164,6 +165,45 @@ def search_case(reps, train_images=4000):
             "controller_share": (sample + update) / 20 / child}
 
 
+def pnasnet_case(reps, batch=1, size=331):
+    """PNASNet5Large's forward pass (``tf.function``, as the other cases) against timm's
+    ``pnasnet5large`` in PyTorch (eval mode, no_grad) on the same machine, in one process; timm's
+    side is left out when torch or timm is not installed. Same random weights are not needed for
+    timing; both sides run the same network (see tests/test_pnasnet.py)."""
+    x = tf.random.uniform((batch, size, size, 3), -1, 1)
+    model = kn.PNASNet5Large(weights=None)
+    f = tf.function(lambda t: model(t, training=False), jit_compile=False)
+    sides = {"ours": lambda: f(x).numpy()}
+    try:
+        import timm
+        import torch
+    except ImportError:
+        timm = None
+    if timm is not None:
+        tm = timm.create_model("pnasnet5large", pretrained=False).eval()
+        xt = torch.from_numpy(x.numpy().transpose(0, 3, 1, 2).copy())
+
+        def peer():
+            with torch.no_grad():
+                return tm(xt).numpy()
+
+        sides["timm"] = peer
+    for step in sides.values():  # warm-up (tracing, first allocations)
+        step()
+    times = {k: [] for k in sides}
+    for i in range(reps):
+        order = list(sides)[i % len(sides):] + list(sides)[:i % len(sides)]
+        for k in order:
+            t = time.perf_counter()
+            sides[k]()
+            times[k].append(time.perf_counter() - t)
+    out = {k: statistics.median(v) for k, v in times.items()}
+    if "timm" in out:
+        out["ratio"] = out["ours"] / out["timm"]
+        out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
 #: Our variants, against the peer: "before" is the graph keras.applications builds (Keras' own
 #: BatchNormalization), "ours" the default (fused BN), "folded" ``fold_batch_norm`` (inference only).
 VARIANTS = ("before", "ours", "folded")
@@ -178,6 +218,8 @@ def main(argv=None):
                    help="only the training-step cases, at their full sizes (NASNetMobile and NASNetCIFAR 6@768, "
                         "batch 32), and no search case")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per case (default 7, 3 with --quick)")
+    p.add_argument("--pnasnet-only", action="store_true",
+                   help="time only PNASNet5Large against timm's pnasnet5large (331, batch 1)")
     a = p.parse_args(argv)
     if a.train_only and a.quick:
         p.error("--train-only times the full-size training steps; leave out --quick.")
@@ -185,6 +227,10 @@ def main(argv=None):
         p.error(f"--reps must be at least 1; got {a.reps}.")
     reps = a.reps or (3 if a.quick else 7)
     rows = []
+    if a.pnasnet_only:
+        res = pnasnet_case(reps)
+        print(json.dumps({"pnasnet5large_331_batch1": res}))
+        return
 
     def add(name, res):
         row = {"case": name, "peer_s": res["peer"], "peer_mb": res["peer_mb"]}
@@ -208,6 +254,7 @@ def main(argv=None):
     large = lambda **kw: kn.NASNetLarge(weights=None, **kw)
     large_peer = lambda: keras.applications.NASNetLarge(weights=None)
     big = 8 if a.quick else 32
+    pnas = None
     if not a.train_only:
         add("inference NASNetMobile 224 batch 1", inference_case(sides(mob, mob_peer, True), 224, 1, reps * 3))
         add(f"inference NASNetMobile 224 batch {big}", inference_case(sides(mob, mob_peer, True), 224, big, reps))
@@ -215,6 +262,10 @@ def main(argv=None):
             inference_case(sides(large, large_peer, True), 331, 1, 3 if a.quick else reps))
         if not a.quick:
             add("inference NASNetLarge 331 batch 32", inference_case(sides(large, large_peer, True), 331, 32, 3))
+        pnas = pnasnet_case(3)
+        print("inference PNASNet5Large 331 batch 1: ours {:.1f} ms".format(pnas["ours"] * 1000)
+              + (" | timm {:.1f} ms (ratio {:.3f})".format(pnas["timm"] * 1000, pnas["ratio"])
+                 if "timm" in pnas else " (timm not installed)"), flush=True)
     add(f"train step NASNetMobile 224 batch {big}", train_case(sides(mob, mob_peer, False), 224, big, reps, 1000))
     cifar = (1, 384) if a.quick else (6, 768)
     add(f"train step NASNetCIFAR {cifar[0]}@{cifar[1]} batch 32",
@@ -242,7 +293,8 @@ def main(argv=None):
                         f"(N=1, F=8, one epoch on {search['train_images']:,} images, scored on 5,000).\n")
     ratios = {f"{r['case']} [{v}]": round(r[v + "_ratio"], 3) for r in rows for v in VARIANTS if v + "_s" in r}
     share = round(search["controller_share"], 6) if search else None
-    print(json.dumps({"ratios": ratios, "search_controller_share": share, "machine": machine}))
+    print(json.dumps({"ratios": ratios, "search_controller_share": share, "pnasnet5large_331_batch1": pnas,
+                      "machine": machine}))
 
 
 if __name__ == "__main__":

@@ -7,21 +7,49 @@ Genotypes go in, Keras models come out::
     amoeba = NASNet(AMOEBANET_A, num_cells=2, penultimate_filters=512, stem="cifar", classes=10)
 """
 
-from .genotypes import AMOEBANET_A, GENOTYPES, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype
-from .imagenet import decode_predictions, preprocess_input
-from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile
-from .ops import ScheduledDropPath, StridePadding2D
-from .optimize import fold_batch_norm
+import importlib as _importlib
 
-# After this import the package attribute ``export`` is the function (``keras_nasnet.export(model,
-# path, ...)``); ``from keras_nasnet.export import ...`` and ``python -m keras_nasnet.export`` still
-# reach the subpackage through sys.modules. It imports no TensorFlow until an export runs.
-from .export import export  # noqa: E402  (must come last: it rebinds the submodule's name)
+from ._cli import light_command as _light_command
+from ._cli import quiet_startup as _quiet_startup
+
+# Before anything imports TensorFlow: a quiet start for ``python -m keras_nasnet...`` (only then).
+_quiet_startup()
+
+from .genotypes import AMOEBANET_A, GENOTYPES, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype  # noqa: E402
+from .imagenet import decode_predictions, preprocess_input  # noqa: E402
+
+#: Names that need Keras (and so TensorFlow), by module.
+_KERAS_NAMES = {"NASNet": "models", "NASNetCIFAR": "models", "NASNetLarge": "models",
+                "NASNetMobile": "models", "PNASNet5Large": "models", "ScheduledDropPath": "ops", "StridePadding2D": "ops",
+                "fold_batch_norm": "optimize"}
+
+
+def __getattr__(name):
+    """Imports a Keras-dependent name on first use (only in the command lines that need no
+    TensorFlow, see ``_cli.light_command``; everywhere else they are imported below)."""
+    if name in _KERAS_NAMES:
+        value = getattr(_importlib.import_module(f".{_KERAS_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if not _light_command():
+    # Eager everywhere else: importing keras_nasnet registers its layers with Keras, which loading
+    # a .keras file relies on.
+    from .models import NASNet, NASNetCIFAR, NASNetLarge, NASNetMobile, PNASNet5Large  # noqa: E402
+    from .ops import ScheduledDropPath, StridePadding2D  # noqa: E402
+    from .optimize import fold_batch_norm  # noqa: E402
+
+# The export subpackage, callable as ``keras_nasnet.export(model, path, ...)`` (it calls
+# ``keras_nasnet.export.export``). The package attribute is the module itself, so
+# ``import keras_nasnet.export as m`` gives the module. It imports no TensorFlow until an export runs.
+from . import export  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AMOEBANET_A", "Block", "Cell", "GENOTYPES", "Genotype", "NASNET_A", "NASNet", "NASNetCIFAR",
-    "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "ScheduledDropPath", "StridePadding2D",
+    "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "PNASNet5Large", "ScheduledDropPath", "StridePadding2D",
     "decode_predictions", "export", "fold_batch_norm", "preprocess_input",
 ]

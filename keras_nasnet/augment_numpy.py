@@ -55,7 +55,8 @@ class CIFARBatches(keras.utils.PyDataset):
         y: integer labels ``(N,)``.
         batch_size: images per batch (the last batch may be smaller).
         training: shuffle with ``(seed, epoch)`` and augment; otherwise the images in order.
-        seed, epoch: what the order and the augmentation are drawn from.
+        seed: with ``epoch``, what the order and the augmentation are drawn from.
+        epoch: the epoch whose order and augmentation this is.
         cutout: cutout square size; 0 disables it.
         outputs: 2 repeats the label for a model with an auxiliary head.
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of ``PyDataset``.

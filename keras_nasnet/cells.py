@@ -85,6 +85,7 @@ def build_cell(
     block_id: str,
     cfg: ops.BNConfig,
     drop_path_rate: float = 0.0,
+    op_style: str = "keras",
 ):
     """Adds a ``normal`` or ``reduction`` cell to the graph and returns its output tensor.
 
@@ -100,6 +101,8 @@ def build_cell(
         block_id: the suffix of the cell's layer names (``"0"``, ``"stem_1"``, ``"reduce_4"``).
         cfg: batch-normalization settings.
         drop_path_rate: final ScheduledDropPath probability for this cell; 0 adds no layers.
+        op_style: ``"keras"`` or ``"slim"``, how pools pad and project (see
+            :func:`keras_nasnet.ops.apply_op`).
     """
     if kind not in ("normal", "reduction"):
         raise ValueError(f"kind must be 'normal' or 'reduction', not {kind!r}.")
@@ -130,7 +133,8 @@ def build_cell(
         for side, i, op in zip(("left", "right"), block.inputs, block.ops):
             stride = 2 if kind == "reduction" and i < NUM_INPUTS else 1
             name = part_name(kind, cell, b, side, block_id)
-            y = ops.apply_op(op, states[i], filters, stride, cfg, name, padded=padded(i))
+            y = ops.apply_op(op, states[i], filters, stride, cfg, name, padded=padded(i),
+                             style=op_style)
             if drop_path_rate > 0 and op != "identity":
                 y = ops.ScheduledDropPath(
                     drop_path_rate, name=f"{kind}_drop_path_{side}{b}_{block_id}")(y)

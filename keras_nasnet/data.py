@@ -210,6 +210,8 @@ def _unpickle_batch(raw: bytes, name: str):
 
 def _from_batches(read, where: str):
     parts = []
+    print(f"keras_nasnet: reading CIFAR-10 batches from {where} (cached after the first run)",
+          file=sys.stderr, flush=True)
     for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         try:
             raw = read(n)
@@ -277,10 +279,26 @@ def _decode(data: bytes, name: str) -> np.ndarray:
     return img
 
 
+def _progress(items, total: int, describe: str):
+    """``items``, announced on stderr: decoding CIFAR-10 takes about a minute, and nothing else is
+    printed meanwhile. A tqdm bar on a terminal; one line elsewhere (a bar in a log repeats)."""
+    print(f"keras_nasnet: decoding {total:,} images from {describe[:1].lower() + describe[1:]} "
+          "(cached after the first run)",
+          file=sys.stderr, flush=True)
+    if total >= 1000 and sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return items
+        return tqdm(items, total=total, unit="img", file=sys.stderr, leave=False)
+    return items
+
+
 def _collect(entries, describe):
     """entries: iterable of (split, class_name, name, read_fn)."""
     out = {"train": ([], []), "test": ([], [])}
-    for split, cls, name, read in sorted(entries, key=lambda e: (e[0], e[1], e[2])):
+    entries = sorted(entries, key=lambda e: (e[0], e[1], e[2]))
+    for split, cls, name, read in _progress(entries, len(entries), describe):
         if cls not in CLASSES:
             raise DataError(
                 f"{describe}: folder {split}/{cls} is not a CIFAR-10 class; expected folders named "
@@ -333,13 +351,21 @@ def _from_image_zip(path: Path):
             raise DataError(f"{path} is a corrupt zip archive ({e}).") from None
 
 
-def train_val_split(x, y, val_size: int = VALIDATION_SIZE, seed: int = 0):
+def train_val_split(x, y, val_size: int = VALIDATION_SIZE, seed: int = 0, hint: str = ""):
     """The paper's reward split: a fixed, seeded choice of ``val_size`` training images held out.
 
     Returns ``(x_train, y_train), (x_val, y_val)``; the same seed always gives the same split.
+    Raises :class:`DataError` when the data set is too small to hold ``val_size`` images out and
+    still train on some; ``hint`` is appended to its message (what the caller's user can do, e.g.
+    the command-line flag to change).
     """
-    if not 0 < val_size < len(x):
-        raise ValueError(f"val_size must be between 1 and {len(x) - 1}; got {val_size}.")
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or val_size < 1:
+        raise ValueError(f"val_size must be a positive integer; got {val_size!r}.")
+    if val_size >= len(x):
+        raise DataError(
+            f"The data set has {len(x):,} training images; holding out {val_size:,} of them for "
+            f"validation needs at least {val_size + 1:,}." + (f" {hint}" if hint else "")
+        )
     order = np.random.default_rng(seed).permutation(len(x))
     val, train = order[:val_size], order[val_size:]
     return (x[train], y[train]), (x[val], y[val])

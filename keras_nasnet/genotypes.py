@@ -165,6 +165,13 @@ class Cell:
         """Number of hidden states: the two inputs plus one per block."""
         return NUM_INPUTS + len(self.blocks)
 
+    @property
+    def width(self) -> int:
+        """Output channels of the cell in units of its filter count F: one per concatenated state,
+        two for a block whose combine is ``concat`` (it concatenates two F-wide op outputs)."""
+        return sum(2 if i >= NUM_INPUTS and self.blocks[i - NUM_INPUTS].combine == "concat" else 1
+                   for i in self.concat)
+
     def to_dict(self) -> dict:
         """Returns the JSON-ready form ``{"blocks": [...], "concat": [...]}``."""
         return {

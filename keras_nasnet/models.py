@@ -1,9 +1,11 @@
-"""Model constructors: the general genotype factory and the named NASNet-A models.
+"""Model constructors: the general genotype factory and the named NASNet-A and PNASNet-5 models.
 
 ``NASNetMobile`` and ``NASNetLarge`` are layer-for-layer the networks of
 ``keras.applications.NASNetMobile`` / ``NASNetLarge`` (same names, same weights in the same order), so
 the official ImageNet weights load into them. Unlike ``keras.applications`` they also work with
 ``include_top=False`` at any static size >= 32 and with ``None`` spatial dimensions.
+``PNASNet5Large`` is the same factory with PNASNet's cell counts and TF-slim's op conventions; it
+computes what timm's ``pnasnet5large`` computes, op for op.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from keras import layers
 
 from . import ops
 from .cells import build_cell
-from .genotypes import NASNET_A, Genotype, genotype_from
+from .genotypes import NASNET_A, PNASNET_5, Genotype, genotype_from
 
 # Per-channel CIFAR-10 training-set mean and standard deviation (0..255 pixels), used by
 # ``include_preprocessing`` so CIFAR models take raw pixels.
@@ -25,24 +27,28 @@ CIFAR10_STD = (62.993, 62.089, 66.705)
 
 _MIN_SIZE = 32
 
+#: ``penultimate_filters`` aimed at when it is not given (the nearest valid value is used).
+DEFAULT_PENULTIMATE_FILTERS = 1056
+#: Op conventions (see :func:`NASNet`'s ``op_style``).
+OP_STYLES = ("keras", "slim")
+
 
 def cell_width(cell) -> int:
-    """Output channels of a cell, in units of its filter count F (``concat`` blocks count twice)."""
-    from .genotypes import NUM_INPUTS
-
-    width = 0
-    for i in cell.concat:
-        if i >= NUM_INPUTS and cell.blocks[i - NUM_INPUTS].combine == "concat":
-            width += 2
-        else:
-            width += 1
-    return width
+    """Output channels of a cell in units of its filter count F: ``cell.width`` (kept as a
+    function for existing callers)."""
+    return cell.width
 
 
 def architecture_name(genotype, num_cells, penultimate_filters, stem, stem_filters, skip_reduction,
-                      filter_multiplier) -> str | None:
+                      filter_multiplier, op_style="keras") -> str | None:
     """Names the architecture if it is one the weight registry can hold weights for."""
-    if genotype != NASNET_A or filter_multiplier != 2:
+    if (genotype == PNASNET_5 and not isinstance(num_cells, numbers.Integral)
+            and tuple(num_cells) == (4, 3, 3) and penultimate_filters == 4320 and stem == "imagenet"
+            and stem_filters == 96 and not skip_reduction and filter_multiplier == 2
+            and op_style == "slim"):
+        return "pnasnet5_large"
+    if (genotype != NASNET_A or filter_multiplier != 2 or op_style != "keras"
+            or not isinstance(num_cells, numbers.Integral)):
         return None
     if stem == "imagenet":
         if (num_cells, penultimate_filters, stem_filters, skip_reduction) == (4, 1056, 32, False):
@@ -97,8 +103,8 @@ def _input_shape(input_shape, input_tensor, default_size, include_top, weights_i
 
 def NASNet(
     genotype: Genotype | str = NASNET_A,
-    num_cells: int = 4,
-    penultimate_filters: int = 1056,
+    num_cells: int | tuple[int, int, int] = 4,
+    penultimate_filters: int | None = None,
     stem: str = "imagenet",
     stem_filters: int | None = None,
     skip_reduction: bool = False,
@@ -120,20 +126,29 @@ def NASNet(
     default_size: int | None = None,
     bn_synchronized: bool = False,
     bn_fused: bool = True,
+    op_style: str = "keras",
 ):
     """Builds a NASNet-space network from a cell genotype.
 
     The macro-architecture is the paper's: a stem, then ``num_cells`` normal cells, a reduction cell,
     ``num_cells`` normal cells, a reduction cell and ``num_cells`` normal cells; the width doubles
-    (``filter_multiplier``) at each reduction.
+    (``filter_multiplier``) at each reduction. The same builder makes PNASNet-5 (see
+    :func:`PNASNet5Large`): three stacks of unequal length and TF-slim's op conventions.
 
     Args:
         genotype: a :class:`~keras_nasnet.genotypes.Genotype`, a registered name such as
             ``"AMOEBANET_A"``, a genotype JSON string or a path to a genotype JSON file.
-        num_cells: N, the normal cells per stack.
+        num_cells: N, the normal cells per stack, or three counts ``(N1, N2, N3)``, one per stack
+            (PNASNet-5 Large: ``(4, 3, 3)``). With an int, cells are named as keras.applications
+            names them (normal cells ``0..N-1``, ``reduce_N``, ``N+1..2N``, ``reduce_2N``, ...);
+            with three counts, as TF-slim and timm number them: every cell after the stem in order,
+            reductions included (``0..3``, reduction ``4``, ``5..7``, reduction ``8``, ...).
         penultimate_filters: P, the channels of the last cell's output; the first stack's width is
             ``P / (filter_multiplier**2 * w)`` where ``w`` is the normal cell's output width in units of
-            F (6 for NASNet-A, so F = P / 24).
+            F (6 for NASNet-A, so F = P / 24). Valid values are the multiples of a step that depends
+            on the genotype (a wrong one is refused, naming the nearest valid ones). When not given,
+            the valid value nearest to 1056 (``DEFAULT_PENULTIMATE_FILTERS``; 1056 itself for
+            NASNet-A), so that any genotype, a searched one included, builds with the defaults.
         stem: ``"imagenet"`` (3x3/2 conv and two reduction cells, as keras.applications) or
             ``"cifar"`` (one 3x3 conv, as the paper's CIFAR models).
         stem_filters: channels of the stem convolution; defaults to 32 (imagenet) or 3F (cifar).
@@ -165,6 +180,12 @@ def NASNet(
             training); ``False`` uses ``keras.layers.BatchNormalization``, so that a saved model
             of static size loads where keras_nasnet is not installed.
         default_size: input size used when ``input_shape`` is not given (224 imagenet, 32 cifar).
+        op_style: where keras.applications and TF-slim build an op differently. ``"keras"`` (the
+            NASNet-A weights need it): a stride-2 pool zero-pads its input explicitly, so padding
+            zeros enter its max and its average; a pool whose input is not F wide is followed by
+            ReLU-1x1 conv-BN. ``"slim"`` (TF-slim and timm, as PNASNet's weights need): stride-2
+            pools pad as TF "SAME" does (padding never wins a max and is left out of an average),
+            and that projection is a 1x1 conv-BN without ReLU. Convolutions are the same in both.
 
     Returns:
         A ``keras.Model``.
@@ -174,19 +195,22 @@ def NASNet(
     genotype = genotype_from(genotype)
     num_cells, penultimate_filters, filter_multiplier, stem_filters = _check_arguments(
         genotype, num_cells, penultimate_filters, stem, stem_filters, filter_multiplier,
-        skip_reduction, include_top, pooling, classes, auxiliary_head, drop_path_rate, dropout_rate)
-    filters = penultimate_filters // (cell_width(genotype.normal) * filter_multiplier**2)
+        skip_reduction, include_top, pooling, classes, auxiliary_head, drop_path_rate, dropout_rate,
+        op_style)
+    filters = penultimate_filters // (genotype.normal.width * filter_multiplier**2)
     if stem_filters is None:
         stem_filters = 32 if stem == "imagenet" else 3 * filters
     if default_size is None:
         default_size = 224 if stem == "imagenet" else 32
     arch = architecture_name(genotype, num_cells, penultimate_filters, stem, stem_filters,
-                             skip_reduction, filter_multiplier)
+                             skip_reduction, filter_multiplier, op_style)
     spec = weights_lib.resolve(weights, arch, include_top, classes, classifier_activation)
     input_shape = _input_shape(input_shape, input_tensor, default_size, include_top,
                                spec is not None and spec.preprocessing == "imagenet")
     if auxiliary_head:
         _check_aux_input_size(input_shape, stem)
+    # Before the (possibly long) build, so that a missing download fails at once.
+    weights_path = None if spec is None else weights_lib.local_path(spec)
 
     if input_tensor is None:
         inputs = layers.Input(shape=input_shape, name="input_layer")
@@ -203,8 +227,8 @@ def NASNet(
             name="rescaling",
         )(x)
     x = _stem(x, stem, stem_filters, cfg)
-    plan = _cell_plan(stem, num_cells, filters, filter_multiplier, skip_reduction)
-    x, aux_input = _cells(x, stem, plan, genotype, cfg, drop_path_rate)
+    plan = cell_plan(stem, num_cells, filters, filter_multiplier, skip_reduction)
+    x, aux_input = _cells(x, plan, genotype, cfg, drop_path_rate, op_style)
     x = ops.relu(x, name="final_relu")
     outputs = _top(x, aux_input if auxiliary_head else None, include_top, pooling, classes,
                    classifier_activation, dropout_rate, cfg)
@@ -218,9 +242,9 @@ def NASNet(
         genotype, num_cells=num_cells, penultimate_filters=penultimate_filters, stem=stem,
         stem_filters=stem_filters, skip_reduction=skip_reduction, filter_multiplier=filter_multiplier,
         include_top=include_top, classes=classes, auxiliary_head=auxiliary_head,
-        include_preprocessing=include_preprocessing, bn_epsilon=bn_epsilon))
+        include_preprocessing=include_preprocessing, bn_epsilon=bn_epsilon, op_style=op_style))
     if spec is not None:
-        weights_lib.load_into(model, spec)
+        weights_lib.load_into(model, spec, weights_path)
     return model
 
 
@@ -232,17 +256,46 @@ def _count(value, name: str, minimum: int = 1, hint: str = "") -> int:
     return int(value)
 
 
+def _num_cells(num_cells):
+    """``num_cells`` as an ``int`` or a tuple of three ``int`` counts (see :func:`NASNet`)."""
+    if isinstance(num_cells, (list, tuple)):
+        if len(num_cells) != 3:
+            raise ValueError(
+                f"num_cells must be an integer or three integers (normal cells per stack, e.g. "
+                f"(4, 3, 3)); got {num_cells!r}.")
+        return tuple(_count(n, "each of num_cells' three counts") for n in num_cells)
+    return _count(num_cells, "num_cells", hint=" Or pass three counts, one per stack.")
+
+
+def stack_counts(num_cells) -> tuple[int, int, int]:
+    """The normal cells of each of the three stacks for a ``num_cells`` argument."""
+    return (num_cells,) * 3 if isinstance(num_cells, numbers.Integral) else tuple(num_cells)
+
+
+def _nearest_multiple(target: int, step: int) -> int:
+    """The positive multiple of ``step`` nearest to ``target`` (halfway goes up)."""
+    return max(step, (target + step // 2) // step * step)
+
+
 def _check_arguments(genotype, num_cells, penultimate_filters, stem, stem_filters, filter_multiplier,
-                     skip_reduction, include_top, pooling, classes, auxiliary_head, drop_path_rate, dropout_rate):
+                     skip_reduction, include_top, pooling, classes, auxiliary_head, drop_path_rate,
+                     dropout_rate, op_style="keras"):
     """Checks the arguments that need no input shape or weights, before anything is built.
 
-    Returns ``num_cells, penultimate_filters, filter_multiplier, stem_filters`` as Python ints.
+    Returns ``num_cells`` (an int or three), and ``penultimate_filters``, ``filter_multiplier``,
+    ``stem_filters`` as Python ints; a ``penultimate_filters`` of ``None`` becomes the valid value
+    nearest to :data:`DEFAULT_PENULTIMATE_FILTERS`.
     """
     if stem not in ("imagenet", "cifar"):
         raise ValueError(f"stem must be 'imagenet' or 'cifar', not {stem!r}.")
-    num_cells = _count(num_cells, "num_cells")
+    if op_style not in OP_STYLES:
+        raise ValueError(f"op_style must be 'keras' or 'slim', not {op_style!r}.")
+    num_cells = _num_cells(num_cells)
     filter_multiplier = _count(filter_multiplier, "filter_multiplier",
                                hint=" It is the width factor at each reduction (2 in the paper).")
+    if penultimate_filters is None:
+        step = _penultimate_step(genotype, stem, num_cells, filter_multiplier, skip_reduction)
+        penultimate_filters = _nearest_multiple(DEFAULT_PENULTIMATE_FILTERS, step)
     penultimate_filters = _count(penultimate_filters, "penultimate_filters",
                                  hint=" It is the channel count of the last cell's output.")
     if stem_filters is not None:
@@ -259,7 +312,7 @@ def _check_arguments(genotype, num_cells, penultimate_filters, stem, stem_filter
         raise ValueError(f"dropout_rate must be in [0, 1); got {dropout_rate}.")
     step = _penultimate_step(genotype, stem, num_cells, filter_multiplier, skip_reduction)
     if penultimate_filters % step:
-        width = cell_width(genotype.normal)
+        width = genotype.normal.width
         below, above = penultimate_filters // step * step, (penultimate_filters // step + 1) * step
         nearest = f"{below} or {above}" if below else f"{above}"
         raise ValueError(
@@ -285,12 +338,11 @@ def _penultimate_step(genotype, stem, num_cells, filter_multiplier, skip_reducti
     for f in range(1, 2 * m**2 + 1):  # f = 2 * m**2 always qualifies
         if stem == "imagenet" and f % m**2:
             continue
-        plan = _cell_plan(stem, num_cells, f, m, skip_reduction)
+        plan = cell_plan(stem, num_cells, f, m, skip_reduction)
         # A cell whose h_(i-1) has a higher resolution halves its width in a factorized reduction.
-        halved = [c.filters for c, x_level, p_level in _input_levels(stem, plan)
-                  if p_level is not None and p_level != x_level]
+        halved = [c.filters for c in plan if c.p_level is not None and c.p_level != c.level]
         if all(w % 2 == 0 for w in halved):
-            return cell_width(genotype.normal) * m**2 * f
+            return genotype.normal.width * m**2 * f
     raise AssertionError("unreachable: f = 2 * filter_multiplier**2 always qualifies")
 
 
@@ -327,74 +379,92 @@ def _stem(x, stem, stem_filters, cfg):
 
 
 @dataclasses.dataclass(frozen=True)
-class _PlannedCell:
-    """One cell of the network, in build order."""
+class PlannedCell:
+    """One cell of the network, in build order, and where its inputs come from.
+
+    Cells are numbered by their position in the plan; ``-1`` is the stem convolution.
+    """
 
     kind: str  # "normal" or "reduction"
-    filters: int
+    filters: int  # the cell's width F
     block_id: str  # the suffix of the cell's layer names
-    keeps_previous: bool  # skip_reduction: the next cell's h_(i-1) is this cell's h_(i-1)
+    level: int  # stride-2 reductions applied to h_i (the stem convolution's output has level 0)
+    ip: int  # the cell whose output is h_i
+    p: int | None  # the cell whose output is h_(i-1); None: no h_(i-1) (the ImageNet stem's first)
+    p_level: int | None  # stride-2 reductions applied to h_(i-1)
 
 
-def _cell_plan(stem, num_cells, filters, filter_multiplier, skip_reduction) -> list[_PlannedCell]:
-    """Every cell in build order: the ImageNet stem's two reduction cells, then three stacks of
-    ``num_cells`` normal cells with a reduction cell between stacks (width times
-    ``filter_multiplier`` at each)."""
+def cell_plan(stem, num_cells, filters, filter_multiplier=2, skip_reduction=False) -> list[PlannedCell]:
+    """Every cell in build order, with its inputs: the one derivation of the network's cells.
+
+    The ImageNet stem's two reduction cells (widths ``F / m**2`` and ``F / m``), then three stacks
+    of normal cells (``num_cells``: one count for all, or three) with a reduction cell between
+    stacks, the width times ``filter_multiplier`` (m) at each. Each cell reads the previous cell's
+    output as h_i and the one before as h_(i-1); the ImageNet stem's first cell has no h_(i-1)
+    (keras.applications and TF-slim use h_i unadjusted), the CIFAR stem's first cell reads the
+    stem output as both. With ``skip_reduction`` the cell after a reduction keeps the reduction's
+    own h_(i-1) (NASNet-A Large).
+    """
     m = filter_multiplier
-    cells = []
+    counts = stack_counts(num_cells)
+    slim_names = not isinstance(num_cells, numbers.Integral)
+    specs = []  # (kind, filters, block_id, keeps_previous)
     if stem == "imagenet":
-        cells += [_PlannedCell("reduction", filters // m**2, "stem_1", False),
-                  _PlannedCell("reduction", filters // m, "stem_2", False)]
-    f = filters
-    for stack in range(3):
-        for i in range(num_cells):
-            # keras.applications numbers normal cells 0..N-1, N+1..2N, 2N+1..3N.
-            cells.append(_PlannedCell("normal", f, str(stack * num_cells + i + (stack > 0)), False))
+        specs += [("reduction", filters // m**2, "stem_1", False),
+                  ("reduction", filters // m, "stem_2", False)]
+    f, number = filters, 0
+    for stack, n in enumerate(counts):
+        before = sum(counts[:stack])
+        for i in range(n):
+            # keras.applications numbers normal cells 0..N-1, N+1..2N, 2N+1..3N; TF-slim counts on.
+            specs.append(("normal", f, str(number if slim_names else before + i + (stack > 0)), False))
+            number += 1
         if stack < 2:
             f *= m
-            cells.append(_PlannedCell("reduction", f, f"reduce_{(stack + 1) * num_cells}",
-                                      skip_reduction))
-    return cells
+            specs.append(("reduction", f, str(number) if slim_names else f"reduce_{before + n}",
+                          skip_reduction))
+            number += 1
+    plan = []
+    ip, level = -1, 0
+    p, p_level = (None, None) if stem == "imagenet" else (-1, 0)
+    for position, (kind, width, block_id, keeps_previous) in enumerate(specs):
+        plan.append(PlannedCell(kind, width, block_id, level, ip, p, p_level))
+        if not keeps_previous:
+            p, p_level = ip, level
+        ip, level = position, level + (kind == "reduction")
+    return plan
 
 
-def _input_levels(stem, plan):
-    """``(planned cell, level of h_i, level of h_(i-1) or None)`` for each cell, where a level counts
-    the stride-2 reductions so far. The ImageNet stem's first cell has no h_(i-1)
-    (keras.applications uses h_i unadjusted); the CIFAR stem's first cell reads the stem output as
-    both inputs."""
-    x_level, p_level = 0, (None if stem == "imagenet" else 0)
-    for planned in plan:
-        yield planned, x_level, p_level
-        if not planned.keeps_previous:
-            p_level = x_level
-        x_level += planned.kind == "reduction"
-
-
-def _cells(x, stem, plan, genotype, cfg, drop_path_rate):
+def _cells(x, plan, genotype, cfg, drop_path_rate, op_style="keras"):
     """Builds the planned cells on the stem output ``x``.
 
     Returns the last cell's output and the input of the last reduction cell (what the auxiliary
     head reads). ScheduledDropPath probabilities grow linearly with depth, as in TF-slim.
     """
-    p = None if stem == "imagenet" else x  # h_(i-1), as _input_levels describes
+    outputs = []
+
+    def source(i):
+        return x if i == -1 else outputs[i]
+
     aux_input = None
-    for k, (planned, x_level, p_level) in enumerate(_input_levels(stem, plan), start=1):
+    for k, planned in enumerate(plan, start=1):
+        ip = source(planned.ip)
         if planned.kind == "reduction":
-            aux_input = x
+            aux_input = ip
         cell = genotype.normal if planned.kind == "normal" else genotype.reduction
-        out = build_cell(cell, planned.kind, x, x_level, p, p_level, planned.filters,
-                         planned.block_id, cfg, drop_path_rate * k / len(plan))
-        if not planned.keeps_previous:
-            p = x
-        x = out
-    return x, aux_input
+        p = None if planned.p is None else source(planned.p)
+        outputs.append(build_cell(cell, planned.kind, ip, planned.level, p, planned.p_level,
+                                  planned.filters, planned.block_id, cfg, drop_path_rate * k / len(plan),
+                                  op_style=op_style))
+    return outputs[-1], aux_input
 
 
 def _top(x, aux_input, include_top, pooling, classes, classifier_activation, dropout_rate, cfg):
     """The classifier (and auxiliary classifier when ``aux_input`` is given), or the pooling."""
     if include_top:
         # Under mixed precision keep the classifiers in float32, so probabilities and losses are.
-        head_dtype = "float32" if keras.mixed_precision.global_policy().compute_dtype != "float32" else None
+        head_dtype = ("float32" if keras.mixed_precision.global_policy().compute_dtype in ("float16", "bfloat16")
+                      else None)
         x = layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
         if dropout_rate:
             x = layers.Dropout(dropout_rate, name="top_dropout")(x)
@@ -510,7 +580,8 @@ def NASNetCIFAR(
     1e-5) follow TF-slim's CIFAR configuration.
 
     ``num_cells`` and ``penultimate_filters`` default to 6 and 768, or, with ``weights`` naming
-    registered CIFAR weights, to the architecture those weights were trained for.
+    registered CIFAR weights, to the architecture those weights were trained for. For a genotype
+    where 768 is not valid (its normal cell is not 6F wide), the valid value nearest to 768.
 
     Example:
         >>> model = NASNetCIFAR(num_cells=2, penultimate_filters=384)
@@ -519,11 +590,17 @@ def NASNetCIFAR(
         from . import weights as weights_lib
 
         for spec in weights_lib.registry().values():
-            if weights in (spec.name, spec.dataset) and spec.architecture.startswith("nasnet_cifar_"):
-                num_cells, penultimate_filters = map(int, spec.architecture[len("nasnet_cifar_"):].split("@"))
+            if weights in (spec.name, spec.dataset) and spec.model == "NASNetCIFAR":
+                num_cells = spec.arguments.get("num_cells")
+                penultimate_filters = spec.arguments.get("penultimate_filters")
                 break
     num_cells = 6 if num_cells is None else num_cells
-    penultimate_filters = 768 if penultimate_filters is None else penultimate_filters
+    if penultimate_filters is None:
+        genotype = genotype_from(genotype)
+        m = _count(kwargs.get("filter_multiplier", 2), "filter_multiplier")
+        step = _penultimate_step(genotype, "cifar", _num_cells(num_cells), m,
+                                 kwargs.get("skip_reduction", False))
+        penultimate_filters = _nearest_multiple(768, step)
     return NASNet(
         genotype, num_cells=num_cells, penultimate_filters=penultimate_filters, stem="cifar",
         include_top=include_top, weights=weights, input_tensor=input_tensor,
@@ -531,4 +608,51 @@ def NASNetCIFAR(
         classifier_activation=classifier_activation, name=name, bn_momentum=bn_momentum,
         bn_epsilon=bn_epsilon, include_preprocessing=include_preprocessing, default_size=32,
         **kwargs,
+    )
+
+
+#: PNASNet-5 Large's arguments to :func:`NASNet` (TF-slim ``large_imagenet_config``: 12 cells,
+#: reductions at cells 4 and 8, 216 filters in the first stack, stem multiplier 3).
+PNASNET5_LARGE = dict(genotype=PNASNET_5, num_cells=(4, 3, 3), penultimate_filters=4320,
+                      stem="imagenet", stem_filters=96, skip_reduction=False, filter_multiplier=2,
+                      op_style="slim")
+
+
+def PNASNet5Large(
+    input_shape=None,
+    include_top=True,
+    weights="imagenet",
+    input_tensor=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="pnasnet5_large",
+    **kwargs,
+):
+    """PNASNet-5 Large (Liu et al. 2018; 12 cells @ 4320, 86M parameters, 331x331 inputs).
+
+    Built by :func:`NASNet` from :data:`~keras_nasnet.genotypes.PNASNET_5`: the ImageNet stem (a
+    3x3/2 valid conv with 96 filters and two stem cells), then 4 normal cells at F = 216, a
+    reduction, 3 at 432, a reduction, 3 at 864 (``num_cells=(4, 3, 3)``); the one PNASNet cell
+    serves for both (with stride 2 at reductions); TF-slim's op conventions (``op_style="slim"``).
+    This is TF-slim's ``build_pnasnet_large`` and timm's ``pnasnet5large`` op for op (timm's own
+    names map one to one onto these layers, see :mod:`keras_nasnet.weights.timm`), without the
+    auxiliary head.
+
+    Arguments as in ``keras.applications`` models. ``weights="imagenet"`` downloads timm's
+    ``pnasnet5large.tf_in1k`` file (TF-slim's ImageNet checkpoint, Apache-2.0) once, converts it
+    into Keras' cache and loads it; the top has 1000 classes. Inputs are expected in [-1, 1]
+    (:func:`keras_nasnet.preprocess_input`; timm's mean and std are 0.5), resized with bicubic
+    interpolation and a center crop of 0.911 as timm evaluates it. With ``include_top=False`` and no
+    ``input_shape`` the input is ``(None, None, 3)``. Extra keyword arguments go to :func:`NASNet`.
+
+    Example:
+        >>> model = PNASNet5Large(weights=None, include_top=False, pooling="avg")
+    """
+    if not include_top and input_shape is None and input_tensor is None:
+        input_shape = (None, None, 3)
+    return NASNet(
+        **PNASNET5_LARGE, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name, default_size=331, **kwargs,
     )

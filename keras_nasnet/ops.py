@@ -84,7 +84,7 @@ class ScheduledDropPath(layers.Layer):
     """ScheduledDropPath (paper, appendix A.5): drops a whole path per example during training.
 
     The drop probability is ``rate * progress``, where ``progress`` (0 to 1, a non-trainable
-    variable) is advanced by :class:`keras_nasnet.train.DropPathSchedule`; ``rate`` already carries
+    variable) is advanced by :class:`DropPathSchedule`; ``rate`` already carries
     TF-slim's linear scaling with cell depth. Kept paths are scaled by ``1 / keep`` so inference needs
     no rescaling.
     """
@@ -245,34 +245,41 @@ def separable_conv_block(x, filters, kernel_size, cfg: BNConfig, block_id, strid
     return bn(x, cfg, f"separable_conv_2_bn_{block_id}")
 
 
-def _identity(x, spec: OpSpec, filters, stride, cfg, name, padded):
+def _identity(x, spec: OpSpec, filters, stride, cfg, name, padded, style="keras"):
     if stride == 1 and x.shape[-1] == filters:
         return x
     # TF-slim: identity that must stride or change width becomes ReLU-1x1 conv-BN.
     return conv_bn(x, filters, 1, cfg, name, strides=stride)
 
 
-def _conv(x, spec: OpSpec, filters, stride, cfg, name, padded):
+def _conv(x, spec: OpSpec, filters, stride, cfg, name, padded, style="keras"):
     return conv_bn(x, filters, spec.kernel_size, cfg, name, strides=stride)
 
 
-def _sep_conv(x, spec: OpSpec, filters, stride, cfg, name, padded):
+def _sep_conv(x, spec: OpSpec, filters, stride, cfg, name, padded, style="keras"):
     return separable_conv_block(x, filters, spec.kernel_size, cfg, name, strides=stride)
 
 
-def _pool(x, spec: OpSpec, filters, stride, cfg, name, padded):
+def _pool(x, spec: OpSpec, filters, stride, cfg, name, padded, style="keras"):
     k = spec.kernel_size
     pool = layers.AveragePooling2D if spec.family == "avg_pool" else layers.MaxPooling2D
-    if stride == 2:
+    if stride == 2 and style == "keras":
+        # keras.applications: explicit zeros, which can win a max and count in an average.
         y = pool(k, strides=2, padding="valid", name=name)(padded(k))
     else:
-        y = pool(k, strides=1, padding="same", name=name)(x)
+        # TF "SAME" (TF-slim, timm): padding never wins a max and is left out of an average.
+        y = pool(k, strides=stride, padding="same", name=name)(x)
     if y.shape[-1] != filters:
-        y = conv_bn(y, filters, 1, cfg, f"{name}_projection")
+        if style == "slim":  # TF-slim's nasnet_utils: 1x1 conv and BN, no ReLU after a pool
+            y = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
+                              name=f"{name}_projection_conv")(y)
+            y = bn(y, cfg, f"{name}_projection_bn")
+        else:
+            y = conv_bn(y, filters, 1, cfg, f"{name}_projection")
     return y
 
 
-def _dil_conv(x, spec: OpSpec, filters, stride, cfg, name, padded):
+def _dil_conv(x, spec: OpSpec, filters, stride, cfg, name, padded, style="keras"):
     # Keras convolutions cannot combine dilation with stride; subsample afterwards instead.
     y = conv_bn(x, filters, spec.kernel_size, cfg, name, dilation_rate=2)
     if stride == 2:
@@ -280,7 +287,7 @@ def _dil_conv(x, spec: OpSpec, filters, stride, cfg, name, padded):
     return y
 
 
-def _conv_1xk_kx1(x, spec: OpSpec, filters, stride, cfg, name, padded):
+def _conv_1xk_kx1(x, spec: OpSpec, filters, stride, cfg, name, padded, style="keras"):
     # ReLU, 1xk conv, kx1 conv, BN (the stride split over the two convolutions).
     k = spec.kernel_size
     y = relu(x, name=f"{name}_relu")
@@ -303,7 +310,7 @@ BUILDERS = {
 }
 
 
-def apply_op(op, x, filters, stride, cfg: BNConfig, name, padded=None):
+def apply_op(op, x, filters, stride, cfg: BNConfig, name, padded=None, style="keras"):
     """Applies search-space op ``op`` to ``x`` and returns a tensor with ``filters`` channels.
 
     Args:
@@ -315,8 +322,28 @@ def apply_op(op, x, filters, stride, cfg: BNConfig, name, padded=None):
         name: the base name of the op's layers (``keras.applications`` style, e.g. ``normal_left1_0``).
         padded: ``padded(kernel_size)`` returns ``x`` padded for a stride-2 window, shared by all
             pools reading the same state (as ``keras.applications`` shares ``reduction_pad_1``).
+        style: ``"keras"`` (keras.applications: stride-2 pools pad with explicit zeros; a pool
+            output of another width gets ReLU-1x1 conv-BN) or ``"slim"`` (TF-slim and timm: TF
+            "SAME" pools; that projection is 1x1 conv-BN without ReLU). Only pools differ.
     """
     spec = OP_SPECS.get(op)
     if spec is None:
         raise ValueError(f"Unknown op {op!r}. Valid ops are: {', '.join(OP_SPECS)}.")
-    return BUILDERS[spec.family](x, spec, filters, stride, cfg, name, padded)
+    if style not in ("keras", "slim"):
+        raise ValueError(f"style must be 'keras' or 'slim', not {style!r}.")
+    return BUILDERS[spec.family](x, spec, filters, stride, cfg, name, padded, style)
+
+
+class DropPathSchedule(keras.callbacks.Callback):
+    """Ramps every :class:`ScheduledDropPath` linearly over training (paper A.5): progress is
+    ``epoch / epochs`` at the start of each epoch (``keras_nasnet.train`` uses it; also reachable
+    as ``keras_nasnet.train.DropPathSchedule``)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in self.model.layers:
+            if isinstance(layer, ScheduledDropPath):
+                layer.progress.assign(epoch / self.epochs)

@@ -3,7 +3,8 @@
 ``python -m keras_nasnet.train --out runs/a --epochs 5`` trains (``--help`` lists the recipe's
 settings); running the same command again resumes from the last finished epoch. Settings and data
 are checked before anything is written; a loss that stops being finite ends the run and keeps the
-last good checkpoint. Exit codes: 0 done, 1 failed (message on stderr), 2 invalid settings.
+last good checkpoint. Exit codes: 0 done, 1 failed (message on stderr), 2 invalid settings, 130
+interrupted (Ctrl-C; the same command resumes).
 ``python -m keras_nasnet.train evaluate --weights FILE --num-cells N --penultimate-filters P`` prints
 the test accuracy.
 """
@@ -17,16 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from . import augment_numpy
 from . import data as data_lib
 from .cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .fileio import FolderLock, FolderLocked, savez_atomic, write_json_atomic
 from .genotypes import genotype_from
-from .models import NASNetCIFAR
-from .ops import ScheduledDropPath
 
 
 class TrainingError(Exception):
@@ -41,18 +38,14 @@ class TrainingDiverged(TrainingError):
     """The loss stopped being finite; the last good checkpoint was kept."""
 
 
-class DropPathSchedule(keras.callbacks.Callback):
-    """Ramps every :class:`~keras_nasnet.ops.ScheduledDropPath` linearly over training (paper A.5):
-    progress is ``epoch / epochs`` at the start of each epoch."""
+def __getattr__(name):
+    # DropPathSchedule lives in keras_nasnet.ops (with the layer it drives), so that this module
+    # imports Keras only when a run starts: ``--help`` needs no TensorFlow.
+    if name == "DropPathSchedule":
+        from .ops import DropPathSchedule
 
-    def __init__(self, epochs: int):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for layer in self.model.layers:
-            if isinstance(layer, ScheduledDropPath):
-                layer.progress.assign(epoch / self.epochs)
+        return DropPathSchedule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_distribution(kind: str | None):
@@ -60,6 +53,8 @@ def make_distribution(kind: str | None):
     described by ``TF_CONFIG``)."""
     if kind is None:
         return None
+    import keras
+
     if keras.backend.backend() != "tensorflow":
         raise ValueError(f"--distribute {kind} needs the TensorFlow backend (KERAS_BACKEND="
                          f"tensorflow); this process runs Keras on {keras.backend.backend()}.")
@@ -81,6 +76,10 @@ def build_training_model(args, steps_per_epoch: int, replicas: int = 1):
     With several replicas the learning rate is scaled linearly (``--batch-size`` is per replica) and
     BatchNormalization statistics are synchronized across replicas.
     """
+    import keras
+
+    from .models import NASNetCIFAR
+
     model = NASNetCIFAR(
         num_cells=args.num_cells, penultimate_filters=args.penultimate_filters,
         genotype=genotype_from(args.genotype), drop_path_rate=args.drop_path,
@@ -161,21 +160,23 @@ def _check_same_run(cfg_file: Path, config: dict) -> None:
 
 
 def _load_data(args):
-    """The run's arrays, checked: ``(xtr, ytr), (xval, yval) or (None, None), (xte, yte)``."""
+    """The run's arrays, checked: ``(xtr, ytr), (xval, yval) or (None, None), (xte, yte)``.
+
+    ``--limit N`` keeps N images of each split (training, validation and test), so a smoke run is
+    short from start to end.
+    """
     (xtr, ytr), (xte, yte) = data_lib.load_cifar10(args.data)
     if args.split == "45k":
-        if len(xtr) <= data_lib.VALIDATION_SIZE:
-            raise data_lib.DataError(
-                f"The data set has {len(xtr)} training images; --split 45k holds out "
-                f"{data_lib.VALIDATION_SIZE:,} of them for validation, so it needs more. Use "
-                "--split full to train on all of them (no validation), or pass the full CIFAR-10."
-            )
-        (xtr, ytr), (xval, yval) = data_lib.train_val_split(xtr, ytr, seed=0)
+        (xtr, ytr), (xval, yval) = data_lib.train_val_split(
+            xtr, ytr, seed=0, hint="Use --split full to train on all of them (no validation), or "
+                                   "pass the full CIFAR-10 with --data.")
     else:
         xval = yval = None
     if args.limit:
         xtr, ytr = _subset(xtr, ytr, args.limit)
         xte, yte = _subset(xte, yte, args.limit)
+        if xval is not None:
+            xval, yval = _subset(xval, yval, args.limit)
     return (xtr, ytr), (xval, yval), (xte, yte)
 
 
@@ -200,6 +201,11 @@ def fit(args) -> dict:
 
 
 def _fit(args, out: Path) -> dict:
+    import keras
+
+    from . import augment_numpy
+    from .ops import DropPathSchedule
+
     config = _config_of(args)
     cfg_file = out / "config.json"
     if cfg_file.exists():
@@ -241,7 +247,7 @@ def _fit(args, out: Path) -> dict:
             val = make_dataset(xval, yval, 250, False, outputs=outputs)
         # shuffle=False: the dataset is shuffled per (seed, epoch) already; Keras would only warn.
         hist = model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
-                         callbacks=callbacks, verbose=args.verbose, shuffle=False)
+                         callbacks=callbacks, verbose=_verbosity(args), shuffle=False)
         loss = hist.history.get("loss", [float("nan")])[-1]
         if not math.isfinite(loss):
             # Not saved: the weights are no longer finite, and the checkpoint is the last good state.
@@ -268,6 +274,14 @@ def _fit(args, out: Path) -> dict:
     return result
 
 
+def _verbosity(args) -> int:
+    """``--verbose``, or by default a bar on a terminal and one line per epoch elsewhere."""
+    verbose = getattr(args, "verbose", None)
+    if verbose is None:
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
 def _subset(x, y, n):
     """A fixed random subset of n examples (image folders are stored class by class)."""
     idx = np.sort(np.random.default_rng(0).permutation(len(x))[:n])
@@ -275,25 +289,37 @@ def _subset(x, y, n):
 
 
 def evaluate_model(model, x, y, batch_size: int = 250) -> dict:
-    """Test accuracy and loss of ``model`` (main output) on uint8 images ``x`` and labels ``y``."""
-    if keras.backend.backend() == "tensorflow":
-        probs = []
-        for i in range(0, len(x), batch_size):
-            p = model(x[i:i + batch_size].astype("float32"), training=False)
-            probs.append(np.asarray(p[0] if isinstance(p, (list, tuple)) else p))
-        probs = np.concatenate(probs)
-    else:  # eager JAX compiles every op on its own; predict compiles the model once
-        p = model.predict(x.astype("float32"), batch_size=batch_size, verbose=0)
-        probs = np.asarray(p[0] if isinstance(p, (list, tuple)) else p)
+    """Test accuracy and loss of ``model`` (main output) on uint8 images ``x`` and labels ``y``.
+
+    Runs through ``model.predict``, one compiled inference function for every batch, so memory stays
+    about one forward pass of ``batch_size`` images. An eager ``model(x)`` call instead keeps every
+    intermediate tensor of the functional graph alive until the call returns: about 100 MB per
+    image for the 6@768 model, 25 GB for a batch of 250.
+    """
+    probs = []
+    # Slices of the uint8 array are cast one at a time: no float32 copy of the whole set.
+    for i in range(0, len(x), 10 * batch_size):
+        p = model.predict(x[i:i + 10 * batch_size].astype("float32"), batch_size=batch_size, verbose=0)
+        probs.append(np.asarray(p[0] if isinstance(p, (list, tuple)) else p, np.float32))
+    probs = np.concatenate(probs) if probs else np.zeros((0, 10), np.float32)
     acc = float(np.mean(np.argmax(probs, 1) == y))
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
     return {"test_accuracy": acc, "test_loss": loss, "test_images": int(len(y))}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help, and the module docstring kept as written."""
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``python -m keras_nasnet.train`` argument parser."""
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m keras_nasnet.train", description=__doc__,
+        usage="%(prog)s --out OUT [options]\n       %(prog)s evaluate --weights FILE [--data SOURCE] "
+              "[--num-cells N --penultimate-filters P] [--limit N]",
+        epilog="Subcommand: `evaluate` prints the CIFAR-10 test accuracy of a weights file "
+               "(python -m keras_nasnet.train evaluate --help).",
+        formatter_class=_HelpFormatter)
     p.add_argument("--out", required=True, help="run folder: config, checkpoint, log.csv, weights.h5")
     p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
     p.add_argument("--genotype", default="NASNET_A", help="genotype name, JSON or JSON file")
@@ -316,22 +342,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (for GPUs)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--limit", type=nonnegative_int, default=0, help="use only the first N images (smoke runs)")
-    p.add_argument("--verbose", type=int, default=1, help="Keras progress bar: 1 bar, 2 line, 0 off")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=None,
+                   help="Keras progress: 1 bar, 2 one line per epoch, 0 off; default 1 on a terminal, "
+                        "else 2 (a bar redrawn into a log file repeats every update)")
     return p
 
 
 def evaluate_main(argv) -> dict:
-    """``evaluate``: prints the CIFAR-10 test accuracy of a weights file."""
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train evaluate")
+    """``evaluate``: prints the CIFAR-10 test accuracy of a weights file.
+
+    Raises :class:`keras_nasnet.weights.WeightsError` or ``ValueError`` for weights that do not fit
+    the architecture given, :class:`keras_nasnet.data.DataError` for unusable data.
+    """
+    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train evaluate",
+                                description="Prints the CIFAR-10 test accuracy of a weights file.")
     p.add_argument("--weights", required=True, help="a weights file or a registry name (cifar10)")
-    p.add_argument("--data", default=None)
-    p.add_argument("--genotype", default="NASNET_A")
-    p.add_argument("--num-cells", type=int, default=None,
+    p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
+    p.add_argument("--genotype", default="NASNET_A", help="genotype name, JSON or JSON file")
+    p.add_argument("--num-cells", type=positive_int, default=None,
                    help="default: the architecture of registered weights, else 6")
-    p.add_argument("--penultimate-filters", type=int, default=None,
+    p.add_argument("--penultimate-filters", type=positive_int, default=None,
                    help="default: the architecture of registered weights, else 768")
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--limit", type=nonnegative_int, default=0, help="use only N test images")
     a = p.parse_args(argv)
+    from .models import NASNetCIFAR
+
     model = NASNetCIFAR(a.num_cells, a.penultimate_filters, genotype=genotype_from(a.genotype),
                         weights=a.weights)
     _, (xte, yte) = data_lib.load_cifar10(a.data)
@@ -342,11 +377,34 @@ def evaluate_main(argv) -> dict:
     return result
 
 
+def _epochs_done(out: Path) -> int:
+    try:
+        return int(json.loads((out / "state.json").read_text())["epochs_done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def main(argv=None) -> int:
-    """Entry point of ``python -m keras_nasnet.train``; returns the exit code."""
+    """Entry point of ``python -m keras_nasnet.train``; returns the exit code (0 done, 1 failed,
+    2 invalid settings, 130 interrupted)."""
+    from ._cli import interrupted
+    from .genotypes import GenotypeError
+    from .weights import WeightsError
+
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "evaluate":
-        evaluate_main(argv[1:])
+        try:
+            evaluate_main(argv[1:])
+        except GenotypeError as e:
+            print(f"error: --genotype: {e}", file=sys.stderr)
+            return 2
+        except (WeightsError, ValueError) as e:  # DataError is a ValueError
+            hint = (" Give the file's architecture with --genotype, --num-cells and "
+                    "--penultimate-filters." if "another architecture" in str(e) else "")
+            print(f"error: {e}{hint}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return interrupted("evaluation stopped", "nothing was written; run the command again")
         return 0
     p = parser()
     args = p.parse_args(argv)
@@ -354,8 +412,10 @@ def main(argv=None) -> int:
         p.error(f"argument --drop-path: expected a rate below 1, got {args.drop_path}")
     if not args.bn_momentum < 1:
         p.error(f"argument --bn-momentum: expected a number below 1, got {args.bn_momentum}")
-    from .genotypes import GenotypeError
-
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"argument --out: {out} is a file; give a folder for the run (a new one, or a run "
+                "folder to resume)")
     try:
         fit(args)
     except GenotypeError as e:
@@ -364,6 +424,13 @@ def main(argv=None) -> int:
     except (TrainingError, data_lib.DataError, FolderLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        done = _epochs_done(out)
+        kept = (f"{out} keeps the checkpoint after epoch {done}" if done
+                else "no epoch had finished, so there is no checkpoint yet")
+        return interrupted(f"training stopped; {kept}",
+                           "run the same command again to resume" if done else
+                           "run the same command again to start")
     return 0
 
 

@@ -84,6 +84,10 @@ def main(folder: Path):
     res["mobile_err"] = rel_err(mobile.predict(x / 127.5 - 1, verbose=0), np.load(folder / "mobile_tf.npy"))
 
     res["cpu"]["mobile"] = _cpu_seconds()
+    # A tiny PNASNet-5 (TF "SAME" pools), weights from the TensorFlow process's h5.
+    pnas = kn.NASNet(**spec["pnas"], weights=str(folder / "pnas.h5"))
+    res["pnas_err"] = rel_err(pnas.predict(x / 127.5 - 1, verbose=0), np.load(folder / "pnas_tf.npy"))
+    res["cpu"]["pnas"] = _cpu_seconds()
     # Training without TensorFlow: one epoch from an image folder, then the same command again,
     # which finds the finished checkpoint and trains nothing more.
     argv = ["--out", str(folder / "run"), "--data", str(folder / "images"), "--num-cells", "1",

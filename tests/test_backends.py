@@ -23,6 +23,9 @@ from keras_nasnet.weights import write_h5
 
 CIFAR = {"num_cells": 1, "penultimate_filters": 24, "auxiliary_head": False}
 MOBILE = {"include_top": False, "pooling": "avg", "input_shape": (32, 32, 3)}
+# PNASNet-5 at a tiny size: its stem, one cell for both kinds, TF "SAME" pools (op_style="slim").
+PNAS = {"genotype": "PNASNET_5", "num_cells": [1, 1, 1], "penultimate_filters": 160,
+        "stem_filters": 8, "op_style": "slim", "input_shape": (32, 32, 3), "classes": 5}
 
 
 def _randomise_bn(model, rng):
@@ -53,8 +56,13 @@ def tf_side(tmp_path_factory):
     ref.save(folder / "mobile.h5")  # a Keras-2-format h5, as the official files are
     np.save(folder / "mobile_tf.npy", np.asarray(ref(x / 127.5 - 1, training=False)))
 
+    pnas = kn.NASNet(**PNAS)
+    _randomise_bn(pnas, rng)
+    write_h5(pnas, folder / "pnas.h5")
+    np.save(folder / "pnas_tf.npy", np.asarray(pnas(x / 127.5 - 1, training=False)))
+
     write_image_folder(folder / "images", 4, 1, rng)
-    spec = {"cifar": CIFAR, "mobile": MOBILE}
+    spec = {"cifar": CIFAR, "mobile": MOBILE, "pnas": PNAS}
     (folder / "spec.json").write_text(json.dumps(spec))
     return folder
 
@@ -88,7 +96,7 @@ def test_backend_matches_tensorflow_and_trains_without_it(backend, tf_side, tmp_
         assert not r["tf_at_end"], "models, weights or training imported TensorFlow"
     # Same weights, same outputs as TensorFlow's (relative 1e-4), through every weight format.
     for key in ("cifar_weights_h5_err", "cifar_h5_err", "folded_err", "keras_roundtrip_err",
-                "mobile_err"):
+                "mobile_err", "pnas_err"):
         assert r[key] <= 1e-4, (key, r[key])
     assert r["folded_bns"] < r["bns"] / 4  # only BNs after a concatenation stay
     # fit through the NumPy pipeline: one epoch logged; the second run resumed, trained nothing

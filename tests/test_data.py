@@ -97,8 +97,21 @@ def test_a_corrupt_cache_is_rebuilt_with_a_note(batches_dir, capsys):
     (xtr, ytr), _ = D.load_cifar10(batches_dir)
     assert np.array_equal(xtr, expected[0][0]) and np.array_equal(ytr, expected[0][1])
     err = capsys.readouterr().err
-    assert str(cache_file) in err and "rebuilding" in err and len(err.strip().splitlines()) == 1
+    assert str(cache_file) in err and "rebuilding" in err
+    assert sum("unreadable" in line for line in err.splitlines()) == 1
     D.load_cifar10(batches_dir)  # the rebuilt cache reads without a word
+    assert capsys.readouterr().err == ""
+
+
+def test_decoding_says_what_it_does_and_the_cache_is_silent(batches_dir, tmp_path, capsys, rng):
+    # Decoding the JPEG copy takes about a minute; a silent minute reads like a hang.
+    D.load_cifar10(batches_dir)
+    assert "reading CIFAR-10 batches" in capsys.readouterr().err
+    _write_image_tree(lambda rel, data: (tmp_path / "imgs" / rel).parent.mkdir(parents=True, exist_ok=True)
+                      or (tmp_path / "imgs" / rel).write_bytes(data), n=1)
+    D.load_cifar10(tmp_path / "imgs")
+    assert "decoding 20 images from" in capsys.readouterr().err
+    D.load_cifar10(tmp_path / "imgs")
     assert capsys.readouterr().err == ""
 
 
@@ -208,6 +221,18 @@ def test_split_is_fixed_seeded_and_disjoint():
     assert np.array_equal(b, b2) and not set(ya) & set(yb)
     (_, _), (b3, _) = D.train_val_split(x, y, val_size=100, seed=1)
     assert not np.array_equal(b, b3)
+
+
+def test_split_of_too_small_a_data_set_is_a_data_error_with_the_callers_hint():
+    # One check for every caller (training, the search's rewards): the message says how many images
+    # there are, how many the hold-out needs, and what the caller's user can change.
+    x, y = np.zeros((30, 1)), np.arange(30)
+    with pytest.raises(D.DataError, match=r"has 30 training images; holding out 5,000 .* Use --val-images"):
+        D.train_val_split(x, y, hint="Use --val-images.")
+    with pytest.raises(D.DataError, match="at least 31"):
+        D.train_val_split(x, y, val_size=30)
+    with pytest.raises(ValueError, match="positive integer"):
+        D.train_val_split(x, y, val_size=0)
 
 
 def test_augmentation_shapes_and_determinism():

@@ -186,3 +186,101 @@ def test_int8_loads_when_calibration_never_makes_a_relu_positive(tmp_path):
     result = export(model, tmp_path / "m.tflite", quantize="int8", calibration=images)
     assert result.top1_agreement == 1.0
     assert not _undelegated_ops(result.path) & {"CONV_2D", "DEPTHWISE_CONV_2D", "RELU"}
+
+
+def _entries(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_failed_or_interrupted_export_leaves_nothing_behind(tmp_path, monkeypatch, images):
+    import keras_nasnet.export as ex
+
+    model = _tiny()
+    out = tmp_path / "out"
+    out.mkdir()
+    # One calibration image in batches of 2 gave the converter no batch at all: an uncalibrated
+    # model was written, and it loaded and ran.
+    with pytest.raises(ValueError, match="at least 2 calibration images"):
+        export(model, out / "m.tflite", quantize="int8", calibration=images[:1], batch_size=2)
+    assert _entries(out) == []
+
+    # A float export that fails verification is not left in place (nor its temporary file).
+    monkeypatch.setattr(ex, "verify_export", lambda *a, **k: {"max_abs_diff": 1.0, "top1_agreement": 0.0,
+                                                             "checked": 4})
+    with pytest.raises(ExportError, match="was not written"):
+        export(model, out / "m.tflite")
+    assert _entries(out) == []
+
+    # Ctrl-C while a SavedModel is written: no partial folder, an earlier export kept as it was.
+    (out / "sm").mkdir()
+    (out / "sm" / "saved_model.pb").write_bytes(b"earlier export")
+
+    def interrupted(model, path, shape):
+        (path / "variables").mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex, "_write_saved_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export(model, out / "sm")
+    assert _entries(out) == ["sm"] and _entries(out / "sm") == ["saved_model.pb"]
+
+
+def test_export_module_is_the_module_and_still_callable():
+    import types
+
+    import keras_nasnet
+    import keras_nasnet.export as m
+    from keras_nasnet.export import export as function
+
+    assert isinstance(m, types.ModuleType) and m.export is function and keras_nasnet.export is m
+    assert callable(keras_nasnet.export)  # keras_nasnet.export(model, path) keeps working
+
+
+def _cli(capsys, *argv):
+    from keras_nasnet.export.__main__ import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, monkeypatch):
+    import keras_nasnet.export.__main__ as cli
+
+    free = "free.keras"  # stands for a model file with None spatial sizes: the tiny model
+    monkeypatch.setattr(cli, "model_from_name", lambda name: (tiny, None))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    (folder / "fine.png").write_bytes(__import__("tensorflow").io.encode_png(images[0].astype("uint8")).numpy())
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    npy = tmp_path / "one.npy"
+    np.save(npy, images[:1])
+    cases = [
+        # (arguments, exit code, what the message must name)
+        ((free, tmp_path / "m.tflite"), 2, "--input-size H W"),
+        ((free, tmp_path / "m.tflite", "--input-size", "0", "0"), 2, "--input-size"),
+        ((free, tmp_path / "m.tflite", "--input-size", "32", "32", "--quantize", "int8"), 2,
+         "needs --calibration"),
+        ((free, a_file, "--format", "saved_model"), 2, "is a file, but a SavedModel is a folder"),
+        ((free, tmp_path / "m.tflite", "--input-size", "32", "32", "--quantize", "int8", "--calibration",
+          folder), 1, "broken.jpg is not a PNG/JPEG image"),
+        ((free, tmp_path / "m.tflite", "--input-size", "32", "32", "--quantize", "int8", "--calibration",
+          npy, "--batch-size", "2"), 2, "--calibration gave 1 image(s)"),
+    ]
+    for argv, code, message in cases:
+        got, err = _cli(capsys, *argv)
+        assert (got, message in err, "Traceback" in err) == (code, True, False), (argv, err)
+        assert "calibration=" not in err and "an array" not in err
+    assert not (tmp_path / "m.tflite").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "calib", "one.npy"]
+
+
+def test_cli_refuses_int8_of_a_registry_model_without_calibration(tmp_path, capsys):
+    # It used to fall back to a tfds download of CIFAR-10, which fails offline after minutes.
+    code, err = _cli(capsys, "nasnet_cifar_1@384_cifar10", tmp_path / "m.tflite", "--quantize", "int8")
+    assert code == 2 and "--quantize int8 needs --calibration: cifar10:PATH" in err
+    assert list(tmp_path.iterdir()) == []

@@ -149,10 +149,13 @@ def test_numpy_integers_are_accepted_and_searched_genotypes_get_the_valid_sizes(
     m = kn.NASNet(NASNET_A, num_cells=np.int64(1), penultimate_filters=np.int32(24), stem="cifar",
                   include_top=False, input_shape=(32, 32, 3))
     assert m.output_shape == (None, 8, 8, 24)
-    # A searched cell concatenating 5 states: the defaults (1056, made for NASNet-A's 6) do not fit.
+    # A searched cell concatenating 5 states: 1056 (made for NASNet-A's 6) does not fit; without
+    # penultimate_filters the factory takes the nearest valid value.
     cell = kn.Cell(tuple(kn.Block((0, 1), ("sep_conv_3x3", "identity")) for _ in range(5)), (2, 3, 4, 5, 6))
     with pytest.raises(ValueError, match="multiple of 80 .* nearest valid values are 1040 or 1120"):
-        kn.NASNet(kn.Genotype(cell, cell))
+        kn.NASNet(kn.Genotype(cell, cell), penultimate_filters=1056)
+    m = kn.NASNet(kn.Genotype(cell, cell), num_cells=1, include_top=False, input_shape=(32, 32, 3))
+    assert m.output_shape[-1] == 1040
 
 
 def test_imagenet_weights_argument_checks_happen_before_download():

@@ -109,3 +109,70 @@ def test_mirrored_over_two_cpu_devices_matches_single_device(image_folder, tmp_p
     a = json.loads((single / "result.json").read_text())
     b = json.loads((mirrored / "result.json").read_text())
     assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-3, abs=1e-4)
+
+
+def test_evaluation_compiles_once_instead_of_calling_the_model_eagerly_per_batch():
+    # An eager call per batch kept every intermediate tensor alive: about 100 MB per image for the
+    # default 6@768 model, so the README's smoke run was killed at the final evaluation (~25 GB).
+    # A compiled inference function runs the Python graph only when tracing.
+    from keras_nasnet import NASNetCIFAR
+    from keras_nasnet.train import evaluate_model
+
+    model = NASNetCIFAR(1, 48, genotype=TINY, auxiliary_head=True)
+    calls = []
+    real_call = model.call
+    model.call = lambda *a, **k: calls.append(1) or real_call(*a, **k)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 48)
+    first = evaluate_model(model, x, y, batch_size=8)  # 6 batches
+    again = evaluate_model(model, x, y, batch_size=8)
+    assert len(calls) <= 2, f"the model ran eagerly: {len(calls)} Python calls for 12 batches"
+    assert first == again and first["test_images"] == 48
+    probs = np.asarray(model(x.astype("float32"), training=False)[0])
+    assert first["test_accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == y)))
+
+
+def test_limit_shortens_training_validation_and_test(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from keras_nasnet import train
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (5030, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 5030)
+    monkeypatch.setattr(train.data_lib, "load_cifar10", lambda source: ((x, y), (x[:40], y[:40])))
+    args = SimpleNamespace(data=None, split="45k", limit=12)
+    (xtr, _), (xval, _), (xte, _) = train._load_data(args)
+    assert (len(xtr), len(xval), len(xte)) == (12, 12, 12)
+
+
+def test_ctrl_c_is_one_line_exit_130_saying_how_to_resume(image_folder, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(out, image_folder, epochs=50), env=_env(tmp_path),
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "state.json").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and sum(line.startswith("interrupted") for line in err.splitlines()) == 1, err
+    assert "keeps the checkpoint after epoch" in err and "run the same command again to resume" in err
+
+
+def test_expected_failures_are_one_line_errors(image_folder, tmp_path, capsys):
+    from keras_nasnet import NASNetCIFAR
+    from keras_nasnet.train import main
+    from keras_nasnet.weights import write_h5
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(a_file), "--data", str(image_folder)])
+    assert e.value.code == 2 and "--out" in capsys.readouterr().err
+
+    other = tmp_path / "other.h5"
+    write_h5(NASNetCIFAR(1, 48, genotype=TINY), other)
+    code = main(["evaluate", "--weights", str(other), "--num-cells", "1", "--penultimate-filters", "48",
+                 "--data", str(image_folder)])
+    err = capsys.readouterr().err
+    assert code == 1 and "another architecture" in err and "--genotype" in err

@@ -333,7 +333,8 @@ def test_registry_holds_the_official_files():
     reg = W.registry()
     assert reg["nasnet_mobile_imagenet"].file_hash == "020fb642bf7360b370c678b08e0adf61"
     assert reg["nasnet_large_imagenet_notop"].url.endswith("/NASNet-large-no-top.h5")
-    assert {s.architecture for s in reg.values() if s.dataset == "imagenet"} == {"nasnet_mobile", "nasnet_large"}
+    assert {s.architecture for s in reg.values() if s.dataset == "imagenet"} == {
+        "nasnet_mobile", "nasnet_large", "pnasnet5_large"}
 
 
 def test_preprocess_and_decode_predictions_offline():
@@ -356,3 +357,82 @@ def test_project_cifar10_weights_load_offline_from_the_manifest():
     x = np.full((1, 32, 32, 3), 128.0, "float32")  # raw pixels: normalisation is in the model
     p = np.asarray(m(x))
     assert p.shape == (1, 10) and abs(p.sum() - 1) < 1e-5
+
+
+def _pool_genotype(pool):
+    # Pools have no weights: genotypes differing only in the pool have the same layer names,
+    # classes and shapes, so Keras' own loading cannot tell their files apart.
+    return ('{"normal": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"]}], "concat": [2]}, '
+            '"reduction": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "%s"]}], "concat": [2]}}' % pool)
+
+
+def test_keras_save_weights_of_our_models_records_the_architecture(tmp_path):
+    a = kn.NASNetCIFAR(1, 48, genotype=_pool_genotype("max_pool_3x3"))
+    b = kn.NASNetCIFAR(1, 48, genotype=_pool_genotype("avg_pool_3x3"))
+    path = tmp_path / "a.weights.h5"
+    a.save_weights(path)  # Keras' own method
+    assert W.read_record(path)["genotype"] == W.architecture_of(a)["genotype"]
+    before = [np.array(v) for v in b.weights]
+    # Both ways of loading refuse, naming what differs, and change nothing.
+    for load in (b.load_weights, lambda p: W.load_file(b, p)):
+        with pytest.raises(W.WeightsError, match="reduction cell block 0.*max_pool_3x3.*avg_pool_3x3"):
+            load(path)
+    with pytest.raises(W.WeightsError, match="another architecture"):
+        kn.NASNetCIFAR(1, 48, genotype=_pool_genotype("avg_pool_3x3"), weights=str(path))
+    assert all(np.array_equal(x, np.array(v)) for x, v in zip(before, b.weights))
+    # The same architecture loads, through Keras and through weights=.
+    c = kn.NASNetCIFAR(1, 48, genotype=_pool_genotype("max_pool_3x3"))
+    c.load_weights(path)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    assert np.allclose(np.asarray(c(x)), np.asarray(a(x)))
+    d = kn.NASNetCIFAR(1, 48, genotype=_pool_genotype("max_pool_3x3"), weights=str(path))
+    assert np.allclose(np.asarray(d(x)), np.asarray(a(x)))
+
+
+def test_cli_verify_checks_the_shipped_files_and_list_keeps_its_columns(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    shipped = W.project_weights_dir()
+    assert weights_cli(["verify"]) == 0  # nothing downloaded: the shipped CIFAR file is checked
+    out = capsys.readouterr().out
+    assert "nasnet_cifar_1-384_cifar10.h5: OK" in out
+
+    copy = tmp_path / "files"
+    shutil.copytree(shipped, copy)
+    data = bytearray((copy / "nasnet_cifar_1-384_cifar10.h5").read_bytes())
+    data[-1] ^= 1
+    (copy / "nasnet_cifar_1-384_cifar10.h5").write_bytes(bytes(data))
+    monkeypatch.setenv(W.DIR_ENV, str(copy))
+    assert weights_cli(["verify"]) == 1
+    out = capsys.readouterr().out
+    assert "nasnet_cifar_1-384_cifar10.h5: BAD" in out and "expected" in out
+    monkeypatch.delenv(W.DIR_ENV)
+
+    assert weights_cli(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # Every row's file column starts where the header's does: no column runs into the next.
+    start = lines[0].index("file")
+    assert all(line[start - 2:start] == "  " and line[start] != " " for line in lines[1:])
+    cifar = next(line for line in lines if line.startswith("nasnet_cifar_1@384_cifar10"))
+    assert "test_accuracy 0.8006, test_loss 0.5819  " in cifar
+
+
+def test_registry_entries_name_their_constructor_and_older_manifests_still_load(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    spec = W.registry()["nasnet_cifar_1@384_cifar10"]
+    assert (spec.model, spec.arguments) == ("NASNetCIFAR", {"num_cells": 1, "penultimate_filters": 384})
+    assert W.registry()["nasnet_large_imagenet"].model == "NASNetLarge"
+
+    # A manifest written before entries named their constructor: derived from "architecture".
+    shutil.copytree(W.project_weights_dir(), tmp_path / "files")
+    manifest = tmp_path / "files" / "manifest.json"
+    entries = json.loads(manifest.read_text())["weights"]
+    for e in entries:
+        e.pop("model"), e.pop("arguments")
+    manifest.write_text(json.dumps({"weights": entries}))
+    monkeypatch.setenv(W.DIR_ENV, str(tmp_path / "files"))
+    old = W.registry()["nasnet_cifar_1@384_cifar10"]
+    assert (old.model, old.arguments) == (spec.model, spec.arguments)
+    assert old.build().count_params() == 230138

@@ -4,7 +4,7 @@
     result = export(model, "nasnet.tflite", quantize="int8", calibration=images)
     print(result.max_abs_diff, result.top1_agreement)
 
-Three formats (``keras_nasnet.export`` is also reachable as the function ``keras_nasnet.export``):
+Three formats (the module is callable: ``keras_nasnet.export(model, path)`` calls :func:`export`):
 
 - ``"saved_model"``: a TensorFlow SavedModel folder with a ``serving_default`` signature (Keras'
   ``model.export(format="tf_saved_model")``). Takes ``None`` batch and spatial sizes.
@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -142,8 +144,13 @@ def _calibration_batches(calibration, shape, limit: int = 1000):
             break
     if not images:
         raise ValueError("The calibration data is empty; int8 needs representative images.")
-
     step = shape[0] or 1  # a fixed batch size calibrates with batches of that size
+    if len(images) < step:
+        # The converter would get no batch at all and write an uncalibrated model that still loads.
+        raise ValueError(
+            f"int8 calibration with batch_size={step} needs at least {step} calibration images; "
+            f"calibration= has {len(images)} (about 100-500 are recommended)."
+        )
 
     def gen():
         for i in range(0, len(images) - step + 1, step):
@@ -152,11 +159,7 @@ def _calibration_batches(calibration, shape, limit: int = 1000):
     return gen, len(images)
 
 
-def _write_litert(model, path, shape, quantize, calibration):
-    import tensorflow as tf
-
-    from ..fileio import atomic_write
-
+def _check_litert_shape(shape):
     if None in shape[1:]:
         raise ValueError(
             f"LiteRT needs a static input size, but the export would take {shape[1:]}: pass "
@@ -164,6 +167,12 @@ def _write_litert(model, path, shape, quantize, calibration):
             "None sizes TensorFlow's depthwise convolution converts only as a Flex op, which the "
             "ai-edge-litert interpreter cannot run."
         )
+
+
+def _write_litert(model, path, shape, quantize, calibration_gen):
+    import tensorflow as tf
+
+    _check_litert_shape(shape)
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     fn = tf.function(lambda x: model(x, training=False),
@@ -183,9 +192,8 @@ def _write_litert(model, path, shape, quantize, calibration):
         # pass between ops (benchmarks/int8_ops.py times the ops one by one).
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize == "int8":
-        gen, _ = _calibration_batches(calibration, shape)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = gen
+        converter.representative_dataset = calibration_gen
         # Every op int8 (conversion fails rather than leave a float op behind); float32 input and
         # output, so callers feed the same arrays as to the float model.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -195,8 +203,7 @@ def _write_litert(model, path, shape, quantize, calibration):
         raise ExportError(f"LiteRT conversion of {model.name!r} failed: {e}") from None
     if quantize == "int8":
         flatbuffer = _widen_empty_ranges(flatbuffer)
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(flatbuffer)
+    Path(path).write_bytes(flatbuffer)
 
 
 # XNNPACK refuses an int8 convolution whose requantization scale (input scale x weight scale /
@@ -241,23 +248,20 @@ def _write_onnx(model, path, shape):
 
     import tensorflow as tf
 
-    from ..fileio import atomic_write
-
     try:
         import tf2onnx  # noqa: F401  (Keras imports it lazily; fail early with the install hint)
     except ImportError:
         raise ImportError("ONNX export needs tf2onnx: pip install 'keras_nasnet[export]'.") from None
     spec = [tf.TensorSpec(shape, model.inputs[0].dtype, name="images")]
-    with atomic_write(path, suffix=".onnx") as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's np.object probe under NumPy 2
-        model.export(str(tmp), format="onnx", input_signature=spec, verbose=False)
+        model.export(os.fspath(path), format="onnx", input_signature=spec, verbose=False)
 
 
 def _write_saved_model(model, path, shape):
     import tensorflow as tf
 
     spec = [tf.TensorSpec(shape, model.inputs[0].dtype, name="images")]
-    # A folder: Keras writes it in place (fileio's atomic writes are for single files).
     model.export(os.fspath(path), format="tf_saved_model", input_signature=spec, verbose=False)
 
 
@@ -284,6 +288,69 @@ def verify_export(model, path, images, num_threads: int | None = None) -> dict:
     }
 
 
+def _check_destination(path: Path, format: str) -> None:
+    """Refuses a destination of the wrong kind before anything is computed."""
+    if format == "saved_model":
+        if path.is_file():
+            raise ValueError(
+                f"{path} is a file, but a SavedModel is a folder: give a folder path (a new one, or "
+                "an existing SavedModel to replace), or a .tflite / .onnx file name for those formats."
+            )
+        if path.is_dir() and any(path.iterdir()) and not (path / "saved_model.pb").is_file():
+            raise ValueError(
+                f"{path} is a folder that holds other files and no SavedModel; give a new folder "
+                "(an existing SavedModel folder is replaced)."
+            )
+    elif path.is_dir():
+        raise ValueError(f"{path} is a folder; a {format} export is a file (e.g. {path / 'model'}"
+                         f"{'.tflite' if format == 'litert' else '.onnx'}).")
+
+
+def _temporary_beside(path: Path, format: str) -> Path:
+    """A new unique file name (or empty folder, for a SavedModel) in ``path``'s folder; its suffix
+    tells :func:`load_exported` the format."""
+    import tempfile
+
+    if format == "saved_model":
+        return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    suffix = ".part" + {"litert": ".tflite", "onnx": ".onnx"}[format]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Renames the finished export onto ``path``; an existing SavedModel folder there is replaced
+    (moved aside first, since a folder cannot be renamed onto a non-empty one, then removed)."""
+    if tmp.is_dir() and path.is_dir():
+        import tempfile
+
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        os.replace(path, old / path.name)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old / path.name, path)  # put the previous export back
+            raise
+        finally:
+            _remove(old)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        if tmp.is_file():
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a plain write gives
+        os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
 def export(model, path, format: str | None = None, quantize: str | None = None, calibration=None,
            input_shape=None, batch_size: int | None = None, fold_bn: bool = True,
            verify: bool = True) -> ExportResult:
@@ -295,7 +362,7 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
         format: ``"litert"``, ``"onnx"`` or ``"saved_model"``; by default from ``path``'s suffix.
         quantize: LiteRT only: ``None`` (float32), ``"float16"`` (float16 weights, half the size)
             ``"dynamic_int8"`` (int8 weights, activations quantized at run time; no calibration;
-            faster than float32 in most runs here, README "Deploy") or ``"int8"`` (every op int8, float32 input and
+            faster than float32 in most runs here, docs/deploy.md) or ``"int8"`` (every op int8, float32 input and
             output; needs ``calibration``).
         calibration: representative inputs for int8: an array ``(N, H, W, C)``, an iterable of
             such batches, or a function returning one; the first 1,000 images are used.
@@ -326,36 +393,62 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
         raise ValueError(f"export needs a functional Keras model; got {type(model).__name__}.")
     shape = _static_shape(model, input_shape, batch_size)
     path = Path(path)
-    if format != "saved_model":
-        path.parent.mkdir(parents=True, exist_ok=True)
+    _check_destination(path, format)
+    # Everything that can be checked is checked before the slow work: the size LiteRT needs, and
+    # enough calibration images for one batch.
+    calibration_gen = None
+    if format == "litert":
+        _check_litert_shape(shape)
+        if quantize == "int8":
+            calibration_gen, _ = _calibration_batches(calibration, shape)
 
     from ..optimize import fold_batch_norm
 
     static = _rebuild_at(model, shape)
     target = fold_batch_norm(static) if fold_bn else static
-    if format == "litert":
-        from .rewrite import delegate_friendly
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside ``path`` under a temporary name, verified there, then renamed onto ``path``: a
+    # failed or interrupted export (Ctrl-C included) leaves ``path`` as it was and no partial file
+    # or folder.
+    tmp = _temporary_beside(path, format)
+    try:
+        if format == "litert":
+            from .rewrite import delegate_friendly
 
-        target = delegate_friendly(target, int8=quantize == "int8")
-        _write_litert(target, path, shape, quantize, calibration)
-    elif format == "onnx":
-        _write_onnx(target, path, shape)
-    else:
-        _write_saved_model(target, path, shape)
-
+            target = delegate_friendly(target, int8=quantize == "int8")
+            _write_litert(target, tmp, shape, quantize, calibration_gen)
+        elif format == "onnx":
+            _write_onnx(target, tmp, shape)
+        else:
+            _write_saved_model(target, tmp, shape)
+        report = {}
+        if verify:
+            if calibration_gen is not None or (calibration is not None and quantize == "dynamic_int8"):
+                gen = calibration_gen or _calibration_batches(calibration, shape, limit=32)[0]
+                images = np.concatenate([b[0] for b in gen()])[:32]
+            else:
+                images = check_images(static, shape, n=batch_size or 4)
+            report = verify_export(static, tmp, images)
+            tol = TOLERANCE.get(quantize)
+            if tol is not None and report["max_abs_diff"] > tol:
+                raise ExportError(
+                    f"The {format} export differs from the Keras model by "
+                    f"{report['max_abs_diff']:.3g} (tolerance {tol:g}) on {report['checked']} "
+                    f"images; {path} was not written."
+                )
+        _move_into_place(tmp, path)
+    finally:
+        _remove(tmp)
     result = ExportResult(path, format, quantize, shape[1:])
-    if not verify:
-        return result
-    if calibration is not None and quantize in ("int8", "dynamic_int8"):
-        gen, _ = _calibration_batches(calibration, shape, limit=32)
-        images = np.concatenate([b[0] for b in gen()])
-    else:
-        images = check_images(static, shape, n=batch_size or 4)
-    report = verify_export(static, path, images)
-    tol = TOLERANCE.get(quantize)
-    if tol is not None and report["max_abs_diff"] > tol:
-        raise ExportError(
-            f"The {format} export at {path} differs from the Keras model by "
-            f"{report['max_abs_diff']:.3g} (tolerance {tol:g}) on {report['checked']} images."
-        )
     return dataclasses.replace(result, **report)
+
+
+class _CallableModule(types.ModuleType):
+    """This module's class: calling it calls :func:`export`, so ``keras_nasnet.export(model, path)``
+    works while ``keras_nasnet.export`` (however imported) stays this module."""
+
+    def __call__(self, *args, **kwargs):
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

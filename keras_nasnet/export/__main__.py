@@ -27,7 +27,6 @@ from . import export, load_exported
 def model_from_name(name: str):
     """Builds the model a registry name or ``.keras`` file stands for; returns ``(model, spec)``
     (``spec`` is the registry's :class:`~keras_nasnet.weights.WeightSpec`, or ``None``)."""
-    from .. import NASNetCIFAR, NASNetLarge, NASNetMobile
     from ..weights import registry
 
     if name.endswith(".keras"):
@@ -42,16 +41,11 @@ def model_from_name(name: str):
     if name not in reg:
         raise ValueError(f"Unknown model {name!r}: pass a .keras file or one of {', '.join(reg)}.")
     spec = reg[name]
-    if spec.architecture == "nasnet_mobile":
-        model = NASNetMobile(weights=name, include_top=spec.include_top)
-    elif spec.architecture == "nasnet_large":
-        model = NASNetLarge(weights=name, include_top=spec.include_top,
-                            input_shape=None if spec.include_top else (331, 331, 3))
-    elif spec.architecture.startswith("nasnet_cifar_"):
-        model = NASNetCIFAR(weights=name, include_top=spec.include_top)
-    else:
-        raise ValueError(f"No constructor known for architecture {spec.architecture!r}.")
-    return model, spec
+    kwargs = {}
+    if not spec.include_top and spec.preprocessing == "imagenet":
+        # Without a top the ImageNet models could take any size; export at the training size.
+        kwargs["input_shape"] = (spec.input_size, spec.input_size, 3)
+    return spec.build(**kwargs), spec
 
 
 def calibration_images(source: str, size, spec, count: int, seed: int = 0) -> np.ndarray:
@@ -66,25 +60,42 @@ def calibration_images(source: str, size, spec, count: int, seed: int = 0) -> np
             raise ValueError(f"CIFAR-10 images are 32x32; this model takes {size[:2]}.")
         return x
     path = Path(source)
+    if not path.exists():
+        raise ValueError(f"--calibration {source}: no such file or folder. Use cifar10[:SOURCE], a "
+                         ".npy array or a folder of images.")
     if path.suffix == ".npy":
-        return np.load(path)[:count].astype(np.float32)
+        try:
+            x = np.load(path)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--calibration {path} is not a readable .npy array ({e}).") from None
+        if x.ndim != 4 or x.shape[1:] != tuple(size):
+            raise ValueError(f"--calibration {path} holds an array shaped {x.shape}; the export "
+                             f"takes images shaped (N, {', '.join(map(str, size))}).")
+        return x[:count].astype(np.float32)
     if path.is_dir():
         import tensorflow as tf
 
         files = sorted(f for f in path.rglob("*") if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
         if not files:
-            raise ValueError(f"Folder {path} has no .jpg/.png images to calibrate on.")
+            raise ValueError(f"--calibration folder {path} has no .jpg/.png images.")
         files = [files[i] for i in rng.permutation(len(files))[:count]]
-        x = np.stack([tf.image.resize(tf.io.decode_image(f.read_bytes(), channels=3,
-                                                          expand_animations=False), size[:2]).numpy()
-                      for f in files]).astype(np.float32)
+        images = []
+        for f in files:
+            try:
+                img = tf.io.decode_image(f.read_bytes(), channels=3, expand_animations=False)
+            except Exception:  # tf.errors.InvalidArgumentError and others: the file is not an image
+                raise ValueError(f"--calibration: {f} is not a PNG/JPEG image that can be decoded "
+                                 "(corrupt, or another format named .jpg/.png); remove it from the "
+                                 "folder.") from None
+            images.append(tf.image.resize(img, size[:2]).numpy())
+        x = np.stack(images).astype(np.float32)
         if spec is not None and spec.preprocessing == "imagenet":
             from ..imagenet import preprocess_input
 
             x = preprocess_input(x)
         return x
-    raise ValueError(f"Calibration source {source!r}: use cifar10[:SOURCE], a .npy array or an "
-                     "image folder.")
+    raise ValueError(f"--calibration {source!r}: use cifar10[:SOURCE], a .npy array or an image "
+                     "folder.")
 
 
 def evaluate(model, path, source, limit: int = 0, batch_size: int = 100,
@@ -107,8 +118,35 @@ def evaluate(model, path, source, limit: int = 0, batch_size: int = 100,
             "export_accuracy": float(np.mean(ours == y)), "top1_agreement": float(np.mean(ours == ref))}
 
 
+def _check_arguments(p, a, model, spec):
+    """The checks that need the model, in the command line's terms, before anything is written.
+    Returns ``(input_shape, calibration_size)``."""
+    shape = tuple(model.inputs[0].shape[1:])
+    input_shape = (*a.input_size, shape[2]) if a.input_size else None
+    size = input_shape or shape
+    out = Path(a.out)
+    fmt = a.format or {".tflite": "litert", ".onnx": "onnx", "": "saved_model"}.get(out.suffix.lower())
+    if fmt == "saved_model" and out.is_file():
+        p.error(f"{out} is a file, but a SavedModel is a folder: give a folder path as OUT, or name "
+                "OUT .tflite or .onnx for those formats")
+    if fmt == "litert" and None in size[:2]:
+        p.error(f"{a.model} takes any input size {tuple(size)}, but LiteRT needs a fixed one: pass "
+                "--input-size H W (e.g. --input-size 224 224)")
+    if a.quantize == "int8" and not a.calibration:
+        hint = ("cifar10:PATH (CIFAR-10 training images from a local copy, e.g. "
+                "cifar10:cifar-10-python.tar.gz), " if spec is None or spec.dataset == "cifar10"
+                else "")
+        p.error(f"--quantize int8 needs --calibration: {hint}a .npy array of images in the model's "
+                "input range, or a folder of images (about 100-500 images)")
+    return input_shape, size
+
+
 def main(argv=None) -> int:
-    """Runs the export command line; returns the exit status."""
+    """Runs the export command line; returns the exit status (0 done, 1 failed, 2 invalid
+    arguments, 130 interrupted)."""
+    from .._cli import interrupted
+    from ..cliargs import nonnegative_int, positive_int
+
     p = argparse.ArgumentParser(prog="python -m keras_nasnet.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="a registry name or a .keras file")
@@ -121,26 +159,31 @@ def main(argv=None) -> int:
                         "calibrated on --calibration images")
     p.add_argument("--calibration", default=None,
                    help="int8 calibration images: cifar10[:SOURCE], a .npy array or an image folder")
-    p.add_argument("--calibration-count", type=int, default=500)
-    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+    p.add_argument("--calibration-count", type=positive_int, default=500)
+    p.add_argument("--input-size", type=positive_int, nargs=2, metavar=("H", "W"), default=None,
                    help="fix a model's None spatial size (LiteRT needs a static one)")
-    p.add_argument("--batch-size", type=int, default=None, help="a fixed batch size (default free)")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="a fixed batch size (default free)")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNormalization layers")
     p.add_argument("--evaluate", metavar="SOURCE", default=None,
                    help="CIFAR-10 models: test accuracy of the export and of the Keras model on "
                         "this CIFAR-10 source ('tfds', an archive or an image folder/zip)")
-    p.add_argument("--limit", type=int, default=0, help="evaluate on the first N test images")
+    p.add_argument("--limit", type=nonnegative_int, default=0,
+                   help="evaluate on the first N test images")
     a = p.parse_args(argv)
+    if a.quantize and (a.format or Path(a.out).suffix.lower()) not in ("litert", ".tflite"):
+        p.error(f"--quantize {a.quantize} is for LiteRT: name OUT .tflite (or pass --format litert)")
+    result = None
     try:
         model, spec = model_from_name(a.model)
-        shape = tuple(model.inputs[0].shape[1:])
-        input_shape = (*a.input_size, shape[2]) if a.input_size else None
-        size = input_shape or shape
+        input_shape, size = _check_arguments(p, a, model, spec)
         calibration = None
         if a.calibration:
             calibration = calibration_images(a.calibration, size, spec, a.calibration_count)
-        elif a.quantize == "int8" and spec is not None and spec.dataset == "cifar10":
-            calibration = calibration_images("cifar10", size, spec, a.calibration_count)
+            if len(calibration) < (a.batch_size or 1):
+                p.error(f"--calibration gave {len(calibration)} image(s); int8 calibration with "
+                        f"--batch-size {a.batch_size} needs at least {a.batch_size} (about 100-500 "
+                        "are recommended)")
         result = export(model, a.out, format=a.format, quantize=a.quantize, calibration=calibration,
                         input_shape=input_shape, batch_size=a.batch_size, fold_bn=not a.no_fold)
         report = {"path": str(result.path), "format": result.format, "quantize": result.quantize,
@@ -151,6 +194,12 @@ def main(argv=None) -> int:
     except (ValueError, ImportError, RuntimeError, OSError) as e:  # ExportError, WeightsError
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if result is not None:
+            return interrupted(f"the evaluation was stopped; the export at {result.path} is complete",
+                               "run the command again to evaluate it")
+        return interrupted(f"the export was stopped; {a.out} was not written (an earlier export "
+                           "there is left as it was)", "run the same command again to export")
     print(json.dumps(report))
     return 0
 

@@ -2,8 +2,8 @@
 
 A reward function takes ``(actions, seed)`` and returns a float. It raises :class:`ChildFailed` when
 the child's architecture fails (cannot be built, NaN loss): the child then gets the documented
-failure reward. Any other exception is an infrastructure failure and the trial is run again. A
-reward may have a ``check()`` method, which the search calls once before any child. The
+failure reward. Any other exception is an infrastructure failure and the trial is run again. Both
+rewards here implement :class:`~keras_nasnet.search.base.Reward`. The
 ``cifar10`` reward builds the child with the factory, trains it on the paper's 45,000-image split
 and returns its accuracy on the 5,000 held-out images.
 """
@@ -17,10 +17,11 @@ import time
 import numpy as np
 
 from ..genotypes import NASNET_A, Genotype
+from .base import Reward
 from .space import SearchSpace
 
 
-class SyntheticReward:
+class SyntheticReward(Reward):
     """A cheap reward whose optimum is a known genotype (NASNet-A by default).
 
     ``reward = (1 - interaction) * matched_decisions / all_decisions
@@ -100,13 +101,7 @@ def _load_reward_data(cfg: ProxyConfig):
     from .. import data as data_lib
 
     (x, y), _ = data_lib.load_cifar10(cfg.data)
-    if len(x) <= data_lib.VALIDATION_SIZE:
-        raise data_lib.DataError(
-            f"The CIFAR-10 source {cfg.data or 'tfds'} has {len(x)} training images; the reward "
-            f"holds out {data_lib.VALIDATION_SIZE} of them for validation and trains on the rest, "
-            "so it needs more. Pass the full data set with --data."
-        )
-    (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0)
+    (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0, hint="Pass the full data set with --data.")
     return (xtr[: cfg.train_images], ytr[: cfg.train_images],
             xval[: cfg.val_images], yval[: cfg.val_images])
 
@@ -127,7 +122,7 @@ def fit_units(genotype: Genotype, penultimate_filters: int) -> int:
     return max(unit, int(round(penultimate_filters / unit)) * unit)
 
 
-class CIFARReward:
+class CIFARReward(Reward):
     """Trains a child on CIFAR-10 (the 45,000-image split) and returns its held-out accuracy."""
 
     #: ``"step"``: :class:`ChildTrainer` (TensorFlow); ``"fit"``: compile + fit + predict, the

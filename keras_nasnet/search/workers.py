@@ -85,10 +85,12 @@ class InlineExecutor:
     """Evaluates in the calling process, one child at a time (cheap rewards, tests)."""
 
     def __init__(self, reward_spec: dict, capacity: int = 20, state_dir=None, progress: bool = False):
-        self.reward = make_reward(reward_spec)
+        from .base import as_reward
+
+        self.reward = as_reward(make_reward(reward_spec))
         self.capacity = capacity
         self._done = []
-        if hasattr(self.reward, "bind"):  # a stateful reward: its checkpoints live in the search folder
+        if state_dir is not None:  # a stateful reward keeps its checkpoints in the search folder
             self.reward.bind(state_dir, progress)
 
     def submit(self, task: dict) -> None:
@@ -102,8 +104,7 @@ class InlineExecutor:
 
     def close(self) -> None:
         """Lets a stateful reward write its last checkpoint."""
-        if hasattr(self.reward, "close"):
-            self.reward.close()
+        self.reward.close()
 
 
 def _exit_with_parent(parent_pid: int) -> None:

@@ -1,7 +1,12 @@
-"""``python -m keras_nasnet.weights list | fetch NAME... | verify [PATH]``.
+"""``python -m keras_nasnet.weights list | fetch NAME... | verify [PATH] | convert SOURCE OUT``.
+
+``verify`` without a path checks every downloaded file in the cache and every file shipped with the
+package against the registry's hashes.
 
 ``fetch`` on a connected machine fills Keras' cache (``$KERAS_HOME/models``); copy that folder to an
-offline machine, or serve it and point ``KERAS_NASNET_WEIGHTS_URL`` at it.
+offline machine, or serve it and point ``KERAS_NASNET_WEIGHTS_URL`` at it. ``convert
+timm:pnasnet5large.tf_in1k OUT.h5`` converts timm's PNASNet-5 Large file (downloaded into the cache,
+or given with --source) into Keras weights for ``PNASNet5Large(weights=OUT.h5)``.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import WeightsError, cache_dir, fetch, file_digest, project_weights_dir, registry
+from . import WeightsError, cache_dir, fetch, project_weights_dir, registry
+from .download import problem
 
 
 def main(argv=None) -> int:
@@ -21,8 +27,14 @@ def main(argv=None) -> int:
     sub.add_parser("list", help="list every known weight set")
     f = sub.add_parser("fetch", help="download and verify weight sets into the cache")
     f.add_argument("names", nargs="+", help="registry names, or 'all'")
-    v = sub.add_parser("verify", help="check cached (or given) files against the registry")
-    v.add_argument("path", nargs="?", help="a file to check; default: every cached file")
+    v = sub.add_parser("verify", help="check cached and shipped (or given) files against the registry")
+    v.add_argument("path", nargs="?", help="a file to check; default: every cached and shipped file")
+    c = sub.add_parser("convert", help="convert timm's PNASNet-5 Large weights into a Keras file")
+    c.add_argument("model", metavar="SOURCE", help="timm:pnasnet5large.tf_in1k")
+    c.add_argument("out", metavar="OUT", help="the Keras file to write: OUT.h5 (with the "
+                   "architecture record, loads by layer name) or OUT.weights.h5 (Keras' own format)")
+    c.add_argument("--source", metavar="FILE", help="timm's model.safetensors on disk (default: "
+                   "download it into Keras' cache, or use the copy there)")
     a = p.parse_args(argv)
     try:
         return _command(a)
@@ -35,12 +47,32 @@ def _command(a) -> int:
     reg = registry()
 
     if a.cmd == "list":
-        print(f"{'name':34} {'architecture':20} {'top':4} {'size':5} {'metrics':28} file")
+        rows = [("name", "architecture", "top", "size", "metrics", "file")]
         for s in reg.values():
             where = s.url or str(project_weights_dir() / s.file_name)
             metrics = ", ".join(f"{k} {v:.4g}" for k, v in s.metrics.items())
-            print(f"{s.name:34} {s.architecture:20} {'yes' if s.include_top else 'no':4} "
-                  f"{s.input_size:<5} {metrics:28} {where}")
+            rows.append((s.name, s.architecture, "yes" if s.include_top else "no", str(s.input_size),
+                         metrics, where))
+        # Columns as wide as their longest entry, so none runs into the next.
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        for r in rows:
+            print("  ".join(f"{c:{w}}" for c, w in zip(r, widths)) + "  " + r[-1])
+        return 0
+    if a.cmd == "convert":
+        from .timm import TIMM_MODEL, convert
+
+        if a.model not in (f"timm:{TIMM_MODEL}", f"timm:{TIMM_MODEL.split('.')[0]}"):
+            print(f"Cannot convert {a.model!r}: the converter knows timm:{TIMM_MODEL} only.",
+                  file=sys.stderr)
+            return 2
+        if not a.out.endswith(".h5"):
+            print(f"OUT must end in .h5 or .weights.h5; got {a.out!r}.", file=sys.stderr)
+            return 2
+        if a.source and not Path(a.source).is_file():
+            print(f"--source {a.source}: no such file.", file=sys.stderr)
+            return 2
+        source = a.source or fetch(reg["pnasnet5_large_imagenet"])
+        print(f"{convert(source, a.out)}: converted from {source}")
         return 0
     if a.cmd == "fetch":
         names = list(reg) if a.names == ["all"] else a.names
@@ -63,10 +95,14 @@ def _command(a) -> int:
     if a.path:
         paths = [Path(a.path)]
     else:
+        # Every downloaded file in the cache, and every file shipped with the package (a missing
+        # shipped file is reported: the registry promises it).
         paths = [cache_dir() / s.file_name for s in reg.values() if s.base_url]
         paths = [x for x in paths if x.is_file()]
+        paths += list(dict.fromkeys(project_weights_dir() / s.file_name for s in reg.values()
+                                    if not s.base_url))
         if not paths:
-            print(f"No cached weight files in {cache_dir()}.")
+            print(f"No cached weight files in {cache_dir()}, and no shipped ones.")
             return 0
     status = 0
     for path in paths:
@@ -79,9 +115,10 @@ def _command(a) -> int:
             print(f"{path}: no such file.", file=sys.stderr)
             status = 1
             continue
-        ok = file_digest(path, spec.hash_algorithm) == spec.file_hash
-        print(f"{path}: {'OK' if ok else 'BAD HASH'} ({spec.name}, {spec.hash_algorithm})")
-        status |= not ok
+        what = problem(spec, path)
+        check = spec.hash_algorithm if spec.file_hash else "structure; no published hash"
+        print(f"{path}: {'OK' if what is None else 'BAD: ' + what} ({spec.name}, {check})")
+        status |= what is not None
     return status
 
 

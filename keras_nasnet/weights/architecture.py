@@ -5,43 +5,89 @@ builds; :func:`~keras_nasnet.weights.write_h5` stores it in the file, and loadin
 record into a model that has one refuses if they describe different networks, saying what differs.
 The record lives on the Python object only: a model reloaded from ``.keras`` has none (its weight
 files then carry no record and load by layer name, as official files do).
+
+A model with a record also writes it into the files of Keras' own ``model.save_weights()`` (and so
+of ``keras.callbacks.ModelCheckpoint(save_weights_only=True)``), and its ``model.load_weights()``
+refuses a file whose record describes another network, before Keras reads any weight: two
+genotypes can have the same layer names, classes and shapes, and Keras would load one's weights
+into the other without a word.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import types
 
 # Private attribute, set with object.__setattr__ so that Keras does not track it as model state.
 _ATTR = "_keras_nasnet_architecture"
 #: Record fields that decide the network's layers and what its weights compute.
 STRUCTURE_KEYS = ("genotype", "num_cells", "penultimate_filters", "stem", "stem_filters",
-                  "skip_reduction", "filter_multiplier", "include_preprocessing")
+                  "skip_reduction", "filter_multiplier", "include_preprocessing", "op_style")
+#: What a record written before a field existed means by its absence.
+_ABSENT = {"op_style": "keras"}
 FORMAT = 1
 
 
 def architecture_record(genotype, *, num_cells, penultimate_filters, stem, stem_filters,
                         skip_reduction, filter_multiplier, include_top, classes, auxiliary_head,
-                        include_preprocessing, bn_epsilon) -> dict:
+                        include_preprocessing, bn_epsilon, op_style="keras") -> dict:
     """The record of a network built by :func:`keras_nasnet.NASNet` with these arguments.
 
     ``include_top``, ``classes``, ``auxiliary_head`` and ``bn_epsilon`` are recorded for information;
     ``classes`` is compared only when both sides have a top (a file with a top also serves a model
-    without one, and a file with an auxiliary head a model without it).
+    without one, and a file with an auxiliary head a model without it). ``num_cells`` is an int or
+    a list of three (one count per stack).
     """
+    cells = int(num_cells) if isinstance(num_cells, int) else [int(n) for n in num_cells]
     return {
-        "format": FORMAT, "genotype": genotype.to_dict(), "num_cells": int(num_cells),
+        "format": FORMAT, "genotype": genotype.to_dict(), "num_cells": cells,
         "penultimate_filters": int(penultimate_filters), "stem": stem,
         "stem_filters": int(stem_filters), "skip_reduction": bool(skip_reduction),
         "filter_multiplier": int(filter_multiplier),
         "include_preprocessing": bool(include_preprocessing), "include_top": bool(include_top),
         "classes": int(classes), "auxiliary_head": bool(auxiliary_head),
-        "bn_epsilon": float(bn_epsilon),
+        "bn_epsilon": float(bn_epsilon), "op_style": op_style,
     }
 
 
 def attach_architecture(model, record: dict) -> None:
-    """Attaches ``record`` (see :func:`architecture_record`) to ``model``."""
+    """Attaches ``record`` (see :func:`architecture_record`) to ``model``, and makes the model's
+    ``save_weights`` store it in the file and its ``load_weights`` check it (see the module
+    docstring)."""
     object.__setattr__(model, _ATTR, copy.deepcopy(record))
+    # Instance attributes, set past Keras' attribute tracking: the model stays a plain functional
+    # keras.Model (same class, same .keras serialization), only these two calls gain the record.
+    object.__setattr__(model, "save_weights", types.MethodType(_save_weights, model))
+    object.__setattr__(model, "load_weights", types.MethodType(_load_weights, model))
+
+
+def _is_hdf5(path) -> bool:
+    import h5py
+
+    try:
+        return os.path.isfile(path) and h5py.is_hdf5(path)
+    except (OSError, TypeError):
+        return False
+
+
+def _save_weights(model, filepath, *args, **kwargs):
+    """``keras.Model.save_weights``, then the architecture record into the file's root attributes."""
+    type(model).save_weights(model, filepath, *args, **kwargs)
+    record = architecture_of(model)
+    if record is not None and _is_hdf5(filepath):  # sharded saves write a .json index instead
+        from .h5 import write_record
+
+        write_record(filepath, record)
+
+
+def _load_weights(model, filepath, *args, **kwargs):
+    """``keras.Model.load_weights``, after refusing a file that records another architecture."""
+    if _is_hdf5(filepath):
+        from .h5 import check_architecture
+
+        check_architecture(model, filepath)
+    return type(model).load_weights(model, filepath, *args, **kwargs)
 
 
 def architecture_of(model) -> dict | None:
@@ -70,7 +116,7 @@ def differences(file_record: dict, model_record: dict) -> list[str]:
     """What differs between a file's record and a model's, as readable lines (empty: they fit)."""
     out = []
     for key in STRUCTURE_KEYS:
-        a, b = file_record.get(key), model_record.get(key)
+        a, b = (r.get(key, _ABSENT.get(key)) for r in (file_record, model_record))
         if a == b:
             continue
         if key == "genotype" and isinstance(a, dict) and isinstance(b, dict):

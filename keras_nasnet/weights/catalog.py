@@ -43,7 +43,8 @@ class WeightSpec:
         file_name: file name in the cache and on the server.
         origin_name: file name at the base URL (official files are renamed when cached).
         hash_algorithm: ``md5`` or ``sha256``.
-        file_hash: hex digest of the whole file.
+        file_hash: hex digest of the whole file; ``None`` where no digest is published (then the
+            file is checked by its structure: see ``converter``).
         input_size: the training resolution.
         preprocessing: ``imagenet`` (inputs in [-1, 1], see ``preprocess_input``) or ``raw``
             (pixels in [0, 255], normalised inside the model).
@@ -52,6 +53,14 @@ class WeightSpec:
         source: where the metrics come from.
         base_url: server folder; ``None`` for files shipped with the package.
         recipe: how the file was produced (project weights).
+        model: the ``keras_nasnet`` constructor that builds the architecture (``"NASNetMobile"``,
+            ``"NASNetCIFAR"``...).
+        arguments: the keyword arguments that constructor takes to build it (e.g.
+            ``{"num_cells": 1, "penultimate_filters": 384}``); see :meth:`build`.
+        converter: ``None`` for a Keras file; ``"timm"`` for timm's PyTorch weights, checked
+            against timm's list of tensor names and shapes, converted once into Keras' cache and
+            loaded from there (see :mod:`keras_nasnet.weights.timm`).
+        license: the license the weights are published under.
     """
 
     name: str
@@ -61,7 +70,7 @@ class WeightSpec:
     file_name: str
     origin_name: str
     hash_algorithm: str
-    file_hash: str
+    file_hash: str | None
     input_size: int
     preprocessing: str
     classes: int
@@ -69,6 +78,21 @@ class WeightSpec:
     source: str
     base_url: str | None = KERAS_BASE_URL
     recipe: str | None = None
+    model: str | None = None
+    arguments: dict = dataclasses.field(default_factory=dict)
+    converter: str | None = None
+    license: str | None = None
+
+    def build(self, **kwargs):
+        """The model these weights are for, with them loaded: ``keras_nasnet.<model>(**arguments,
+        weights=name, include_top=include_top, **kwargs)``."""
+        import keras_nasnet
+
+        if self.model is None or not callable(getattr(keras_nasnet, self.model, None)):
+            raise WeightsError(f"Weights {self.name!r} name no keras_nasnet constructor "
+                               f"(model={self.model!r}).")
+        kwargs = {"weights": self.name, "include_top": self.include_top, **self.arguments, **kwargs}
+        return getattr(keras_nasnet, self.model)(**kwargs)
 
     @property
     def official_url(self) -> str | None:
@@ -93,6 +117,7 @@ def _keras_spec(arch, top, origin, cached, md5, size, metrics):
         origin_name=origin, hash_algorithm="md5", file_hash=md5, input_size=size,
         preprocessing="imagenet", classes=1000, metrics=metrics,
         source="keras.applications (keras-applications README, ILSVRC-2012 val, single crop)",
+        model={"nasnet_mobile": "NASNetMobile", "nasnet_large": "NASNetLarge"}[arch],
     )
 
 
@@ -108,6 +133,22 @@ _OFFICIAL = [
     _keras_spec("nasnet_large", False, "NASNet-large-no-top.h5", "nasnet_large_no_top.h5",
                 "d81d89dc07e6e56530c4e77faddd61b5", 331, _LARGE),
 ]
+
+#: timm's port of TF-slim's PNASNet-5 Large checkpoint, pinned to the hub revision that added it.
+#: No SHA-256 of this file is published where it could be checked from here, so it is verified by
+#: its structure instead: every one of timm's 1,380 tensor names with its shape, and a length that
+#: ends exactly where the header's last tensor ends (``keras_nasnet.weights.timm.check_file``).
+TIMM_PNASNET_REVISION = "f9a5fe500f179855bb3b97d9550b32b2cc78c0da"
+_PNASNET = WeightSpec(
+    name="pnasnet5_large_imagenet", architecture="pnasnet5_large", dataset="imagenet",
+    include_top=True, file_name="timm_pnasnet5large.tf_in1k.safetensors",
+    origin_name="model.safetensors", hash_algorithm="sha256", file_hash=None, input_size=331,
+    preprocessing="imagenet", classes=1000, metrics={"top1": 0.829, "top5": 0.962},
+    source="TF-slim's pnasnet-5_large_2017_12_13 ImageNet checkpoint as ported by timm "
+           "(pnasnet5large.tf_in1k); metrics from TF-slim's README (ILSVRC-2012 val, single crop)",
+    base_url=f"https://huggingface.co/timm/pnasnet5large.tf_in1k/resolve/{TIMM_PNASNET_REVISION}",
+    converter="timm", license="Apache-2.0", model="PNASNet5Large",
+)
 
 # Manifest fields: name -> (type check, what the value must be, default when optional).
 _REQUIRED = object()
@@ -128,7 +169,22 @@ _MANIFEST_FIELDS = {
     "metrics": (lambda v: isinstance(v, dict), "an object", {}),
     "source": (lambda v: isinstance(v, str), "a string", "trained by keras_nasnet"),
     "command": (lambda v: v is None or isinstance(v, str), "a string", None),
+    # The constructor and its arguments (added later: older manifests derive them from
+    # "architecture", see _legacy_constructor).
+    "model": (lambda v: v is None or (isinstance(v, str) and v.isidentifier()), "a constructor name",
+              None),
+    "arguments": (lambda v: v is None or (isinstance(v, dict) and all(isinstance(k, str) for k in v)),
+                  "an object of keyword arguments", None),
 }
+
+
+def _legacy_constructor(architecture: str):
+    """``(model, arguments)`` for a manifest entry written before entries named their constructor:
+    ``nasnet_cifar_N@P`` was the only architecture such entries held."""
+    m = re.fullmatch(r"nasnet_cifar_(\d+)@(\d+)", architecture)
+    if m is None:
+        return None, {}
+    return "NASNetCIFAR", {"num_cells": int(m.group(1)), "penultimate_filters": int(m.group(2))}
 
 
 def _manifest_entry(e) -> tuple[WeightSpec | None, str | None]:
@@ -147,13 +203,17 @@ def _manifest_entry(e) -> tuple[WeightSpec | None, str | None]:
             values[key] = e[key]
     if bad:
         return None, "; ".join(bad)
+    model, arguments = values["model"], values["arguments"]
+    if model is None:
+        model, legacy = _legacy_constructor(values["architecture"])
+        arguments = legacy if arguments is None else arguments
     return WeightSpec(
         name=values["name"], architecture=values["architecture"], dataset=values["dataset"],
         include_top=values["include_top"], file_name=values["file"], origin_name=values["file"],
         hash_algorithm="sha256", file_hash=values["sha256"], input_size=values["input_size"],
         preprocessing=values["preprocessing"], classes=values["classes"],
         metrics=values["metrics"], source=values["source"], base_url=None,
-        recipe=values["command"],
+        recipe=values["command"], model=model, arguments=dict(arguments or {}),
     ), None
 
 
@@ -193,7 +253,7 @@ def registry() -> dict[str, WeightSpec]:
     project, problems = read_manifest(project_weights_dir())
     for p in problems:
         warnings.warn(f"keras_nasnet: {p}", stacklevel=2)
-    return {s.name: s for s in _OFFICIAL + project}
+    return {s.name: s for s in _OFFICIAL + [_PNASNET] + project}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +279,7 @@ def resolve(weights, architecture, include_top, classes, classifier_activation="
     if not isinstance(weights, str):
         raise ValueError(f"weights must be None, a name or a path; got {type(weights).__name__}.")
     project, problems = read_manifest(project_weights_dir())
-    reg = {s.name: s for s in _OFFICIAL + project}
+    reg = {s.name: s for s in _OFFICIAL + [_PNASNET] + project}
     datasets = sorted({s.dataset for s in reg.values()})
     if weights in reg:
         spec = reg[weights]

@@ -45,13 +45,28 @@ def file_digest(path, algorithm: str) -> str:
     return h.hexdigest()
 
 
+def problem(spec: WeightSpec, path) -> str | None:
+    """What is wrong with ``path`` as ``spec``'s file, or ``None``: a hash that differs from the
+    registry's or, for converted files (timm), a structure that is not the expected one."""
+    if spec.file_hash is not None:
+        digest = file_digest(path, spec.hash_algorithm)
+        if digest != spec.file_hash:
+            return f"{path} has {spec.hash_algorithm} {digest}, expected {spec.file_hash} for {spec.name!r}."
+    if spec.converter == "timm":
+        from .timm import check_file
+
+        try:
+            check_file(path)
+        except WeightsError as e:
+            return str(e)
+    return None
+
+
 def verify(spec: WeightSpec, path) -> None:
-    """Raises :class:`WeightsError` unless ``path`` has the registry's hash for ``spec``."""
-    digest = file_digest(path, spec.hash_algorithm)
-    if digest != spec.file_hash:
-        raise WeightsError(
-            f"{path} has {spec.hash_algorithm} {digest}, but {spec.name!r} expects {spec.file_hash}."
-        )
+    """Raises :class:`WeightsError` unless ``path`` passes ``spec``'s checks (see :func:`problem`)."""
+    what = problem(spec, path)
+    if what:
+        raise WeightsError(what)
 
 
 def _manual_hint(spec: WeightSpec, dest: Path) -> str:
@@ -84,20 +99,21 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
         return path
     dest = cache_dir() / spec.file_name
     if dest.is_file():
-        if file_digest(dest, spec.hash_algorithm) == spec.file_hash:
+        what = problem(spec, dest)
+        if what is None:
             return dest
-        print(f"keras_nasnet: cached {dest} fails its {spec.hash_algorithm} check; fetching it again.",
+        print(f"keras_nasnet: cached {dest} fails its check ({what}); fetching it again.",
               file=sys.stderr)
         dest.unlink()
     url = spec.url
     with atomic_write(dest) as tmp:
         with open(tmp, "wb") as out:
             _download(url, out, spec, dest, progress)
-        digest = file_digest(tmp, spec.hash_algorithm)
-        if digest != spec.file_hash:
+        what = problem(spec, tmp)
+        if what:
             raise WeightsError(
-                f"{spec.file_name} from {url} has {spec.hash_algorithm} {digest}, expected "
-                f"{spec.file_hash}; the file was not kept. {_manual_hint(spec, dest)}"
+                f"{spec.file_name} from {url} fails its check: {what} The file was not kept. "
+                f"{_manual_hint(spec, dest)}"
             )
     return dest
 

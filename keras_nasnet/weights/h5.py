@@ -47,6 +47,15 @@ def read_record(path) -> dict | None:
     return record
 
 
+def write_record(path, record: dict) -> None:
+    """Adds ``record`` (an architecture record) to the root attributes of the HDF5 file ``path``
+    (a Keras ``.weights.h5`` file written by :func:`keras_nasnet.NASNet` models' ``save_weights``)."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f.attrs[RECORD_ATTR] = json.dumps(record, sort_keys=True)
+
+
 def read_h5(path) -> dict[str, list[np.ndarray]]:
     """Reads a legacy-layout Keras h5 weights file into ``{layer name: [arrays]}``.
 
@@ -111,7 +120,9 @@ def write_h5(model, path) -> None:
 
 def check_architecture(model, path) -> None:
     """Raises :class:`WeightsError` if the file at ``path`` records another architecture than
-    ``model``'s. Files without a record (official, Keras-written) and models without one pass."""
+    ``model``'s (the fields of :data:`~keras_nasnet.weights.architecture.STRUCTURE_KEYS`, and the
+    classes when both have a top). Files without a record (official files, files written by Keras
+    for a model that has none) and models without one pass: they are left to the shape checks."""
     model_record = architecture.architecture_of(model)
     if model_record is None:
         return
@@ -212,10 +223,12 @@ def load_file(model, path) -> None:
                 f"architecture ({len(problems)} weight layer(s) differ: {'; '.join(problems[:3])}"
                 + (" ..." if len(problems) > 3 else "") + "). Nothing was loaded."
             )
+        # Same shapes do not make the same network (two genotypes can match layer for layer).
+        check_architecture(model, path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model.load_weights(path)
+                type(model).load_weights(model, path)  # the record was checked above
         except Exception as e:  # Keras raises several types; its messages can hold whole tensors.
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WeightsError(f"Could not load {path} into {model.name!r}: {first[:300]}") from None
@@ -228,12 +241,36 @@ def load_file(model, path) -> None:
         )
 
 
-def load_into(model, spec) -> None:
-    """Loads a resolved ``weights`` argument (see :func:`~keras_nasnet.weights.resolve`) into
-    ``model``."""
+def local_path(spec):
+    """The local file of a resolved ``weights`` argument: the user's file, the verified download,
+    or (for a ``converter`` spec) the Keras file converted from it. Constructors call it before
+    building the model, so that a missing download fails at once."""
     from .download import fetch
 
     if isinstance(spec, FileWeights):
-        load_file(model, spec.path)
+        return spec.path
+    if spec.converter == "timm":
+        return converted(spec)
+    return fetch(spec)
+
+
+def load_into(model, spec, path=None) -> None:
+    """Loads a resolved ``weights`` argument (see :func:`~keras_nasnet.weights.resolve`) into
+    ``model``, from ``path`` if :func:`local_path` already gave it."""
+    path = local_path(spec) if path is None else path
+    if isinstance(spec, FileWeights):
+        load_file(model, path)
     else:
-        load_h5_by_name(model, fetch(spec))
+        load_h5_by_name(model, path)
+
+
+def converted(spec) -> "os.PathLike":
+    """The Keras file converted from a ``converter`` spec's download, in Keras' cache: converted on
+    first use (downloading and checking the source if needed), then reused."""
+    from .download import cache_dir, fetch
+    from .timm import convert, read_record_ok
+
+    path = cache_dir() / f"{spec.name}.h5"
+    if not (path.is_file() and read_record_ok(path)):
+        convert(fetch(spec), path)
+    return path

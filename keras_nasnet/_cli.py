@@ -1,0 +1,109 @@
+"""What every ``python -m keras_nasnet.*`` command line shares: a quiet start, and Ctrl-C as one line.
+
+TensorFlow prints several lines when it is imported (oneDNN, CUDA drivers, CPU features) and, on a
+machine without a GPU, ``E0000 ... failed call to cuInit: INTERNAL: CUDA error``, which reads like a
+failure of the command. The command lines hide them; ``KERAS_NASNET_VERBOSE=1`` brings them back.
+A library user importing ``keras_nasnet`` is never affected: :func:`quiet_startup` acts only when the
+process was started as ``python -m keras_nasnet...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+#: Environment variable: ``1`` shows TensorFlow's start-up and C++ log lines in the command lines.
+VERBOSE_ENV = "KERAS_NASNET_VERBOSE"
+
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
+def verbose() -> bool:
+    """Whether ``KERAS_NASNET_VERBOSE`` asks for TensorFlow's own log lines."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def running_as_cli() -> bool:
+    """Whether this process was started as ``python -m keras_nasnet[.something]``."""
+    return _command()[0].split(".")[0] == "keras_nasnet"
+
+
+def _command() -> tuple[str, list[str]]:
+    """The ``-m`` module and the arguments after it (``("", [])`` when not run with ``-m``)."""
+    argv = list(getattr(sys, "orig_argv", []))
+    for i, arg in enumerate(argv):
+        if arg == "-m" and i + 1 < len(argv):
+            return argv[i + 1], argv[i + 2:]
+        if arg.startswith("-m") and len(arg) > 2:
+            return arg[2:], argv[i + 1:]
+    return "", []
+
+
+def light_command() -> bool:
+    """Whether this process is a command line that needs no TensorFlow: ``--help`` of any of them,
+    or ``python -m keras_nasnet.weights`` (listing, fetching and verifying files). The package then
+    imports its models lazily, on first use."""
+    module, args = _command()
+    if module.split(".")[0] != "keras_nasnet":
+        return False
+    return module == "keras_nasnet.weights" or "-h" in args or "--help" in args
+
+
+@contextlib.contextmanager
+def _stderr_held_back():
+    """Holds what is written to file descriptor 2 (C++ logging included) in a temporary file; it is
+    replayed if the block raises, so a real import error is never hidden."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            os.write(2, held.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def quiet_startup() -> None:
+    """Silences TensorFlow's start-up lines when run as one of this package's command lines.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless the user set it) and imports TensorFlow with its
+    start-up output held back: the lines it prints before its logging is configured ignore that
+    variable. Does nothing with ``KERAS_NASNET_VERBOSE=1``, outside ``python -m keras_nasnet...``, or
+    when TensorFlow is already imported or another Keras backend is chosen.
+    """
+    if verbose() or not running_as_cli():
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if ("tensorflow" in sys.modules or light_command()
+            or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow"):
+        return
+    try:
+        with _stderr_held_back():
+            import tensorflow  # noqa: F401
+    except ImportError:
+        pass  # reported, with its own message, where TensorFlow is needed
+
+
+def interrupted(what: str, resume: str) -> int:
+    """Prints the one line a command line gives on Ctrl-C and returns :data:`INTERRUPTED`.
+
+    Args:
+        what: what was stopped and what state it left, e.g. ``"training stopped; runs/a keeps its
+            last checkpoint"``.
+        resume: how to go on, e.g. ``"run the same command again to resume"``.
+    """
+    print(f"\ninterrupted: {what}; {resume}.", file=sys.stderr)
+    return INTERRUPTED
