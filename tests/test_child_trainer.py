@@ -34,7 +34,9 @@ def test_child_step_updates_weights_exactly_as_fit(rng):
 
     x = rng.integers(0, 256, (16, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, 16)
-    cfg = _cfg()
+    # A large weight decay and learning rate, so that a missing or misplaced decay term (1% of
+    # every weight per step here) is far outside the tolerance.
+    cfg = _cfg(lr=0.2, weight_decay=0.05)
     ref = _tiny()
     ref.compile(_make_optimizer(cfg, 7), "sparse_categorical_crossentropy", jit_compile=False)
     ours = ChildTrainer(_tiny(), cfg, 7)
