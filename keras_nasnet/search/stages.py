@@ -236,7 +236,9 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
 def _drain(journal, queue, done, spec, settings, label, max_attempts, failed_reward, make_executor):
     s = dict(settings)
     kind, workers, progress = s.pop("executor"), s.pop("workers"), s.pop("progress")
-    ex = make_executor(kind, spec, workers, batch_size=20, log_path=journal.out.parent.parent / "workers.log",
+    # batch_size=1: an inline executor evaluates in submit(), so one child at a time is what lets
+    # each result reach the journal before the next child starts (a kill loses no finished child).
+    ex = make_executor(kind, spec, workers, batch_size=1, log_path=journal.out.parent.parent / "workers.log",
                        progress=progress, **s)
     bar = None
     if progress:
