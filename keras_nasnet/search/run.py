@@ -132,8 +132,11 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         workers = 1 if config.reward == "cifar10" else 0
     if executor == "ray" and workers == 0:
         workers = 1
-    if stages is not None:
-        stages.validate(config)  # before anything is written
+    if stages is not None:  # before anything is written: the sizes, and the stand-alone data
+        from .stages import StandaloneReward, standalone_spec
+
+        stages.validate(config)
+        StandaloneReward(standalone_spec(config, stages.cheap_budget)).check()
     ex_kwargs = {"threads_per_worker": threads_per_worker, "ray_address": ray_address,
                  "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child}
     summary = search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
