@@ -392,7 +392,8 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     write_json_atomic(out / "final.json", report, indent=2)
     write_text_atomic(out / "best_genotype.json", Genotype.from_dict(best["genotype"]).to_json(indent=2))
     try:
-        plot_final(out / "final.png", entries, f"{config.strategy} / {config.reward}: budget {final}")
+        plot_final(out / "final.png", entries, f"{config.strategy} / {config.reward}: budget {final}",
+                   synthetic=config.reward == "synthetic")
     except ImportError:
         import sys
 
@@ -412,9 +413,9 @@ def _train(out, config, budget, genotypes, seeds, run_settings, label):
     return run_children(out / "stages" / f"budget-{budget}", ident, tasks, spec, run_settings, label=label)
 
 
-def plot_final(path, entries: list[dict], title: str = "") -> None:
+def plot_final(path, entries: list[dict], title: str = "", synthetic: bool = False) -> None:
     """Per-seed accuracies (dots) and their means (bars) of every entry of ``final.json``, held-out
-    split and CIFAR-10 test split side by side."""
+    split and CIFAR-10 test split side by side (``synthetic``: the test device's two draws)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -422,7 +423,8 @@ def plot_final(path, entries: list[dict], title: str = "") -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 0.9 * len(entries) + 2), 4.2), sharey=True)
     colors = {"finalist": "C0", "nasnet_a": "C3", "random": "C7"}
-    for ax, split, what in ((axes[0], "val", "held-out split"), (axes[1], "test", "CIFAR-10 test split")):
+    test = "test draw (synthetic test device)" if synthetic else "CIFAR-10 test split"
+    for ax, split, what in ((axes[0], "val", "held-out split"), (axes[1], "test", test)):
         for x, e in enumerate(entries):
             ys = _known(e[split])
             if not ys:
