@@ -31,6 +31,7 @@ _EXPORTS = {
     "load_trials": "report", "plot_genotype": "cellplot", "read_config": "journal",
     "SearchError": "errors", "InvalidSettings": "errors", "ConfigMismatch": "errors",
     "JournalCorrupt": "errors", "SearchFailed": "errors", "StateCorrupt": "errors",
+    "StageConfig": "stages", "run_stages": "stages", "StandaloneReward": "stages",
     "kendall_tau": "metrics", "spearman": "metrics", "bootstrap_interval": "metrics",
     "rank_correlations": "metrics", "read_standalone": "metrics",
 }

@@ -105,6 +105,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tanh-constant", type=positive_float, default=None,
                    help="squash logits to c*tanh(logits) (ENAS); keeps the controller exploring")
     g.add_argument("--batch-size", type=positive_int, default=None, help="children per update (paper: 20)")
+    g = p.add_argument_group(
+        "stages after the controller (--stages all)",
+        "Once all --trials are in: re-score the top --rescore-top cells on more held-out images\n"
+        "(cifar10-shared only), train the top --top-k stand-alone for --cheap-budget epochs with\n"
+        "--stage-seeds seeds, keep the best 1/--halving-eta and multiply the budget by it up to\n"
+        "--final-budget, where NASNet-A and --random-cells random cells are trained too; writes\n"
+        "final.json and final.png, and best_genotype.json becomes the final cell. The defaults\n"
+        "train 38 stand-alone children, 88 child-epochs in all; with the cpu proxy (about 71 s\n"
+        "per child-epoch on one core, issue 20) about 1.7 CPU-hours. With --reward synthetic a\n"
+        "budget adds seeded noise (0.05/sqrt(budget)) to the reward: a test device, milliseconds.")
+    g.add_argument("--stages", choices=["none", "all"], default="none",
+                   help="run the stages after the controller (default: %(default)s)")
+    g.add_argument("--rescore-top", type=positive_int, default=None,
+                   help="distinct cells the supernet re-scores (cifar10-shared; default 40)")
+    g.add_argument("--rescore-images", type=positive_int, default=None,
+                   help="held-out images of the re-scoring (default: all --val-images)")
+    g.add_argument("--top-k", type=positive_int, default=None, help="cells trained at the cheap budget (default 8)")
+    g.add_argument("--stage-seeds", type=positive_int, default=None, help="seeds per cell and budget (default 2)")
+    g.add_argument("--cheap-budget", type=positive_int, default=None, help="epochs of the first round (default 1)")
+    g.add_argument("--final-budget", type=positive_int, default=None, help="epochs of the last round (default 4)")
+    g.add_argument("--halving-eta", type=positive_int, default=None,
+                   help="keep the best 1/eta, multiply the budget by eta (default 2; at least 2)")
+    g.add_argument("--random-cells", type=nonnegative_int, default=None,
+                   help="random reference cells at the final budget (default 4)")
     p.add_argument("--max-failures", type=positive_int, default=None,
                    help="stop after this many children in a row failed (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -119,6 +143,9 @@ _ONLY_FOR = {
     "cifar10-shared": ("supernet_cells", "supernet_filters", "supernet_epochs", "steps_per_child",
                        "reward_images", "val_images"),
 }
+_STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "top_k": "top_k",
+                "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
+                "halving_eta": "eta", "random_cells": "random_cells"}
 _PPO_FLAGS = ("lr", "lr_final", "entropy_weight", "entropy_final", "ppo_epochs", "clip",
               "tanh_constant", "batch_size")
 
@@ -139,6 +166,16 @@ def _check_flags_apply(parser, argv, a) -> None:
         parser.error("--data applies to the cifar10 rewards only; this search uses --reward synthetic.")
     if a.reward == "synthetic" and "child_train_images" in given:
         parser.error("--child-train-images applies to the cifar10 rewards only.")
+    if a.stages == "none":
+        for d in _STAGE_FLAGS:
+            if d in given:
+                parser.error(f"--{d.replace('_', '-')} sizes the stages after the controller; add "
+                             "--stages all to run them.")
+    if a.reward != "cifar10-shared":
+        for d in ("rescore_top", "rescore_images"):
+            if d in given:
+                parser.error(f"--{d.replace('_', '-')} applies to --reward cifar10-shared only (the "
+                             f"re-scoring stage); this search uses --reward {a.reward}.")
     if a.strategy != "ppo":
         for d in _PPO_FLAGS + ("preset",):
             if d in given:
@@ -182,6 +219,16 @@ def search_config_from_args(a):
     return SearchConfig(**kw)
 
 
+def stage_config_from_args(a):
+    """The :class:`~keras_nasnet.search.stages.StageConfig` of ``--stages all`` (None for none)."""
+    from .stages import StageConfig
+
+    if a.stages == "none":
+        return None
+    return StageConfig(**{field: getattr(a, dest) for dest, field in _STAGE_FLAGS.items()
+                          if getattr(a, dest) is not None})
+
+
 def config_from_args(a) -> dict:
     """The search's identity (stored in config.json) from parsed arguments."""
     return search_config_from_args(a).to_dict()
@@ -216,6 +263,9 @@ def main(argv=None) -> int:
     workers = a.workers if a.workers is not None else (1 if a.reward == "cifar10" else 0)
     try:  # fail before anything is written if the reward cannot work in this space
         config = search_config_from_args(a)
+        stages = stage_config_from_args(a)
+        if stages is not None:
+            stages.validate(config)
         stored = config.to_dict()
         check_run_settings(a.out, stored, workers, a.executor)
         make_reward({"reward": a.reward, "space": stored["space"], **stored["reward_args"]})
@@ -225,7 +275,7 @@ def main(argv=None) -> int:
         summary = run_search(config, a.out, trials=trials_of(a), workers=a.workers, executor=a.executor,
                              progress=not a.no_progress, threads_per_worker=a.threads_per_worker,
                              ray_address=a.ray_address, cpus_per_child=a.cpus_per_child,
-                             gpus_per_child=a.gpus_per_child,
+                             gpus_per_child=a.gpus_per_child, stages=stages,
                              max_failures=a.max_failures or MAX_CONSECUTIVE_FAILURES)
     except KeyboardInterrupt:
         print(f"\nInterrupted: {_recorded(a.out)} of {trials_of(a)} trials are recorded in {a.out}. "
@@ -241,7 +291,11 @@ def main(argv=None) -> int:
         print(f"error: no child succeeded ({summary['failed']} failed); see {Path(a.out) / 'trials.jsonl'}.",
               file=sys.stderr)
         return 1
-    print(f"Best genotype: {Path(a.out) / 'best_genotype.json'}")
+    if "final_cell" in summary:
+        print(f"Final cell (stages, budget {summary['final_cell']['budget']}): "
+              f"{Path(a.out) / 'best_genotype.json'}; all finalists and references: {Path(a.out) / 'final.json'}")
+    else:
+        print(f"Best genotype: {Path(a.out) / 'best_genotype.json'}")
     return 0
 
 

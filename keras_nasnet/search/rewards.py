@@ -123,7 +123,13 @@ def fit_units(genotype: Genotype, penultimate_filters: int) -> int:
 
 
 class CIFARReward(Reward):
-    """Trains a child on CIFAR-10 (the 45,000-image split) and returns its held-out accuracy."""
+    """Trains a child on CIFAR-10 (the 45,000-image split) and returns its held-out accuracy.
+
+    The last trained child stays in ``last_model`` (freed when the next child starts), so that
+    :func:`cifar10_test_accuracy` can measure it on the CIFAR-10 test split (the stages' extra metric).
+    """
+
+    last_model = None
 
     #: ``"step"``: :class:`ChildTrainer` (TensorFlow); ``"fit"``: compile + fit + predict, the
     #: path the reward had first (always used on JAX and PyTorch).
@@ -156,6 +162,7 @@ class CIFARReward(Reward):
                                 genotype=genotype, bn_momentum=0.9)
         except ValueError as e:
             raise ChildFailed(f"cannot build: {e}") from None
+        self.last_model = model
         # Where the child's time went, for benchmarks/children.py.
         self.last_seconds = {"build": time.perf_counter() - start}
         if keras.backend.backend() != "tensorflow" or self.trainer == "fit":
@@ -323,3 +330,24 @@ class ChildTrainer:
             pred = self._predict(x[start:start + batch_size].astype("float32")).numpy()
             correct += int(np.sum(pred == y[start:start + batch_size]))
         return correct / len(x)
+
+
+_TEST_CACHE: dict = {}
+
+
+def _test_data(source):
+    if source not in _TEST_CACHE:
+        from .. import data as data_lib
+
+        _TEST_CACHE[source] = data_lib.load_cifar10(source)[1]
+    return _TEST_CACHE[source]
+
+
+def cifar10_test_accuracy(reward: CIFARReward) -> float:
+    """Accuracy of ``reward.last_model`` on the CIFAR-10 test split (10,000 images). Kept apart
+    from the training code on purpose: it only reads the trained model."""
+    if reward.last_model is None:
+        raise RuntimeError("cifar10_test_accuracy() needs a trained child: call the reward first.")
+    xt, yt = _test_data(reward.proxy.data)
+    probs = reward.last_model.predict(xt.astype("float32"), batch_size=500, verbose=0)
+    return float(np.mean(np.argmax(probs, 1) == np.asarray(yt).ravel()))

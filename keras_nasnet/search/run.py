@@ -87,7 +87,7 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
                executor: str = "local", progress: bool = True,
                max_failures: int = MAX_CONSECUTIVE_FAILURES, threads_per_worker: int | None = None,
                ray_address: str | None = None, cpus_per_child: float = 1,
-               gpus_per_child: float = 0) -> dict:
+               gpus_per_child: float = 0, stages=None) -> dict:
     """Runs (or resumes) the search ``config`` in the folder ``out``; returns its summary.
 
     Args:
@@ -106,6 +106,10 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         ray_address: address of an existing Ray cluster (default: start one).
         cpus_per_child: Ray resources of one child.
         gpus_per_child: Ray resources of one child.
+        stages: a :class:`~keras_nasnet.search.stages.StageConfig` to run the stages after the
+            controller (re-score, stand-alone training of the top cells, successive halving, a
+            report in ``final.json``; ``best_genotype.json`` becomes the final cell), through the
+            same executor, once all ``trials`` are in. ``None`` (the default): no stages.
 
     Everything is checked (settings, executor, data) before anything is written. Raises
     :class:`~keras_nasnet.search.errors.InvalidSettings` (a ``ValueError``) for settings that
@@ -128,10 +132,22 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         workers = 1 if config.reward == "cifar10" else 0
     if executor == "ray" and workers == 0:
         workers = 1
-    return search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
-                  progress=progress, max_consecutive_failures=max_failures,
-                  executor_kwargs={"threads_per_worker": threads_per_worker, "ray_address": ray_address,
-                                   "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child})
+    if stages is not None:  # before anything is written: the sizes, and the stand-alone data
+        from .stages import StandaloneReward, standalone_spec
+
+        stages.validate(config)
+        StandaloneReward(standalone_spec(config, stages.cheap_budget)).check()
+    ex_kwargs = {"threads_per_worker": threads_per_worker, "ray_address": ray_address,
+                 "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child}
+    summary = search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
+                     progress=progress, max_consecutive_failures=max_failures, executor_kwargs=ex_kwargs)
+    if stages is not None and summary["best_trial"] is not None:
+        from .stages import run_stages
+
+        final = run_stages(config, out, stages, {"executor": executor, "workers": workers,
+                                                 "progress": progress, **ex_kwargs})
+        summary["final_cell"] = final["final_cell"]
+    return summary
 
 
 def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = "local",

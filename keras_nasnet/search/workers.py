@@ -42,6 +42,10 @@ def make_reward(spec: dict):
         from .shared_reward import SharedConfig, SharedWeightsReward
 
         return SharedWeightsReward(space, SharedConfig(**spec["shared"]), seed=spec.get("seed", 0))
+    if spec["reward"] == "standalone":  # the stages' stand-alone training (see stages.py)
+        from .stages import StandaloneReward
+
+        return StandaloneReward(spec)
     raise ValueError(f"Unknown reward {spec['reward']!r}; use synthetic, cifar10 or cifar10-shared.")
 
 
@@ -66,7 +70,11 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
     rec = {"event": "finished", "trial": task["trial"], "actions": task["actions"],
            "logp": task["logp"], "seed": task["seed"], "worker": worker}
     try:
-        reward = float(reward_fn(task["actions"], task["seed"]))
+        value = reward_fn(task["actions"], task["seed"])
+        if isinstance(value, dict):  # a reward with extra metrics: {"reward": r, name: value, ...}
+            rec["metrics"] = {k: v for k, v in value.items() if k != "reward"}
+            value = value["reward"]
+        reward = float(value)
         if not math.isfinite(reward):
             raise ChildFailed(f"non-finite reward {reward}")
         rec.update(status="ok", reward=reward)
