@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --quick          # about 5 minutes on 2 CPU cores; ends with a JSON line
     python benchmarks/run.py --out bench.md   # the full run, written as a markdown table
+    python benchmarks/run.py --train-only     # only the two training steps at batch 32 (Mobile, CIFAR 6@768)
     python benchmarks/run.py --pnasnet-only   # PNASNet5Large against timm's pnasnet5large only
 
 Each case is timed as the median of several repetitions after a warm-up (which includes tracing),
@@ -213,10 +214,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer cases and repetitions (about 5 minutes)")
     p.add_argument("--out", default=None, help="write the results as a markdown table here")
+    p.add_argument("--train-only", action="store_true",
+                   help="only the training-step cases, at their full sizes (NASNetMobile and NASNetCIFAR 6@768, "
+                        "batch 32), and no search case")
+    p.add_argument("--reps", type=int, default=None, help="timed repetitions per case (default 7, 3 with --quick)")
     p.add_argument("--pnasnet-only", action="store_true",
                    help="time only PNASNet5Large against timm's pnasnet5large (331, batch 1)")
     a = p.parse_args(argv)
-    reps = 3 if a.quick else 7
+    if a.train_only and a.quick:
+        p.error("--train-only times the full-size training steps; leave out --quick.")
+    if a.reps is not None and a.reps < 1:
+        p.error(f"--reps must be at least 1; got {a.reps}.")
+    reps = a.reps or (3 if a.quick else 7)
     rows = []
     if a.pnasnet_only:
         res = pnasnet_case(reps)
@@ -245,24 +254,28 @@ def main(argv=None):
     large = lambda **kw: kn.NASNetLarge(weights=None, **kw)
     large_peer = lambda: keras.applications.NASNetLarge(weights=None)
     big = 8 if a.quick else 32
-    add("inference NASNetMobile 224 batch 1", inference_case(sides(mob, mob_peer, True), 224, 1, reps * 3))
-    add(f"inference NASNetMobile 224 batch {big}", inference_case(sides(mob, mob_peer, True), 224, big, reps))
-    add("inference NASNetLarge 331 batch 1", inference_case(sides(large, large_peer, True), 331, 1, 3 if a.quick else reps))
-    if not a.quick:
-        add("inference NASNetLarge 331 batch 32", inference_case(sides(large, large_peer, True), 331, 32, 3))
-    pnas = pnasnet_case(3)
-    print("inference PNASNet5Large 331 batch 1: ours {:.1f} ms".format(pnas["ours"] * 1000)
-          + (" | timm {:.1f} ms (ratio {:.3f})".format(pnas["timm"] * 1000, pnas["ratio"])
-             if "timm" in pnas else " (timm not installed)"), flush=True)
+    pnas = None
+    if not a.train_only:
+        add("inference NASNetMobile 224 batch 1", inference_case(sides(mob, mob_peer, True), 224, 1, reps * 3))
+        add(f"inference NASNetMobile 224 batch {big}", inference_case(sides(mob, mob_peer, True), 224, big, reps))
+        add("inference NASNetLarge 331 batch 1",
+            inference_case(sides(large, large_peer, True), 331, 1, 3 if a.quick else reps))
+        if not a.quick:
+            add("inference NASNetLarge 331 batch 32", inference_case(sides(large, large_peer, True), 331, 32, 3))
+        pnas = pnasnet_case(3)
+        print("inference PNASNet5Large 331 batch 1: ours {:.1f} ms".format(pnas["ours"] * 1000)
+              + (" | timm {:.1f} ms (ratio {:.3f})".format(pnas["timm"] * 1000, pnas["ratio"])
+                 if "timm" in pnas else " (timm not installed)"), flush=True)
     add(f"train step NASNetMobile 224 batch {big}", train_case(sides(mob, mob_peer, False), 224, big, reps, 1000))
     cifar = (1, 384) if a.quick else (6, 768)
     add(f"train step NASNetCIFAR {cifar[0]}@{cifar[1]} batch 32",
         train_case(sides(lambda **kw: kn.NASNetCIFAR(*cifar, include_preprocessing=False, **kw),
                          lambda: keras_cifar_nasnet(*cifar), False), 32, 32, reps, 10))
-    search = search_case(reps, train_images=2000 if a.quick else 4000)
-    print(f"search: sample 20 {search['sample_20_s'] * 1000:.0f} ms, PPO update "
-          f"{search['ppo_update_s'] * 1000:.0f} ms, one proxy child {search['proxy_child_s']:.1f} s "
-          f"(controller time per child / child time = {search['controller_share']:.5f})")
+    search = None if a.train_only else search_case(reps, train_images=2000 if a.quick else 4000)
+    if search:
+        print(f"search: sample 20 {search['sample_20_s'] * 1000:.0f} ms, PPO update "
+              f"{search['ppo_update_s'] * 1000:.0f} ms, one proxy child {search['proxy_child_s']:.1f} s "
+              f"(controller time per child / child time = {search['controller_share']:.5f})")
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, "
                f"Keras {keras.__version__}")
     if a.out:
@@ -274,12 +287,14 @@ def main(argv=None):
             for r in rows:
                 f.write(f"| {r['case']} | {r['peer_s'] * 1000:.1f} | {fmt(r, 'before')} | {fmt(r, 'ours')} | "
                         f"{fmt(r, 'folded')} | {r['peer_mb']:.0f} / {r['ours_mb']:.0f} |\n")
-            f.write(f"\nSearch: sampling 20 children {search['sample_20_s'] * 1000:.0f} ms, one PPO update "
-                    f"{search['ppo_update_s'] * 1000:.0f} ms, one CPU proxy child {search['proxy_child_s']:.1f} s "
-                    f"(N=1, F=8, one epoch on {search['train_images']:,} images, scored on 5,000).\n")
+            if search:
+                f.write(f"\nSearch: sampling 20 children {search['sample_20_s'] * 1000:.0f} ms, one PPO update "
+                        f"{search['ppo_update_s'] * 1000:.0f} ms, one CPU proxy child {search['proxy_child_s']:.1f} s "
+                        f"(N=1, F=8, one epoch on {search['train_images']:,} images, scored on 5,000).\n")
     ratios = {f"{r['case']} [{v}]": round(r[v + "_ratio"], 3) for r in rows for v in VARIANTS if v + "_s" in r}
-    print(json.dumps({"ratios": ratios, "search_controller_share": round(search["controller_share"], 6),
-                      "pnasnet5large_331_batch1": pnas, "machine": machine}))
+    share = round(search["controller_share"], 6) if search else None
+    print(json.dumps({"ratios": ratios, "search_controller_share": share, "pnasnet5large_331_batch1": pnas,
+                      "machine": machine}))
 
 
 if __name__ == "__main__":

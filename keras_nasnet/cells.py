@@ -57,7 +57,10 @@ def adjust_block(p, p_level, ip_level, filters, cfg: ops.BNConfig, block_id):
                            kernel_initializer="he_normal", name=f"adjust_conv_1_{block_id}")(p1)
         # Shift by one pixel so the second half samples the positions the first one skipped.
         p2 = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"adjust_pad_{block_id}")(p)
-        p2 = layers.Cropping2D(((1, 0), (1, 0)), name=f"adjust_crop_{block_id}")(p2)
+        # The slice-based crop is a custom layer like the fused BN: with Keras' BN (bn_fused=False)
+        # a static-size model keeps to Keras' own layers, loadable without keras_nasnet.
+        crop = ops.Cropping2D if cfg.fused else layers.Cropping2D
+        p2 = crop(((1, 0), (1, 0)), name=f"adjust_crop_{block_id}")(p2)
         p2 = layers.AveragePooling2D(1, strides=2, padding="valid", name=f"adjust_avg_pool_2_{block_id}")(p2)
         p2 = layers.Conv2D(filters // 2, 1, padding="same", use_bias=False,
                            kernel_initializer="he_normal", name=f"adjust_conv_2_{block_id}")(p2)

@@ -53,6 +53,32 @@ class StridePadding2D(layers.Layer):
         return {**super().get_config(), "kernel_size": self.kernel_size}
 
 
+# Named Cropping2D, as Keras' layer, for the reason given at BatchNormalization below (weight-file
+# paths are built from class names); registered under its own name in the keras_nasnet package.
+@keras.saving.register_keras_serializable(package="keras_nasnet", name="SliceCropping2D")
+class Cropping2D(layers.Cropping2D):
+    """``keras.layers.Cropping2D`` (channels-last) computed with ``tf.slice`` on TensorFlow.
+
+    Keras crops with a strided slice, whose gradient (``StridedSliceGrad``) TensorFlow computes
+    on the CPU element by element: in a NASNetMobile training step at batch 32 the eight
+    ``adjust_crop`` layers' gradients took 6% of all op time (``benchmarks/results.md``). A plain
+    slice has a ``Pad`` as its gradient. Same arguments, output and name as Keras' layer; other
+    backends and channels-first inputs run Keras' code.
+    """
+
+    def call(self, inputs):
+        if keras.backend.backend() != "tensorflow" or self.data_format != "channels_last":
+            return super().call(inputs)
+        import tensorflow as tf
+
+        (top, bottom), (left, right) = self.cropping
+        shape = tf.shape(inputs)
+        size = tf.stack([shape[0], shape[1] - top - bottom, shape[2] - left - right, shape[3]])
+        out = tf.slice(inputs, [0, top, left, 0], size)
+        out.set_shape(self.compute_output_shape(inputs.shape))
+        return out
+
+
 @keras.saving.register_keras_serializable(package="keras_nasnet")
 class ScheduledDropPath(layers.Layer):
     """ScheduledDropPath (paper, appendix A.5): drops a whole path per example during training.

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from keras_nasnet.genotypes import Genotype
+from keras_nasnet.search.space import SearchSpace
 
 _CELL = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}], "concat": [2]}
 TARGET = Genotype.from_dict({"normal": _CELL, "reduction": _CELL}).to_json()
@@ -192,6 +193,69 @@ def test_ctrl_c_says_how_many_trials_are_kept_and_how_to_resume(tmp_path, monkey
     assert main(_cli_args(tmp_path / "s", 30)) == 130
     err = capsys.readouterr().err
     assert "20 of 30 trials are recorded" in err and "same command to resume" in err
+
+
+def test_a_stopped_search_leaves_its_best_genotype_and_summary(tmp_path, monkeypatch, capsys):
+    from keras_nasnet.genotypes import genotype_from
+    from keras_nasnet.search import workers
+    from keras_nasnet.search.__main__ import main
+
+    def interrupted(actions, seed=0):
+        if seed == 25:
+            raise KeyboardInterrupt
+        return 0.1 + 0.01 * (seed % 7)  # trial 6's child is the best of the first 20
+
+    monkeypatch.setattr(workers, "make_reward", lambda spec: interrupted)
+    out = tmp_path / "s"
+    assert main(_cli_args(out, 30)) == 130
+    best = genotype_from(str(out / "best_genotype.json"))  # the README's snippet works at once
+    finished = [r for r in _records(out) if r["event"] == "finished"]
+    assert best.to_dict() == SearchSpace(**SPACE).decode(finished[6]["actions"]).to_dict()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"] == len(finished) == 20 and summary["best_trial"] == 6
+    assert summary["complete"] is False and summary["trials_planned"] == 30
+    (out / "summary.json").unlink()
+    (out / "best_genotype.json").unlink()
+    # `report` writes them from the journal too (here: after they were deleted).
+    from keras_nasnet.search.report import main as report
+
+    capsys.readouterr()
+    assert report([str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["best_trial"] == 6
+    assert genotype_from(str(out / "best_genotype.json")).to_dict() == best.to_dict()
+
+
+def test_damaged_state_files_are_named_with_what_to_do(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+
+    out = tmp_path / "s"
+    assert main(_cli_args(out, 25)) == 0
+    capsys.readouterr()
+    (out / "strategy.npz").write_bytes(b"PK\x03\x04 cut")
+    assert main(_cli_args(out, 30)) == 1
+    err = capsys.readouterr().err
+    assert "strategy.npz is damaged" in err and "delete it" in err and "Traceback" not in err
+    (out / "strategy.npz").unlink()  # as the message says: the controller is rebuilt from the journal
+    assert main(_cli_args(out, 30)) == 0
+    assert sum(r["event"] == "finished" for r in _records(out)) == 30
+    capsys.readouterr()
+    (out / "config.json").write_text('{"space": ')
+    assert main(_cli_args(out, 30)) == 1
+    err = capsys.readouterr().err
+    assert "config.json is damaged" in err and "another --out" in err
+    from keras_nasnet.search.report import main as report
+
+    assert report([str(out)]) == 1 and "config.json is damaged" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+
+    (tmp_path / "f").write_text("not a folder")
+    with pytest.raises(SystemExit) as e:
+        main(_cli_args(tmp_path / "f", 5))
+    assert e.value.code == 2 and "--out" in capsys.readouterr().err
+    assert (tmp_path / "f").read_text() == "not a folder"
 
 
 # ---------------------------------------------------------------- worker processes

@@ -220,6 +220,10 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     proc.wait()
     before = _finished(out)
     assert 300 <= len(before) < 4000
+    # The best genotype so far is written as the search goes: usable after a kill -9 too.
+    best = Genotype.from_json((out / "best_genotype.json").read_text())
+    space = SearchSpace(**json.loads((out / "config.json").read_text())["space"])
+    assert best.to_dict() in [space.decode(r["actions"]).to_dict() for r in before]
     r = subprocess.run(_cli(out, 4000), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     after = _finished(out)
@@ -227,3 +231,26 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     assert len(ids) == 4000 and len(set(ids)) == 4000  # nothing lost, nothing run twice
     assert after[: len(before)] == before
     assert json.loads((out / "summary.json").read_text())["trials"] == 4000
+
+
+def test_cell_figure_is_a_layered_graph_numbered_as_the_genotype(tmp_path):
+    from keras_nasnet.genotypes import NASNET_A
+    from keras_nasnet.search.cellplot import _layout, plot_genotype
+
+    for cell in (NASNET_A.normal, NASNET_A.reduction):
+        columns, edges = _layout(cell)
+        where = {n: c for c, col in enumerate(columns) for n in col}
+        states = sorted(n[1] for n in where if n[0] == "s")
+        assert states == list(range(2 + len(cell.blocks)))  # h[i], h[i-1], then 2..6 as in the genotype
+        # Every edge joins neighbouring columns (long edges go through lanes of their own), so none
+        # runs through a box; every block's two ops stand in the column just before its node.
+        assert all(where[b] == where[a] + 1 for a, b in edges)
+        for k, block in enumerate(cell.blocks):
+            for side, i in enumerate(block.inputs):
+                assert where[("op", 2 + k, side)] == where[("s", 2 + k)] - 1
+        assert where[("out",)] == len(columns) - 1
+    # NASNet-A's reduction cell: blocks 5 and 6 read blocks 2 and 3, so they stand one block deeper.
+    columns = _layout(NASNET_A.reduction)[0]
+    assert len(columns) == 6 and sorted(n for n in columns[4] if n[0] == "s") == [("s", 5), ("s", 6)]
+    plot_genotype(NASNET_A, tmp_path / "cells.png", "NASNet-A")
+    assert (tmp_path / "cells.png").stat().st_size > 10000

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from ..cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
+from .config import DEFAULT_TRIALS, PPO_PRESETS  # the library's presets and budgets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "score each child as a path through one trained weight-sharing supernet "
                         "(add-only cells, runs in this process; experimental: after the default 10 "
                         "supernet epochs it ranks cells with Kendall tau 0.45 against stand-alone "
-                        "training, see search/README.md); "
+                        "training, see search/shared/README.md); "
                         "synthetic: a cheap reward whose optimum is NASNet-A, to check the controller")
     p.add_argument("--strategy", choices=["ppo", "random"], default="ppo",
                    help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")
@@ -104,28 +105,49 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tanh-constant", type=positive_float, default=None,
                    help="squash logits to c*tanh(logits) (ENAS); keeps the controller exploring")
     g.add_argument("--batch-size", type=positive_int, default=None, help="children per update (paper: 20)")
+    g = p.add_argument_group(
+        "stages after the controller (--stages all)",
+        "Once all --trials are in: re-score the top --rescore-top cells on more held-out images\n"
+        "(cifar10-shared only), train the top --top-k stand-alone for --cheap-budget epochs with\n"
+        "--stage-seeds seeds, keep the best 1/--halving-eta and multiply the budget by it up to\n"
+        "--final-budget, where NASNet-A and --random-cells random cells are trained too; writes\n"
+        "final.json and final.png, and best_genotype.json becomes the final cell. The defaults\n"
+        "train 38 stand-alone children, 88 child-epochs in all; with the cpu proxy (about 71 s\n"
+        "per child-epoch on one core, issue 20) about 1.7 CPU-hours. With --reward synthetic a\n"
+        "budget adds seeded noise (0.05/sqrt(budget)) to the reward: a test device, milliseconds.")
+    g.add_argument("--stages", choices=["none", "all"], default="none",
+                   help="run the stages after the controller (default: %(default)s)")
+    g.add_argument("--rescore-top", type=positive_int, default=None,
+                   help="distinct cells the supernet re-scores (cifar10-shared; default 40)")
+    g.add_argument("--rescore-images", type=positive_int, default=None,
+                   help="held-out images of the re-scoring (default: all --val-images)")
+    g.add_argument("--top-k", type=positive_int, default=None, help="cells trained at the cheap budget (default 8)")
+    g.add_argument("--stage-seeds", type=positive_int, default=None, help="seeds per cell and budget (default 2)")
+    g.add_argument("--cheap-budget", type=positive_int, default=None, help="epochs of the first round (default 1)")
+    g.add_argument("--final-budget", type=positive_int, default=None, help="epochs of the last round (default 4)")
+    g.add_argument("--halving-eta", type=positive_int, default=None,
+                   help="keep the best 1/eta, multiply the budget by eta (default 2; at least 2)")
+    g.add_argument("--random-cells", type=nonnegative_int, default=None,
+                   help="random reference cells at the final budget (default 4)")
     p.add_argument("--max-failures", type=positive_int, default=None,
                    help="stop after this many children in a row failed (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-#: The paper's PPO settings (appendix A.3; clip and epochs are this project's choices).
-PAPER_PPO = {"lr": 0.00035, "lr_final": None, "entropy_weight": 1e-5, "entropy_final": None, "epochs": 4,
-             "clip": 0.2, "tanh_constant": None, "batch_size": 20}
-
-#: Named PPO settings (``--preset``); explicit flags override them. ``default`` differs from the
-#: paper only in the entropy bonus, measured on the synthetic reward (docs/search-results.md).
-PPO_PRESETS = {"default": {**PAPER_PPO, "entropy_weight": 0.05}, "paper": PAPER_PPO}
-
-#: PPO settings used unless overridden on the command line.
-PPO_DEFAULTS = PPO_PRESETS["default"]
-
-
-#: Children per search when --trials is not given: the paper's 20,000, but 2,000 with shared
-#: weights: about 40 minutes of rewards on one CPU core here after the supernet's 104 minutes
-#: (20,000 would be about 7 hours more, beyond a one-machine search).
-DEFAULT_TRIALS = {"cifar10": 20000, "synthetic": 20000, "cifar10-shared": 2000}
+#: Flags that configure one reward or the PPO strategy: given with another, they would be ignored,
+#: so they are refused instead.
+_ONLY_FOR = {
+    "synthetic": ("target", "synthetic_delay"),
+    "cifar10": ("proxy", "child_cells", "child_filters", "child_epochs"),
+    "cifar10-shared": ("supernet_cells", "supernet_filters", "supernet_epochs", "steps_per_child",
+                       "reward_images", "val_images"),
+}
+_STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "top_k": "top_k",
+                "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
+                "halving_eta": "eta", "random_cells": "random_cells"}
+_PPO_FLAGS = ("lr", "lr_final", "entropy_weight", "entropy_final", "ppo_epochs", "clip",
+              "tanh_constant", "batch_size")
 
 
 def trials_of(a) -> int:
@@ -133,50 +155,83 @@ def trials_of(a) -> int:
     return a.trials if a.trials is not None else DEFAULT_TRIALS[a.reward]
 
 
-def config_from_args(a) -> dict:
-    """The search's identity (stored in config.json) from parsed arguments."""
+def _check_flags_apply(parser, argv, a) -> None:
+    given = {opt.lstrip("-").split("=")[0].replace("-", "_") for opt in argv if opt.startswith("--")}
+    for reward, dests in _ONLY_FOR.items():
+        for d in dests:
+            if d in given and a.reward != reward:
+                parser.error(f"--{d.replace('_', '-')} applies to --reward {reward} only; this search "
+                             f"uses --reward {a.reward}.")
+    if a.reward == "synthetic" and "data" in given:
+        parser.error("--data applies to the cifar10 rewards only; this search uses --reward synthetic.")
+    if a.reward == "synthetic" and "child_train_images" in given:
+        parser.error("--child-train-images applies to the cifar10 rewards only.")
+    if a.stages == "none":
+        for d in _STAGE_FLAGS:
+            if d in given:
+                parser.error(f"--{d.replace('_', '-')} sizes the stages after the controller; add "
+                             "--stages all to run them.")
+    if a.reward != "cifar10-shared":
+        for d in ("rescore_top", "rescore_images"):
+            if d in given:
+                parser.error(f"--{d.replace('_', '-')} applies to --reward cifar10-shared only (the "
+                             f"re-scoring stage); this search uses --reward {a.reward}.")
+    if a.strategy != "ppo":
+        for d in _PPO_FLAGS + ("preset",):
+            if d in given:
+                parser.error(f"--{d.replace('_', '-')} sets the PPO controller; this search uses "
+                             f"--strategy {a.strategy}.")
+
+
+def search_config_from_args(a):
+    """The :class:`~keras_nasnet.search.SearchConfig` that parsed arguments describe."""
     from ..genotypes import OPS
+    from .config import PPOConfig, SearchConfig
     from .rewards import ProxyConfig
+    from .shared_reward import SharedConfig
+    from .space import SearchSpace
 
     ops = OPS if a.ops is None else tuple(o.strip() for o in a.ops.split(","))
-    combines = ["add"] if a.reward == "cifar10-shared" else ["add", "concat"]
-    cfg = {"space": {"num_blocks": a.blocks, "ops": list(ops), "combines": combines},
-           "reward": a.reward, "strategy": a.strategy, "seed": a.seed}
+    combines = ("add",) if a.reward == "cifar10-shared" else ("add", "concat")
+    kw = {"reward": a.reward, "strategy": a.strategy, "seed": a.seed,
+          "space": SearchSpace(a.blocks, ops, combines)}
     if a.reward == "synthetic":
-        from ..genotypes import genotype_from
-
-        cfg["reward_args"] = {"target": genotype_from(a.target).to_json()}
-        if a.synthetic_delay:
-            cfg["reward_args"]["delay"] = a.synthetic_delay
+        kw.update(target=a.target, synthetic_delay=a.synthetic_delay)
     if a.reward == "cifar10":
-        proxy = ProxyConfig.preset(a.proxy, num_cells=a.child_cells, penultimate_filters=a.child_filters,
-                                   epochs=a.child_epochs, train_images=a.child_train_images)
-        proxy.data = a.data
-        import dataclasses
-
-        cfg["reward_args"] = {"proxy": dataclasses.asdict(proxy)}
+        kw["proxy"] = ProxyConfig.preset(a.proxy, num_cells=a.child_cells, penultimate_filters=a.child_filters,
+                                         epochs=a.child_epochs, train_images=a.child_train_images)
+        kw["proxy"].data = a.data
     if a.reward == "cifar10-shared":
-        from .shared_reward import SharedConfig
-
         given = {"num_cells": a.supernet_cells, "filters": a.supernet_filters,
                  "warmup_epochs": a.supernet_epochs, "steps_per_child": a.steps_per_child,
-                 "reward_images": a.reward_images, "val_images": a.val_images, "train_images": a.child_train_images, "data": a.data}
-        shared = SharedConfig(**{k: v for k, v in given.items() if v is not None})
-        import dataclasses
-
-        cfg["reward_args"] = {"shared": dataclasses.asdict(shared), "seed": a.seed}
+                 "reward_images": a.reward_images, "val_images": a.val_images,
+                 "train_images": a.child_train_images, "data": a.data}
+        kw["shared"] = SharedConfig(**{k: v for k, v in given.items() if v is not None})
     if a.strategy == "ppo":
-        ppo = dict(PPO_PRESETS[getattr(a, "preset", "default")])
-        for key, arg in (("lr", a.lr), ("lr_final", a.lr_final), ("entropy_weight", a.entropy_weight), ("entropy_final", a.entropy_final),
-                         ("epochs", a.ppo_epochs), ("clip", a.clip), ("tanh_constant", a.tanh_constant),
-                         ("batch_size", a.batch_size)):
-            if arg is not None:
-                ppo[key] = arg
-        if ppo["entropy_final"] is not None or ppo.get("lr_final") is not None:
+        ppo = PPOConfig.preset(getattr(a, "preset", "default"), lr=a.lr, lr_final=a.lr_final,
+                               entropy_weight=a.entropy_weight, entropy_final=a.entropy_final,
+                               epochs=a.ppo_epochs, clip=a.clip, tanh_constant=a.tanh_constant,
+                               batch_size=a.batch_size)
+        if ppo.scheduled:
             # The schedules span the run, so then the trial budget is part of the search's identity.
-            ppo["total_trials"] = trials_of(a)
-        cfg["ppo"] = ppo
-    return cfg
+            ppo.total_trials = trials_of(a)
+        kw["ppo"] = ppo
+    return SearchConfig(**kw)
+
+
+def stage_config_from_args(a):
+    """The :class:`~keras_nasnet.search.stages.StageConfig` of ``--stages all`` (None for none)."""
+    from .stages import StageConfig
+
+    if a.stages == "none":
+        return None
+    return StageConfig(**{field: getattr(a, dest) for dest, field in _STAGE_FLAGS.items()
+                          if getattr(a, dest) is not None})
+
+
+def config_from_args(a) -> dict:
+    """The search's identity (stored in config.json) from parsed arguments."""
+    return search_config_from_args(a).to_dict()
 
 
 def _recorded(out) -> int:
@@ -198,30 +253,36 @@ def main(argv=None) -> int:
         return report_main(argv[1:])
     parser = build_parser()
     a = parser.parse_args(argv)
-    workers = a.workers if a.workers is not None else (1 if a.reward == "cifar10" else 0)
-    if a.executor == "ray" and workers == 0:
-        workers = 1
+    _check_flags_apply(parser, argv, a)
     from ..data import DataError
     from ..fileio import FolderLocked
-    from .errors import SearchError
-    from .run import MAX_CONSECUTIVE_FAILURES, search
+    from .errors import InvalidSettings, SearchError
+    from .run import MAX_CONSECUTIVE_FAILURES, check_run_settings, run_search
     from .workers import make_reward
 
+    workers = a.workers if a.workers is not None else (1 if a.reward == "cifar10" else 0)
     try:  # fail before anything is written if the reward cannot work in this space
-        config = config_from_args(a)
-        make_reward({"reward": config["reward"], "space": config["space"], **config.get("reward_args", {})})
+        config = search_config_from_args(a)
+        stages = stage_config_from_args(a)
+        if stages is not None:
+            stages.validate(config)
+        stored = config.to_dict()
+        check_run_settings(a.out, stored, workers, a.executor)
+        make_reward({"reward": a.reward, "space": stored["space"], **stored["reward_args"]})
     except ValueError as e:
         parser.error(f"invalid search settings: {e}")
     try:
-        summary = search(a.out, config=config, trials=trials_of(a), workers=workers,
-                         executor=a.executor, progress=not a.no_progress,
-                         executor_kwargs={"threads_per_worker": a.threads_per_worker, "ray_address": a.ray_address, "cpus_per_child": a.cpus_per_child,
-                                          "gpus_per_child": a.gpus_per_child},
-                         max_consecutive_failures=a.max_failures or MAX_CONSECUTIVE_FAILURES)
+        summary = run_search(config, a.out, trials=trials_of(a), workers=a.workers, executor=a.executor,
+                             progress=not a.no_progress, threads_per_worker=a.threads_per_worker,
+                             ray_address=a.ray_address, cpus_per_child=a.cpus_per_child,
+                             gpus_per_child=a.gpus_per_child, stages=stages,
+                             max_failures=a.max_failures or MAX_CONSECUTIVE_FAILURES)
     except KeyboardInterrupt:
         print(f"\nInterrupted: {_recorded(a.out)} of {trials_of(a)} trials are recorded in {a.out}. "
               "Run the same command to resume.", file=sys.stderr)
         return 130
+    except InvalidSettings as e:  # found once the data is loaded, still before anything is written
+        parser.error(f"invalid search settings: {e}")
     except (SearchError, DataError, FolderLocked, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -230,7 +291,11 @@ def main(argv=None) -> int:
         print(f"error: no child succeeded ({summary['failed']} failed); see {Path(a.out) / 'trials.jsonl'}.",
               file=sys.stderr)
         return 1
-    print(f"Best genotype: {Path(a.out) / 'best_genotype.json'}")
+    if "final_cell" in summary:
+        print(f"Final cell (stages, budget {summary['final_cell']['budget']}): "
+              f"{Path(a.out) / 'best_genotype.json'}; all finalists and references: {Path(a.out) / 'final.json'}")
+    else:
+        print(f"Best genotype: {Path(a.out) / 'best_genotype.json'}")
     return 0
 
 

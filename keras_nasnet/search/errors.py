@@ -16,3 +16,13 @@ class JournalCorrupt(SearchError):
 
 class SearchFailed(SearchError):
     """Too many children in a row failed: the setup, not the architectures, is broken."""
+
+
+class InvalidSettings(SearchError, ValueError):
+    """The search's settings cannot work (a bad value, a combination that cannot run, data too
+    small for them); raised before anything is written. The command line exits with 2."""
+
+
+class StateCorrupt(SearchError):
+    """A file of the search folder (``config.json``, ``strategy.npz``, ``supernet.npz``) cannot be
+    read; the message names it and what to do."""

@@ -20,7 +20,29 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import FolderLock, savez_atomic, write_json_atomic
-from .errors import ConfigMismatch, JournalCorrupt
+from .errors import ConfigMismatch, JournalCorrupt, StateCorrupt
+
+#: Keys every ``config.json`` has.
+_CONFIG_KEYS = ("space", "reward", "strategy", "seed")
+
+
+def read_config(path) -> dict:
+    """The configuration stored in a search folder's ``config.json``; a damaged file raises
+    :class:`StateCorrupt` naming it."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text())
+        problem = None if isinstance(config, dict) and all(k in config for k in _CONFIG_KEYS) else \
+            f"not a search configuration (it needs {', '.join(_CONFIG_KEYS)})"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        problem = f"not readable JSON ({e})"
+    if problem:
+        raise StateCorrupt(
+            f"{path} is damaged: {problem}. It holds the search's settings: restore it from a copy "
+            "(or write it again from the command that started the search), or start a new search "
+            "with another --out."
+        )
+    return config
 
 #: Fields every record of an event type must have.
 _REQUIRED = {"proposed": ("trial", "actions", "logp", "seed"),
@@ -82,7 +104,7 @@ class Journal:
     def _open(self, config: dict):
         cfg_file = self.out / "config.json"
         if cfg_file.exists():
-            old = json.loads(cfg_file.read_text())
+            old = read_config(cfg_file)
             if old != config:
                 diff = {k: {"stored": old.get(k), "given": config.get(k)}
                         for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k)}
@@ -149,9 +171,17 @@ class Journal:
         path = self.out / "strategy.npz"
         if not path.exists():
             return None, 0
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in z.files}
-        return arrays, int(arrays.pop("consumed"))
+        try:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+            return arrays, int(arrays.pop("consumed"))
+        except Exception as e:  # a zip, pickle or key error: any of them means a damaged file
+            raise StateCorrupt(
+                f"{path} is damaged ({type(e).__name__}: {e}). It holds the controller's state only: "
+                f"delete it and run the same command again, and the controller is rebuilt from the "
+                f"{len(self.finished)} trials recorded in {self.trials_file.name} (none is lost; "
+                "the children it proposes next differ from those an undamaged run would)."
+            ) from None
 
     def close(self):
         """Closes the trials file and releases the folder."""

@@ -15,44 +15,26 @@ Choices the paper leaves open, and the values used here (see docs/search.md):
   deviation of rewards, so the step size does not depend on the reward's scale;
 * ``epochs`` gradient passes over each batch of 20;
 * the entropy bonus is the mean entropy per decision, weighed against advantages of unit scale.
-  The paper's 1e-5 is the default, but at that weight the policy turns deterministic before it
+  The paper uses 1e-5, but at that weight the policy turns deterministic before it
   has found every decision: measured on the synthetic reward, 20,000 children end 45-47 of 50
   decisions right in most seeds. A constant 0.05 keeps undecided choices alive while decided ones
   still converge (a correct choice is worth about one unit of advantage, far more than 0.05), and
-  reached the exact NASNet-A cells in every seed tried (``search/synthetic/``); schedules that
-  decay the bonus to 0 collapse again once it is small.
+  reached the exact NASNet-A cells in every seed tried (``search/synthetic/``), so it is
+  :class:`PPOConfig`'s default (``PPOConfig.preset("paper")`` has 1e-5); schedules that decay
+  the bonus to 0 collapse again once it is small.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from .config import PPOConfig  # defined without TensorFlow; re-exported here
 from .controller import Controller
 from .space import SearchSpace
-
-
-@dataclasses.dataclass
-class PPOConfig:
-    """PPO settings. Paper: lr 0.00035, entropy 1e-5, baseline EMA 0.95, batches of 20."""
-
-    lr: float = 0.00035
-    lr_final: float | None = None  # linear schedule from lr to this, over the run
-    clip: float = 0.2
-    epochs: int = 4
-    entropy_weight: float = 1e-5
-    entropy_final: float | None = None  # linear schedule from entropy_weight to this, over the run
-    baseline_decay: float = 0.95
-    batch_size: int = 20
-    normalize_advantages: bool = True
-    units: int = 100
-    temperature: float = 1.0
-    tanh_constant: float | None = None
-    total_trials: int = 20000  # for the entropy schedule
 
 
 class PPOStrategy:

@@ -2,8 +2,8 @@
 
 A reward function takes ``(actions, seed)`` and returns a float. It raises :class:`ChildFailed` when
 the child's architecture fails (cannot be built, NaN loss): the child then gets the documented
-failure reward. Any other exception is an infrastructure failure and the trial is run again. A
-reward may have a ``check()`` method, which the search calls once before any child. The
+failure reward. Any other exception is an infrastructure failure and the trial is run again. Both
+rewards here implement :class:`~keras_nasnet.search.base.Reward`. The
 ``cifar10`` reward builds the child with the factory, trains it on the paper's 45,000-image split
 and returns its accuracy on the 5,000 held-out images.
 """
@@ -17,10 +17,11 @@ import time
 import numpy as np
 
 from ..genotypes import NASNET_A, Genotype
+from .base import Reward
 from .space import SearchSpace
 
 
-class SyntheticReward:
+class SyntheticReward(Reward):
     """A cheap reward whose optimum is a known genotype (NASNet-A by default).
 
     ``reward = (1 - interaction) * matched_decisions / all_decisions
@@ -121,8 +122,18 @@ def fit_units(genotype: Genotype, penultimate_filters: int) -> int:
     return max(unit, int(round(penultimate_filters / unit)) * unit)
 
 
-class CIFARReward:
-    """Trains a child on CIFAR-10 (the 45,000-image split) and returns its held-out accuracy."""
+class CIFARReward(Reward):
+    """Trains a child on CIFAR-10 (the 45,000-image split) and returns its held-out accuracy.
+
+    The last trained child stays in ``last_model`` (freed when the next child starts), so that
+    :func:`cifar10_test_accuracy` can measure it on the CIFAR-10 test split (the stages' extra metric).
+    """
+
+    last_model = None
+
+    #: ``"step"``: :class:`ChildTrainer` (TensorFlow); ``"fit"``: compile + fit + predict, the
+    #: path the reward had first (always used on JAX and PyTorch).
+    trainer = "step"
 
     def __init__(self, space: SearchSpace, proxy: ProxyConfig):
         self.space = space
@@ -136,12 +147,12 @@ class CIFARReward:
     def __call__(self, actions, seed: int = 0) -> float:
         import keras
 
-        from .. import data as data_lib
         from ..models import NASNetCIFAR
 
         cfg = self.proxy
         genotype = self.space.decode(actions)
         xtr, ytr, xval, yval = _reward_data(cfg)
+        start = time.perf_counter()
         # A worker trains child after child: drop the previous child's graph and layers, which
         # otherwise pile up (measured: 4 GB per worker after 10 children, each slower than the last).
         keras.backend.clear_session(free_memory=True)
@@ -151,17 +162,192 @@ class CIFARReward:
                                 genotype=genotype, bn_momentum=0.9)
         except ValueError as e:
             raise ChildFailed(f"cannot build: {e}") from None
-        steps = math.ceil(len(xtr) / cfg.batch_size)
-        opt = keras.optimizers.SGD(
-            keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.epochs * steps),
-            momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, global_clipnorm=5.0)
-        model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+        self.last_model = model
+        # Where the child's time went, for benchmarks/children.py.
+        self.last_seconds = {"build": time.perf_counter() - start}
+        if keras.backend.backend() != "tensorflow" or self.trainer == "fit":
+            return _train_with_fit(model, cfg, xtr, ytr, xval, yval, seed)
+        trainer = ChildTrainer(model, cfg, math.ceil(len(xtr) / cfg.batch_size))
         for epoch in range(cfg.epochs):
-            ds = data_lib.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
-            # shuffle=False: the dataset is already shuffled per (seed, epoch); Keras' default
-            # shuffle=True would only print that it ignores it, once per child.
-            hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)
-            if not np.isfinite(hist.history["loss"][-1]):
+            if not np.isfinite(trainer.train_epoch(xtr, ytr, seed, epoch)):
                 raise ChildFailed("NaN loss")
-        probs = model.predict(xval.astype("float32"), batch_size=500, verbose=0)
-        return float(np.mean(np.argmax(probs, 1) == yval))
+        t = time.perf_counter()
+        accuracy = trainer.accuracy(xval, yval)
+        self.last_seconds.update(trainer.seconds, evaluate=time.perf_counter() - t)
+        return accuracy
+
+
+def _make_optimizer(cfg: ProxyConfig, steps_per_epoch: int):
+    """The proxy's SGD: Nesterov momentum 0.9, cosine decay over all steps, decoupled weight
+    decay, gradients clipped to a global norm of 5."""
+    import keras
+
+    return keras.optimizers.SGD(
+        keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.epochs * steps_per_epoch),
+        momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, global_clipnorm=5.0)
+
+
+def _train_with_fit(model, cfg: ProxyConfig, xtr, ytr, xval, yval, seed: int) -> float:
+    """The reward's first training path: ``compile`` + ``fit`` on the tf.data (TensorFlow) or
+    NumPy pipeline + ``predict``. Used on JAX and PyTorch, and kept reachable on TensorFlow
+    (``CIFARReward.trainer = "fit"``) so benchmarks/children.py compares both in one run."""
+    import keras
+
+    from .. import augment_numpy
+    from .. import data as data_lib
+
+    opt = _make_optimizer(cfg, math.ceil(len(xtr) / cfg.batch_size))
+    model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+    for epoch in range(cfg.epochs):
+        if keras.backend.backend() == "tensorflow":
+            ds = data_lib.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
+        else:
+            ds = augment_numpy.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
+        # shuffle=False: the dataset is already shuffled per (seed, epoch); Keras' default
+        # shuffle=True would only print that it ignores it, once per child.
+        hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        if not np.isfinite(hist.history["loss"][-1]):
+            raise ChildFailed("NaN loss")
+    probs = model.predict(xval.astype("float32"), batch_size=500, verbose=0)
+    return float(np.mean(np.argmax(probs, 1) == yval))
+
+
+class ChildTrainer:
+    """Trains and scores one proxy child with one compiled training step and no ``fit``.
+
+    What ``model.compile(SGD, "sparse_categorical_crossentropy")`` + ``fit`` + ``predict`` did,
+    with the same optimizer, schedule, loss and batches in the same ``(seed, epoch)`` order, but:
+
+    * one ``tf.function`` training step with a ``None`` batch dimension, traced once (``fit``
+      traces its step again for the smaller last batch) and without metrics;
+    * batches augmented in NumPy (pad 4 and random crop, flip; ``cutout=0``, as before) on the
+      training thread: a tf.data pipeline on the same single core took time from the step;
+    * evaluation by one traced inference function (argmax in the graph), without ``predict``'s
+      machinery.
+
+    The crops and flips are drawn from NumPy's generator instead of TensorFlow's stateless ops:
+    the same distribution, not the same crops (see :mod:`keras_nasnet.augment_numpy`).
+    On TensorFlow only; other backends use ``fit``.
+    """
+
+    def __init__(self, model, cfg: ProxyConfig, steps_per_epoch: int):
+        import keras
+
+        self.model, self.cfg = model, cfg
+        self.optimizer = _make_optimizer(cfg, steps_per_epoch)
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        self._step = self._predict = None
+        #: ``first_step`` (trace included) and ``steps`` (all the others), in seconds.
+        self.seconds = {"first_step": 0.0, "steps": 0.0}
+
+    def _make_step(self):
+        import tensorflow as tf
+
+        model, opt, loss_fn = self.model, self.optimizer, self.loss_fn
+        opt.build(model.trainable_variables)  # no variables may be created inside the step
+
+        variables = model.trainable_variables
+        momenta = [m.value for m in opt.momentums]  # built for `variables`, in their order
+        if len(momenta) != len(variables):
+            raise RuntimeError("the optimizer's momentum variables do not match the model's weights")
+
+        def step(x, y):
+            # Keras' TensorFlow train_step, less its metrics: loss + regularisation losses,
+            # gradients of the trainable weights, then the optimizer's update.
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+                if model.losses:
+                    loss = loss + tf.add_n(model.losses)
+            self._apply(tape.gradient(loss, variables), variables, momenta)
+            return loss
+
+        spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int64))
+        # autograph=False: the step has no tensor-dependent Python control flow, and converting
+        # every layer's code cost time at trace (Python trace 7-12 s instead of 12.5-13 s for a
+        # NASNet-A child on a shared core).
+        return tf.function(step, input_signature=spec, jit_compile=False, autograph=False)
+
+    def _apply(self, grads, variables, momenta):
+        """``optimizer.apply(grads, variables)`` of the proxy's SGD, as fewer graph ops.
+
+        Keras' optimizer adds ~43 ops per weight to the graph (the learning-rate schedule again
+        for every weight, distribution-strategy wrappers), 72% of a NASNet-A child's 14,000-op
+        training step; tracing and optimizing those took more time than the child's first 50
+        steps. The same update here: global-norm clipping, decoupled weight decay
+        ``w -= w * wd * lr`` on every weight, then Keras' (Nesterov) momentum in one fused op per
+        weight. ``tests/test_child_trainer.py`` checks it against ``fit``.
+        """
+        import tensorflow as tf
+
+        opt = self.optimizer
+        lr = tf.cast(opt.learning_rate, tf.float32)  # the schedule at this step, once
+        if opt.global_clipnorm:
+            grads, _ = tf.clip_by_global_norm(grads, opt.global_clipnorm)
+        decay = lr * opt.weight_decay if opt.weight_decay else None
+        for v, m, g in zip(variables, momenta, grads):
+            v = v.value  # the tf.Variable behind the Keras variable
+            if decay is not None and opt._use_weight_decay(v):
+                v.assign_sub(v * decay)
+            tf.raw_ops.ResourceApplyKerasMomentum(
+                var=v.handle, accum=m.handle, lr=lr, grad=g, momentum=tf.constant(opt.momentum, tf.float32),
+                use_nesterov=bool(opt.nesterov))
+        opt.iterations.assign_add(1)
+
+    def train_epoch(self, x, y, seed: int, epoch: int) -> float:
+        """One epoch over ``(x, y)`` in ``(seed, epoch)`` order; returns the mean step loss."""
+        from ..augment_numpy import CIFARBatches
+
+        if self._step is None:
+            self._step = self._make_step()
+        batches = CIFARBatches(x, y, self.cfg.batch_size, True, seed, epoch, cutout=0)
+        losses = []
+        for i in range(len(batches)):
+            t = time.perf_counter()
+            losses.append(float(self._step(*self._batch(batches, i))))
+            first = not self.seconds["first_step"]
+            self.seconds["first_step" if first else "steps"] += time.perf_counter() - t
+        return float(np.mean(losses))
+
+    @staticmethod
+    def _batch(batches, i):
+        xb, yb = batches[i]
+        return xb, np.asarray(yb, np.int64)
+
+    def accuracy(self, x, y, batch_size: int = 500) -> float:
+        """Top-1 accuracy on uint8 images ``x``, labels ``y``, with the model in inference mode."""
+        import tensorflow as tf
+
+        if self._predict is None:
+            # Traced once (None batch): ~4x cheaper than tracing the training step, and the
+            # forward pass runs ~3x faster than eagerly. Batches of 500 as predict used; 1,000
+            # was slower on one core.
+            model = self.model
+            spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+            self._predict = tf.function(lambda t: tf.argmax(model(t, training=False), -1),
+                                        input_signature=(spec,), jit_compile=False, autograph=False)
+        correct = 0
+        for start in range(0, len(x), batch_size):
+            pred = self._predict(x[start:start + batch_size].astype("float32")).numpy()
+            correct += int(np.sum(pred == y[start:start + batch_size]))
+        return correct / len(x)
+
+
+_TEST_CACHE: dict = {}
+
+
+def _test_data(source):
+    if source not in _TEST_CACHE:
+        from .. import data as data_lib
+
+        _TEST_CACHE[source] = data_lib.load_cifar10(source)[1]
+    return _TEST_CACHE[source]
+
+
+def cifar10_test_accuracy(reward: CIFARReward) -> float:
+    """Accuracy of ``reward.last_model`` on the CIFAR-10 test split (10,000 images). Kept apart
+    from the training code on purpose: it only reads the trained model."""
+    if reward.last_model is None:
+        raise RuntimeError("cifar10_test_accuracy() needs a trained child: call the reward first.")
+    xt, yt = _test_data(reward.proxy.data)
+    probs = reward.last_model.predict(xt.astype("float32"), batch_size=500, verbose=0)
+    return float(np.mean(np.argmax(probs, 1) == np.asarray(yt).ravel()))

@@ -58,10 +58,103 @@ def make_executor(kind: str, reward_spec: dict, workers: int, **kw):
     raise ValueError(f"Unknown executor {kind!r}; use local or ray.")
 
 
+def check_run_settings(out, config: dict, workers: int, executor: str) -> None:
+    """Refuses, before anything is written, a run that cannot work: ``out`` is a file, the executor
+    does not suit the reward, or Ray is not installed. Raises
+    :class:`~keras_nasnet.search.errors.InvalidSettings` naming the flag."""
+    import importlib.util
+
+    from . import workers as w
+    from .errors import InvalidSettings
+
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InvalidSettings(f"--out {out} is a file, not a folder: choose a folder (new, or one that "
+                              "holds a search to resume).")
+    if executor not in ("local", "ray"):
+        raise InvalidSettings(f"--executor must be local or ray; got {executor!r}.")
+    if workers < 0:
+        raise InvalidSettings(f"--workers must be >= 0; got {workers}.")
+    if config["reward"] in w.IN_PROCESS_REWARDS and (workers or executor != "local"):
+        raise InvalidSettings(f"--reward {config['reward']} keeps its trained supernet in this "
+                              "process, so its children cannot go to workers: use --workers 0 (its "
+                              "default) and --executor local.")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise InvalidSettings("--executor ray needs Ray: pip install 'keras_nasnet[ray]', or use "
+                              "--executor local.")
+
+
+def run_search(config, out, *, trials: int | None = None, workers: int | None = None,
+               executor: str = "local", progress: bool = True,
+               max_failures: int = MAX_CONSECUTIVE_FAILURES, threads_per_worker: int | None = None,
+               ray_address: str | None = None, cpus_per_child: float = 1,
+               gpus_per_child: float = 0, stages=None) -> dict:
+    """Runs (or resumes) the search ``config`` in the folder ``out``; returns its summary.
+
+    Args:
+        config: a :class:`~keras_nasnet.search.SearchConfig` (or the dict of a ``config.json``).
+            A folder that holds a search with another configuration is refused.
+        out: the search folder: records, state and results (``best_genotype.json``,
+            ``summary.json``, ``rewards.png``, kept up to date as the search goes).
+        trials: children to evaluate in total (default: ``config.default_trials``). Running again
+            with a larger number extends a finished search.
+        workers: parallel child workers (processes, or Ray tasks); 0 evaluates in this process.
+            Default: 1 for the ``cifar10`` reward, else 0.
+        executor: ``local`` (processes on this machine) or ``ray``.
+        progress: draw progress bars on standard error.
+        max_failures: stop after this many children in a row failed.
+        threads_per_worker: TensorFlow threads of each local worker (default: all cores each).
+        ray_address: address of an existing Ray cluster (default: start one).
+        cpus_per_child: Ray resources of one child.
+        gpus_per_child: Ray resources of one child.
+        stages: a :class:`~keras_nasnet.search.stages.StageConfig` to run the stages after the
+            controller (re-score, stand-alone training of the top cells, successive halving, a
+            report in ``final.json``; ``best_genotype.json`` becomes the final cell), through the
+            same executor, once all ``trials`` are in. ``None`` (the default): no stages.
+
+    Everything is checked (settings, executor, data) before anything is written. Raises
+    :class:`~keras_nasnet.search.errors.InvalidSettings` (a ``ValueError``) for settings that
+    cannot work, and other :class:`~keras_nasnet.search.errors.SearchError` subclasses when the
+    search cannot start or go on; on ``KeyboardInterrupt`` everything recorded is kept and the same
+    call resumes.
+    """
+    from .config import SearchConfig
+    from .errors import InvalidSettings
+
+    if isinstance(config, dict):
+        config = SearchConfig.from_dict(config)
+    elif not isinstance(config, SearchConfig):
+        raise TypeError(f"config must be a SearchConfig or a dict; got {type(config).__name__}.")
+    config.validate()
+    trials = config.default_trials if trials is None else trials
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise InvalidSettings(f"--trials must be an integer >= 1; got {trials!r}.")
+    if workers is None:
+        workers = 1 if config.reward == "cifar10" else 0
+    if executor == "ray" and workers == 0:
+        workers = 1
+    if stages is not None:  # before anything is written: the sizes, and the stand-alone data
+        from .stages import StandaloneReward, standalone_spec
+
+        stages.validate(config)
+        StandaloneReward(standalone_spec(config, stages.cheap_budget)).check()
+    ex_kwargs = {"threads_per_worker": threads_per_worker, "ray_address": ray_address,
+                 "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child}
+    summary = search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
+                     progress=progress, max_consecutive_failures=max_failures, executor_kwargs=ex_kwargs)
+    if stages is not None and summary["best_trial"] is not None:
+        from .stages import run_stages
+
+        final = run_stages(config, out, stages, {"executor": executor, "workers": workers,
+                                                 "progress": progress, **ex_kwargs})
+        summary["final_cell"] = final["final_cell"]
+    return summary
+
+
 def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = "local",
            progress: bool = True, executor_kwargs: dict | None = None,
            max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> dict:
-    """Runs (or resumes) the search described by ``config`` in folder ``out``.
+    """Runs (or resumes) the search described by the ``config.json`` dict ``config`` in folder
+    ``out`` (the lower-level form of :func:`run_search`, which most callers want).
 
     ``config`` is the search's identity (space, reward, strategy, seed, strategy settings); it is
     stored in ``out/config.json`` and must match when resuming. ``trials``, ``workers`` and the
@@ -76,13 +169,14 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
 
     Returns the summary written to ``out/summary.json``.
     """
+    from .base import as_reward
     from .workers import make_reward
 
+    check_run_settings(out, config, workers, executor)
     space = SearchSpace(**config["space"])
     reward_spec = {"reward": config["reward"], "space": config["space"], **config.get("reward_args", {})}
-    check = getattr(make_reward(reward_spec), "check", None)
-    if check is not None:
-        check()  # e.g. load the data once, before any child and before config.json is written
+    # e.g. load the data once, before any child and before config.json is written
+    as_reward(make_reward(reward_spec)).check()
     journal = Journal(out, config)
     try:
         summary = _run(journal, space, config, reward_spec, trials, workers, executor, progress,
@@ -114,6 +208,8 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
     started = time.time()
     streak, last_error = 0, None
     attempts = collections.Counter(r["trial"] for r in journal.errors)
+    outputs = _Outputs(out, space, config, trials, journal.finished, started)
+    complete = False
     try:
         while len(journal.finished) < trials:
             remaining = trials - len(journal.finished) - len(in_flight) - len(queue)
@@ -157,22 +253,66 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
                         f"{len(journal.finished)} recorded trials are kept: fix the cause and run the "
                         "same command to resume (--max-failures changes the limit)."
                     )
-                if bar and res["event"] == "finished":
-                    bar.update(1)
-                    ok = [r["reward"] for r in journal.finished if r["status"] == "ok"]
-                    if ok:
-                        bar.set_postfix(best=f"{max(ok):.4f}")
+                if res["event"] == "finished":
+                    outputs.finished(res)
+                    if bar:
+                        bar.update(1)
+                        if outputs.best is not None:
+                            bar.set_postfix(best=f"{outputs.best['reward']:.4f}")
+        complete = True
     finally:
         ex.close()
         if bar:
             bar.close()
+        if not complete:
+            # Stopped early (Ctrl-C, too many failures, a crash): what was found so far is still
+            # written, so the folder's best_genotype.json and summary.json are usable right away.
+            try:
+                outputs.write(errors=len(journal.errors))
+            except Exception as e:  # never hide the reason the search stopped
+                print(f"warning: could not write the search's outputs: {e}", file=sys.stderr)
     journal.save_state(strategy.state(), len(journal.finished))
-    summary = write_outputs(out, space, config, journal.finished, time.time() - started)
-    summary["errors"] = len(journal.errors)
+    extra = {"errors": len(journal.errors)}
     if hasattr(strategy, "controller"):
-        summary["greedy_genotype"] = space.decode(strategy.controller.greedy()).to_dict()
-    write_json_atomic(out / "summary.json", summary)
-    return summary
+        extra["greedy_genotype"] = space.decode(strategy.controller.greedy()).to_dict()
+    return outputs.write(**extra)
+
+
+class _Outputs:
+    """Keeps ``best_genotype.json``, ``summary.json`` and ``rewards.png`` up to date while the search
+    runs: the best genotype as soon as a better child finishes, the summary at most every
+    :data:`SUMMARY_SECONDS` and the plot (about a second's work) every :data:`PLOT_SECONDS`."""
+
+    def __init__(self, out, space, config, trials, finished, started):
+        self.out, self.space, self.config, self.trials = out, space, config, trials
+        self.all, self.started = finished, started  # the journal's list: it grows as results come
+        ok = [r for r in finished if r["status"] == "ok"]
+        self.best = max(ok, key=lambda r: r["reward"]) if ok else None
+        self._summary_at = self._plot_at = time.time()
+
+    def finished(self, rec: dict) -> None:
+        if rec["status"] == "ok" and (self.best is None or rec["reward"] > self.best["reward"]):
+            self.best = rec
+            write_text_atomic(self.out / "best_genotype.json",
+                              self.space.decode(rec["actions"]).to_json(indent=2))
+        now = time.time()
+        if now - self._plot_at > PLOT_SECONDS:
+            self.write()
+        elif now - self._summary_at > SUMMARY_SECONDS:
+            self._summary_at = now
+            write_outputs(self.out, self.space, self.config, self.all, now - self.started,
+                          trials_planned=self.trials, plot=False)
+
+    def write(self, **extra) -> dict:
+        self._summary_at = self._plot_at = time.time()
+        return write_outputs(self.out, self.space, self.config, self.all, time.time() - self.started,
+                             trials_planned=self.trials, **extra)
+
+
+#: Seconds between rewrites of ``summary.json`` while a search runs.
+SUMMARY_SECONDS = 5.0
+#: Seconds between redrawings of ``rewards.png`` while a search runs.
+PLOT_SECONDS = 60.0
 
 
 def _progress(total, initial, journal, enabled):
@@ -184,16 +324,24 @@ def _progress(total, initial, journal, enabled):
                 file=sys.stderr)
 
 
-def write_outputs(out: Path, space: SearchSpace, config: dict, finished: list[dict], seconds: float) -> dict:
-    """Writes ``best_genotype.json``, ``summary.json`` and ``rewards.png`` (if matplotlib is there).
+def write_outputs(out: Path, space: SearchSpace, config: dict, finished: list[dict],
+                  seconds: float | None, trials_planned: int | None = None, plot: bool = True,
+                  **extra) -> dict:
+    """Writes ``best_genotype.json``, ``summary.json`` and ``rewards.png`` (if matplotlib is there),
+    each atomically, from the finished trials so far; returns the summary.
 
     The best trial is the best child that succeeded; failed children never count as best.
+    ``summary["complete"]`` says whether all ``trials_planned`` children are in (unknown: None).
+    ``extra`` items are added to the summary; ``plot=False`` leaves ``rewards.png`` as it is.
     """
+    finished = sorted(finished, key=lambda r: r["trial"])
     rewards = np.asarray([r["reward"] for r in finished], float)
     ok = [r for r in finished if r["status"] == "ok"]
     best = max(ok, key=lambda r: r["reward"]) if ok else None
     summary = {
         "trials": len(finished),
+        "trials_planned": trials_planned,
+        "complete": None if trials_planned is None else len(finished) >= trials_planned,
         "failed": len(finished) - len(ok),
         "best_reward": best["reward"] if best else None,
         "best_trial": best["trial"] if best else None,
@@ -203,15 +351,19 @@ def write_outputs(out: Path, space: SearchSpace, config: dict, finished: list[di
         "mean_seconds_per_child": float(np.mean([r["seconds"] for r in finished])) if finished else None,
         "top5_mean": float(np.sort(rewards)[-5:].mean()) if len(rewards) else None,
         "top25_mean": float(np.sort(rewards)[-25:].mean()) if len(rewards) else None,
-        "wall_seconds_this_run": round(seconds, 1),
+        "wall_seconds_this_run": None if seconds is None else round(seconds, 1),
     }
     if best:
         genotype = space.decode(best["actions"])
         write_text_atomic(out / "best_genotype.json", genotype.to_json(indent=2))
         summary["best_genotype"] = genotype.to_dict()
+    summary.update(extra)
     write_json_atomic(out / "summary.json", summary)
+    if not plot:
+        return summary
     try:
-        plot_rewards(out / "rewards.png", rewards, title=f"{config['strategy']} / {config['reward']}")
+        plot_rewards(out / "rewards.png", rewards, title=f"{config['strategy']} / {config['reward']}",
+                     trials=[r["trial"] for r in finished])
     except ImportError:
         print("matplotlib is not installed: no rewards.png (pip install 'keras_nasnet[plots]').",
               file=sys.stderr)
@@ -234,10 +386,14 @@ def curves(rewards, ks=(1, 5, 25)):
     return out
 
 
-def plot_rewards(path, rewards, title="", others: dict | None = None):
+def plot_rewards(path, rewards, title="", others: dict | None = None, trials=None):
     """Reward of every trial, best-so-far and running top-5 / top-25 means; ``others`` instead
     compares several runs (name -> rewards): best so far and the mean of the last 500 rewards
-    (what the strategy samples now) per run, such as PPO against random search."""
+    (what the strategy samples now) per run, such as PPO against random search.
+
+    ``trials``: the trial numbers of ``rewards`` (the numbers ``report`` lists, from 0 in the order
+    the children were proposed); by default 0, 1, 2, ...
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,7 +403,7 @@ def plot_rewards(path, rewards, title="", others: dict | None = None):
     runs = {"": np.asarray(rewards)} if others is None else others
     for i, (name, r) in enumerate(runs.items()):
         r = np.asarray(r)
-        x = np.arange(1, len(r) + 1)
+        x = np.asarray(trials) if others is None and trials is not None else np.arange(len(r))
         color = f"C{i % 10}"
         c = curves(r)
         if others is None:
@@ -260,7 +416,7 @@ def plot_rewards(path, rewards, title="", others: dict | None = None):
             recent = np.convolve(r, np.ones(window) / window, mode="valid")
             ax.plot(x, c[1], color=color, lw=2, label=f"{name}: best so far")
             ax.plot(x[window - 1:], recent, color=color, lw=1, ls=":", label=f"{name}: mean of last {window}")
-    ax.set_xlabel("trials")
+    ax.set_xlabel("trial")
     ax.set_ylabel("reward")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -1,12 +1,15 @@
 """The ``cifar10-shared`` reward: children scored as paths through one trained supernet.
 
 Unlike the stand-alone ``cifar10`` reward this one keeps state between children: it runs in the
-search's process (no worker pool) and checkpoints the supernet into the search folder. The search
-loop knows rewards only through two optional hooks, which any stateful reward can implement:
+search's process (no worker pool) and checkpoints the supernet into the search folder, through the
+hooks of :class:`~keras_nasnet.search.base.Reward`:
 
 * ``bind(out_dir, progress)``: called once before the first child, with the search folder (restore a
   checkpoint from it) and whether to draw progress bars;
 * ``close()``: called when the search stops (write a last checkpoint).
+
+Build one with :meth:`SharedWeightsReward.new`, or load a search's trained supernet with
+:meth:`SharedWeightsReward.from_run`.
 
 The schedule has two phases, decided by ``warmup_epochs`` and ``steps_per_child``:
 
@@ -17,19 +20,24 @@ The schedule has two phases, decided by ``warmup_epochs`` and ``steps_per_child`
    With ``steps_per_child > 0`` the supernet also trains that many steps on the child's path before
    scoring it (ENAS-style alternation; the rewards then drift as the supernet changes).
 
-The default (``steps_per_child=0``: a frozen supernet) is the measured choice, see ``search/README.md``.
+The default (``steps_per_child=0``: a frozen supernet) is the measured choice, see ``search/shared/README.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .base import Reward
 from .space import SearchSpace
 
 CHECKPOINT = "supernet.npz"
@@ -56,8 +64,47 @@ class SharedConfig:
     checkpoint_seconds: float = 300.0
 
 
-class SharedWeightsReward:
-    """Scores a child by its held-out accuracy as a path through a shared-weights supernet."""
+class SharedWeightsReward(Reward):
+    """Scores a child by its held-out accuracy as a path through a shared-weights supernet.
+
+    Build one with :meth:`new` (or the constructor), or load a search folder's trained supernet
+    with :meth:`from_run`.
+    """
+
+    in_process = True  # the supernet lives in the search's process
+
+    @classmethod
+    def new(cls, space: SearchSpace | None = None, seed: int = 0, **settings) -> "SharedWeightsReward":
+        """A reward with an untrained supernet. ``space``: default B=5, all 13 ops, add-only;
+        ``settings``: :class:`SharedConfig` fields (``filters=8``, ``data=...``)."""
+        from ..genotypes import OPS
+
+        return cls(space or SearchSpace(5, OPS, ("add",)), SharedConfig(**settings), seed=seed)
+
+    @classmethod
+    def from_run(cls, out_dir, data: str | None = None, trained: bool = True) -> "SharedWeightsReward":
+        """The trained supernet of the ``cifar10-shared`` search in ``out_dir``, with that search's
+        settings (``data``: another path to the same data set). With ``trained`` a supernet that
+        has not finished its uniform-path training is refused. Nothing is written back to the
+        folder; call :meth:`bind` to make it the folder's checkpointing reward."""
+        from .config import SearchConfig
+        from .errors import SearchError
+
+        out_dir = Path(out_dir)
+        config = SearchConfig.load(out_dir)
+        if config.reward != "cifar10-shared":
+            raise SearchError(f"{out_dir} holds a {config.reward} search, not a cifar10-shared one.")
+        if not (out_dir / CHECKPOINT).exists():
+            raise SearchError(f"{out_dir} has no {CHECKPOINT} yet: its search has not trained the "
+                              "supernet (run or resume it first).")
+        shared = config.shared if data is None else dataclasses.replace(config.shared, data=data)
+        reward = cls(config.space, shared, seed=config.seed)
+        reward.build()
+        reward.restore(out_dir / CHECKPOINT)
+        if trained and reward.step < reward.warmup_steps:
+            raise SearchError(f"{out_dir}: the supernet has trained {reward.step} of "
+                              f"{reward.warmup_steps} steps; let the search finish its warm-up first.")
+        return reward
 
     def __init__(self, space: SearchSpace, config: SharedConfig, seed: int = 0):
         if "concat" in space.combines:
@@ -77,6 +124,7 @@ class SharedWeightsReward:
         self.progress = False
         self._saved_at = time.time()
         self._data = None
+        self._mid_step = False
 
     # -- the search loop's hooks -------------------------------------------------------------
     def bind(self, out_dir, progress: bool = False) -> None:
@@ -93,11 +141,27 @@ class SharedWeightsReward:
         if self._data is None:
             from .. import data as data_lib
 
-            data_lib.load_cifar10(self.config.data)
+            (x, _), _ = data_lib.load_cifar10(self.config.data)
+            self.check_size(len(x))
+
+    def check_size(self, images: int) -> None:
+        """Refuses a data set of ``images`` training images too small for ``val_images`` (raises
+        :class:`~keras_nasnet.search.errors.InvalidSettings` naming the flag)."""
+        from .errors import InvalidSettings
+
+        c = self.config
+        if c.val_images >= images:
+            raise InvalidSettings(
+                f"--val-images {c.val_images} holds out at least as many images as the data set has "
+                f"({images} training images in {c.data or 'CIFAR-10'}), leaving none to train the "
+                f"supernet: pass a smaller --val-images (at most {images - 1}; --reward-images "
+                "at most that) or a larger data set.")
 
     def close(self) -> None:
-        """Writes a last checkpoint."""
-        if self.net is not None and self.out is not None:
+        """Writes a last checkpoint, unless a step was cut in the middle (an exception other than
+        a held Ctrl-C, or an interrupt outside the main thread): then the last whole-step
+        checkpoint stays, and the resumed run repeats the steps since."""
+        if self.net is not None and self.out is not None and not self._mid_step:
             self.save(self.out / CHECKPOINT)
 
     def __call__(self, actions, seed: int = 0) -> float:
@@ -134,6 +198,10 @@ class SharedWeightsReward:
     def set_data(self, x_train, y_train, x_val, y_val) -> None:
         """Uses these arrays instead of loading CIFAR-10 (tests, other datasets)."""
         self._data = (x_train, y_train, x_val, y_val)
+
+    def build(self) -> None:
+        """Builds the supernet and its optimizer (seeded; a no-op once built)."""
+        self._ensure_built()
 
     def _ensure_built(self):
         if self.net is not None:
@@ -185,13 +253,18 @@ class SharedWeightsReward:
         self._ensure_built()
         loss = float("nan")
         for _ in range(steps):
-            arc = path if path is not None else self.space.sample_uniform(
-                np.random.default_rng([self.seed, 7, self.step]))[0]
-            x, y = self._batch(self.step)
-            loss = float(self._train_step(x, y, arc, self.learning_rate(self.step)))
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"supernet loss is {loss} at step {self.step}; lower --lr.")
-            self.step += 1
+            # A step is all or nothing: a Ctrl-C waits for it to end, so the checkpoint written
+            # on the way out holds whole steps and the resumed run repeats none of them.
+            with _interrupts_held():
+                self._mid_step = True
+                arc = path if path is not None else self.space.sample_uniform(
+                    np.random.default_rng([self.seed, 7, self.step]))[0]
+                x, y = self._batch(self.step)
+                loss = float(self._train_step(x, y, arc, self.learning_rate(self.step)))
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"supernet loss is {loss} at step {self.step}; lower --lr.")
+                self.step += 1
+                self._mid_step = False
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=f"{self.step / self.steps_per_epoch:.2f}", loss=f"{loss:.3f}")
@@ -253,16 +326,54 @@ class SharedWeightsReward:
 
         arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(self.net.variables)}
         arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
-        savez_atomic(path, step=np.asarray(self.step), **arrays)
+        calls = {**self.net.call_counts(), **self.optimizer.call_counts()}
+        savez_atomic(path, step=np.asarray(self.step), calls=np.asarray(json.dumps(calls)), **arrays)
         self._saved_at = time.time()
 
     def restore(self, path) -> None:
         """Loads :meth:`save` output into the (built) supernet and optimizer."""
-        with np.load(path) as z:
-            if sum(k.startswith("w") for k in z.files) != len(self.net.variables):
-                raise ValueError(f"{path} was written by another supernet; choose a new --out.")
-            for i, v in enumerate(self.net.variables):
-                v.assign(z[f"w{i}"])
-            for i, v in enumerate(self.optimizer.variables):
-                v.assign(z[f"o{i}"])
-            self.step = int(z["step"])
+        from .errors import StateCorrupt
+
+        try:
+            with np.load(path) as z:
+                if sum(k.startswith("w") for k in z.files) != len(self.net.variables):
+                    raise StateCorrupt(f"{path} was written by another supernet; choose a new --out.")
+                for i, v in enumerate(self.net.variables):
+                    v.assign(z[f"w{i}"])
+                for i, v in enumerate(self.optimizer.variables):
+                    v.assign(z[f"o{i}"])
+                self.step = int(z["step"])
+                if "calls" in z.files:  # absent in checkpoints of older versions
+                    calls = json.loads(str(z["calls"]))
+                    self.net.set_call_counts(calls)
+                    self.optimizer.set_call_counts(calls)
+        except StateCorrupt:
+            raise
+        except Exception as e:  # a cut zip, a missing array, a wrong shape
+            raise StateCorrupt(
+                f"{path} is damaged ({type(e).__name__}: {e}). It holds the trained supernet: delete "
+                "it and run the same command again to train the supernet again from the start (the "
+                "recorded trials are kept; with the default --steps-per-child 0 the seeded training ends"
+                " with the same weights)."
+            ) from None
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Holds a Ctrl-C (SIGINT) that arrives inside the block and raises it when the block ends.
+
+    Only in the main thread (the only one Python delivers signals to) and only while Python's own
+    handler is installed; anything else (a custom handler, a thread) is left as it is.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    held = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt

@@ -25,7 +25,7 @@ Decisions that change widths, and how this mode handles them:
 A new child costs no new graph: each part of the network (the stem, a cell's input processing, one
 op at one block side, the classifier) is a ``tf.function`` traced once, the first time any child
 uses it; a child's decisions only choose, in Python, which compiled parts run (see
-``search/README.md`` for the measured options).
+``search/shared/README.md`` for the measured options).
 """
 
 from __future__ import annotations
@@ -198,13 +198,26 @@ class Supernet:
     # one tf.function, traced once on first use and reused by every child that takes it; the
     # child's decisions are Python ints that choose which parts run. A graph holding every choice
     # (tf.switch_case) costs minutes to trace at B=5 with 13 ops, and plain eager execution several
-    # times the compiled step: see search/README.md for the measurements.
+    # times the compiled step: see search/shared/README.md for the measurements.
     def part(self, key, training: bool):
         """The function of part ``key`` (see :meth:`parts_of`) in the given BN mode: eager for its
         first ``compile_after`` calls, then compiled (a trace costs about as much as a few dozen
         eager calls, so parts that a short run barely uses are never traced)."""
         return _hot(self._compiled, (key, training), self.compile_after,
                     lambda: _bind_training(self._part_body(key), training))
+
+    def call_counts(self) -> dict:
+        """How often each part (and each part's optimizer update) has run, JSON-able; a checkpoint
+        stores it so a resumed run compiles each part at the same call (see :func:`_hot`)."""
+        return {"parts": _counts(self._compiled)}
+
+    def set_call_counts(self, counts: dict) -> None:
+        """Restores :meth:`call_counts` output."""
+        _set_counts(self._compiled, counts.get("parts", []))
+
+    def clear_compiled(self) -> None:
+        """Forgets every compiled part and call count (cost measurements start from eager parts)."""
+        self._compiled.clear()
 
     def part_variables(self, key) -> list:
         """The trainable variables of part ``key``."""
@@ -292,7 +305,7 @@ class Supernet:
             outputs.append((out, mask))
         # The classifier reads the mean of the unused blocks, not their sum: a sum's logits grow
         # with the number of unused blocks, which changes from child to child, and that made the
-        # shared classifier's loss climb above chance (search/README.md). inherit_weights folds the
+        # shared classifier's loss climb above chance (search/shared/README.md). inherit_weights folds the
         # 1/k into the child's Dense kernel, so the child still computes the same function.
         last, mask = outputs[-1]
         probs = run("head", None if dry else last * (1.0 / sum(mask)))
@@ -351,6 +364,20 @@ class PathSGD:
         for k, g in zip(parts, split):
             self._fn(self._update, k, self._update_fn)(g, scale, lr)
 
+    def call_counts(self) -> dict:
+        """How often each part's gradient norm and update have run (see :meth:`Supernet.call_counts`)."""
+        return {"square": _counts(self._square), "update": _counts(self._update)}
+
+    def set_call_counts(self, counts: dict) -> None:
+        """Restores :meth:`call_counts` output."""
+        _set_counts(self._square, counts.get("square", []))
+        _set_counts(self._update, counts.get("update", []))
+
+    def clear_compiled(self) -> None:
+        """Forgets every compiled update and call count (see :meth:`Supernet.clear_compiled`)."""
+        self._square.clear()
+        self._update.clear()
+
     def _fn(self, cache, key, make):
         return _hot(cache, key, self.net.compile_after, lambda: make(key))
 
@@ -378,17 +405,47 @@ def _bind_training(body, training):
 
 def _hot(cache: dict, key, compile_after: int, make):
     """``make()``'s function, run eagerly for its first ``compile_after`` calls and then as one
-    ``tf.function`` (kept in ``cache`` with its call count)."""
+    ``tf.function`` (kept in ``cache`` with its call count).
+
+    An entry restored from a checkpoint (:func:`_set_counts`) has a count but no function yet: it
+    is made on first use and compiled at once if the count is past ``compile_after``, so a resumed
+    run switches each part to its compiled form at the same call as an uninterrupted one (the two
+    forms differ in the last bits, and those differences grow over training steps).
+    """
     entry = cache.get(key)
     if entry is None:
-        entry = cache[key] = [make(), 0]
+        entry = cache[key] = [None, 0]
+    if entry[0] is None:
+        entry[0] = make()
+        if entry[1] > compile_after:
+            entry[0] = _compile(entry[0])
     entry[1] += 1
     if entry[1] == compile_after + 1:
-        # TF's retracing detector counts traces per code object, and every part shares one
-        # lambda's code: wrapped in a partial, each part counts alone, so its single trace no
-        # longer reads as "5 out of the last 5 calls triggered tf.function retracing".
-        entry[0] = tf.function(functools.partial(entry[0]), reduce_retracing=True, autograph=False)
+        entry[0] = _compile(entry[0])
     return entry[0]
+
+
+def _compile(fn):
+    # TF's retracing detector counts traces per code object, and every part shares one lambda's
+    # code: wrapped in a partial, each part counts alone, so its single trace no longer reads as
+    # "5 out of the last 5 calls triggered tf.function retracing".
+    return tf.function(functools.partial(fn), reduce_retracing=True, autograph=False)
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+def _counts(cache: dict) -> list:
+    """``cache``'s call counts as JSON-able ``[key, count]`` pairs (see :func:`_set_counts`)."""
+    return [[key, entry[1]] for key, entry in cache.items()]
+
+
+def _set_counts(cache: dict, counts: list) -> None:
+    """Restores :func:`_counts` output into ``cache`` (functions are made again on first use)."""
+    cache.clear()
+    for key, count in counts:
+        cache[_tuples(key)] = [None, int(count)]
 
 
 _CIFAR_MEAN = (125.307, 122.950, 113.865)

@@ -42,6 +42,10 @@ def make_reward(spec: dict):
         from .shared_reward import SharedConfig, SharedWeightsReward
 
         return SharedWeightsReward(space, SharedConfig(**spec["shared"]), seed=spec.get("seed", 0))
+    if spec["reward"] == "standalone":  # the stages' stand-alone training (see stages.py)
+        from .stages import StandaloneReward
+
+        return StandaloneReward(spec)
     raise ValueError(f"Unknown reward {spec['reward']!r}; use synthetic, cifar10 or cifar10-shared.")
 
 
@@ -66,7 +70,11 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
     rec = {"event": "finished", "trial": task["trial"], "actions": task["actions"],
            "logp": task["logp"], "seed": task["seed"], "worker": worker}
     try:
-        reward = float(reward_fn(task["actions"], task["seed"]))
+        value = reward_fn(task["actions"], task["seed"])
+        if isinstance(value, dict):  # a reward with extra metrics: {"reward": r, name: value, ...}
+            rec["metrics"] = {k: v for k, v in value.items() if k != "reward"}
+            value = value["reward"]
+        reward = float(value)
         if not math.isfinite(reward):
             raise ChildFailed(f"non-finite reward {reward}")
         rec.update(status="ok", reward=reward)
@@ -85,10 +93,12 @@ class InlineExecutor:
     """Evaluates in the calling process, one child at a time (cheap rewards, tests)."""
 
     def __init__(self, reward_spec: dict, capacity: int = 20, state_dir=None, progress: bool = False):
-        self.reward = make_reward(reward_spec)
+        from .base import as_reward
+
+        self.reward = as_reward(make_reward(reward_spec))
         self.capacity = capacity
         self._done = []
-        if hasattr(self.reward, "bind"):  # a stateful reward: its checkpoints live in the search folder
+        if state_dir is not None:  # a stateful reward keeps its checkpoints in the search folder
             self.reward.bind(state_dir, progress)
 
     def submit(self, task: dict) -> None:
@@ -102,8 +112,7 @@ class InlineExecutor:
 
     def close(self) -> None:
         """Lets a stateful reward write its last checkpoint."""
-        if hasattr(self.reward, "close"):
-            self.reward.close()
+        self.reward.close()
 
 
 def _exit_with_parent(parent_pid: int) -> None:

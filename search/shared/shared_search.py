@@ -1,7 +1,7 @@
 """A complete shared-weights search, PPO against random under the same supernet, and the stand-alone
 retraining of the searched cell against NASNet-A and random cells.
 
-    PYTHONPATH=. python search/shared_search.py --data ../shared/datasets/cifar10-jpeg.zip \\
+    python search/shared/shared_search.py --data ../shared/datasets/cifar10-jpeg.zip \\
         --runs runs/shared --standalone search/shared/standalone.jsonl --out search/shared/search.json
 
 Steps (each resumable: rerun the same command; finished steps are skipped):
@@ -74,10 +74,8 @@ def main():
     here = Path(__file__).resolve().parent
     if not a.compare_only:
         _search_and_retrain(a, runs, common, here)
-    sys.path.insert(0, str(here))
-    from shared_standalone import read_rows
-
     from keras_nasnet.fileio import write_json_atomic
+    from keras_nasnet.search import read_standalone as read_rows
 
     alone = {}
     for r in read_rows(a.standalone):

@@ -6,11 +6,11 @@ task that needs no real data: 512 random images whose class is marked by a white
 one of ten places. It trains a supernet for ``--steps`` steps (batch 64) and prints the training
 loss every 10 steps and the accuracy of a few paths on 500 held-out images:
 
-    PYTHONPATH=. python search/shared_diagnose.py --paths fixed        # one path (B=2, 3 ops)
-    PYTHONPATH=. python search/shared_diagnose.py --paths fixed --compile-after 1000000  # eager
-    PYTHONPATH=. python search/shared_diagnose.py --paths two          # two paths, alternating
-    PYTHONPATH=. python search/shared_diagnose.py --paths uniform --ops sep_conv_3x3  # inputs vary
-    PYTHONPATH=. python search/shared_diagnose.py --paths uniform --full --lr 0.05   # the search's space
+    python search/shared/shared_diagnose.py --paths fixed        # one path (B=2, 3 ops)
+    python search/shared/shared_diagnose.py --paths fixed --compile-after 1000000  # eager
+    python search/shared/shared_diagnose.py --paths two          # two paths, alternating
+    python search/shared/shared_diagnose.py --paths uniform --ops sep_conv_3x3  # inputs vary
+    python search/shared/shared_diagnose.py --paths uniform --full --lr 0.05   # the search's space
 """
 
 import argparse
@@ -44,7 +44,7 @@ def main():
     for k in range(10):
         x[y == k, (k // 4) * 8:(k // 4) * 8 + 8, (k % 4) * 8:(k % 4) * 8 + 8, :] = 255
     r.set_data(x[:512], y[:512], x[512:], y[512:])
-    r._ensure_built()
+    r.build()
     r.net.compile_after = a.compile_after
     r.optimizer.momentum = a.momentum
     paths = space.sample_uniform(np.random.default_rng(3), 4)

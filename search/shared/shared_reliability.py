@@ -8,7 +8,7 @@ ranker would get); then it re-scores each ``shared_ranking.py`` result against t
 the current ``standalone.jsonl``, with a bootstrap interval over cells. No training or scoring is
 run: it reads the JSON files only.
 
-    python search/shared_reliability.py --standalone search/shared/standalone.jsonl \\
+    python search/shared/shared_reliability.py --standalone search/shared/standalone.jsonl \\
         --ranking search/shared/ranking_v3.json search/shared/ranking_v4.json \\
         --out search/shared/reliability.json
 
@@ -20,14 +20,30 @@ and for a bivariate normal Kendall's tau is (2 / pi) arcsin(r).
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shared_ranking import kendall_tau, spearman  # noqa: E402
-from shared_standalone import read_rows  # noqa: E402
+
+def kendall_tau(a, b) -> float:
+    """Kendall's tau-b (keras_nasnet's, imported on use so --help stays quick)."""
+    from keras_nasnet.search import kendall_tau as tau
+
+    return tau(a, b)
+
+
+def spearman(a, b) -> float:
+    """Spearman's rho (keras_nasnet's)."""
+    from keras_nasnet.search import spearman as rho
+
+    return rho(a, b)
+
+
+def read_rows(path) -> list:
+    """The rows of a ``standalone.jsonl`` (keras_nasnet's loader)."""
+    from keras_nasnet.search import read_standalone
+
+    return read_standalone(path)
 
 
 def seed_table(rows) -> dict:
@@ -62,11 +78,9 @@ def noise(table: dict) -> dict:
 
 def bootstrap_tau(x, y, reps=2000, seed=0) -> list:
     """2.5th and 97.5th percentiles of Kendall's tau over cells resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    x, y, n = np.asarray(x), np.asarray(y), len(x)
-    taus = [kendall_tau(x[i], y[i]) for i in (rng.integers(0, n, n) for _ in range(reps))]
-    taus = np.asarray([t for t in taus if np.isfinite(t)])
-    return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))]
+    from keras_nasnet.search import bootstrap_interval, kendall_tau as tau
+
+    return bootstrap_interval(tau, x, y, reps, seed)
 
 
 def rescore(ranking: dict, table: dict) -> dict:

@@ -1,6 +1,6 @@
 """Does the search proxy rank cells like a longer training does?
 
-    python search/proxy_ranking.py search/cifar10_ppo --data ../shared/datasets/cifar10-jpeg.zip
+    python search/cifar10_ppo/proxy_ranking.py search/cifar10_ppo --data ../shared/datasets/cifar10-jpeg.zip
 
 Trains three cells -- the search's best, NASNet-A, and a uniformly random cell -- with the search's
 own proxy and with a longer proxy (more images, more epochs, wider), each rewarded on the same
@@ -21,11 +21,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from keras_nasnet import NASNET_A  # noqa: E402
-from keras_nasnet.search.report import load_trials  # noqa: E402
-from keras_nasnet.search.rewards import CIFARReward, ProxyConfig  # noqa: E402
-from keras_nasnet.search.space import SearchSpace  # noqa: E402
-
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,6 +33,9 @@ def main(argv=None):
                    help="measure NASNet-A and the random cell only (while the search still runs)")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
+    from keras_nasnet import NASNET_A
+    from keras_nasnet.search import CIFARReward, ProxyConfig, SearchSpace, load_trials
+
     out = Path(a.search_dir)
     config = json.loads((out / "config.json").read_text())
     space = SearchSpace(**config["space"])

@@ -7,17 +7,14 @@ children by reward (both strategies' journals if given), scores each as a path t
 trained supernet on all ``val_images`` held-out images, and writes the one with the highest
 score as a genotype file, with the table.
 
-    PYTHONPATH=. python search/shared_reselect.py --run runs/shared/v4/ppo --top 10 \\
+    python search/shared/shared_reselect.py --run runs/shared/v4/ppo --top 10 \\
         --out search/shared/reselect_v4.json --genotype runs/shared/v4/reselected.json
 """
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shared_ranking import load_shared  # noqa: E402
 
 
 def finished(run) -> list:
@@ -35,7 +32,9 @@ def main():
     a = p.parse_args()
     from keras_nasnet.fileio import write_json_atomic
 
-    shared = load_shared(a.run)
+    from keras_nasnet.search import SharedWeightsReward
+
+    shared = SharedWeightsReward.from_run(a.run)
     top = sorted(finished(a.run), key=lambda r: -r[0])[: a.top]
     rows = []
     for reward, trial, actions in top:

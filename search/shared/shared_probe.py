@@ -7,11 +7,11 @@ search's learning-rate schedule (cosine from ``--lr`` to 0 over the steps). Prin
 (mean of each 20 steps) and the held-out accuracy (1,000 images, BatchNorm on batch statistics, as
 the reward) of six paths; the first is the fixed one, the first 2 or 4 are the alternating ones::
 
-    PYTHONPATH=. python search/shared_probe.py --paths fixed            # NASNet-A's path alone
-    PYTHONPATH=. python search/shared_probe.py --paths uniform          # all 13 ops
-    PYTHONPATH=. python search/shared_probe.py --paths four --ops sep_conv_3x3  # only wiring varies
+    python search/shared/shared_probe.py --paths fixed            # NASNet-A's path alone
+    python search/shared/shared_probe.py --paths uniform          # all 13 ops
+    python search/shared/shared_probe.py --paths four --ops sep_conv_3x3  # only wiring varies
 
-The figures measured with it are in ``search/README.md``.
+The figures measured with it are in ``search/shared/README.md``.
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Rediscovery check: PPO against random search on the synthetic reward (optimum: NASNet-A).
 
-    python search/rediscovery.py --seeds 0 1 2 3 4 --trials 20000 --jobs 2 -- --entropy-weight 0.05
+    python search/synthetic/rediscovery.py --seeds 0 1 2 3 4 --trials 20000 --jobs 2 -- --entropy-weight 0.05
 
 Runs ``python -m keras_nasnet.search --reward synthetic`` (through its API) for each strategy and
 seed into ``runs/rediscovery/`` (the trial journals are large and are not committed), then writes
@@ -23,23 +23,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from keras_nasnet.genotypes import Genotype  # noqa: E402
-from keras_nasnet.search.__main__ import build_parser, config_from_args  # noqa: E402
-from keras_nasnet.search.report import load_trials  # noqa: E402
-from keras_nasnet.search.rewards import SyntheticReward  # noqa: E402
-from keras_nasnet.search.run import plot_rewards, search  # noqa: E402
-from keras_nasnet.search.space import SearchSpace  # noqa: E402
-
 
 def run_one(strategy: str, seed: int, trials: int, runs: str, search_args: list[str]):
     """One search into ``runs/{strategy}_seed{seed}``; returns its results row and reward curve."""
+    from keras_nasnet.genotypes import Genotype
+    from keras_nasnet.search import SearchConfig, SearchSpace, SyntheticReward, load_trials, run_search
+
     space = SearchSpace()
     reward = SyntheticReward(space)
     out = Path(runs) / f"{strategy}_seed{seed}"
-    args = build_parser().parse_args(
-        ["--reward", "synthetic", "--strategy", strategy, "--seed", str(seed), "--trials",
-         str(trials), "--out", str(out), "--no-progress", *search_args])
-    summary = search(out, config=config_from_args(args), trials=trials, workers=0, progress=False)
+    config = SearchConfig.from_flags(["--reward", "synthetic", "--strategy", strategy, "--seed", seed,
+                                      "--trials", trials, *search_args])
+    summary = run_search(config, out, trials=trials, workers=0, progress=False)
     trials_done = load_trials(out)
     rewards = [t["reward"] for t in trials_done]
     solved = [t["trial"] for t in trials_done if reward.solved(t["actions"])]
@@ -80,6 +75,8 @@ def main(argv=None):
     res.mkdir(parents=True, exist_ok=True)
     (res / "results.json").write_text(json.dumps({"trials": a.trials, "search_args": a.search_args,
                                                  "runs": results}, indent=2))
+    from keras_nasnet.search import plot_rewards
+
     plot_rewards(res / "curves.png", None, title="synthetic reward (optimum 1.0 = NASNet-A): PPO vs random",
                  others=curves)
     return 0

@@ -6,7 +6,7 @@ and searched cells, each trained alone at one fixed budget) as a path through th
 Spearman's rho between the two accuracies: on the search's own reward (its ``reward_images``
 held-out images) and on all held-out images.
 
-    PYTHONPATH=. python search/shared_ranking.py --run runs/shared/ppo \\
+    python search/shared/shared_ranking.py --run runs/shared/ppo \\
         --standalone search/shared/standalone.jsonl --out search/shared/ranking.json
 """
 
@@ -18,58 +18,6 @@ from pathlib import Path
 import numpy as np
 
 
-def kendall_tau(a, b) -> float:
-    """Kendall's tau-b of two score lists."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    conc = disc = ta = tb = 0
-    for i in range(len(a)):
-        for j in range(i + 1, len(a)):
-            da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ta += 1
-            elif db == 0:
-                tb += 1
-            elif da == db:
-                conc += 1
-            else:
-                disc += 1
-    denom = np.sqrt((conc + disc + ta) * (conc + disc + tb))
-    return float((conc - disc) / denom) if denom else float("nan")
-
-
-def spearman(a, b) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    def ranks(v):
-        v = np.asarray(v, float)
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v))
-        for x in np.unique(v):  # ties share their mean rank
-            r[v == x] = r[v == x].mean()
-        return r
-
-    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
-
-
-def load_shared(run):
-    """The trained supernet of a ``cifar10-shared`` search folder, as a scoring reward."""
-    from keras_nasnet.search.shared_reward import CHECKPOINT, SharedConfig, SharedWeightsReward
-    from keras_nasnet.search.space import SearchSpace
-
-    cfg = json.loads((Path(run) / "config.json").read_text())
-    space = SearchSpace(**cfg["space"])  # as the search's own resume does (run.py)
-    shared = SharedWeightsReward(space, SharedConfig(**cfg["reward_args"]["shared"]),
-                                 seed=cfg["reward_args"]["seed"])
-    shared._ensure_built()
-    shared.restore(Path(run) / CHECKPOINT)
-    if shared.step < shared.warmup_steps:
-        raise SystemExit(f"{run}: the supernet has trained {shared.step} of {shared.warmup_steps} steps; "
-                         "let the search finish its warm-up first.")
-    return shared
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="a --reward cifar10-shared search folder")
@@ -77,9 +25,10 @@ def main():
     p.add_argument("--out", required=True)
     a = p.parse_args()
     from keras_nasnet.fileio import write_json_atomic
-    from shared_standalone import read_rows
+    from keras_nasnet.search import SharedWeightsReward, kendall_tau, spearman
+    from keras_nasnet.search import read_standalone as read_rows
 
-    shared = load_shared(a.run)
+    shared = SharedWeightsReward.from_run(a.run)
     by_cell = {}
     for r in read_rows(a.standalone):
         by_cell.setdefault(r["cell"], {"actions": r["actions"], "runs": []})["runs"].append(r["standalone_accuracy"])

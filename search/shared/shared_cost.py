@@ -3,11 +3,11 @@ on a child's path with its parts run eagerly and compiled (tf.function per part)
 images/s and one child's reward. Images are random pixels (cost does not depend on them). Prints
 wall and CPU seconds (CPU time is steadier on a shared machine).
 
-    nice python search/shared_cost.py --out search/shared/cost_f8.json --filters 8
-    nice python search/shared_cost.py --out /tmp/cost_tiny.json --blocks 2 --ops 3 --filters 4
+    nice python search/shared/shared_cost.py --out search/shared/cost_f8.json --filters 8
+    nice python search/shared/shared_cost.py --out /tmp/cost_tiny.json --blocks 2 --ops 3 --filters 4
 
 The one-graph alternative (tf.switch_case over every op, traced once) is measured at commit
-5fa53c5 (see search/README.md); it is not in the code any more.
+5fa53c5 (see search/shared/README.md); it is not in the code any more.
 """
 
 import argparse
@@ -56,16 +56,15 @@ def main():
         res[name] = {"wall_s": round((time.time() - t) / k, 3), "cpu_s": round((_cpu() - c) / k, 3)}
         print(name, res[name], flush=True)
 
-    timed("build", reward._ensure_built)
+    timed("build", reward.build)
     path = space.sample_uniform(rng, 1)[0]
     reward.net.compile_after = 10 ** 9  # eager
     timed("eager_first_step", lambda: reward.train(1, path=path))
     timed("eager_step", lambda: reward.train(a.steps, path=path), a.steps)
     timed("eager_reward", lambda: reward.accuracy(path))
     reward.net.compile_after = 0  # every part compiled from its next call
-    reward.net._compiled.clear()
-    reward.optimizer._square.clear()
-    reward.optimizer._update.clear()
+    reward.net.clear_compiled()
+    reward.optimizer.clear_compiled()
     timed("compiled_first_step_incl_traces", lambda: reward.train(1, path=path))
     timed("compiled_step", lambda: reward.train(a.steps, path=path), a.steps)
     timed("compiled_first_reward_incl_traces", lambda: reward.accuracy(path))

@@ -8,10 +8,10 @@ held-out images), so it is one fixed budget for all. Finished lines are kept: re
 command to continue after an interruption.
 
     # NASNet-A, AmoebaNet-A and 13 random cells (seed 0), NASNet-A's second seed
-    python search/shared_standalone.py --data ../shared/datasets/cifar10-jpeg.zip --random 13 \\
+    python search/shared/shared_standalone.py --data ../shared/datasets/cifar10-jpeg.zip --random 13 \\
         --out search/shared/standalone.jsonl
     # a searched cell, two seeds
-    python search/shared_standalone.py --data ../shared/datasets/cifar10-jpeg.zip --random 0 \\
+    python search/shared/shared_standalone.py --data ../shared/datasets/cifar10-jpeg.zip --random 0 \\
         --genotype searched=runs/shared/ppo/best_genotype.json --seeds 0 1 --out search/shared/standalone.jsonl
 """
 
@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -43,20 +42,6 @@ def cells(random: int, genotypes=()) -> dict:
     return out
 
 
-def read_rows(path) -> list[dict]:
-    """The finished lines of a ``standalone.jsonl`` (a cut last line is ignored)."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    rows = []
-    for line in p.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return rows
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="CIFAR-10 source (archive, JPEG zip or tfds)")
@@ -66,13 +51,12 @@ def main():
     p.add_argument("--only", nargs="*", default=None, help="train only these cell names")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     a = p.parse_args()
-    from keras_nasnet.search.rewards import CIFARReward, ProxyConfig
-    from keras_nasnet.search.space import SearchSpace
+    from keras_nasnet.search import CIFARReward, ProxyConfig, SearchSpace, read_standalone
 
     proxy = ProxyConfig.preset("cpu", data=a.data)
     reward = CIFARReward(SearchSpace(num_blocks=5, combines=("add",)), proxy)
     budget = {k: v for k, v in dataclasses.asdict(proxy).items() if k != "data"}
-    done = {(r["cell"], r["seed"]) for r in read_rows(a.out) if r["budget"] == budget}
+    done = {(r["cell"], r["seed"]) for r in read_standalone(a.out) if r["budget"] == budget}
     todo = cells(a.random, a.genotype)
     if a.only is not None:
         todo = {k: v for k, v in todo.items() if k in a.only}

@@ -1,0 +1,320 @@
+"""A search's settings as one typed, validated object, and the PPO presets.
+
+:class:`SearchConfig` is what ``python -m keras_nasnet.search`` builds from its flags and what
+:func:`keras_nasnet.search.run_search` runs. It is the search's identity: it is stored as
+``config.json`` in the search folder (in the format earlier versions wrote, so their folders
+resume) and a folder refuses a different one. How long to run (``trials``) and where children run
+(workers, executor) are not part of it; they are arguments of ``run_search`` and may change
+between runs of one search.
+
+This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..genotypes import OPS
+from .errors import InvalidSettings
+from .space import SearchSpace
+
+#: The rewards a search can use (see :mod:`keras_nasnet.search.rewards`).
+REWARDS = ("cifar10", "cifar10-shared", "synthetic")
+#: The strategies: the paper's PPO-trained controller, or uniform random sampling.
+STRATEGIES = ("ppo", "random")
+
+#: Children per search when ``trials`` is not given: the paper's 20,000, but 2,000 with shared
+#: weights: about 40 minutes of rewards on one CPU core here after the supernet's 104 minutes
+#: (20,000 would be about 7 hours more, beyond a one-machine search).
+DEFAULT_TRIALS = {"cifar10": 20000, "synthetic": 20000, "cifar10-shared": 2000}
+
+
+@dataclasses.dataclass
+class PPOConfig:
+    """PPO settings of the controller.
+
+    The defaults are the ``default`` preset: the paper's settings (appendix A.3: Adam with learning
+    rate 0.00035, batches of 20 children, baseline EMA 0.95; clip 0.2 and 4 epochs are this
+    project's choices) with an entropy bonus of 0.05 per decision instead of the paper's 1e-5. On the
+    synthetic reward 0.05 found NASNet-A exactly in 5 of 5 seeds where 1e-5 matched 7 of its 10
+    blocks (``search/synthetic/``). ``PPOConfig.preset("paper")`` gives the paper's exact settings.
+    """
+
+    lr: float = 0.00035
+    lr_final: float | None = None  # linear schedule from lr to this, over total_trials
+    clip: float = 0.2
+    epochs: int = 4
+    entropy_weight: float = 0.05
+    entropy_final: float | None = None  # linear schedule from entropy_weight to this
+    baseline_decay: float = 0.95
+    batch_size: int = 20
+    normalize_advantages: bool = True
+    units: int = 100
+    temperature: float = 1.0
+    tanh_constant: float | None = None
+    total_trials: int = 20000  # the span of the schedules
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "PPOConfig":
+        """``default`` or ``paper`` (see :data:`PPO_PRESETS`); ``overrides`` that are not None
+        replace the preset's values."""
+        if name not in PPO_PRESETS:
+            raise InvalidSettings(f"Unknown PPO preset {name!r}; choose from {', '.join(PPO_PRESETS)}.")
+        return cls(**{**PPO_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate or the entropy bonus changes over the run."""
+        return self.lr_final is not None or self.entropy_final is not None
+
+    def validate(self) -> None:
+        """Raises :class:`InvalidSettings` for a value PPO cannot use."""
+        for name in ("lr", "clip", "temperature"):
+            _positive(f"ppo.{name}", getattr(self, name))
+        for name in ("entropy_weight", "entropy_final", "lr_final"):
+            if getattr(self, name) is not None:
+                _nonnegative(f"ppo.{name}", getattr(self, name))
+        if self.tanh_constant is not None:
+            _positive("ppo.tanh_constant", self.tanh_constant)
+        if not 0 <= self.baseline_decay < 1:
+            raise InvalidSettings(f"ppo.baseline_decay must be in [0, 1); got {self.baseline_decay}.")
+        for name in ("epochs", "batch_size", "units", "total_trials"):
+            _positive_int(f"ppo.{name}", getattr(self, name))
+
+
+#: The paper's PPO settings (appendix A.3; clip and epochs are this project's choices).
+PAPER_PPO = {"lr": 0.00035, "lr_final": None, "entropy_weight": 1e-5, "entropy_final": None, "epochs": 4,
+             "clip": 0.2, "tanh_constant": None, "batch_size": 20}
+
+#: Named PPO settings; ``default`` differs from the paper only in the entropy bonus (measured on
+#: the synthetic reward, see :class:`PPOConfig` and docs/search-results.md). ``PPOConfig()`` is
+#: the default preset.
+PPO_PRESETS = {"default": {**PAPER_PPO, "entropy_weight": 0.05}, "paper": PAPER_PPO}
+
+#: The PPO fields config.json always records (earlier versions wrote exactly these).
+_PPO_RECORDED = tuple(PAPER_PPO)
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """Everything that defines a search (its identity, stored in ``config.json``).
+
+    Args:
+        reward: ``cifar10`` (train each child stand-alone), ``cifar10-shared`` (score each child as
+            a path through one trained weight-sharing supernet) or ``synthetic`` (a cheap reward
+            whose optimum is ``target``, to check the controller).
+        strategy: ``ppo`` or ``random``.
+        seed: seed of the controller, the sampler and the children.
+        space: the search space; default: B=5 and all 13 ops, with ``add`` and ``concat`` combines
+            (``add`` only for ``cifar10-shared``).
+        target: the synthetic reward's optimum (a genotype, its name, JSON or a JSON file; kept as
+            a :class:`~keras_nasnet.genotypes.Genotype`).
+        synthetic_delay: seconds each synthetic child sleeps (executor tests, sizing).
+        proxy: the ``cifar10`` reward's child training (default: ``ProxyConfig.preset("cpu")``).
+        shared: the ``cifar10-shared`` reward's supernet (default: ``SharedConfig()``).
+        ppo: the controller's PPO settings with ``strategy="ppo"`` (default: ``PPOConfig()``).
+
+    Settings of another reward or strategy than the chosen one are refused rather than ignored.
+    Invalid values raise :class:`~keras_nasnet.search.errors.InvalidSettings` (a ``ValueError``).
+    """
+
+    reward: str = "cifar10"
+    strategy: str = "ppo"
+    seed: int = 0
+    space: SearchSpace | None = None
+    target: Any = "NASNET_A"
+    synthetic_delay: float = 0.0
+    proxy: Any = None  # ProxyConfig
+    shared: Any = None  # SharedConfig
+    ppo: PPOConfig | None = None
+
+    def __post_init__(self):
+        from .rewards import ProxyConfig
+        from .shared_reward import SharedConfig
+
+        if self.reward not in REWARDS:
+            raise InvalidSettings(f"Unknown reward {self.reward!r}; choose from {', '.join(REWARDS)}.")
+        if self.strategy not in STRATEGIES:
+            raise InvalidSettings(f"Unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidSettings(f"seed must be an integer >= 0; got {self.seed!r}.")
+        if self.space is None:
+            combines = ("add",) if self.reward == "cifar10-shared" else ("add", "concat")
+            self.space = SearchSpace(5, OPS, combines)
+        elif isinstance(self.space, dict):
+            self.space = _space(self.space)
+        for field, reward, default in (("proxy", "cifar10", lambda: ProxyConfig.preset("cpu")),
+                                       ("shared", "cifar10-shared", SharedConfig)):
+            value = getattr(self, field)
+            if value is None and self.reward == reward:
+                setattr(self, field, default())
+            elif value is not None and self.reward != reward:
+                raise InvalidSettings(f"{field}= configures the {reward} reward; this search uses "
+                                      f"{self.reward}.")
+        if self.ppo is None and self.strategy == "ppo":
+            self.ppo = PPOConfig()
+        elif self.ppo is not None and self.strategy != "ppo":
+            raise InvalidSettings(f"ppo= configures the ppo strategy; this search uses {self.strategy}.")
+        if isinstance(self.ppo, dict):
+            self.ppo = PPOConfig(**self.ppo)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks every setting (called on construction; call again after changing a field)."""
+        if self.reward == "synthetic":
+            from ..genotypes import GenotypeError, genotype_from
+
+            _nonnegative("synthetic_delay", self.synthetic_delay)
+            try:
+                target = self.target = genotype_from(self.target)  # one form, so configs compare
+            except (GenotypeError, ValueError, OSError) as e:
+                raise InvalidSettings(f"target: {e}") from None
+            try:
+                self.space.encode(target)
+            except (ValueError, KeyError, IndexError) as e:
+                raise InvalidSettings(f"target is not in the search space ({e}); it needs "
+                                      f"{self.space.num_blocks} blocks and only the space's ops.") from None
+        if self.reward == "cifar10-shared":
+            s = self.shared
+            if "concat" in self.space.combines:
+                raise InvalidSettings("The cifar10-shared reward searches add-only cells; use a space "
+                                      "with combines=('add',).")
+            if s.filters < 2 or s.filters % 2:
+                raise InvalidSettings(f"--supernet-filters must be an even number >= 2 (factorized "
+                                      f"reductions split it in halves); got {s.filters}.")
+            if s.reward_images > s.val_images:
+                raise InvalidSettings(f"--reward-images ({s.reward_images}) cannot exceed --val-images "
+                                      f"({s.val_images}), the held-out images it is drawn from.")
+            for name in ("num_cells", "batch_size", "train_images", "val_images", "reward_images"):
+                _positive_int(f"shared.{name}", getattr(s, name))
+            for name in ("lr", "warmup_epochs", "checkpoint_seconds"):
+                (_positive if name == "lr" else _nonnegative)(f"shared.{name}", getattr(s, name))
+            _nonnegative("shared.weight_decay", s.weight_decay)
+            if isinstance(s.steps_per_child, bool) or not isinstance(s.steps_per_child, int) or s.steps_per_child < 0:
+                raise InvalidSettings(f"--steps-per-child must be an integer >= 0; got {s.steps_per_child!r}.")
+        if self.reward == "cifar10":
+            p = self.proxy
+            for name in ("num_cells", "penultimate_filters", "epochs", "batch_size", "train_images",
+                         "val_images"):
+                _positive_int(f"proxy.{name}", getattr(p, name))
+            _positive("proxy.lr", p.lr)
+            _nonnegative("proxy.weight_decay", p.weight_decay)
+        if self.ppo is not None:
+            self.ppo.validate()
+
+    @property
+    def default_trials(self) -> int:
+        """The trial budget when none is given (:data:`DEFAULT_TRIALS`)."""
+        return DEFAULT_TRIALS[self.reward]
+
+    # -- config.json ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The JSON-able form stored as ``config.json`` (the format of earlier versions)."""
+        from ..genotypes import genotype_from
+
+        cfg = {"space": {"num_blocks": self.space.num_blocks, "ops": list(self.space.ops),
+                         "combines": list(self.space.combines)},
+               "reward": self.reward, "strategy": self.strategy, "seed": self.seed}
+        if self.reward == "synthetic":
+            cfg["reward_args"] = {"target": genotype_from(self.target).to_json()}
+            if self.synthetic_delay:
+                cfg["reward_args"]["delay"] = self.synthetic_delay
+        elif self.reward == "cifar10":
+            cfg["reward_args"] = {"proxy": dataclasses.asdict(self.proxy)}
+        else:
+            cfg["reward_args"] = {"shared": dataclasses.asdict(self.shared), "seed": self.seed}
+        if self.ppo is not None:
+            ppo = dataclasses.asdict(self.ppo)
+            defaults = dataclasses.asdict(PPOConfig())
+            # The preset's fields always, others only where they differ from the default, and the
+            # schedules' span only when there is a schedule: what earlier versions wrote.
+            cfg["ppo"] = {k: v for k, v in ppo.items()
+                          if k in _PPO_RECORDED or (k != "total_trials" and v != defaults[k])}
+            if self.ppo.scheduled:
+                cfg["ppo"]["total_trials"] = self.ppo.total_trials
+        return cfg
+
+    @classmethod
+    def from_dict(cls, cfg: dict) -> "SearchConfig":
+        """The config of a ``config.json`` (see :meth:`to_dict`)."""
+        from .rewards import ProxyConfig
+        from .shared_reward import SharedConfig
+
+        try:
+            args = cfg.get("reward_args", {})
+            kw = {"reward": cfg["reward"], "strategy": cfg["strategy"], "seed": cfg["seed"],
+                  "space": _space(cfg["space"])}
+            if cfg["reward"] == "synthetic":
+                kw["target"] = args.get("target", "NASNET_A")
+                kw["synthetic_delay"] = args.get("delay", 0.0)
+            elif cfg["reward"] == "cifar10":
+                kw["proxy"] = ProxyConfig(**args["proxy"])
+            elif cfg["reward"] == "cifar10-shared":
+                kw["shared"] = SharedConfig(**args["shared"])
+            if cfg.get("ppo") is not None:
+                kw["ppo"] = PPOConfig(**cfg["ppo"])
+        except (KeyError, TypeError) as e:
+            raise InvalidSettings(f"not a search configuration: {type(e).__name__}: {e}") from None
+        return cls(**kw)
+
+    @classmethod
+    def from_flags(cls, flags) -> "SearchConfig":
+        """The config ``python -m keras_nasnet.search`` builds from these command-line flags
+        (``--out`` may be left out). Bad flags raise ``SystemExit`` with argparse's message."""
+        from .__main__ import build_parser, search_config_from_args
+
+        flags = [str(f) for f in flags]
+        a = build_parser().parse_args(flags if "--out" in flags else [*flags, "--out", "-"])
+        return search_config_from_args(a)
+
+    @classmethod
+    def load(cls, path) -> "SearchConfig":
+        """Reads a ``config.json`` (or the one in a search folder); a damaged file raises
+        :class:`~keras_nasnet.search.errors.StateCorrupt` naming it."""
+        from .journal import read_config
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.json"
+        try:
+            return cls.from_dict(read_config(path))
+        except InvalidSettings as e:
+            from .errors import StateCorrupt
+
+            raise StateCorrupt(f"{path}: {e}") from None
+
+    def save(self, path) -> None:
+        """Writes :meth:`to_dict` to ``path`` atomically."""
+        from ..fileio import write_json_atomic
+
+        write_json_atomic(path, self.to_dict(), indent=2, sort_keys=True)
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _space(d: dict) -> SearchSpace:
+    try:
+        return SearchSpace(**d)
+    except (TypeError, ValueError) as e:
+        raise InvalidSettings(f"space: {e}") from None
+
+
+def _positive(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise InvalidSettings(f"{name} must be a finite number > 0; got {v!r}.")
+
+
+def _nonnegative(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise InvalidSettings(f"{name} must be a finite number >= 0; got {v!r}.")
+
+
+def _positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise InvalidSettings(f"{name} must be an integer >= 1; got {v!r}.")

@@ -1,0 +1,114 @@
+"""How well a reward ranks cells: rank correlations with bootstrap intervals, and the loaders of the
+stand-alone ground-truth records (``standalone.jsonl``) that the studies under ``search/`` use.
+
+A ``standalone.jsonl`` holds one JSON object per (cell, seed) trained stand-alone at one budget:
+at least ``cell`` (a name), ``seed``, ``budget`` (the training settings) and
+``standalone_accuracy``. Kendall's tau-b and Spearman's rho are computed here without SciPy (SciPy
+gives the same values; the tests check both against hand-worked cases).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def kendall_tau(a, b) -> float:
+    """Kendall's tau-b of two score lists (ties in either list handled as tau-b does; NaN when
+    one list is constant)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) != len(b):
+        raise ValueError(f"kendall_tau needs two lists of one length; got {len(a)} and {len(b)}.")
+    i, j = np.triu_indices(len(a), k=1)
+    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    both = (da != 0) & (db != 0)
+    conc = int(np.sum(both & (da == db)))
+    disc = int(np.sum(both & (da != db)))
+    ta = int(np.sum((da == 0) & (db != 0)))  # tied in a only
+    tb = int(np.sum((db == 0) & (da != 0)))  # tied in b only
+    denom = np.sqrt((conc + disc + ta) * (conc + disc + tb))
+    return float((conc - disc) / denom) if denom else float("nan")
+
+
+def ranks(values) -> np.ndarray:
+    """Ranks from 0, ties sharing their mean rank."""
+    v = np.asarray(values, float)
+    order = np.argsort(v, kind="stable")
+    r = np.empty(len(v))
+    r[order] = np.arange(len(v))
+    for x in np.unique(v):
+        r[v == x] = r[v == x].mean()
+    return r
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation (mean ranks for ties; NaN when one list is constant)."""
+    ra, rb = ranks(a), ranks(b)
+    if len(ra) != len(rb):
+        raise ValueError(f"spearman needs two lists of one length; got {len(ra)} and {len(rb)}.")
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def bootstrap_interval(statistic, a, b, reps: int = 2000, seed: int = 0, level: float = 0.95) -> list:
+    """The ``level`` percentile interval of ``statistic(a, b)`` over cells resampled with
+    replacement (resamples where it is undefined, NaN, are left out)."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = len(a)
+    values = np.asarray([statistic(a[i], b[i]) for i in (rng.integers(0, n, n) for _ in range(reps))])
+    values = values[np.isfinite(values)]
+    tail = 100 * (1 - level) / 2
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+
+def rank_correlations(scores, truth, reps: int = 2000, seed: int = 0) -> dict:
+    """Kendall's tau and Spearman's rho of ``scores`` against ``truth``, each with its 95%
+    bootstrap interval over cells."""
+    return {"cells": len(scores),
+            "kendall_tau": kendall_tau(scores, truth),
+            "kendall_tau_95": bootstrap_interval(kendall_tau, scores, truth, reps, seed),
+            "spearman": spearman(scores, truth),
+            "spearman_95": bootstrap_interval(spearman, scores, truth, reps, seed)}
+
+
+def read_standalone(path) -> list[dict]:
+    """The rows of a ``standalone.jsonl``; a missing file is empty, and a cut last line (a kill
+    while it was written) is left out. Any other damaged line raises ``ValueError`` naming it."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    lines = p.read_text().splitlines()
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n == len(lines):
+                break
+            raise ValueError(f"{p}, line {n}: not valid JSON; only a cut last line can come from a "
+                             "crash. Restore the file from its copy in git.") from None
+    return rows
+
+
+def seed_table(rows, budget=None) -> dict:
+    """``{cell: {seed: accuracy}}`` of ground-truth rows at one ``budget`` (default: the first
+    row's), so records of different training budgets are never mixed."""
+    if not rows:
+        return {}
+    budget = rows[0]["budget"] if budget is None else budget
+    out: dict = {}
+    for r in rows:
+        if r["budget"] == budget:
+            out.setdefault(r["cell"], {})[r["seed"]] = r["standalone_accuracy"]
+    return out
+
+
+def seed_means(table: dict) -> dict:
+    """``{cell: mean accuracy over its seeds}`` of a :func:`seed_table`."""
+    return {c: float(np.mean(list(s.values()))) for c, s in table.items()}

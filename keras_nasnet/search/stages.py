@@ -1,0 +1,443 @@
+"""The stages after the controller: from a search's rewards to one cell worth keeping.
+
+A weight-sharing supernet (or a cheap proxy) filters out bad cells but does not pick the best one,
+so, as NASNet itself did, the top candidates are retrained stand-alone at rising budgets:
+
+1. **re-score** (``cifar10-shared`` only): the top ``rescore_top`` distinct cells of the search are
+   scored again by the supernet on ``rescore_images`` held-out images (default: all of them)
+   instead of the reward's 500. The ``cifar10`` reward already is a stand-alone held-out accuracy
+   and the ``synthetic`` reward has no noise, so for them this stage is skipped and the search's
+   own rewards rank the candidates;
+2. **cheap budget**: the top ``top_k`` cells are trained stand-alone at ``cheap_budget`` with each
+   of ``seeds`` seeds;
+3. **successive halving**: the best ``1/eta`` (by mean held-out accuracy over the seeds) go on at
+   ``eta`` times the budget, until ``final_budget``;
+4. **report**: the finalists (the cells trained at the final budget), NASNet-A and
+   ``random_cells`` random cells of the search space (drawn with a fixed seed) at the final budget
+   and the same seeds go to ``final.json`` and ``final.png``; ``best_genotype.json`` becomes the
+   finalist with the best mean held-out accuracy (the CIFAR-10 test split is recorded, never used
+   to choose).
+
+A *budget* is a number of training epochs of the stand-alone child (the search's ``cifar10`` proxy,
+or the ``cpu`` proxy for a ``cifar10-shared`` search). With the ``synthetic`` reward it is a test
+device: the synthetic reward plus seeded Gaussian noise of standard deviation
+:data:`SYNTHETIC_NOISE` / sqrt(budget), so the stages run end to end in milliseconds.
+
+Every child runs through the search's executor (inline, local workers or Ray). Each budget has its
+own journal folder ``stages/budget-<b>/`` (``stages/rescore-<images>/`` for re-scoring) with the
+format of the search's ``trials.jsonl``; a child is identified by (genotype, budget, seed), so a
+run killed anywhere resumes with no finished child trained twice, and changing the stage sizes
+reuses every child already trained.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .base import Reward
+from .errors import InvalidSettings, SearchFailed
+
+#: Seed of the random reference cells (the same cells in every search of one space).
+RANDOM_CELLS_SEED = 2020
+#: Standard deviation of the synthetic stand-alone "accuracy" noise at budget 1.
+SYNTHETIC_NOISE = 0.05
+
+
+@dataclasses.dataclass
+class StageConfig:
+    """Sizes of the stages after the controller (see the module docstring).
+
+    Args:
+        rescore_top: distinct cells the supernet re-scores (``cifar10-shared`` only).
+        rescore_images: held-out images of the re-scoring (default: all ``val_images``).
+        top_k: cells trained stand-alone at the cheap budget.
+        seeds: seeds per cell and budget (the same seeds for every cell).
+        cheap_budget: epochs of the first stand-alone round.
+        final_budget: epochs of the last round, at which the references are trained too.
+        eta: successive halving keeps the best ``1/eta`` and multiplies the budget by ``eta``.
+        random_cells: random reference cells (fixed seed :data:`RANDOM_CELLS_SEED`).
+    """
+
+    rescore_top: int = 40
+    rescore_images: int | None = None
+    top_k: int = 8
+    seeds: int = 2
+    cheap_budget: int = 1
+    final_budget: int = 4
+    eta: int = 2
+    random_cells: int = 4
+
+    def validate(self, search_config=None) -> None:
+        """Raises :class:`InvalidSettings` naming the command-line flag of a bad value."""
+        for flag, name, low in (("--rescore-top", "rescore_top", 1), ("--top-k", "top_k", 1),
+                                ("--stage-seeds", "seeds", 1), ("--cheap-budget", "cheap_budget", 1),
+                                ("--final-budget", "final_budget", 1), ("--halving-eta", "eta", 2),
+                                ("--random-cells", "random_cells", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise InvalidSettings(f"{flag} must be an integer >= {low}; got {v!r}.")
+        if self.final_budget < self.cheap_budget:
+            raise InvalidSettings(f"--final-budget ({self.final_budget}) must be at least "
+                                  f"--cheap-budget ({self.cheap_budget}).")
+        if self.rescore_images is not None and (isinstance(self.rescore_images, bool) or
+                                                not isinstance(self.rescore_images, int) or
+                                                self.rescore_images < 1):
+            raise InvalidSettings(f"--rescore-images must be an integer >= 1; got {self.rescore_images!r}.")
+        if search_config is None:
+            return
+        if search_config.reward == "cifar10-shared":
+            if self.rescore_top < self.top_k:
+                raise InvalidSettings(f"--rescore-top ({self.rescore_top}) must be at least --top-k "
+                                      f"({self.top_k}): the cells trained stand-alone come from the "
+                                      "re-scored ones.")
+            val = search_config.shared.val_images
+            if self.rescore_images is not None and self.rescore_images > val:
+                raise InvalidSettings(f"--rescore-images ({self.rescore_images}) cannot exceed "
+                                      f"--val-images ({val}), the held-out images.")
+
+    def budgets(self) -> list[int]:
+        """The budget of each round: ``cheap_budget`` times powers of ``eta``, then ``final_budget``."""
+        out = [self.cheap_budget]
+        while out[-1] < self.final_budget:
+            out.append(min(out[-1] * self.eta, self.final_budget))
+        return out
+
+    def trainings(self) -> list[tuple[int, int]]:
+        """``(budget, children)`` of every round, references included: the stages' cost."""
+        out, n = [], self.top_k
+        for i, b in enumerate(self.budgets()):
+            if i:
+                n = max(1, math.ceil(n / self.eta))
+            out.append((b, n * self.seeds))
+        out.append((self.final_budget, (1 + self.random_cells) * self.seeds))
+        return out
+
+    def child_epochs(self) -> int:
+        """Stand-alone child-epochs of the stages at most (fewer if the pool has fewer cells)."""
+        return sum(b * n for b, n in self.trainings())
+
+
+# -- the stand-alone reward -------------------------------------------------------------------------
+class _GenotypeSpace:
+    """Duck-types :class:`SearchSpace` for :class:`CIFARReward`: stand-alone children are named
+    by their genotype (NASNet-A and other references need not be in the search space)."""
+
+    @staticmethod
+    def decode(genotype_dict):
+        from ..genotypes import Genotype
+
+        return Genotype.from_dict(genotype_dict)
+
+
+class StandaloneReward(Reward):
+    """Trains a cell (given as a genotype dict) stand-alone at ``budget`` epochs; returns
+    ``{"reward": held-out accuracy, "test": CIFAR-10 test-split accuracy}``.
+
+    ``base="cifar10"`` trains with the ``cifar10`` reward's code (:class:`CIFARReward`, its
+    ``proxy`` with ``epochs=budget``); ``base="synthetic"`` is the test device described in the
+    module docstring.
+    """
+
+    def __init__(self, spec: dict):
+        from .space import SearchSpace
+
+        self.spec = spec
+        self.base = spec["base"]
+        self.budget = int(spec["budget"])
+        if self.base == "synthetic":
+            from ..genotypes import genotype_from
+            from .rewards import SyntheticReward
+
+            self.space = SearchSpace(**spec["space"])
+            self.synthetic = SyntheticReward(self.space, genotype_from(spec.get("target", "NASNET_A")),
+                                             delay=spec.get("delay", 0.0))
+        elif self.base == "cifar10":
+            from .rewards import CIFARReward, ProxyConfig
+
+            self.cifar = CIFARReward(_GenotypeSpace(), ProxyConfig(**{**spec["proxy"], "epochs": self.budget}))
+        else:
+            raise ValueError(f"Unknown stand-alone base {self.base!r}; use synthetic or cifar10.")
+
+    def check(self) -> None:
+        """Loads the data of the ``cifar10`` base (nothing for ``synthetic``)."""
+        if self.base == "cifar10":
+            self.cifar.check()
+
+    def __call__(self, actions, seed: int = 0) -> dict:
+        from ..genotypes import Genotype
+
+        if self.base == "cifar10":
+            from .rewards import cifar10_test_accuracy
+
+            val = self.cifar(actions, seed)
+            return {"reward": val, "test": cifar10_test_accuracy(self.cifar)}
+        from .rewards import ChildFailed
+
+        try:
+            decisions = self.space.encode(Genotype.from_dict(actions))
+        except (ValueError, KeyError, IndexError) as e:
+            raise ChildFailed(f"not in the synthetic reward's space: {e}") from None
+        base = self.synthetic(decisions, seed)
+        key = zlib.crc32(json.dumps(actions, sort_keys=True).encode())
+        noise = np.random.default_rng([seed, self.budget, key]).normal(size=2)
+        sd = SYNTHETIC_NOISE / math.sqrt(self.budget)
+        return {"reward": float(base + sd * noise[0]), "test": float(base + sd * noise[1])}
+
+
+# -- running one stage's children through the executor ----------------------------------------------
+def _key(rec) -> tuple:
+    return json.dumps(rec["actions"], sort_keys=True), rec["budget"], rec["seed"]
+
+
+def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, run_settings: dict,
+                 label: str = "stage") -> dict:
+    """Runs the children ``tasks`` (dicts with ``actions``, ``budget``, ``seed``) that the journal
+    in ``stage_dir`` has no result for, through the search's executor; returns every task's
+    ``finished`` record keyed by (actions JSON, budget, seed).
+
+    ``ident`` is the stage's identity (its ``config.json``; a folder with another one is refused).
+    An infrastructure error runs the child again, up to :data:`~keras_nasnet.search.run.MAX_ATTEMPTS`.
+    """
+    from .journal import Journal
+    from .run import MAX_ATTEMPTS, make_executor
+    from .workers import FAILED_REWARD
+
+    journal = Journal(stage_dir, ident)
+    try:
+        done = {_key(r): r for r in journal.finished}
+        proposed = {_key(r): r for r in journal.proposed.values()}
+        queue = collections.deque()
+        for t in tasks:
+            k = _key(t)
+            if k in done or any(_key(q) == k for q in queue):
+                continue
+            rec = proposed.get(k)
+            if rec is None:
+                rec = {"event": "proposed", "trial": journal.next_trial, "actions": t["actions"],
+                       "logp": 0.0, "seed": t["seed"], "budget": t["budget"], "proposed_at": time.time()}
+                journal.append(rec)
+            queue.append(rec)
+        if queue:
+            _drain(journal, queue, done, reward_spec, run_settings, label, MAX_ATTEMPTS, FAILED_REWARD,
+                   make_executor)
+        return {_key(t): done[_key(t)] for t in tasks}
+    finally:
+        journal.close()
+
+
+def _drain(journal, queue, done, spec, settings, label, max_attempts, failed_reward, make_executor):
+    s = dict(settings)
+    kind, workers, progress = s.pop("executor"), s.pop("workers"), s.pop("progress")
+    # batch_size=1: an inline executor evaluates in submit(), so one child at a time is what lets
+    # each result reach the journal before the next child starts (a kill loses no finished child).
+    ex = make_executor(kind, spec, workers, batch_size=1, log_path=journal.out.parent.parent / "workers.log",
+                       progress=progress, **s)
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(queue), unit="child", desc=label, dynamic_ncols=True, file=sys.stderr)
+    attempts = collections.Counter(r["trial"] for r in journal.errors)
+    in_flight: dict[int, dict] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < ex.capacity:
+                rec = queue.popleft()
+                in_flight[rec["trial"]] = rec
+                ex.submit(rec)
+            for res in ex.poll(timeout=1.0):
+                task = in_flight.pop(res["trial"], None)
+                if task is None:
+                    continue  # a late duplicate of a retried task
+                res = {**res, "budget": task["budget"]}
+                if res["event"] == "error":
+                    attempts[res["trial"]] += 1
+                    if attempts[res["trial"]] >= max_attempts:
+                        res = {**res, "event": "finished", "status": "failed", "reward": failed_reward,
+                               "error": f"{max_attempts} attempts failed; the last: {res.get('error', '')}"[:500]}
+                    else:
+                        journal.append(res)
+                        queue.appendleft(task)  # not the architecture's fault: run it again
+                        continue
+                journal.append(res)
+                done[_key(res)] = res
+                if bar:
+                    bar.update(1)
+    finally:
+        ex.close()
+        if bar:
+            bar.close()
+
+
+# -- the stages -----------------------------------------------------------------------------------
+def standalone_spec(config, budget: int) -> dict:
+    """The executor's reward description of stand-alone training at ``budget`` for the search
+    ``config`` (a :class:`~keras_nasnet.search.SearchConfig`)."""
+    spec = {"reward": "standalone", "space": config.space.to_dict(), "budget": int(budget)}
+    if config.reward == "synthetic":
+        from ..genotypes import genotype_from
+
+        spec.update(base="synthetic", target=genotype_from(config.target).to_dict(),
+                    delay=config.synthetic_delay)
+    else:
+        from .rewards import ProxyConfig
+
+        proxy = config.proxy if config.reward == "cifar10" else ProxyConfig.preset("cpu", data=config.shared.data)
+        spec.update(base="cifar10", proxy=dataclasses.asdict(proxy))
+    return spec
+
+
+def _ident(config, stage: str, **extra) -> dict:
+    c = config.to_dict()
+    return {"space": c["space"], "reward": c["reward"], "strategy": c["strategy"], "seed": c["seed"],
+            "stage": stage, **extra}
+
+
+def _mean(xs):
+    return float(np.mean(xs)) if xs else None
+
+
+def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
+    """Runs (or resumes) the stages after the search in folder ``out``; writes ``final.json``,
+    ``final.png`` and ``best_genotype.json`` (the final cell) and returns ``final.json``'s content.
+
+    ``run_settings``: ``executor``, ``workers``, ``progress`` and the executor's keyword arguments,
+    as the search used them.
+    """
+    from ..fileio import write_json_atomic, write_text_atomic
+    from ..genotypes import NASNET_A, Genotype
+    from .journal import read_records
+
+    out = Path(out)
+    stages.validate(config)
+    space = config.space
+    records = [r for r in read_records(out / "trials.jsonl")[0]
+               if r["event"] == "finished" and r["status"] == "ok"]
+    # Distinct cells, best reward first (a cell sampled twice keeps its first record's order).
+    pool, seen = [], set()
+    for r in sorted(records, key=lambda r: (-r["reward"], r["trial"])):
+        g = space.decode(r["actions"]).to_dict()
+        k = json.dumps(g, sort_keys=True)
+        if k not in seen:
+            seen.add(k)
+            pool.append({"actions": r["actions"], "genotype": g, "trial": r["trial"], "reward": r["reward"]})
+    if not pool:
+        raise SearchFailed("no child of the search succeeded, so the stages have no candidate.")
+    report = {"stages": dataclasses.asdict(stages), "budgets": stages.budgets(), "reward": config.reward}
+
+    # 1. re-score (cifar10-shared only).
+    if config.reward == "cifar10-shared":
+        images = stages.rescore_images or config.shared.val_images
+        pool = pool[:stages.rescore_top]
+        shared = {**dataclasses.asdict(config.shared), "reward_images": images, "steps_per_child": 0}
+        spec = {"reward": "cifar10-shared", "space": space.to_dict(), "shared": shared, "seed": config.seed}
+        tasks = [{"actions": c["actions"], "budget": images, "seed": 0} for c in pool]
+        res = run_children(out / "stages" / f"rescore-{images}", _ident(config, "rescore", images=images),
+                           tasks, spec, {**run_settings, "state_dir": out}, label="re-score")
+        for c, t in zip(pool, tasks):
+            c["rescore"] = res[_key(t)]["reward"]
+        pool.sort(key=lambda c: -c["rescore"])  # stable: ties keep the search's order
+        report["rescore"] = {"images": images, "cells": len(pool)}
+
+    # 2 and 3. stand-alone training at rising budgets.
+    seeds = [config.seed * 1000 + i for i in range(stages.seeds)]
+    candidates = pool[:stages.top_k]
+    rounds = []
+    for i, budget in enumerate(stages.budgets()):
+        if i:
+            candidates = candidates[:max(1, math.ceil(len(candidates) / stages.eta))]
+        results = _train(out, config, budget, [c["genotype"] for c in candidates], seeds, run_settings,
+                         label=f"budget {budget}")
+        for c in candidates:
+            c["val"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)]["reward"] for s in seeds]
+            c["test"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)].get("metrics", {}).get("test")
+                         for s in seeds]
+        candidates.sort(key=lambda c: -np.mean(c["val"]))  # stable: ties keep the earlier order
+        rounds.append({"budget": budget, "cells": [{"trial": c["trial"], "val_mean": _mean(c["val"])}
+                                                   for c in candidates]})
+    report["rounds"] = rounds
+
+    # 4. references at the final budget, and the report.
+    refs = [("NASNet-A", "nasnet_a", NASNET_A.to_dict())]
+    rng = np.random.default_rng(RANDOM_CELLS_SEED)
+    for j, a in enumerate(space.sample_uniform(rng, stages.random_cells) if stages.random_cells else []):
+        refs.append((f"random-{j + 1}", "random", space.decode(a.tolist()).to_dict()))
+    final = stages.final_budget
+    results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references")
+    entries = []
+    for rank, c in enumerate(candidates):
+        entries.append({"name": f"finalist-{rank + 1}", "kind": "finalist", "trial": c["trial"],
+                        "search_reward": c["reward"], **({"rescore": c["rescore"]} if "rescore" in c else {}),
+                        "genotype": c["genotype"], "budget": final, "seeds": seeds, "val": c["val"],
+                        "test": c["test"], "val_mean": _mean(c["val"]), "test_mean": _mean(_known(c["test"]))})
+    for name, kind, g in refs:
+        r = [results[(json.dumps(g, sort_keys=True), final, s)] for s in seeds]
+        val, test = [x["reward"] for x in r], [x.get("metrics", {}).get("test") for x in r]
+        entries.append({"name": name, "kind": kind, "genotype": g, "budget": final, "seeds": seeds,
+                        "val": val, "test": test, "val_mean": _mean(val), "test_mean": _mean(_known(test))})
+    best = candidates[0]
+    report.update(final_cell={"name": "finalist-1", "trial": best["trial"], "genotype": best["genotype"],
+                              "budget": final, "val_mean": _mean(best["val"])},
+                  seeds=seeds, entries=entries)
+    write_json_atomic(out / "final.json", report, indent=2)
+    write_text_atomic(out / "best_genotype.json", Genotype.from_dict(best["genotype"]).to_json(indent=2))
+    try:
+        plot_final(out / "final.png", entries, f"{config.strategy} / {config.reward}: budget {final}",
+                   synthetic=config.reward == "synthetic")
+    except ImportError:
+        import sys
+
+        print("matplotlib is not installed: no final.png (pip install 'keras_nasnet[plots]').", file=sys.stderr)
+    return report
+
+
+def _known(xs):
+    return [x for x in xs if x is not None]
+
+
+def _train(out, config, budget, genotypes, seeds, run_settings, label):
+    spec = standalone_spec(config, budget)
+    ident = _ident(config, "standalone", budget=int(budget), base=spec["base"],
+                   **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
+    tasks = [{"actions": g, "budget": int(budget), "seed": s} for g in genotypes for s in seeds]
+    return run_children(out / "stages" / f"budget-{budget}", ident, tasks, spec, run_settings, label=label)
+
+
+def plot_final(path, entries: list[dict], title: str = "", synthetic: bool = False) -> None:
+    """Per-seed accuracies (dots) and their means (bars) of every entry of ``final.json``, held-out
+    split and CIFAR-10 test split side by side (``synthetic``: the test device's two draws)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 0.9 * len(entries) + 2), 4.2), sharey=True)
+    colors = {"finalist": "C0", "nasnet_a": "C3", "random": "C7"}
+    test = "test draw (synthetic test device)" if synthetic else "CIFAR-10 test split"
+    for ax, split, what in ((axes[0], "val", "held-out split"), (axes[1], "test", test)):
+        for x, e in enumerate(entries):
+            ys = _known(e[split])
+            if not ys:
+                continue
+            c = colors[e["kind"]]
+            ax.scatter([x] * len(ys), ys, s=18, color=c, alpha=0.7, zorder=3)
+            ax.hlines(np.mean(ys), x - 0.3, x + 0.3, color=c, lw=2.5, zorder=4)
+        ax.set_xticks(range(len(entries)))
+        ax.set_xticklabels([e["name"] for e in entries], rotation=60, ha="right", fontsize=7)
+        ax.set_title(what, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("accuracy (dots: seeds, bar: mean)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

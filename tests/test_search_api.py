@@ -1,0 +1,164 @@
+"""The search's library API: SearchConfig, PPO presets, run_search, the Reward interface, metrics,
+and the scripts under search/ (which use only that API)."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE_KW = {"num_blocks": 1, "ops": ("identity", "sep_conv_3x3")}
+
+
+def test_committed_search_folders_read_and_write_the_same_config_json():
+    from keras_nasnet.search import SearchConfig
+
+    files = sorted(ROOT.glob("search/**/config.json"))
+    assert files, "the committed search records are gone"
+    for f in files:
+        stored = json.loads(f.read_text())
+        config = SearchConfig.load(f.parent)
+        # Byte for byte the identity the journal compares, so these folders still resume.
+        assert config.to_dict() == stored, f
+
+
+def test_ppo_config_defaults_are_the_cli_default_and_the_paper_is_a_preset():
+    from keras_nasnet.search import PPO_PRESETS, PPOConfig
+    from keras_nasnet.search.__main__ import build_parser, config_from_args
+
+    cli = config_from_args(build_parser().parse_args(["--out", "x", "--reward", "synthetic"]))["ppo"]
+    default = dataclasses.asdict(PPOConfig())
+    assert {k: default[k] for k in cli} == cli and default["entropy_weight"] == 0.05
+    assert PPOConfig.preset("paper").entropy_weight == 1e-5
+    assert PPOConfig.preset("paper", lr=0.001).lr == 0.001
+    assert set(PPO_PRESETS) == {"default", "paper"}
+
+
+@pytest.mark.parametrize("kwargs,flag", [
+    ({"reward": "cifar10-shared", "space": {"num_blocks": 2, "ops": ["identity"], "combines": ["add", "concat"]}}, "add-only"),
+    ({"reward": "synthetic", "strategy": "random", "ppo": {}}, "ppo="),
+    ({"reward": "synthetic", "target": "DARTS"}, "target"),
+    ({"reward": "nope"}, "Unknown reward"),
+    ({"reward": "synthetic", "seed": -1}, "seed"),
+])
+def test_search_config_refuses_what_cannot_work(kwargs, flag):
+    from keras_nasnet.search import InvalidSettings, PPOConfig, SearchConfig
+
+    if kwargs.get("ppo") == {}:
+        kwargs = {**kwargs, "ppo": PPOConfig()}
+    with pytest.raises(InvalidSettings, match=flag):
+        SearchConfig(**kwargs)
+    with pytest.raises(ValueError):  # InvalidSettings is a ValueError: callers may catch either
+        SearchConfig(**kwargs)
+
+
+def test_shared_config_errors_name_the_flag():
+    from keras_nasnet.search import InvalidSettings, SearchConfig, SharedConfig
+
+    with pytest.raises(InvalidSettings, match="--reward-images"):
+        SearchConfig(reward="cifar10-shared", shared=SharedConfig(reward_images=600, val_images=500))
+
+
+def test_run_search_runs_and_resumes_a_config(tmp_path):
+    from keras_nasnet.genotypes import genotype_from
+    from keras_nasnet.search import SearchConfig, SearchSpace, run_search
+
+    config = SearchConfig(reward="synthetic", strategy="random", space=SearchSpace(**SPACE_KW),
+                          target={"normal": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"],
+                                                         "combine": "add"}], "concat": [2]},
+                                  "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["identity", "identity"],
+                                                            "combine": "add"}], "concat": [2]}})
+    s = run_search(config, tmp_path / "s", trials=30, progress=False)
+    assert s["trials"] == 30 and s["complete"] is True
+    assert SearchConfig.load(tmp_path / "s") == config
+    assert run_search(config, tmp_path / "s", trials=40, progress=False)["trials"] == 40
+    genotype_from(str(tmp_path / "s" / "best_genotype.json"))
+
+
+def test_rewards_implement_the_reward_interface():
+    from keras_nasnet.search import (CIFARReward, FunctionReward, ProxyConfig, Reward, SearchSpace,
+                                     SharedWeightsReward, SyntheticReward, as_reward)
+
+    space = SearchSpace(**SPACE_KW)
+    assert isinstance(SyntheticReward(space, target=space.decode([0, 1, 1, 0, 0] * 2)), Reward)
+    assert isinstance(CIFARReward(space, ProxyConfig()), Reward)
+    shared = SharedWeightsReward.new(SearchSpace(1, ("identity",), ("add",)), filters=4)
+    assert isinstance(shared, Reward) and shared.in_process and not CIFARReward.in_process
+    fn = as_reward(lambda actions, seed: 0.5)
+    assert isinstance(fn, FunctionReward) and fn([0], 0) == 0.5
+    fn.check(), fn.bind("unused"), fn.close()  # the hooks exist and do nothing
+    with pytest.raises(TypeError, match="Reward"):
+        as_reward(3)
+
+
+def test_rank_correlations_match_hand_worked_cases():
+    from keras_nasnet.search import bootstrap_interval, kendall_tau, rank_correlations, spearman
+
+    assert kendall_tau([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # 1 discordant pair of 6: (5 - 1) / 6
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+    # tau-b with a tie in one list: pairs (C, D, ties in a only, in b only) = (4, 1, 0, 1)
+    assert kendall_tau([1, 2, 3, 4], [1, 1, 3, 2]) == pytest.approx(3 / np.sqrt(5 * 6))
+    assert np.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    # d = (0, 1, -1, 0): 1 - 6 * 2 / (4 * 15)
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=30)
+    y = x + rng.normal(scale=0.5, size=30)
+    lo, hi = bootstrap_interval(kendall_tau, x, y, reps=300)
+    assert lo < kendall_tau(x, y) < hi and 0 < lo
+    r = rank_correlations(x, y, reps=200)
+    assert r["cells"] == 30 and r["spearman_95"][0] < r["spearman"] < r["spearman_95"][1]
+
+
+def test_ground_truth_records_load_by_budget(tmp_path):
+    from keras_nasnet.search import read_standalone
+    from keras_nasnet.search.metrics import seed_means, seed_table
+
+    rows = [{"cell": "a", "seed": 0, "budget": {"epochs": 1}, "standalone_accuracy": 0.4},
+            {"cell": "a", "seed": 1, "budget": {"epochs": 1}, "standalone_accuracy": 0.5},
+            {"cell": "a", "seed": 0, "budget": {"epochs": 3}, "standalone_accuracy": 0.9}]
+    f = tmp_path / "standalone.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + '\n{"cell": "b", "se')  # a cut last line
+    assert read_standalone(f) == rows
+    assert seed_means(seed_table(read_standalone(f))) == {"a": pytest.approx(0.45)}
+    assert seed_table(rows, {"epochs": 3}) == {"a": {0: 0.9}}
+    f.write_text('{"cell"\n' + json.dumps(rows[0]) + "\n")
+    with pytest.raises(ValueError, match="line 1"):
+        read_standalone(f)
+
+
+SCRIPTS = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("search/**/*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_search_scripts_run_with_help(script):
+    # Run as a user would, from the repository root without PYTHONPATH tricks in the script; the
+    # installed (or PYTHONPATH-given) keras_nasnet is the only import path they may rely on.
+    r = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "usage:" in r.stdout
+    text = (ROOT / script).read_text()
+    assert "sys.path" not in text and "._" not in text.replace("__", "")
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--reward", "synthetic", "--supernet-epochs", "3"], "--supernet-epochs"),
+    (["--reward", "cifar10", "--val-images", "100"], "--val-images"),
+    (["--reward", "synthetic", "--strategy", "random", "--entropy-weight", "0.1"], "--entropy-weight"),
+    (["--reward", "synthetic", "--data", "x.zip"], "--data"),
+])
+def test_flags_of_another_reward_or_strategy_are_refused_not_ignored(tmp_path, capsys, flags, named):
+    from keras_nasnet.search.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*flags, "--out", str(tmp_path / "s")])
+    assert e.value.code == 2 and named in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -1,0 +1,130 @@
+"""The stages after the controller (issue 20, part 2), on the synthetic reward's test device."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keras_nasnet.genotypes import NASNET_A, Genotype
+
+
+def _flags(out, extra=()):
+    return ["--reward", "synthetic", "--strategy", "random", "--trials", "20", "--seed", "3",
+            "--out", str(out), "--no-progress", "--stages", "all", "--top-k", "6", "--stage-seeds", "3",
+            "--cheap-budget", "1", "--final-budget", "4", "--halving-eta", "2", "--random-cells", "3",
+            *extra]
+
+
+def _stage_records(out):
+    """Finished records of every stage journal: {folder name: [records]}."""
+    found = {}
+    for f in sorted((out / "stages").glob("*/trials.jsonl")):
+        recs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        found[f.parent.name] = [r for r in recs if r["event"] == "finished"]
+    return found
+
+
+def _keys(recs):
+    return [(json.dumps(r["actions"], sort_keys=True), r["budget"], r["seed"]) for r in recs]
+
+
+def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
+    from keras_nasnet.search import SearchConfig, run_search
+    from keras_nasnet.search.stages import StageConfig
+
+    out = tmp_path / "s"
+    stages = StageConfig(top_k=4, seeds=2, cheap_budget=1, final_budget=4, eta=2, random_cells=2)
+    summary = run_search(SearchConfig(reward="synthetic", strategy="random", seed=1), out, trials=40,
+                         progress=False, stages=stages)
+    final = json.loads((out / "final.json").read_text())
+    assert final["budgets"] == [1, 2, 4]
+    assert [len(r["cells"]) for r in final["rounds"]] == [4, 2, 1]
+    names = [e["name"] for e in final["entries"]]
+    assert names == ["finalist-1", "NASNet-A", "random-1", "random-2"]
+    for e in final["entries"]:
+        assert e["budget"] == 4 and e["seeds"] == [1000, 1001]
+        assert len(e["val"]) == len(e["test"]) == 2 and all(0 <= v <= 1.2 for v in e["val"] + e["test"])
+    assert Genotype.from_dict(final["entries"][1]["genotype"]) == NASNET_A
+    # NASNet-A is the synthetic optimum: it stands above every random cell on both splits.
+    randoms = [e for e in final["entries"] if e["kind"] == "random"]
+    assert all(final["entries"][1][s] > r[s] for r in randoms for s in ("val_mean", "test_mean"))
+    best = Genotype.from_json((out / "best_genotype.json").read_text())
+    assert best.to_dict() == final["final_cell"]["genotype"] == final["entries"][0]["genotype"]
+    assert summary["final_cell"]["genotype"] == best.to_dict()
+    assert (out / "final.png").stat().st_size > 5000
+    # Every child went through the executor's journal once: 4x2 at budget 1, 2x2 at 2, (1+3)x2 at 4.
+    recs = _stage_records(out)
+    assert {k: len(v) for k, v in recs.items()} == {"budget-1": 8, "budget-2": 4, "budget-4": 8}
+    assert all(len(set(_keys(v))) == len(v) for v in recs.values())
+    # Running again trains nothing and gives the same report.
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=1), out, trials=40,
+               progress=False, stages=stages)
+    assert _stage_records(out) == recs
+    assert json.loads((out / "final.json").read_text()) == final
+
+
+def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tmp_path):
+    from keras_nasnet.search import SearchConfig, run_search
+    from keras_nasnet.search.__main__ import build_parser, stage_config_from_args
+
+    # The same stages uninterrupted, in this process (the test device is deterministic).
+    whole = tmp_path / "whole"
+    a = build_parser().parse_args(_flags(whole))
+    run_search(SearchConfig.from_flags(_flags(whole)), whole, trials=20, progress=False,
+               stages=stage_config_from_args(a))
+    expected = json.loads((whole / "final.json").read_text())
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "keras_nasnet.search", *_flags(out, ["--synthetic-delay", "0.3"])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if len(_stage_records(out).get("budget-2", [])) >= 2 if (out / "stages").exists() else False:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed in the middle of a stage"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _stage_records(out)
+    assert 2 <= len(before["budget-2"]) < 9 and "budget-4" not in before
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    after = _stage_records(out)
+    for name, recs in after.items():
+        assert len(set(_keys(recs))) == len(recs), f"{name}: a finished child was trained twice"
+        assert recs[: len(before.get(name, []))] == before.get(name, [])  # nothing lost or redone
+    assert json.loads((out / "final.json").read_text()) == expected
+    assert (json.loads((out / "best_genotype.json").read_text())
+            == json.loads((whole / "best_genotype.json").read_text()))
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--stages", "all", "--cheap-budget", "3", "--final-budget", "2"], "--final-budget"),
+    (["--stages", "all", "--halving-eta", "1"], "--halving-eta"),
+    (["--stages", "all", "--top-k", "0"], "--top-k"),
+    (["--top-k", "3"], "--top-k"),  # a stage size without --stages all would be ignored
+    (["--stages", "all", "--rescore-top", "5"], "--rescore-top"),  # re-scoring is cifar10-shared's
+    (["--stages", "some"], "--stages"),
+])
+def test_bad_stage_flags_are_refused_up_front(tmp_path, capsys, extra, flag):
+    from keras_nasnet.search.__main__ import main
+
+    out = tmp_path / "bad"
+    with pytest.raises(SystemExit) as e:
+        main(["--reward", "synthetic", "--trials", "5", "--out", str(out), "--no-progress", *extra])
+    assert e.value.code == 2 and flag in capsys.readouterr().err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_shared_search_refuses_rescoring_more_images_than_held_out():
+    from keras_nasnet.search import InvalidSettings, SearchConfig
+    from keras_nasnet.search.stages import StageConfig
+
+    config = SearchConfig(reward="cifar10-shared")
+    with pytest.raises(InvalidSettings, match="--rescore-images"):
+        StageConfig(rescore_images=config.shared.val_images + 1).validate(config)
+    with pytest.raises(InvalidSettings, match="--rescore-top"):
+        StageConfig(rescore_top=4, top_k=8).validate(config)
