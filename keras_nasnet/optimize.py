@@ -124,6 +124,9 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
             # The BNs left (e.g. after a concatenation) become Keras' own layer: inference has no
             # batch statistics to fuse, and the copy stays free of keras_nasnet classes.
             return keras.layers.BatchNormalization.from_config(config)
+        if isinstance(layer, keras.layers.Cropping2D):
+            # Likewise the slice-based crop (ops.Cropping2D, a training-speed change): same output.
+            return keras.layers.Cropping2D.from_config(config)
         return layer.__class__.from_config(config)
 
     def call(layer, *args, **kwargs):
