@@ -68,6 +68,7 @@ def tf_side(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.slow
 def test_backend_matches_tensorflow_and_trains_without_it(backend, tf_side, tmp_path):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")

@@ -61,6 +61,7 @@ def exports(tiny, images, tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", ["saved_model", "litert", "onnx"])
+@pytest.mark.slow
 def test_float_exports_match_keras_in_their_runtime(kind, exports, tiny, images):
     result = exports[kind]
     assert result.format == kind and result.checked > 0 and result.max_abs_diff <= 1e-4

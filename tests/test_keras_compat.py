@@ -27,6 +27,7 @@ def _named(model):
      (kn.NASNetLarge, keras.applications.NASNetLarge, 331)],
     ids=["mobile", "large"],
 )
+@pytest.mark.slow
 def test_same_layers_weights_and_outputs(ours, theirs, size, tmp_path):
     ref = theirs(weights=None)
     model = ours(weights=None)
@@ -56,6 +57,7 @@ def test_same_layers_weights_and_outputs(ours, theirs, size, tmp_path):
 # NASNetMobile only: Large takes the same code path (test_large_notop_default_is_flexible... checks
 # its layout), and each Large build costs tens of seconds of the suite's budget.
 @pytest.mark.parametrize("build", [kn.NASNetMobile], ids=["mobile"])
+@pytest.mark.slow
 def test_notop_any_size_keeps_weight_layout(build):
     reference = None
     for shape in [(32, 32, 3), (33, 47, 3), (None, None, 3)]:

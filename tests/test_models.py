@@ -74,6 +74,7 @@ def test_every_op_builds_in_both_cells_and_with_none_sizes(tmp_path):
     _roundtrip(m, tmp_path, x)
 
 
+@pytest.mark.slow
 def test_drop_path_and_aux_head_train_and_roundtrip(tmp_path):
     m = kn.NASNetCIFAR(1, 96, drop_path_rate=0.3, auxiliary_head=True)
     assert [o.shape for o in m.outputs] == [(None, 10), (None, 10)]

@@ -238,6 +238,7 @@ def _random_timm(size):
 
 
 @needs_torch
+@pytest.mark.slow
 def test_random_timm_pnasnet5large_converted_gives_the_same_outputs_at_331(tmp_path):
     """Converted through the same path as the hub file (state dict -> NumPy -> converter -> h5).
     Prints the measured differences (``pytest -s``)."""

@@ -72,6 +72,7 @@ def test_worker_killed_mid_child(local_ray, retries, status):
     assert status == "ok" or (got[0]["event"] == "error" and "reward" not in got[0])
 
 
+@pytest.mark.slow
 def test_search_on_ray_matches_the_local_record_format(local_ray, tmp_path):
     from keras_nasnet.search.__main__ import main
 

@@ -190,6 +190,7 @@ def _finished(out):
     return [r for r in recs if r["event"] == "finished"]
 
 
+@pytest.mark.slow
 def test_cli_synthetic_outputs(tmp_path):
     out = tmp_path / "s"
     r = subprocess.run(_cli(out, 60), capture_output=True, text=True, timeout=600)
@@ -208,6 +209,7 @@ def test_cli_synthetic_outputs(tmp_path):
     assert bad.returncode != 0 and "another configuration" in bad.stderr
 
 
+@pytest.mark.slow
 def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     out = tmp_path / "k"
     proc = subprocess.Popen(_cli(out, 4000), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

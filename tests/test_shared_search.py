@@ -162,6 +162,7 @@ def _finished(out):
     return [r for r in recs if r["event"] == "finished"]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_supernet_and_controller(tmp_path, monkeypatch, capsys):
     from keras_nasnet.search.__main__ import main
     from keras_nasnet.search import SharedWeightsReward
@@ -205,6 +206,7 @@ def test_resume_after_kill_continues_supernet_and_controller(tmp_path, monkeypat
     assert "another configuration" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_supernet_training_resumes_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch):
     """A Ctrl-C that lands in the middle of a supernet step (after the weights moved, before the
     step counter did) used to save that half-done step, and the resumed run, which counts calls of

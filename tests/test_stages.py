@@ -66,6 +66,7 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     assert json.loads((out / "final.json").read_text()) == final
 
 
+@pytest.mark.slow
 def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tmp_path):
     from keras_nasnet.search import SearchConfig, run_search
     from keras_nasnet.search.__main__ import build_parser, stage_config_from_args

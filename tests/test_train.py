@@ -36,6 +36,7 @@ def _env(tmp_path):
     return {**os.environ, "KERAS_HOME": str(tmp_path / "keras_home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
+@pytest.mark.slow
 def test_train_resume_after_kill_matches_uninterrupted(image_folder, tmp_path):
     env = _env(tmp_path)
     straight = tmp_path / "straight"
@@ -92,6 +93,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_cpu_devices_matches_single_device(image_folder, tmp_path):
     env = _env(tmp_path)
     common = ["--data", str(image_folder), "--genotype", TINY, "--num-cells", "1", "--penultimate-filters", "48",
