@@ -344,6 +344,6 @@ class DropPathSchedule(keras.callbacks.Callback):
         self.epochs = epochs
 
     def on_epoch_begin(self, epoch, logs=None):
-        for layer in self.model.layers:
-            if isinstance(layer, ScheduledDropPath):
-                layer.progress.assign(epoch / self.epochs)
+        from .recipe import set_drop_path_progress
+
+        set_drop_path_progress(self.model, epoch / self.epochs)

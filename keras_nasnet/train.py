@@ -24,6 +24,7 @@ from . import data as data_lib
 from .cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .fileio import FolderLock, FolderLocked, savez_atomic, write_json_atomic
 from .genotypes import genotype_from
+from .recipe import Recipe
 
 
 class TrainingError(Exception):
@@ -70,40 +71,31 @@ def make_distribution(kind: str | None):
     raise ValueError(f"Unknown --distribute {kind!r}; use mirrored or multiworker.")
 
 
+def recipe_of(args):
+    """The :class:`~keras_nasnet.recipe.Recipe` that ``args`` (see :func:`parser`) describe."""
+    return Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  weight_decay=args.weight_decay, clip_norm=args.clip_norm or 0.0,
+                  drop_path=args.drop_path, aux_weight=args.aux_weight, cutout=args.cutout,
+                  bn_momentum=args.bn_momentum)
+
+
 def build_training_model(args, steps_per_epoch: int, replicas: int = 1):
-    """The model and its compiled optimizer for ``args`` (see :func:`parser`).
+    """The model and its compiled optimizer for ``args`` (see :func:`parser`), per the recipe of
+    :mod:`keras_nasnet.recipe`.
 
     With several replicas the learning rate is scaled linearly (``--batch-size`` is per replica) and
     BatchNormalization statistics are synchronized across replicas.
     """
-    import keras
-
     from .models import NASNetCIFAR
 
+    recipe = recipe_of(args)
     model = NASNetCIFAR(
         num_cells=args.num_cells, penultimate_filters=args.penultimate_filters,
-        genotype=genotype_from(args.genotype), drop_path_rate=args.drop_path,
-        auxiliary_head=args.aux_weight > 0, bn_momentum=args.bn_momentum, classes=10,
+        genotype=genotype_from(args.genotype), drop_path_rate=recipe.drop_path,
+        auxiliary_head=recipe.aux_weight > 0, bn_momentum=recipe.bn_momentum, classes=10,
         bn_synchronized=replicas > 1,
     )
-    schedule = keras.optimizers.schedules.CosineDecay(
-        args.lr * replicas, decay_steps=max(1, args.epochs * steps_per_epoch)
-    )
-    opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=args.weight_decay,
-                               global_clipnorm=args.clip_norm or None)
-    # L2 on kernels only, as TF-slim regularises weights, not BN scales and offsets.
-    opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    if args.aux_weight > 0:
-        loss = ["sparse_categorical_crossentropy"] * 2
-        loss_weights = [1.0, args.aux_weight]
-        metrics = [["accuracy"], []]
-    else:
-        loss, loss_weights, metrics = "sparse_categorical_crossentropy", None, ["accuracy"]
-    # On TensorFlow XLA makes depthwise convolutions ~10x slower on CPU; JAX always compiles.
-    jit = False if keras.backend.backend() == "tensorflow" else "auto"
-    model.compile(optimizer=opt, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                  jit_compile=jit)
-    return model
+    return recipe.compile(model, steps_per_epoch, replicas)
 
 
 def save_checkpoint(model, path: Path, epochs_done: int) -> None:
@@ -338,6 +330,10 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Defaults in the help, and the module docstring kept as written."""
 
 
+#: The recipe's defaults (:mod:`keras_nasnet.recipe`, which imports no TensorFlow).
+_DEFAULTS = Recipe()
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``python -m keras_nasnet.train`` argument parser."""
     p = argparse.ArgumentParser(
@@ -353,15 +349,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cells", type=positive_int, default=6, help="N, normal cells per stack")
     p.add_argument("--penultimate-filters", type=positive_int, default=None,
                    help="P (24F for NASNet-A); default 768, or the genotype's valid value nearest to it")
-    p.add_argument("--epochs", type=positive_int, default=600, help="the paper trains 600 epochs")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="the paper uses 32 (per replica)")
-    p.add_argument("--lr", type=positive_float, default=0.025, help="initial learning rate (cosine decay)")
-    p.add_argument("--weight-decay", type=nonnegative_float, default=5e-4, help="L2 on kernels")
-    p.add_argument("--clip-norm", type=nonnegative_float, default=5.0, help="global gradient-norm clip; 0 = off")
-    p.add_argument("--drop-path", type=nonnegative_float, default=0.4, help="final ScheduledDropPath rate")
-    p.add_argument("--aux-weight", type=nonnegative_float, default=0.4, help="auxiliary head loss weight; 0 = none")
-    p.add_argument("--cutout", type=nonnegative_int, default=16, help="cutout square size; 0 = off")
-    p.add_argument("--bn-momentum", type=nonnegative_float, default=0.9, help="BatchNormalization momentum")
+    p.add_argument("--epochs", type=positive_int, default=_DEFAULTS.epochs, help="the paper trains 600 epochs")
+    p.add_argument("--batch-size", type=positive_int, default=_DEFAULTS.batch_size, help="the paper uses 32 (per replica)")
+    p.add_argument("--lr", type=positive_float, default=_DEFAULTS.lr, help="initial learning rate (cosine decay)")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=_DEFAULTS.weight_decay, help="decoupled weight decay on kernels")
+    p.add_argument("--clip-norm", type=nonnegative_float, default=_DEFAULTS.clip_norm, help="global gradient-norm clip; 0 = off")
+    p.add_argument("--drop-path", type=nonnegative_float, default=_DEFAULTS.drop_path, help="final ScheduledDropPath rate")
+    p.add_argument("--aux-weight", type=nonnegative_float, default=_DEFAULTS.aux_weight, help="auxiliary head loss weight; 0 = none")
+    p.add_argument("--cutout", type=nonnegative_int, default=_DEFAULTS.cutout, help="cutout square size; 0 = off")
+    p.add_argument("--bn-momentum", type=nonnegative_float, default=_DEFAULTS.bn_momentum, help="BatchNormalization momentum")
     p.add_argument("--split", choices=["45k", "full"], default="45k",
                    help="train on the 45,000-image split (5,000 validation) or all 50,000")
     p.add_argument("--distribute", choices=["mirrored", "multiworker"], default=None,

@@ -32,6 +32,7 @@ _EXPORTS = {
     "SearchError": "errors", "InvalidSettings": "errors", "ConfigMismatch": "errors",
     "JournalCorrupt": "errors", "SearchFailed": "errors", "StateCorrupt": "errors",
     "StageConfig": "stages", "run_stages": "stages", "StandaloneReward": "stages",
+    "train_standalone": "stages", "reference_cells": "stages",
     "kendall_tau": "metrics", "spearman": "metrics", "bootstrap_interval": "metrics",
     "rank_correlations": "metrics", "read_standalone": "metrics",
 }

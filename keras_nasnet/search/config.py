@@ -203,6 +203,15 @@ class SearchConfig:
                 _positive_int(f"proxy.{name}", getattr(p, name))
             _positive("proxy.lr", p.lr)
             _nonnegative("proxy.weight_decay", p.weight_decay)
+            _nonnegative("proxy.aux_weight", p.aux_weight)
+            if isinstance(p.cutout, bool) or not isinstance(p.cutout, int) or p.cutout < 0:
+                raise InvalidSettings(f"proxy.cutout must be an integer >= 0; got {p.cutout!r}.")
+            if not 0 <= p.drop_path < 1:
+                raise InvalidSettings(f"proxy.drop_path must be in [0, 1); got {p.drop_path!r}.")
+            try:
+                p.training_recipe()
+            except ValueError as e:
+                raise InvalidSettings(f"proxy.recipe_version: {e}") from None
         if self.ppo is not None:
             self.ppo.validate()
 
@@ -224,7 +233,7 @@ class SearchConfig:
             if self.synthetic_delay:
                 cfg["reward_args"]["delay"] = self.synthetic_delay
         elif self.reward == "cifar10":
-            cfg["reward_args"] = {"proxy": dataclasses.asdict(self.proxy)}
+            cfg["reward_args"] = {"proxy": self.proxy.record()}
         else:
             cfg["reward_args"] = {"shared": dataclasses.asdict(self.shared), "seed": self.seed}
         if self.ppo is not None:
@@ -252,7 +261,7 @@ class SearchConfig:
                 kw["target"] = args.get("target", "NASNET_A")
                 kw["synthetic_delay"] = args.get("delay", 0.0)
             elif cfg["reward"] == "cifar10":
-                kw["proxy"] = ProxyConfig(**args["proxy"])
+                kw["proxy"] = ProxyConfig.from_record(args["proxy"])
             elif cfg["reward"] == "cifar10-shared":
                 kw["shared"] = SharedConfig(**args["shared"])
             if cfg.get("ppo") is not None:

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..genotypes import NASNET_A, Genotype
+from ..recipe import RECIPE_VERSION
 from .base import Reward
 from .space import SearchSpace
 
@@ -64,6 +65,9 @@ class ProxyConfig:
 
     The paper trains each child 20 epochs with N=2 (filters not stated). The ``cpu`` preset is
     what a 2-core machine can afford per child; ``paper`` is the paper's schedule with F=32.
+    Children train with :mod:`keras_nasnet.recipe` (``python -m keras_nasnet.train``'s recipe)
+    given these values; cutout, drop path and the auxiliary head are off by default (they slow
+    what a short training learns). ``recipe_version`` is the recipe the values are meant for.
     """
 
     num_cells: int = 1
@@ -75,6 +79,36 @@ class ProxyConfig:
     train_images: int = 45000
     val_images: int = 5000
     data: str | None = None
+    cutout: int = 0
+    drop_path: float = 0.0
+    aux_weight: float = 0.0
+    recipe_version: int = RECIPE_VERSION
+
+    def training_recipe(self):
+        """The :class:`~keras_nasnet.recipe.Recipe` a child trains with: the training command's
+        recipe with this proxy's values (gradient clipping at 5 and BN momentum 0.9, as there)."""
+        from ..recipe import Recipe
+
+        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                      weight_decay=self.weight_decay, clip_norm=5.0, drop_path=self.drop_path,
+                      aux_weight=self.aux_weight, cutout=self.cutout, bn_momentum=0.9,
+                      version=self.recipe_version)
+
+    def record(self) -> dict:
+        """The proxy as stored in ``config.json`` and ground-truth rows. A version-1 proxy (one
+        written before the recipe was versioned) is written as it was then, so old search
+        folders still resume."""
+        d = dataclasses.asdict(self)
+        if self.recipe_version == 1:
+            for k in ("cutout", "drop_path", "aux_weight", "recipe_version"):
+                if k == "recipe_version" or not d[k]:
+                    d.pop(k)
+        return d
+
+    @classmethod
+    def from_record(cls, d: dict) -> "ProxyConfig":
+        """The inverse of :meth:`record`: a proxy without ``recipe_version`` is version 1."""
+        return cls(**{"recipe_version": 1, **d})
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "ProxyConfig":
@@ -130,6 +164,7 @@ class CIFARReward(Reward):
     """
 
     last_model = None
+    last_trainer = None
 
     #: ``"step"``: :class:`ChildTrainer` (TensorFlow); ``"fit"``: compile + fit + predict, the
     #: path the reward had first (always used on JAX and PyTorch).
@@ -158,16 +193,18 @@ class CIFARReward(Reward):
         keras.backend.clear_session(free_memory=True)
         keras.utils.set_random_seed(seed)
         try:
+            recipe = cfg.training_recipe()
             model = NASNetCIFAR(cfg.num_cells, fit_units(genotype, cfg.penultimate_filters),
-                                genotype=genotype, bn_momentum=0.9)
+                                genotype=genotype, bn_momentum=recipe.bn_momentum,
+                                drop_path_rate=recipe.drop_path, auxiliary_head=recipe.aux_weight > 0)
         except ValueError as e:
             raise ChildFailed(f"cannot build: {e}") from None
-        self.last_model = model
+        self.last_model, self.last_trainer = model, None
         # Where the child's time went, for benchmarks/children.py.
         self.last_seconds = {"build": time.perf_counter() - start}
         if keras.backend.backend() != "tensorflow" or self.trainer == "fit":
             return _train_with_fit(model, cfg, xtr, ytr, xval, yval, seed)
-        trainer = ChildTrainer(model, cfg, math.ceil(len(xtr) / cfg.batch_size))
+        trainer = self.last_trainer = ChildTrainer(model, cfg, math.ceil(len(xtr) / cfg.batch_size))
         for epoch in range(cfg.epochs):
             if not np.isfinite(trainer.train_epoch(xtr, ytr, seed, epoch)):
                 raise ChildFailed("NaN loss")
@@ -178,13 +215,8 @@ class CIFARReward(Reward):
 
 
 def _make_optimizer(cfg: ProxyConfig, steps_per_epoch: int):
-    """The proxy's SGD: Nesterov momentum 0.9, cosine decay over all steps, decoupled weight
-    decay, gradients clipped to a global norm of 5."""
-    import keras
-
-    return keras.optimizers.SGD(
-        keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.epochs * steps_per_epoch),
-        momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, global_clipnorm=5.0)
+    """The proxy's SGD (:meth:`keras_nasnet.recipe.Recipe.optimizer`)."""
+    return cfg.training_recipe().optimizer(steps_per_epoch)
 
 
 def _train_with_fit(model, cfg: ProxyConfig, xtr, ytr, xval, yval, seed: int) -> float:
@@ -196,19 +228,22 @@ def _train_with_fit(model, cfg: ProxyConfig, xtr, ytr, xval, yval, seed: int) ->
     from .. import augment_numpy
     from .. import data as data_lib
 
-    opt = _make_optimizer(cfg, math.ceil(len(xtr) / cfg.batch_size))
-    model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+    from ..recipe import set_drop_path_progress
+
+    recipe = cfg.training_recipe()
+    recipe.compile(model, math.ceil(len(xtr) / cfg.batch_size))
+    make = data_lib.make_dataset if keras.backend.backend() == "tensorflow" else augment_numpy.make_dataset
+    outputs = 2 if recipe.aux_weight > 0 else 1
     for epoch in range(cfg.epochs):
-        if keras.backend.backend() == "tensorflow":
-            ds = data_lib.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
-        else:
-            ds = augment_numpy.make_dataset(xtr, ytr, cfg.batch_size, True, seed, epoch, cutout=0)
+        set_drop_path_progress(model, recipe.drop_path_progress(epoch))
+        ds = make(xtr, ytr, cfg.batch_size, True, seed, epoch, recipe.cutout, outputs)
         # shuffle=False: the dataset is already shuffled per (seed, epoch); Keras' default
         # shuffle=True would only print that it ignores it, once per child.
         hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)
         if not np.isfinite(hist.history["loss"][-1]):
             raise ChildFailed("NaN loss")
     probs = model.predict(xval.astype("float32"), batch_size=500, verbose=0)
+    probs = probs[0] if isinstance(probs, (list, tuple)) else probs
     return float(np.mean(np.argmax(probs, 1) == yval))
 
 
@@ -220,7 +255,7 @@ class ChildTrainer:
 
     * one ``tf.function`` training step with a ``None`` batch dimension, traced once (``fit``
       traces its step again for the smaller last batch) and without metrics;
-    * batches augmented in NumPy (pad 4 and random crop, flip; ``cutout=0``, as before) on the
+    * batches augmented in NumPy (pad 4 and random crop, flip, the recipe's cutout) on the
       training thread: a tf.data pipeline on the same single core took time from the step;
     * evaluation by one traced inference function (argmax in the graph), without ``predict``'s
       machinery.
@@ -234,7 +269,8 @@ class ChildTrainer:
         import keras
 
         self.model, self.cfg = model, cfg
-        self.optimizer = _make_optimizer(cfg, steps_per_epoch)
+        self.recipe = cfg.training_recipe()
+        self.optimizer = self.recipe.optimizer(steps_per_epoch)
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy()
         self._step = self._predict = None
         #: ``first_step`` (trace included) and ``steps`` (all the others), in seconds.
@@ -244,6 +280,7 @@ class ChildTrainer:
         import tensorflow as tf
 
         model, opt, loss_fn = self.model, self.optimizer, self.loss_fn
+        aux_weight = self.recipe.aux_weight
         opt.build(model.trainable_variables)  # no variables may be created inside the step
 
         variables = model.trainable_variables
@@ -255,7 +292,11 @@ class ChildTrainer:
             # Keras' TensorFlow train_step, less its metrics: loss + regularisation losses,
             # gradients of the trainable weights, then the optimizer's update.
             with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True))
+                out = model(x, training=True)
+                if aux_weight > 0:  # main and auxiliary outputs, as compile's loss_weights
+                    loss = loss_fn(y, out[0]) + aux_weight * loss_fn(y, out[1])
+                else:
+                    loss = loss_fn(y, out)
                 if model.losses:
                     loss = loss + tf.add_n(model.losses)
             self._apply(tape.gradient(loss, variables), variables, momenta)
@@ -284,9 +325,9 @@ class ChildTrainer:
         if opt.global_clipnorm:
             grads, _ = tf.clip_by_global_norm(grads, opt.global_clipnorm)
         decay = lr * opt.weight_decay if opt.weight_decay else None
-        for v, m, g in zip(variables, momenta, grads):
-            v = v.value  # the tf.Variable behind the Keras variable
-            if decay is not None and opt._use_weight_decay(v):
+        for kv, m, g in zip(variables, momenta, grads):
+            v = kv.value  # the tf.Variable behind the Keras variable
+            if decay is not None and opt._use_weight_decay(kv):
                 v.assign_sub(v * decay)
             tf.raw_ops.ResourceApplyKerasMomentum(
                 var=v.handle, accum=m.handle, lr=lr, grad=g, momentum=tf.constant(opt.momentum, tf.float32),
@@ -299,7 +340,10 @@ class ChildTrainer:
 
         if self._step is None:
             self._step = self._make_step()
-        batches = CIFARBatches(x, y, self.cfg.batch_size, True, seed, epoch, cutout=0)
+        from ..recipe import set_drop_path_progress
+
+        set_drop_path_progress(self.model, self.recipe.drop_path_progress(epoch))
+        batches = CIFARBatches(x, y, self.cfg.batch_size, True, seed, epoch, cutout=self.recipe.cutout)
         losses = []
         for i in range(len(batches)):
             t = time.perf_counter()
@@ -323,7 +367,11 @@ class ChildTrainer:
             # was slower on one core.
             model = self.model
             spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-            self._predict = tf.function(lambda t: tf.argmax(model(t, training=False), -1),
+            def predict(t):
+                out = model(t, training=False)
+                return tf.argmax(out[0] if isinstance(out, (list, tuple)) else out, -1)
+
+            self._predict = tf.function(predict,
                                         input_signature=(spec,), jit_compile=False, autograph=False)
         correct = 0
         for start in range(0, len(x), batch_size):
@@ -349,5 +397,10 @@ def cifar10_test_accuracy(reward: CIFARReward) -> float:
     if reward.last_model is None:
         raise RuntimeError("cifar10_test_accuracy() needs a trained child: call the reward first.")
     xt, yt = _test_data(reward.proxy.data)
+    yt = np.asarray(yt).ravel()
+    trainer = getattr(reward, "last_trainer", None)
+    if trainer is not None and trainer.model is reward.last_model:
+        return trainer.accuracy(xt, yt)  # the child's traced inference function, no new trace
     probs = reward.last_model.predict(xt.astype("float32"), batch_size=500, verbose=0)
-    return float(np.mean(np.argmax(probs, 1) == np.asarray(yt).ravel()))
+    probs = probs[0] if isinstance(probs, (list, tuple)) else probs
+    return float(np.mean(np.argmax(probs, 1) == yt))

@@ -162,7 +162,7 @@ class StandaloneReward(Reward):
         elif self.base == "cifar10":
             from .rewards import CIFARReward, ProxyConfig
 
-            self.cifar = CIFARReward(_GenotypeSpace(), ProxyConfig(**{**spec["proxy"], "epochs": self.budget}))
+            self.cifar = CIFARReward(_GenotypeSpace(), ProxyConfig.from_record({**spec["proxy"], "epochs": self.budget}))
         else:
             raise ValueError(f"Unknown stand-alone base {self.base!r}; use synthetic or cifar10.")
 
@@ -293,7 +293,7 @@ def standalone_spec(config, budget: int) -> dict:
         from .rewards import ProxyConfig
 
         proxy = config.proxy if config.reward == "cifar10" else ProxyConfig.preset("cpu", data=config.shared.data)
-        spec.update(base="cifar10", proxy=dataclasses.asdict(proxy))
+        spec.update(base="cifar10", proxy=proxy.record())
     return spec
 
 
@@ -315,7 +315,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     as the search used them.
     """
     from ..fileio import write_json_atomic, write_text_atomic
-    from ..genotypes import NASNET_A, Genotype
+    from ..genotypes import Genotype
     from .journal import read_records
 
     out = Path(out)
@@ -368,10 +368,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     report["rounds"] = rounds
 
     # 4. references at the final budget, and the report.
-    refs = [("NASNet-A", "nasnet_a", NASNET_A.to_dict())]
-    rng = np.random.default_rng(RANDOM_CELLS_SEED)
-    for j, a in enumerate(space.sample_uniform(rng, stages.random_cells) if stages.random_cells else []):
-        refs.append((f"random-{j + 1}", "random", space.decode(a.tolist()).to_dict()))
+    refs = reference_cells(space, stages.random_cells)
     final = stages.final_budget
     results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references")
     entries = []
@@ -401,6 +398,21 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     return report
 
 
+def reference_cells(space, random_cells: int) -> list[tuple[str, str, dict]]:
+    """The reference cells of a search space: ``(name, kind, genotype dict)`` of NASNet-A
+    (``"nasnet_a"``) and ``random_cells`` uniformly drawn cells (``"random"``, named
+    ``random-1``...; drawn with the fixed seed :data:`RANDOM_CELLS_SEED`, so the same cells in every
+    search, study and calibration of that space)."""
+    from ..genotypes import NASNET_A
+
+    refs = [("NASNet-A", "nasnet_a", NASNET_A.to_dict())]
+    if random_cells:
+        rng = np.random.default_rng(RANDOM_CELLS_SEED)
+        for j, a in enumerate(space.sample_uniform(rng, random_cells)):
+            refs.append((f"random-{j + 1}", "random", space.decode(a.tolist()).to_dict()))
+    return refs
+
+
 def _known(xs):
     return [x for x in xs if x is not None]
 
@@ -411,6 +423,49 @@ def _train(out, config, budget, genotypes, seeds, run_settings, label):
                    **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
     tasks = [{"actions": g, "budget": int(budget), "seed": s} for g in genotypes for s in seeds]
     return run_children(out / "stages" / f"budget-{budget}", ident, tasks, spec, run_settings, label=label)
+
+
+def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local", workers: int = 2,
+                     progress: bool = False, **executor_kwargs) -> list[dict]:
+    """Trains every cell of ``cells`` (``{name: genotype}``; a :class:`~keras_nasnet.genotypes.Genotype`,
+    its dict, or a name such as ``"NASNET_A"``) stand-alone with every seed of ``seeds``, at the
+    budget and with the recipe of ``proxy`` (a :class:`~keras_nasnet.search.ProxyConfig`), through
+    the search's executors (``local`` worker processes, ``workers=0`` inline, or ``ray``).
+
+    The children are journaled in folder ``out`` (``config.json`` holds the proxy, so another
+    budget or recipe on the same folder is refused): run it again after a kill and no finished
+    child is trained twice. Returns one row per (cell, seed), in the order asked::
+
+        {"cell", "seed", "val", "test", "seconds", "status", "genotype", "budget"}
+
+    ``val`` is the accuracy on the proxy's held-out images, ``test`` on the CIFAR-10 test split;
+    ``budget`` is the proxy's record (data source left out), the key that keeps ground truths of
+    different budgets or recipes apart.
+    """
+    from ..genotypes import genotype_from
+
+    genotypes = {name: (g if isinstance(g, dict) else genotype_from(g).to_dict()) for name, g in cells.items()}
+    seeds = [int(s) for s in seeds]
+    record = proxy.record()
+    spec = {"reward": "standalone", "base": "cifar10", "budget": int(proxy.epochs), "proxy": record,
+            "space": {"num_blocks": 5}}
+    budget = {k: v for k, v in record.items() if k != "data"}
+    tasks = [{"actions": g, "budget": int(proxy.epochs), "seed": s} for g in genotypes.values() for s in seeds]
+    settings = {"executor": executor, "workers": workers, "progress": progress, **executor_kwargs}
+    StandaloneReward(spec).check()  # the data, read (and cached for the workers) once, here
+    # The journal's identity has a search's keys (read_config checks them): no space, strategy or
+    # seed of a search, since these children come from no search.
+    ident = {"space": None, "reward": "standalone", "strategy": None, "seed": None,
+             "stage": "standalone", "budget": budget}
+    results = run_children(out, ident, tasks, spec, settings, label="stand-alone")
+    rows = []
+    for name, g in genotypes.items():
+        for s in seeds:
+            r = results[(json.dumps(g, sort_keys=True), int(proxy.epochs), s)]
+            rows.append({"cell": name, "seed": s, "val": r["reward"],
+                         "test": r.get("metrics", {}).get("test"), "seconds": r.get("seconds"),
+                         "status": r["status"], "genotype": g, "budget": budget})
+    return rows
 
 
 def plot_final(path, entries: list[dict], title: str = "", synthetic: bool = False) -> None:

@@ -37,7 +37,7 @@ def make_reward(spec: dict):
         return SyntheticReward(space, genotype_from(spec.get("target", "NASNET_A")),
                                spec.get("interaction", 0.2), spec.get("delay", 0.0))
     if spec["reward"] == "cifar10":
-        return CIFARReward(space, ProxyConfig(**spec["proxy"]))
+        return CIFARReward(space, ProxyConfig.from_record(spec["proxy"]))
     if spec["reward"] == "cifar10-shared":
         from .shared_reward import SharedConfig, SharedWeightsReward
 

@@ -1,0 +1,111 @@
+"""Calibrate the stand-alone budget: at which budget does NASNet-A stand above the median random cell?
+
+Issue 20, part 3. A budget that ranks NASNet-A below most random cells (1 epoch on 10,000 images:
+below 16 of 21) rewards cells that learn fast, not good cells, and cannot judge a search. This
+script trains NASNet-A and the search space's reference random cells (``reference_cells``: the
+same cells the search's stages train) stand-alone with two seeds at one named budget, through the
+search's executors (``train_standalone``), and reports where NASNet-A stands.
+
+    # one budget (a journal under search/calibration/<budget>/; rerun the same command to resume)
+    python search/calibration/calibrate.py --data ../shared/datasets/cifar10-jpeg.zip --budget e1-45k
+    # the table of every budget run so far (no training)
+    python search/calibration/calibrate.py --report
+
+Budgets (``--budget``): ``eE-Nk`` trains E epochs on the first N thousand images of the 45,000-image
+split, scored on the 5,000 held-out images and on the CIFAR-10 test split; the child is the ``cpu``
+proxy's (N=1, F=8, batch 64, lr 0.05) with the current training recipe (``keras_nasnet.recipe``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def proxy_of(budget: str, data):
+    """The ProxyConfig of a budget name ``eE-Nk``."""
+    from keras_nasnet.search import ProxyConfig
+
+    m = re.fullmatch(r"e(\d+)-(\d+)k", budget)
+    if not m or not 1 <= int(m[2]) <= 45:
+        raise SystemExit(f"--budget {budget!r}: use eE-Nk, E epochs on N thousand images (N <= 45), e.g. e1-45k.")
+    return ProxyConfig.preset("cpu", epochs=int(m[1]), train_images=int(m[2]) * 1000, data=data)
+
+
+def cells(random: int) -> dict:
+    """NASNet-A and ``random`` reference cells of the search's default space."""
+    from keras_nasnet.search import SearchConfig, reference_cells
+
+    return {name: g for name, _, g in reference_cells(SearchConfig().space, random)}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Where NASNet-A's mean over seeds stands among the random cells' means (cells with every
+    seed finished only)."""
+    by_cell: dict = {}
+    for r in rows:
+        if r["status"] == "ok":
+            by_cell.setdefault(r["cell"], {})[r["seed"]] = r
+    seeds = {r["seed"] for r in rows}
+    full = {c: v for c, v in by_cell.items() if set(v) == seeds}
+    mean = {c: statistics.fmean(x["val"] for x in v.values()) for c, v in full.items()}
+    test = {c: statistics.fmean(x["test"] for x in v.values()) for c, v in full.items()}
+    randoms = sorted(mean[c] for c in mean if c.startswith("random-"))
+    out = {"cells_done": len(full), "random_cells_done": len(randoms), "seeds": sorted(seeds),
+           "cpu_minutes_per_child": round(statistics.fmean(r["seconds"] for r in rows if r["seconds"]) / 60, 2)}
+    if "NASNet-A" in mean and randoms:
+        a = mean["NASNet-A"]
+        out.update(nasnet_a_val=round(a, 4), nasnet_a_test=round(test["NASNet-A"], 4),
+                   random_val_median=round(statistics.median(randoms), 4),
+                   random_val_mean=round(statistics.fmean(randoms), 4),
+                   random_test_median=round(statistics.median(test[c] for c in test if c.startswith("random-")), 4),
+                   random_cells_below_nasnet_a=sum(x < a for x in randoms),
+                   nasnet_a_above_median=a > statistics.median(randoms))
+    out["cells"] = {c: {"val": [round(v[s]["val"], 4) for s in sorted(v)],
+                        "test": [round(v[s]["test"], 4) for s in sorted(v)]} for c, v in sorted(full.items())}
+    return out
+
+
+def report() -> None:
+    for folder in sorted(p for p in HERE.iterdir() if (p / "summary.json").exists()):
+        s = json.loads((folder / "summary.json").read_text())
+        print(f"{folder.name:>8}: NASNet-A val {s.get('nasnet_a_val')} (test {s.get('nasnet_a_test')}), random median "
+              f"{s.get('random_val_median')} (test {s.get('random_test_median')}); NASNet-A above "
+              f"{s.get('random_cells_below_nasnet_a')} of {s['random_cells_done']} random cells; "
+              f"{s['cpu_minutes_per_child']} CPU-min per child")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="CIFAR-10 source (archive, JPEG zip or folder)")
+    p.add_argument("--budget", help="eE-Nk: E epochs on N thousand training images")
+    p.add_argument("--random", type=int, default=12, help="random reference cells")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--workers", type=int, default=2, help="local worker processes (one core each)")
+    p.add_argument("--report", action="store_true", help="print every budget's summary and exit")
+    a = p.parse_args(argv)
+    if a.report:
+        report()
+        return 0
+    if not a.budget or not a.data:
+        p.error("--budget and --data are needed (or --report)")
+    from keras_nasnet.search import train_standalone
+
+    proxy = proxy_of(a.budget, a.data)
+    out = HERE / a.budget
+    rows = train_standalone(out / "journal", cells(a.random), a.seeds, proxy, workers=a.workers,
+                            progress=sys.stderr.isatty(), threads_per_worker=1)
+    summary = summarize(rows)
+    (out / "summary.json").write_text(json.dumps({"budget": rows[0]["budget"], **summary}, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in summary.items() if k != "cells"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

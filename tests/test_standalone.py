@@ -1,0 +1,50 @@
+"""train_standalone: cells x seeds trained stand-alone through the search's executors, journaled."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+TINY = {"normal": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"]}], "concat": [2]},
+        "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "max_pool_3x3"]}], "concat": [2]}}
+OTHER = {"normal": {"blocks": [{"inputs": [0, 1], "ops": ["avg_pool_3x3", "identity"]}], "concat": [2]},
+         "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "max_pool_3x3"]}], "concat": [2]}}
+
+
+@pytest.fixture
+def cifar_batches(tmp_path, rng):
+    """A cifar-10-batches-py folder of random images: 5,200 training images (the reward holds
+    5,000 out) and 50 test images."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name, n in [(f"data_batch_{i}", 1040) for i in range(1, 6)] + [("test_batch", 50)]:
+        x = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+        (folder / name).write_bytes(pickle.dumps({b"data": x, b"labels": rng.integers(0, 10, n).tolist()}))
+    return folder
+
+
+def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path):
+    from keras_nasnet.search import ConfigMismatch, ProxyConfig, train_standalone
+
+    proxy = ProxyConfig.preset("cpu", penultimate_filters=48, train_images=64, val_images=40,
+                               batch_size=32, data=str(cifar_batches))
+    out = tmp_path / "journal"
+    rows = train_standalone(out, {"tiny": TINY, "other": OTHER}, [0, 1], proxy, workers=0)
+    assert [(r["cell"], r["seed"]) for r in rows] == [("tiny", 0), ("tiny", 1), ("other", 0), ("other", 1)]
+    for r in rows:
+        assert r["status"] == "ok"
+        assert r["val"] in {k / 40 for k in range(41)} and r["test"] in {k / 50 for k in range(51)}
+        # The budget keys the ground truth: epochs, images and the recipe's version, no data path.
+        assert r["budget"]["recipe_version"] == 2 and r["budget"]["train_images"] == 64
+        assert "data" not in r["budget"]
+    lines = (out / "trials.jsonl").read_text()
+    # Asked again (one more seed): only the new children train; the finished ones are read back.
+    again = train_standalone(out, {"tiny": TINY, "other": OTHER}, [0, 1, 2], proxy, workers=0)
+    assert [r for r in again if r["seed"] < 2] == rows
+    assert (out / "trials.jsonl").read_text().startswith(lines)
+    finished = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
+    assert sum(x["event"] == "finished" for x in finished) == 6
+    # Another budget or recipe on the same journal is refused, not mixed in.
+    with pytest.raises(ConfigMismatch):
+        train_standalone(out, {"tiny": TINY}, [0], ProxyConfig(**{**proxy.record(), "epochs": 2}), workers=0)
