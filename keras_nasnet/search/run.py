@@ -24,6 +24,68 @@ MAX_CONSECUTIVE_FAILURES = 10
 MAX_ATTEMPTS = 3
 
 
+class Dispatcher:
+    """Hands journaled children to an executor and their results back, for the search loop and the
+    stages alike: fills the executor up to its capacity, journals every result, runs a child again
+    after an infrastructure error (``error`` record) up to :data:`MAX_ATTEMPTS` times, after which it
+    is recorded as failed with :data:`~keras_nasnet.search.workers.FAILED_REWARD`, and drops late
+    duplicates (a retried Ray task whose first run also finished).
+
+    Args:
+        executor: an executor (``submit``/``poll``/``capacity``, see :mod:`.workers`).
+        journal: the :class:`~keras_nasnet.search.journal.Journal` the results go to.
+        queue: proposed records to run first (e.g. a resumed search's unfinished ones).
+        annotate: ``(task, result) -> result`` applied before journaling (the stages add the budget).
+    """
+
+    def __init__(self, executor, journal, queue=(), annotate=None):
+        self.executor, self.journal = executor, journal
+        self.queue = collections.deque(queue)
+        self.in_flight: dict[int, dict] = {}
+        self.attempts = collections.Counter(r["trial"] for r in journal.errors)
+        self.annotate = annotate
+
+    def add(self, rec: dict) -> None:
+        """Queues a proposed (already journaled) record."""
+        self.queue.append(rec)
+
+    @property
+    def pending(self) -> int:
+        """Children queued or running."""
+        return len(self.queue) + len(self.in_flight)
+
+    @property
+    def free(self) -> int:
+        """How many more children the executor could take now."""
+        return self.executor.capacity - self.pending
+
+    def poll(self, timeout: float = 1.0) -> list[tuple[dict, dict]]:
+        """Submits queued children while the executor has room, then waits up to ``timeout``
+        seconds; returns ``(task, record)`` for every result, already journaled: ``finished``
+        records, and ``error`` records whose child went back to the front of the queue."""
+        while self.queue and len(self.in_flight) < self.executor.capacity:
+            rec = self.queue.popleft()
+            self.in_flight[rec["trial"]] = rec
+            self.executor.submit(rec)
+        out = []
+        for res in self.executor.poll(timeout=timeout):
+            task = self.in_flight.pop(res["trial"], None)
+            if task is None:
+                continue  # a late duplicate (e.g. a retried Ray task); the first result counts
+            if self.annotate is not None:
+                res = self.annotate(task, res)
+            if res["event"] == "error":
+                self.attempts[res["trial"]] += 1
+                if self.attempts[res["trial"]] >= MAX_ATTEMPTS:
+                    res = {**res, "event": "finished", "status": "failed", "reward": FAILED_REWARD,
+                           "error": f"{MAX_ATTEMPTS} attempts failed; the last: {res.get('error', '')}"[:500]}
+                else:
+                    self.queue.appendleft(task)  # not the architecture's fault: run it again
+            self.journal.append(res)
+            out.append((task, res))
+        return out
+
+
 def make_strategy(name: str, space: SearchSpace, seed: int, ppo_kwargs: dict):
     """``ppo`` (the paper's controller) or ``random`` (uniform search)."""
     from .ppo import PPOConfig, PPOStrategy, RandomStrategy
@@ -199,51 +261,34 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
         strategy.observe(rec["actions"], rec["logp"], rec["reward"])
     if replayed:
         journal.save_state(strategy.state(), len(journal.finished))
-    queue = collections.deque(journal.unfinished())
     ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), "log_path": out / "workers.log",
                  "state_dir": out, "progress": progress, **(executor_kwargs or {})}
     ex = make_executor(executor, reward_spec, workers, **ex_kwargs)
-    in_flight: dict[int, dict] = {}
+    dispatch = Dispatcher(ex, journal, journal.unfinished())
     bar = _progress(trials, len(journal.finished), journal, progress)
     started = time.time()
     streak, last_error = 0, None
-    attempts = collections.Counter(r["trial"] for r in journal.errors)
     outputs = _Outputs(out, space, config, trials, journal.finished, started)
     complete = False
     try:
         while len(journal.finished) < trials:
-            remaining = trials - len(journal.finished) - len(in_flight) - len(queue)
-            free = ex.capacity - len(in_flight) - len(queue)
+            remaining = trials - len(journal.finished) - dispatch.pending
+            free = dispatch.free
             if free > 0 and remaining > 0:
                 for actions, logp in strategy.propose(min(free, remaining)):
                     t = journal.next_trial
                     rec = {"event": "proposed", "trial": t, "actions": actions, "logp": logp,
                            "seed": config["seed"] * 1_000_003 + t, "proposed_at": time.time()}
                     journal.append(rec)
-                    queue.append(rec)
+                    dispatch.add(rec)
                 # The sampler advanced: save it, so a resume does not draw the same children again.
                 journal.save_state(strategy.state(), len(journal.finished))
-            while queue and len(in_flight) < ex.capacity:
-                rec = queue.popleft()
-                in_flight[rec["trial"]] = rec
-                ex.submit(rec)
-            for res in ex.poll(timeout=1.0):
-                task = in_flight.pop(res["trial"], None)
-                if task is None:
-                    continue  # a late duplicate (e.g. a retried Ray task); the first result counts
-                if res["event"] == "error":
-                    attempts[res["trial"]] += 1
-                    if attempts[res["trial"]] >= MAX_ATTEMPTS:
-                        res = {**res, "event": "finished", "status": "failed", "reward": FAILED_REWARD,
-                               "error": f"{MAX_ATTEMPTS} attempts failed; the last: {res.get('error', '')}"[:500]}
-                journal.append(res)
+            for _, res in dispatch.poll(timeout=1.0):
                 if res["status"] == "ok":
                     streak = 0
                 else:
                     streak, last_error = streak + 1, res.get("error", "")
-                if res["event"] == "error":
-                    queue.appendleft(task)  # not the architecture's fault: run it again
-                elif strategy.observe(res["actions"], res["logp"], res["reward"]):
+                if res["event"] == "finished" and strategy.observe(res["actions"], res["logp"], res["reward"]):
                     journal.save_state(strategy.state(), len(journal.finished))
                 if streak >= max_failures:
                     raise SearchFailed(

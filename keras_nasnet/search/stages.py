@@ -204,11 +204,10 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
     ``finished`` record keyed by (actions JSON, budget, seed).
 
     ``ident`` is the stage's identity (its ``config.json``; a folder with another one is refused).
-    An infrastructure error runs the child again, up to :data:`~keras_nasnet.search.run.MAX_ATTEMPTS`.
+    An infrastructure error runs the child again, up to :data:`~keras_nasnet.search.run.MAX_ATTEMPTS`
+    times (:class:`~keras_nasnet.search.run.Dispatcher`, as in the search).
     """
     from .journal import Journal
-    from .run import MAX_ATTEMPTS, make_executor
-    from .workers import FAILED_REWARD
 
     journal = Journal(stage_dir, ident)
     try:
@@ -226,14 +225,15 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
                 journal.append(rec)
             queue.append(rec)
         if queue:
-            _drain(journal, queue, done, reward_spec, run_settings, label, MAX_ATTEMPTS, FAILED_REWARD,
-                   make_executor)
+            _drain(journal, queue, done, reward_spec, run_settings, label)
         return {_key(t): done[_key(t)] for t in tasks}
     finally:
         journal.close()
 
 
-def _drain(journal, queue, done, spec, settings, label, max_attempts, failed_reward, make_executor):
+def _drain(journal, queue, done, spec, settings, label):
+    from .run import Dispatcher, make_executor
+
     s = dict(settings)
     kind, workers, progress = s.pop("executor"), s.pop("workers"), s.pop("progress")
     # batch_size=1: an inline executor evaluates in submit(), so one child at a time is what lets
@@ -247,32 +247,14 @@ def _drain(journal, queue, done, spec, settings, label, max_attempts, failed_rew
         from tqdm import tqdm
 
         bar = tqdm(total=len(queue), unit="child", desc=label, dynamic_ncols=True, file=sys.stderr)
-    attempts = collections.Counter(r["trial"] for r in journal.errors)
-    in_flight: dict[int, dict] = {}
+    dispatch = Dispatcher(ex, journal, queue, annotate=lambda task, res: {**res, "budget": task["budget"]})
     try:
-        while queue or in_flight:
-            while queue and len(in_flight) < ex.capacity:
-                rec = queue.popleft()
-                in_flight[rec["trial"]] = rec
-                ex.submit(rec)
-            for res in ex.poll(timeout=1.0):
-                task = in_flight.pop(res["trial"], None)
-                if task is None:
-                    continue  # a late duplicate of a retried task
-                res = {**res, "budget": task["budget"]}
-                if res["event"] == "error":
-                    attempts[res["trial"]] += 1
-                    if attempts[res["trial"]] >= max_attempts:
-                        res = {**res, "event": "finished", "status": "failed", "reward": failed_reward,
-                               "error": f"{max_attempts} attempts failed; the last: {res.get('error', '')}"[:500]}
-                    else:
-                        journal.append(res)
-                        queue.appendleft(task)  # not the architecture's fault: run it again
-                        continue
-                journal.append(res)
-                done[_key(res)] = res
-                if bar:
-                    bar.update(1)
+        while dispatch.pending:
+            for _, res in dispatch.poll(timeout=1.0):
+                if res["event"] == "finished":
+                    done[_key(res)] = res
+                    if bar:
+                        bar.update(1)
     finally:
         ex.close()
         if bar:
