@@ -365,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
                         "rate is scaled by the number of replicas")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (for GPUs)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--limit", type=nonnegative_int, default=0, help="use only the first N images (smoke runs)")
+    p.add_argument("--limit", type=nonnegative_int, default=0, help="use only N images of each split (smoke runs); 0 = all")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=None,
                    help="Keras progress: 1 bar, 2 one line per epoch, 0 off; default 1 on a terminal, "
                         "else 2 (a bar redrawn into a log file repeats every update)")
@@ -387,7 +387,7 @@ def evaluate_main(argv) -> dict:
                    help="default: the architecture of registered weights, else 6")
     p.add_argument("--penultimate-filters", type=positive_int, default=None,
                    help="default: the architecture of registered weights, else 768")
-    p.add_argument("--limit", type=nonnegative_int, default=0, help="use only N test images")
+    p.add_argument("--limit", type=nonnegative_int, default=0, help="use only N test images; 0 = all")
     a = p.parse_args(argv)
     from .models import NASNetCIFAR
 

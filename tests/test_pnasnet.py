@@ -182,6 +182,14 @@ def test_cli_convert_refuses_an_out_it_cannot_write_before_converting(tmp_path, 
         err = capsys.readouterr().err
         assert err.startswith("error: --source: ") and "huggingface.co/timm/pnasnet5large.tf_in1k" in err
     assert not (tmp_path / "o.h5").exists()
+    # An existing OUT is kept unless --overwrite says to replace it.
+    (tmp_path / "kept.h5").write_bytes(b"a user's file")
+    assert main(["convert", "timm:pnasnet5large.tf_in1k", str(tmp_path / "kept.h5"), "--source", str(src)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "kept.h5").read_bytes() == b"a user's file"
+    assert main(["convert", "timm:pnasnet5large.tf_in1k", str(tmp_path / "kept.h5"), "--source", str(src),
+                 "--overwrite"]) == 1  # past the check: the (fake) source itself is refused
+    assert (tmp_path / "kept.h5").read_bytes() == b"a user's file"
 
 
 def test_interrupted_conversion_to_keras_format_leaves_no_out(tmp_path, monkeypatch, capsys):

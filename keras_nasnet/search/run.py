@@ -63,12 +63,20 @@ class Dispatcher:
         """Submits queued children while the executor has room, then waits up to ``timeout``
         seconds; returns ``(task, record)`` for every result, already journaled: ``finished``
         records, and ``error`` records whose child went back to the front of the queue."""
+        out = []
         while self.queue and len(self.in_flight) < self.executor.capacity:
             rec = self.queue.popleft()
             self.in_flight[rec["trial"]] = rec
             self.executor.submit(rec)
-        out = []
-        for res in self.executor.poll(timeout=timeout):
+            if getattr(self.executor, "synchronous", False):
+                # The child ran inside submit(): journal it before the next one starts, so a kill
+                # loses at most the child in training, not a whole batch of finished ones.
+                self._collect(self.executor.poll(timeout=0), out)
+        self._collect(self.executor.poll(timeout=0 if out else timeout), out)
+        return out
+
+    def _collect(self, results, out):
+        for res in results:
             task = self.in_flight.pop(res["trial"], None)
             if task is None:
                 continue  # a late duplicate (e.g. a retried Ray task); the first result counts
@@ -83,7 +91,6 @@ class Dispatcher:
                     self.queue.appendleft(task)  # not the architecture's fault: run it again
             self.journal.append(res)
             out.append((task, res))
-        return out
 
 
 def make_strategy(name: str, space: SearchSpace, seed: int, ppo_kwargs: dict):

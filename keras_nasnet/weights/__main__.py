@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     c.add_argument("model", metavar="SOURCE", help="timm:pnasnet5large.tf_in1k")
     c.add_argument("out", metavar="OUT", help="the Keras file to write: OUT.h5 (with the "
                    "architecture record, loads by layer name) or OUT.weights.h5 (Keras' own format)")
+    c.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (default: refuse)")
     c.add_argument("--source", metavar="FILE", help="timm's model.safetensors on disk (default: "
                    "download it into Keras' cache, or use the copy there)")
     a = p.parse_args(argv)
@@ -77,6 +78,8 @@ def _command(a) -> int:
             print(f"--source {a.source}: no such file.", file=sys.stderr)
             return 2
         refusal = _unwritable(Path(a.out))
+        if not refusal and Path(a.out).exists() and not a.overwrite:
+            refusal = "exists (pass --overwrite to replace it)"
         if refusal:
             print(f"OUT {a.out}: {refusal}; choose another OUT.", file=sys.stderr)
             return 2
