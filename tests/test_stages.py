@@ -109,6 +109,7 @@ def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tm
     (["--top-k", "3"], "--top-k"),  # a stage size without --stages all would be ignored
     (["--stages", "all", "--rescore-top", "5"], "--rescore-top"),  # re-scoring is cifar10-shared's
     (["--stages", "some"], "--stages"),
+    (["--stages", "all", "--stage-images", "50000"], "--stage-images"),  # more than the split holds
 ])
 def test_bad_stage_flags_are_refused_up_front(tmp_path, capsys, extra, flag):
     from keras_nasnet.search.__main__ import main

@@ -109,12 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         "stages after the controller (--stages all)",
         "Once all --trials are in: re-score the top --rescore-top cells on more held-out images\n"
         "(cifar10-shared only), train the top --top-k stand-alone for --cheap-budget epochs with\n"
-        "--stage-seeds seeds, keep the best 1/--halving-eta and multiply the budget by it up to\n"
-        "--final-budget, where NASNet-A and --random-cells random cells are trained too; writes\n"
-        "final.json and final.png, and best_genotype.json becomes the final cell. The defaults\n"
-        "train 38 stand-alone children, 88 child-epochs in all; with the cpu proxy (about 71 s\n"
-        "per child-epoch on one core, issue 20) about 1.7 CPU-hours. With --reward synthetic a\n"
-        "budget adds seeded noise (0.05/sqrt(budget)) to the reward: a test device, milliseconds.")
+        "--stage-seeds seeds on --stage-images training images, keep the best 1/--halving-eta and\n"
+        "multiply the budget by it up to --final-budget, where NASNet-A and --random-cells random\n"
+        "cells are trained too; writes final.json and final.png, and best_genotype.json becomes the\n"
+        "final cell. The defaults train 34 stand-alone children, 52 child-epochs on 45,000 images\n"
+        "in all: at 4-10 CPU-minutes per child-epoch (N=1, F=8, one core; measured in\n"
+        "search/calibration/, depending on the cell) about 3.5-9 CPU-hours. With --reward\n"
+        "synthetic a budget adds seeded noise (0.05/sqrt(budget)) to the reward: a test device.")
     g.add_argument("--stages", choices=["none", "all"], default="none",
                    help="run the stages after the controller (default: %(default)s)")
     g.add_argument("--rescore-top", type=positive_int, default=None,
@@ -124,11 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=positive_int, default=None, help="cells trained at the cheap budget (default 8)")
     g.add_argument("--stage-seeds", type=positive_int, default=None, help="seeds per cell and budget (default 2)")
     g.add_argument("--cheap-budget", type=positive_int, default=None, help="epochs of the first round (default 1)")
-    g.add_argument("--final-budget", type=positive_int, default=None, help="epochs of the last round (default 4)")
+    g.add_argument("--final-budget", type=positive_int, default=None, help="epochs of the last round (default 2)")
     g.add_argument("--halving-eta", type=positive_int, default=None,
                    help="keep the best 1/eta, multiply the budget by eta (default 2; at least 2)")
     g.add_argument("--random-cells", type=nonnegative_int, default=None,
                    help="random reference cells at the final budget (default 4)")
+    g.add_argument("--stage-images", type=positive_int, default=None,
+                   help="training images of every stand-alone child (default 45000, the whole split)")
     p.add_argument("--max-failures", type=positive_int, default=None,
                    help="stop after this many children in a row failed (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -145,7 +148,7 @@ _ONLY_FOR = {
 }
 _STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "top_k": "top_k",
                 "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
-                "halving_eta": "eta", "random_cells": "random_cells"}
+                "halving_eta": "eta", "random_cells": "random_cells", "stage_images": "images"}
 _PPO_FLAGS = ("lr", "lr_final", "entropy_weight", "entropy_final", "ppo_epochs", "clip",
               "tanh_constant", "batch_size")
 

@@ -19,7 +19,9 @@ so, as NASNet itself did, the top candidates are retrained stand-alone at rising
    to choose).
 
 A *budget* is a number of training epochs of the stand-alone child (the search's ``cifar10`` proxy,
-or the ``cpu`` proxy for a ``cifar10-shared`` search). With the ``synthetic`` reward it is a test
+or the ``cpu`` proxy for a ``cifar10-shared`` search) on ``images`` training images (default: all
+45,000 of the split; at 1 epoch on 10,000 images NASNet-A ranked below most random cells, see
+``search/calibration/``). With the ``synthetic`` reward it is a test
 device: the synthetic reward plus seeded Gaussian noise of standard deviation
 :data:`SYNTHETIC_NOISE` / sqrt(budget), so the stages run end to end in milliseconds.
 
@@ -64,6 +66,9 @@ class StageConfig:
         final_budget: epochs of the last round, at which the references are trained too.
         eta: successive halving keeps the best ``1/eta`` and multiplies the budget by ``eta``.
         random_cells: random reference cells (fixed seed :data:`RANDOM_CELLS_SEED`).
+        images: training images of every stand-alone child (the first ``images`` of the
+            45,000-image split; ``search/calibration/`` measured why all of them); ``None``: as
+            many as the search's own child proxy.
     """
 
     rescore_top: int = 40
@@ -71,9 +76,10 @@ class StageConfig:
     top_k: int = 8
     seeds: int = 2
     cheap_budget: int = 1
-    final_budget: int = 4
+    final_budget: int = 2
     eta: int = 2
     random_cells: int = 4
+    images: int | None = 45000
 
     def validate(self, search_config=None) -> None:
         """Raises :class:`InvalidSettings` naming the command-line flag of a bad value."""
@@ -84,6 +90,10 @@ class StageConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidSettings(f"{flag} must be an integer >= {low}; got {v!r}.")
+        if self.images is not None and (isinstance(self.images, bool) or not isinstance(self.images, int)
+                                        or not 1 <= self.images <= 45000):
+            raise InvalidSettings(f"--stage-images must be an integer from 1 to 45000 (the training "
+                                  f"split); got {self.images!r}.")
         if self.final_budget < self.cheap_budget:
             raise InvalidSettings(f"--final-budget ({self.final_budget}) must be at least "
                                   f"--cheap-budget ({self.cheap_budget}).")
@@ -262,9 +272,10 @@ def _drain(journal, queue, done, spec, settings, label):
 
 
 # -- the stages -----------------------------------------------------------------------------------
-def standalone_spec(config, budget: int) -> dict:
-    """The executor's reward description of stand-alone training at ``budget`` for the search
-    ``config`` (a :class:`~keras_nasnet.search.SearchConfig`)."""
+def standalone_spec(config, budget: int, images: int | None = None) -> dict:
+    """The executor's reward description of stand-alone training at ``budget`` epochs on ``images``
+    training images (``None``: the child proxy's) for the search ``config`` (a
+    :class:`~keras_nasnet.search.SearchConfig`)."""
     spec = {"reward": "standalone", "space": config.space.to_dict(), "budget": int(budget)}
     if config.reward == "synthetic":
         from ..genotypes import genotype_from
@@ -275,6 +286,8 @@ def standalone_spec(config, budget: int) -> dict:
         from .rewards import ProxyConfig
 
         proxy = config.proxy if config.reward == "cifar10" else ProxyConfig.preset("cpu", data=config.shared.data)
+        if images is not None:
+            proxy = dataclasses.replace(proxy, train_images=int(images))
         spec.update(base="cifar10", proxy=proxy.record())
     return spec
 
@@ -339,7 +352,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         if i:
             candidates = candidates[:max(1, math.ceil(len(candidates) / stages.eta))]
         results = _train(out, config, budget, [c["genotype"] for c in candidates], seeds, run_settings,
-                         label=f"budget {budget}")
+                         label=f"budget {budget}", images=stages.images)
         for c in candidates:
             c["val"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)]["reward"] for s in seeds]
             c["test"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)].get("metrics", {}).get("test")
@@ -352,7 +365,8 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     # 4. references at the final budget, and the report.
     refs = reference_cells(space, stages.random_cells)
     final = stages.final_budget
-    results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references")
+    results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references",
+                     images=stages.images)
     entries = []
     for rank, c in enumerate(candidates):
         entries.append({"name": f"finalist-{rank + 1}", "kind": "finalist", "trial": c["trial"],
@@ -399,8 +413,8 @@ def _known(xs):
     return [x for x in xs if x is not None]
 
 
-def _train(out, config, budget, genotypes, seeds, run_settings, label):
-    spec = standalone_spec(config, budget)
+def _train(out, config, budget, genotypes, seeds, run_settings, label, images=None):
+    spec = standalone_spec(config, budget, images)
     ident = _ident(config, "standalone", budget=int(budget), base=spec["base"],
                    **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
     tasks = [{"actions": g, "budget": int(budget), "seed": s} for g in genotypes for s in seeds]
