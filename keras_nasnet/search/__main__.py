@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         "multiply the budget by it up to --final-budget, where NASNet-A and --random-cells random\n"
         "cells are trained too; writes final.json and final.png, and best_genotype.json becomes the\n"
         "final cell. The defaults train 34 stand-alone children, 52 child-epochs on 45,000 images\n"
-        "in all: at 4-10 CPU-minutes per child-epoch (N=1, F=8, one core; measured in\n"
-        "search/calibration/, depending on the cell) about 3.5-9 CPU-hours. With --reward\n"
+        "in all: at 4.3-10 CPU-minutes per child-epoch (N=1, F=8, one core; measured in\n"
+        "search/calibration/, depending on the cell) about 4-9 CPU-hours. With --reward\n"
         "synthetic a budget adds seeded noise (0.05/sqrt(budget)) to the reward: a test device.")
     g.add_argument("--stages", choices=["none", "all"], default="none",
                    help="run the stages after the controller (default: %(default)s)")

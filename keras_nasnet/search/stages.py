@@ -20,8 +20,8 @@ so, as NASNet itself did, the top candidates are retrained stand-alone at rising
 
 A *budget* is a number of training epochs of the stand-alone child (the search's ``cifar10`` proxy,
 or the ``cpu`` proxy for a ``cifar10-shared`` search) on ``images`` training images (default: all
-45,000 of the split; at 1 epoch on 10,000 images NASNet-A ranked below most random cells, see
-``search/calibration/``). With the ``synthetic`` reward it is a test
+45,000 of the split: at 1 epoch on 10,000 images NASNet-A ranked below most random cells; see
+``search/calibration/`` for the budgets measured since). With the ``synthetic`` reward it is a test
 device: the synthetic reward plus seeded Gaussian noise of standard deviation
 :data:`SYNTHETIC_NOISE` / sqrt(budget), so the stages run end to end in milliseconds.
 
@@ -67,8 +67,8 @@ class StageConfig:
         eta: successive halving keeps the best ``1/eta`` and multiplies the budget by ``eta``.
         random_cells: random reference cells (fixed seed :data:`RANDOM_CELLS_SEED`).
         images: training images of every stand-alone child (the first ``images`` of the
-            45,000-image split; ``search/calibration/`` measured why all of them); ``None``: as
-            many as the search's own child proxy.
+            45,000-image split; ``search/calibration/`` measures budgets on all of them);
+            ``None``: as many as the search's own child proxy.
     """
 
     rescore_top: int = 40

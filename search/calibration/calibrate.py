@@ -8,7 +8,7 @@ search's executors (``train_standalone``), and reports where NASNet-A stands.
 
     # one budget (a journal under search/calibration/<budget>/; rerun the same command to resume)
     python search/calibration/calibrate.py --data ../shared/datasets/cifar10-jpeg.zip --budget e1-45k
-    # the table of every budget run so far (no training)
+    # every budget's table so far, from the journals (no training; a run in progress included)
     python search/calibration/calibrate.py --report
 
 Budgets (``--budget``): ``eE-Nk`` trains E epochs on the first N thousand images of the 45,000-image
@@ -58,7 +58,7 @@ def summarize(rows: list[dict]) -> dict:
     test = {c: statistics.fmean(x["test"] for x in v.values()) for c, v in full.items()}
     randoms = sorted(mean[c] for c in mean if c.startswith("random-"))
     out = {"cells_done": len(full), "random_cells_done": len(randoms), "seeds": sorted(seeds),
-           "cpu_minutes_per_child": round(statistics.fmean(r["seconds"] for r in rows if r["seconds"]) / 60, 2)}
+           "minutes_per_child": round(statistics.fmean(r["seconds"] for r in rows if r["seconds"]) / 60, 2)}
     if "NASNet-A" in mean and randoms:
         a = mean["NASNet-A"]
         out.update(nasnet_a_val=round(a, 4), nasnet_a_test=round(test["NASNet-A"], 4),
@@ -72,13 +72,38 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
-def report() -> None:
-    for folder in sorted(p for p in HERE.iterdir() if (p / "summary.json").exists()):
-        s = json.loads((folder / "summary.json").read_text())
-        print(f"{folder.name:>8}: NASNet-A val {s.get('nasnet_a_val')} (test {s.get('nasnet_a_test')}), random median "
-              f"{s.get('random_val_median')} (test {s.get('random_test_median')}); NASNet-A above "
-              f"{s.get('random_cells_below_nasnet_a')} of {s['random_cells_done']} random cells; "
-              f"{s['cpu_minutes_per_child']} CPU-min per child")
+def rows_of(folder: Path, random: int) -> list[dict]:
+    """The finished rows of a budget's journal so far (a run in progress or stopped included),
+    named as :func:`cells` names them."""
+    from keras_nasnet.search import load_trials
+
+    names = {json.dumps(g, sort_keys=True): n for n, g in cells(random).items()}
+    rows = []
+    for r in load_trials(folder / "journal"):
+        rows.append({"cell": names.get(json.dumps(r["actions"], sort_keys=True), "?"), "seed": r["seed"],
+                     "val": r["reward"], "test": r.get("metrics", {}).get("test"),
+                     "seconds": r.get("seconds"), "status": r["status"]})
+    return rows
+
+
+def report(random: int) -> None:
+    """A markdown table per budget: every cell's per-seed accuracies, and where NASNet-A stands."""
+    for folder in sorted(p for p in HERE.iterdir() if (p / "journal" / "trials.jsonl").exists()):
+        rows = rows_of(folder, random)
+        s = summarize(rows)
+        print(f"\n### {folder.name}: {s['cells_done']} cells with every seed done, "
+              f"{s['minutes_per_child']} minutes per child on average (wall, one core per worker)\n")
+        print("| cell | held-out (seeds) | mean | test split (seeds) | mean |\n|---|---|---|---|---|")
+        order = sorted(s["cells"], key=lambda c: -statistics.fmean(s["cells"][c]["val"]))
+        for c in order:
+            v, t = s["cells"][c]["val"], s["cells"][c]["test"]
+            name = f"**{c}**" if c == "NASNet-A" else c
+            print(f"| {name} | {', '.join(map(str, v))} | {statistics.fmean(v):.4f} | "
+                  f"{', '.join(map(str, t))} | {statistics.fmean(t):.4f} |")
+        if "nasnet_a_val" in s:
+            print(f"\nNASNet-A {s['nasnet_a_val']} (test {s['nasnet_a_test']}); random cells' median "
+                  f"{s['random_val_median']} (test {s['random_test_median']}), mean {s['random_val_mean']}; "
+                  f"NASNet-A above {s['random_cells_below_nasnet_a']} of {s['random_cells_done']} random cells.")
 
 
 def main(argv=None) -> int:
@@ -91,7 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--report", action="store_true", help="print every budget's summary and exit")
     a = p.parse_args(argv)
     if a.report:
-        report()
+        report(a.random)
         return 0
     if not a.budget or not a.data:
         p.error("--budget and --data are needed (or --report)")
