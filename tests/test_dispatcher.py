@@ -1,22 +1,16 @@
 """The Dispatcher both the search loop and the stages run their children through."""
 
-import pytest
-
-
 class _Executor:
     """Evaluates in submit() like the inline executor; ``fail`` maps trial -> how many times it
-    fails with an infrastructure error first; trial ``stop_at`` interrupts the run (a kill)."""
+    fails with an infrastructure error first."""
 
-    synchronous = True
     capacity = 20
 
-    def __init__(self, fail=None, stop_at=None):
-        self.fail, self.stop_at, self.done, self.runs = dict(fail or {}), stop_at, [], []
+    def __init__(self, fail=None):
+        self.fail, self.done, self.runs = dict(fail or {}), [], []
 
     def submit(self, task):
         t = task["trial"]
-        if t == self.stop_at:
-            raise KeyboardInterrupt
         self.runs.append(t)
         if self.fail.get(t, 0) > 0:
             self.fail[t] -= 1
@@ -40,19 +34,6 @@ def _journal(tmp_path, n):
         j.append(rec)
         recs.append(rec)
     return j, recs
-
-
-def test_each_inline_result_is_journaled_before_the_next_child_starts(tmp_path):
-    from keras_nasnet.search.run import Dispatcher
-
-    journal, recs = _journal(tmp_path, 6)
-    dispatch = Dispatcher(_Executor(stop_at=4), journal, recs)
-    with pytest.raises(KeyboardInterrupt):
-        dispatch.poll()
-    journal.close()
-    journal, _ = _journal(tmp_path, 0)  # what a resumed run reads
-    assert [r["trial"] for r in journal.finished] == [0, 1, 2, 3]
-    journal.close()
 
 
 def test_infrastructure_errors_run_again_then_count_as_failed(tmp_path):

@@ -68,11 +68,7 @@ class Dispatcher:
             rec = self.queue.popleft()
             self.in_flight[rec["trial"]] = rec
             self.executor.submit(rec)
-            if getattr(self.executor, "synchronous", False):
-                # The child ran inside submit(): journal it before the next one starts, so a kill
-                # loses at most the child in training, not a whole batch of finished ones.
-                self._collect(self.executor.poll(timeout=0), out)
-        self._collect(self.executor.poll(timeout=0 if out else timeout), out)
+        self._collect(self.executor.poll(timeout=timeout), out)
         return out
 
     def _collect(self, results, out):
@@ -290,27 +286,30 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
                     dispatch.add(rec)
                 # The sampler advanced: save it, so a resume does not draw the same children again.
                 journal.save_state(strategy.state(), len(journal.finished))
+            worst = 0  # the longest failure streak seen in this poll's results
             for _, res in dispatch.poll(timeout=1.0):
                 if res["status"] == "ok":
                     streak = 0
                 else:
                     streak, last_error = streak + 1, res.get("error", "")
+                    worst = max(worst, streak)
                 if res["event"] == "finished" and strategy.observe(res["actions"], res["logp"], res["reward"]):
                     journal.save_state(strategy.state(), len(journal.finished))
-                if streak >= max_failures:
-                    raise SearchFailed(
-                        f"{streak} children in a row failed; the last: {last_error}. This looks like "
-                        f"a broken setup rather than bad architectures (details of each in "
-                        f"{out / 'trials.jsonl'}, worker output in {out / 'workers.log'}). The "
-                        f"{len(journal.finished)} recorded trials are kept: fix the cause and run the "
-                        "same command to resume (--max-failures changes the limit)."
-                    )
                 if res["event"] == "finished":
                     outputs.finished(res)
                     if bar:
                         bar.update(1)
                         if outputs.best is not None:
                             bar.set_postfix(best=f"{outputs.best['reward']:.4f}")
+            # After every result of this poll is journaled and observed: the streak counts them all.
+            if worst >= max_failures:
+                raise SearchFailed(
+                    f"{worst} children in a row failed; the last: {last_error}. This looks like "
+                    f"a broken setup rather than bad architectures (details of each in "
+                    f"{out / 'trials.jsonl'}, worker output in {out / 'workers.log'}). The "
+                    f"{len(journal.finished)} recorded trials are kept: fix the cause and run the "
+                    "same command to resume (--max-failures changes the limit)."
+                )
         complete = True
     finally:
         ex.close()

@@ -92,9 +92,6 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
 class InlineExecutor:
     """Evaluates in the calling process, one child at a time (cheap rewards, tests)."""
 
-    #: ``submit`` returns after the child is done: the dispatcher journals each result at once.
-    synchronous = True
-
     def __init__(self, reward_spec: dict, capacity: int = 20, state_dir=None, progress: bool = False):
         from .base import as_reward
 
