@@ -58,7 +58,7 @@ def summarize(rows: list[dict]) -> dict:
     test = {c: statistics.fmean(x["test"] for x in v.values()) for c, v in full.items()}
     randoms = sorted(mean[c] for c in mean if c.startswith("random-"))
     out = {"cells_done": len(full), "random_cells_done": len(randoms), "seeds": sorted(seeds),
-           "minutes_per_child": round(statistics.fmean(r["seconds"] for r in rows if r["seconds"]) / 60, 2)}
+           "minutes_per_child": round(statistics.median(r["seconds"] for r in rows if r["seconds"]) / 60, 2)}
     if "NASNet-A" in mean and randoms:
         a = mean["NASNet-A"]
         out.update(nasnet_a_val=round(a, 4), nasnet_a_test=round(test["NASNet-A"], 4),
@@ -92,7 +92,7 @@ def report(random: int) -> None:
         rows = rows_of(folder, random)
         s = summarize(rows)
         print(f"\n### {folder.name}: {s['cells_done']} cells with every seed done, "
-              f"{s['minutes_per_child']} minutes per child on average (wall, one core per worker)\n")
+              f"{s['minutes_per_child']} minutes per child, median (wall, one core per worker)\n")
         print("| cell | held-out (seeds) | mean | test split (seeds) | mean |\n|---|---|---|---|---|")
         order = sorted(s["cells"], key=lambda c: -statistics.fmean(s["cells"][c]["val"]))
         for c in order:
