@@ -214,11 +214,6 @@ class CIFARReward(Reward):
         return accuracy
 
 
-def _make_optimizer(cfg: ProxyConfig, steps_per_epoch: int):
-    """The proxy's SGD (:meth:`keras_nasnet.recipe.Recipe.optimizer`)."""
-    return cfg.training_recipe().optimizer(steps_per_epoch)
-
-
 def _train_with_fit(model, cfg: ProxyConfig, xtr, ytr, xval, yval, seed: int) -> float:
     """The reward's first training path: ``compile`` + ``fit`` on the tf.data (TensorFlow) or
     NumPy pipeline + ``predict``. Used on JAX and PyTorch, and kept reachable on TensorFlow
