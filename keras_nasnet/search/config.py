@@ -179,23 +179,7 @@ class SearchConfig:
                 raise InvalidSettings(f"target is not in the search space ({e}); it needs "
                                       f"{self.space.num_blocks} blocks and only the space's ops.") from None
         if self.reward == "cifar10-shared":
-            s = self.shared
-            if "concat" in self.space.combines:
-                raise InvalidSettings("The cifar10-shared reward searches add-only cells; use a space "
-                                      "with combines=('add',).")
-            if s.filters < 2 or s.filters % 2:
-                raise InvalidSettings(f"--supernet-filters must be an even number >= 2 (factorized "
-                                      f"reductions split it in halves); got {s.filters}.")
-            if s.reward_images > s.val_images:
-                raise InvalidSettings(f"--reward-images ({s.reward_images}) cannot exceed --val-images "
-                                      f"({s.val_images}), the held-out images it is drawn from.")
-            for name in ("num_cells", "batch_size", "train_images", "val_images", "reward_images"):
-                _positive_int(f"shared.{name}", getattr(s, name))
-            for name in ("lr", "warmup_epochs", "checkpoint_seconds"):
-                (_positive if name == "lr" else _nonnegative)(f"shared.{name}", getattr(s, name))
-            _nonnegative("shared.weight_decay", s.weight_decay)
-            if isinstance(s.steps_per_child, bool) or not isinstance(s.steps_per_child, int) or s.steps_per_child < 0:
-                raise InvalidSettings(f"--steps-per-child must be an integer >= 0; got {s.steps_per_child!r}.")
+            self.shared.validate(self.space)
         if self.reward == "cifar10":
             p = self.proxy
             for name in ("num_cells", "penultimate_filters", "epochs", "batch_size", "train_images",

@@ -63,6 +63,32 @@ class SharedConfig:
     data: str | None = None
     checkpoint_seconds: float = 300.0
 
+    def validate(self, space: SearchSpace) -> None:
+        """Raises :class:`~keras_nasnet.search.errors.InvalidSettings` (a ``ValueError``) for
+        settings the supernet cannot run with ``space``, before anything is built or written."""
+        from .config import _nonnegative, _positive, _positive_int
+        from .errors import InvalidSettings
+
+        if "concat" in space.combines:
+            raise InvalidSettings("The cifar10-shared reward searches add-only cells; use a space "
+                                  "with combines=('add',).")
+        if isinstance(self.filters, bool) or not isinstance(self.filters, int) or self.filters < 2 or self.filters % 2:
+            # The supernet would refuse it too, but only when the first child is scored: every
+            # child would then fail instead of the command saying what to change.
+            raise InvalidSettings(f"--supernet-filters must be an even number >= 2 (factorized "
+                                  f"reductions split it in halves); got {self.filters!r}.")
+        for name in ("num_cells", "batch_size", "train_images", "val_images", "reward_images"):
+            _positive_int(f"shared.{name}", getattr(self, name))
+        if self.reward_images > self.val_images:
+            raise InvalidSettings(f"--reward-images ({self.reward_images}) cannot exceed --val-images "
+                                  f"({self.val_images}), the held-out images it is drawn from.")
+        _positive("shared.lr", self.lr)
+        for name in ("warmup_epochs", "checkpoint_seconds", "weight_decay"):
+            _nonnegative(f"shared.{name}", getattr(self, name))
+        if (isinstance(self.steps_per_child, bool) or not isinstance(self.steps_per_child, int)
+                or self.steps_per_child < 0):
+            raise InvalidSettings(f"--steps-per-child must be an integer >= 0; got {self.steps_per_child!r}.")
+
 
 class SharedWeightsReward(Reward):
     """Scores a child by its held-out accuracy as a path through a shared-weights supernet.
@@ -107,16 +133,7 @@ class SharedWeightsReward(Reward):
         return reward
 
     def __init__(self, space: SearchSpace, config: SharedConfig, seed: int = 0):
-        if "concat" in space.combines:
-            raise ValueError("--reward cifar10-shared searches add-only cells; the space allows concat.")
-        if config.filters < 2 or config.filters % 2:
-            # The supernet would refuse it too, but only when the first child is scored: every
-            # child would then fail instead of the command saying what to change.
-            raise ValueError(f"--supernet-filters must be an even number >= 2 (factorized reductions "
-                             f"split it in halves); got {config.filters}.")
-        if config.reward_images > config.val_images:
-            raise ValueError(f"--reward-images ({config.reward_images}) cannot exceed --val-images "
-                             f"({config.val_images}), the held-out images it is drawn from.")
+        config.validate(space)
         self.space, self.config, self.seed = space, config, seed
         self.net = None
         self.step = 0
