@@ -79,6 +79,77 @@ class Cropping2D(layers.Cropping2D):
         return out
 
 
+def _depthwise_same_stride1(tf, x, kernel):
+    """A stride-1 "SAME" depthwise convolution (odd kernel, depth multiplier 1) whose gradients
+    are computed as forward depthwise convolutions, which TensorFlow's CPU kernels run faster.
+
+    TensorFlow's ``DepthwiseConv2dNativeBackpropFilter`` is fast for 3x3 kernels but 2-8 times
+    slower per FLOP for 5x5 and 7x7 ones (``benchmarks/depthwise_grad.py``). The filter gradient
+    ``dW[i, j, c] = sum over n, h, w of x_pad[n, h + i, w + j, c] * dy[n, h, w, c]`` is itself a
+    depthwise convolution: of the padded input with the batch moved into the channels, by the
+    output gradient as the filter. The input gradient is the forward convolution of the output
+    gradient with the flipped kernel (odd kernels pad symmetrically, so "SAME" lines up).
+    """
+
+    @tf.custom_gradient
+    def depthwise(x, kernel):
+        y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=kernel, strides=[1, 1, 1, 1], padding="SAME")
+
+        def grad(dy):
+            k = kernel.shape[0]
+            p = (k - 1) // 2
+            dx = tf.raw_ops.DepthwiseConv2dNative(
+                input=dy, filter=tf.reverse(kernel, [0, 1]), strides=[1, 1, 1, 1], padding="SAME")
+            shape = tf.shape(dy)
+            n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+            xp = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+            xt = tf.reshape(tf.transpose(xp, [1, 2, 0, 3]), tf.stack([1, h + 2 * p, w + 2 * p, n * c]))
+            ft = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), tf.stack([h, w, n * c, 1]))
+            dw = tf.raw_ops.DepthwiseConv2dNative(input=xt, filter=ft, strides=[1, 1, 1, 1], padding="VALID")
+            dw = tf.reduce_sum(tf.reshape(dw, tf.stack([k, k, n, c])), axis=2)
+            return dx, tf.reshape(dw, tf.shape(kernel))
+
+        return y, grad
+
+    return depthwise(x, kernel)
+
+
+# Named SeparableConv2D, as Keras' layer, for the reason given at BatchNormalization below.
+@keras.saving.register_keras_serializable(package="keras_nasnet", name="FastGradSeparableConv2D")
+class SeparableConv2D(layers.SeparableConv2D):
+    """``keras.layers.SeparableConv2D`` with faster training gradients on TensorFlow.
+
+    In training, a stride-1 "same" depthwise step with a 5x5 or 7x7 kernel gets its gradients
+    from forward depthwise convolutions (see ``_depthwise_same_stride1``): the same values up to
+    float rounding, computed about 2x faster on the CPU. Everything else (inference, 3x3 kernels,
+    strides, dilation, other backends, channels-first) runs Keras' code; inference is left to it
+    so that exported graphs hold no custom-gradient ops. Same arguments, weights and names.
+    """
+
+    def _fast_gradients(self, inputs) -> bool:
+        k = self.kernel_size
+        return (keras.backend.backend() == "tensorflow" and self.data_format == "channels_last"
+                and k[0] == k[1] and k[0] >= 5 and k[0] % 2 == 1 and tuple(self.strides) == (1, 1)
+                and tuple(self.dilation_rate) == (1, 1) and self.padding == "same"
+                and self.depth_multiplier == 1 and len(inputs.shape) == 4)
+
+    def call(self, inputs, training=None):
+        if not (training and self._fast_gradients(inputs)):
+            return super().call(inputs)
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(inputs)
+        depthwise = tf.cast(self.depthwise_kernel, x.dtype)
+        pointwise = tf.cast(self.pointwise_kernel, x.dtype)
+        y = _depthwise_same_stride1(tf, x, depthwise)
+        y = tf.nn.conv2d(y, pointwise, strides=1, padding="VALID")  # as tf.nn.separable_conv2d
+        if self.use_bias:
+            y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
+        if self.activation is not None:
+            return self.activation(y)
+        return y
+
+
 @keras.saving.register_keras_serializable(package="keras_nasnet")
 class ScheduledDropPath(layers.Layer):
     """ScheduledDropPath (paper, appendix A.5): drops a whole path per example during training.
@@ -226,20 +297,24 @@ def stride_pad(x, kernel_size, name):
 
 
 def separable_conv_block(x, filters, kernel_size, cfg: BNConfig, block_id, strides=1):
-    """Two stacked ReLU-SepConv-BN, named exactly as ``keras.applications`` NASNet names them."""
+    """Two stacked ReLU-SepConv-BN, named exactly as ``keras.applications`` NASNet names them.
+
+    With ``cfg.fused`` the convolutions are :class:`SeparableConv2D` (faster training gradients),
+    else Keras' own layer: ``bn_fused=False`` builds keras.applications' graph op for op."""
+    sep = SeparableConv2D if cfg.fused else layers.SeparableConv2D
     x = relu(x, name=f"separable_conv_1_relu_{block_id}")
     if strides == 2:
         x = stride_pad(x, kernel_size, name=f"separable_conv_1_pad_{block_id}")
         padding = "valid"
     else:
         padding = "same"
-    x = layers.SeparableConv2D(
+    x = sep(
         filters, kernel_size, strides=strides, padding=padding, use_bias=False,
         name=f"separable_conv_1_{block_id}",
     )(x)
     x = bn(x, cfg, f"separable_conv_1_bn_{block_id}")
     x = relu(x, name=f"separable_conv_2_relu_{block_id}")
-    x = layers.SeparableConv2D(
+    x = sep(
         filters, kernel_size, padding="same", use_bias=False, name=f"separable_conv_2_{block_id}"
     )(x)
     return bn(x, cfg, f"separable_conv_2_bn_{block_id}")

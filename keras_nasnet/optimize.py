@@ -127,6 +127,8 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         if isinstance(layer, keras.layers.Cropping2D):
             # Likewise the slice-based crop (ops.Cropping2D, a training-speed change): same output.
             return keras.layers.Cropping2D.from_config(config)
+        if isinstance(layer, keras.layers.SeparableConv2D):  # ops.SeparableConv2D: likewise
+            return keras.layers.SeparableConv2D.from_config(config)
         return layer.__class__.from_config(config)
 
     def call(layer, *args, **kwargs):
