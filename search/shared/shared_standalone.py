@@ -50,10 +50,14 @@ def main():
     p.add_argument("--genotype", action="append", default=[], help="NAME=genotype.json, repeatable")
     p.add_argument("--only", nargs="*", default=None, help="train only these cell names")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--recipe-version", type=int, default=None,
+                   help="training recipe of the children (default: the current one; 1 reproduces "
+                        "the recipe standalone.jsonl was recorded with)")
     a = p.parse_args()
     from keras_nasnet.search import CIFARReward, ProxyConfig, SearchSpace, read_standalone
 
-    proxy = ProxyConfig.preset("cpu", data=a.data)
+    extra = {} if a.recipe_version is None else {"recipe_version": a.recipe_version}
+    proxy = ProxyConfig.preset("cpu", data=a.data, **extra)
     reward = CIFARReward(SearchSpace(num_blocks=5, combines=("add",)), proxy)
     budget = {k: v for k, v in dataclasses.asdict(proxy).items() if k != "data"}
     done = {(r["cell"], r["seed"]) for r in read_standalone(a.out) if r["budget"] == budget}
