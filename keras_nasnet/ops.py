@@ -114,6 +114,14 @@ def _depthwise_same_stride1(tf, x, kernel):
     return depthwise(x, kernel)
 
 
+def _gpu_visible() -> bool:
+    # The depthwise-form gradients are a CPU measure: on a GPU, cuDNN's filter-gradient kernel is
+    # not the slow path, and a depthwise convolution with a whole feature map as its filter is.
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 # Named SeparableConv2D, as Keras' layer, for the reason given at BatchNormalization below.
 @keras.saving.register_keras_serializable(package="keras_nasnet", name="FastGradSeparableConv2D")
 class SeparableConv2D(layers.SeparableConv2D):
@@ -122,8 +130,9 @@ class SeparableConv2D(layers.SeparableConv2D):
     In training, a stride-1 "same" depthwise step with a 5x5 or 7x7 kernel gets its gradients
     from forward depthwise convolutions (see ``_depthwise_same_stride1``): the same values up to
     float rounding, computed about 2x faster on the CPU. Everything else (inference, 3x3 kernels,
-    strides, dilation, other backends, channels-first) runs Keras' code; inference is left to it
-    so that exported graphs hold no custom-gradient ops. Same arguments, weights and names.
+    strides, dilation, other backends, channels-first, a visible GPU) runs Keras' code; inference
+    is left to it so that exported graphs hold no custom-gradient ops. Same arguments, weights
+    and names.
     """
 
     def _fast_gradients(self, inputs) -> bool:
@@ -131,7 +140,7 @@ class SeparableConv2D(layers.SeparableConv2D):
         return (keras.backend.backend() == "tensorflow" and self.data_format == "channels_last"
                 and k[0] == k[1] and k[0] >= 5 and k[0] % 2 == 1 and tuple(self.strides) == (1, 1)
                 and tuple(self.dilation_rate) == (1, 1) and self.padding == "same"
-                and self.depth_multiplier == 1 and len(inputs.shape) == 4)
+                and self.depth_multiplier == 1 and len(inputs.shape) == 4 and not _gpu_visible())
 
     def call(self, inputs, training=None):
         if not (training and self._fast_gradients(inputs)):
