@@ -59,13 +59,10 @@ def filter_grad_as_depthwise(tf, x, dy, k, stride, padding):
 
 
 def median_ms(fn, reps):
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1000)
+    """Median milliseconds of ``fn()`` after one warm-up run (``benchmarks/run.py``'s timer)."""
+    from run import timed  # the script's folder is on sys.path when run as a script
+
+    return timed(fn, reps) * 1000
 
 
 def main(argv=None):
