@@ -75,6 +75,26 @@ def test_children_that_share_an_op_share_its_weights(net, images):
                                net(images, tf.constant(b), training=False).numpy(), atol=2e-6)
 
 
+def test_rescoring_scores_the_held_out_images_the_reward_did_not_use(images):
+    """The stages re-score the search's best cells on held-out images after the reward's own:
+    a cell picked for a lucky reward would otherwise be re-scored on the same luck."""
+    from keras_nasnet.search.workers import make_reward
+
+    shared = {"filters": 4, "val_images": 6, "reward_images": 3, "warmup_epochs": 0.0}
+    spec = {"reward": "cifar10-shared", "space": SPACE.to_dict(), "shared": shared, "seed": 0}
+    reward, rescoring = make_reward(spec), make_reward({**spec, "score_from": 3})
+    for r in (reward, rescoring):
+        r.build()  # seeded: the same supernet weights
+    # Labels the path gets right on the first 3 held-out images and wrong on the last 3 (batch
+    # statistics per scored chunk, as the reward computes them).
+    predict = lambda x: np.argmax(reward.net(x, tf.constant(PROJECTED), training=True).numpy(), -1)  # noqa: E731
+    yval = np.concatenate([predict(images[:3]), (predict(images[3:]) + 1) % 10])[:, None]
+    for r in (reward, rescoring):
+        r.set_data(images, yval, images, yval)
+    assert reward(PROJECTED) == 1.0
+    assert rescoring(PROJECTED) == 0.0
+
+
 def test_compiling_many_parts_does_not_warn_of_retracing(images, caplog):
     # Every part is traced once; TF's detector used to count them all as one function retracing
     # ("5 out of the last 5 calls ... triggered tf.function retracing") in every search log.

@@ -122,11 +122,15 @@ def test_bad_stage_flags_are_refused_up_front(tmp_path, capsys, extra, flag):
 
 
 def test_shared_search_refuses_rescoring_more_images_than_held_out():
-    from keras_nasnet.search import InvalidSettings, SearchConfig
+    from keras_nasnet.search import InvalidSettings, SearchConfig, SharedConfig
     from keras_nasnet.search.stages import StageConfig
 
     config = SearchConfig(reward="cifar10-shared")
+    # The re-scoring uses the held-out images the reward did not (4,500 of 5,000 by default).
+    StageConfig(rescore_images=4500).validate(config)
     with pytest.raises(InvalidSettings, match="--rescore-images"):
-        StageConfig(rescore_images=config.shared.val_images + 1).validate(config)
+        StageConfig(rescore_images=4501).validate(config)
+    with pytest.raises(InvalidSettings, match="lower --reward-images"):
+        StageConfig().validate(SearchConfig(reward="cifar10-shared", shared=SharedConfig(reward_images=5000)))
     with pytest.raises(InvalidSettings, match="--rescore-top"):
         StageConfig(rescore_top=4, top_k=8).validate(config)

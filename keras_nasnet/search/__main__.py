@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rescore-top", type=positive_int, default=None,
                    help="distinct cells the supernet re-scores (cifar10-shared; default 40)")
     g.add_argument("--rescore-images", type=positive_int, default=None,
-                   help="held-out images of the re-scoring (default: all --val-images)")
+                   help="held-out images of the re-scoring, none of them the reward's (default: all "
+                        "--val-images after the first --reward-images)")
     g.add_argument("--top-k", type=positive_int, default=None, help="cells trained at the cheap budget (default 8)")
     g.add_argument("--stage-seeds", type=positive_int, default=None, help="seeds per cell and budget (default 2)")
     g.add_argument("--cheap-budget", type=positive_int, default=None, help="epochs of the first round (default 1)")

@@ -4,8 +4,10 @@ A weight-sharing supernet (or a cheap proxy) filters out bad cells but does not 
 so, as NASNet itself did, the top candidates are retrained stand-alone at rising budgets:
 
 1. **re-score** (``cifar10-shared`` only): the top ``rescore_top`` distinct cells of the search are
-   scored again by the supernet on ``rescore_images`` held-out images (default: all of them)
-   instead of the reward's 500. The ``cifar10`` reward already is a stand-alone held-out accuracy
+   scored again by the supernet on ``rescore_images`` held-out images that the search's reward
+   did not use (default: all of them, 4,500 of 5,000 beside the reward's 500): the candidates
+   were picked for their rewards, so scoring them again on the same images would repeat the luck
+   that picked them. The ``cifar10`` reward already is a stand-alone held-out accuracy
    and the ``synthetic`` reward has no noise, so for them this stage is skipped and the search's
    own rewards rank the candidates;
 2. **cheap budget**: the top ``top_k`` cells are trained stand-alone at ``cheap_budget`` with each
@@ -26,7 +28,7 @@ device: the synthetic reward plus seeded Gaussian noise of standard deviation
 :data:`SYNTHETIC_NOISE` / sqrt(budget), so the stages run end to end in milliseconds.
 
 Every child runs through the search's executor (inline, local workers or Ray). Each budget has its
-own journal folder ``stages/budget-<b>/`` (``stages/rescore-<images>/`` for re-scoring) with the
+own journal folder ``stages/budget-<b>/`` (``stages/rescore-<first>-<end>/`` for re-scoring) with the
 format of the search's ``trials.jsonl``; a child is identified by (genotype, budget, seed), so a
 run killed anywhere resumes with no finished child trained twice, and changing the stage sizes
 reuses every child already trained.
@@ -59,7 +61,8 @@ class StageConfig:
 
     Args:
         rescore_top: distinct cells the supernet re-scores (``cifar10-shared`` only).
-        rescore_images: held-out images of the re-scoring (default: all ``val_images``).
+        rescore_images: held-out images of the re-scoring, after the reward's ``reward_images``
+            (default: all of the rest, ``val_images - reward_images``).
         top_k: cells trained stand-alone at the cheap budget.
         seeds: seeds per cell and budget (the same seeds for every cell).
         cheap_budget: epochs of the first stand-alone round.
@@ -108,10 +111,16 @@ class StageConfig:
                 raise InvalidSettings(f"--rescore-top ({self.rescore_top}) must be at least --top-k "
                                       f"({self.top_k}): the cells trained stand-alone come from the "
                                       "re-scored ones.")
-            val = search_config.shared.val_images
-            if self.rescore_images is not None and self.rescore_images > val:
-                raise InvalidSettings(f"--rescore-images ({self.rescore_images}) cannot exceed "
-                                      f"--val-images ({val}), the held-out images.")
+            # The re-scoring uses the held-out images the search's rewards did not.
+            val, used = search_config.shared.val_images, search_config.shared.reward_images
+            if val - used < 1:
+                raise InvalidSettings(f"--reward-images ({used}) uses all --val-images ({val}), leaving "
+                                      "no held-out images for the re-scoring: lower --reward-images or "
+                                      "raise --val-images.")
+            if self.rescore_images is not None and self.rescore_images > val - used:
+                raise InvalidSettings(f"--rescore-images ({self.rescore_images}) cannot exceed the "
+                                      f"{val - used} held-out images the search's rewards do not use "
+                                      f"(--val-images {val} minus --reward-images {used}).")
 
     def budgets(self) -> list[int]:
         """The budget of each round: ``cheap_budget`` times powers of ``eta``, then ``final_budget``."""
@@ -332,17 +341,22 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
 
     # 1. re-score (cifar10-shared only).
     if config.reward == "cifar10-shared":
-        images = stages.rescore_images or config.shared.val_images
+        # The held-out images after the search's reward images: the candidates were picked for
+        # their rewards on the first ones, and a second look at the same images repeats their luck.
+        start = config.shared.reward_images
+        images = stages.rescore_images or config.shared.val_images - start
         pool = pool[:stages.rescore_top]
         shared = {**dataclasses.asdict(config.shared), "reward_images": images, "steps_per_child": 0}
-        spec = {"reward": "cifar10-shared", "space": space.to_dict(), "shared": shared, "seed": config.seed}
+        spec = {"reward": "cifar10-shared", "space": space.to_dict(), "shared": shared, "seed": config.seed,
+                "score_from": start}
         tasks = [{"actions": c["actions"], "budget": images, "seed": 0} for c in pool]
-        res = run_children(out / "stages" / f"rescore-{images}", _ident(config, "rescore", images=images),
+        res = run_children(out / "stages" / f"rescore-{start}-{start + images}",
+                           _ident(config, "rescore", images=[start, start + images]),
                            tasks, spec, {**run_settings, "state_dir": out}, label="re-score")
         for c, t in zip(pool, tasks):
             c["rescore"] = res[_key(t)]["reward"]
         pool.sort(key=lambda c: -c["rescore"])  # stable: ties keep the search's order
-        report["rescore"] = {"images": images, "cells": len(pool)}
+        report["rescore"] = {"images": images, "first_image": start, "cells": len(pool)}
 
     # 2 and 3. stand-alone training at rising budgets.
     seeds = [config.seed * 1000 + i for i in range(stages.seeds)]

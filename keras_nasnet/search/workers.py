@@ -41,7 +41,9 @@ def make_reward(spec: dict):
     if spec["reward"] == "cifar10-shared":
         from .shared_reward import SharedConfig, SharedWeightsReward
 
-        return SharedWeightsReward(space, SharedConfig(**spec["shared"]), seed=spec.get("seed", 0))
+        reward = SharedWeightsReward(space, SharedConfig(**spec["shared"]), seed=spec.get("seed", 0))
+        reward.score_from = int(spec.get("score_from", 0))  # the stages' re-scoring split
+        return reward
     if spec["reward"] == "standalone":  # the stages' stand-alone training (see stages.py)
         from .stages import StandaloneReward
 
