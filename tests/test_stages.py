@@ -66,6 +66,34 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     assert json.loads((out / "final.json").read_text()) == final
 
 
+def test_children_another_search_finished_are_reused_not_trained_again(tmp_path):
+    """The references (and any cell two searches share) are the same children in every search of
+    a space: a study trains them once and the other searches copy them (--reuse-children)."""
+    import dataclasses
+
+    from keras_nasnet.search import InvalidSettings, SearchConfig, run_search
+    from keras_nasnet.search.stages import StageConfig
+
+    stages = StageConfig(top_k=2, seeds=2, cheap_budget=1, final_budget=2, eta=2, random_cells=2)
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=1), tmp_path / "a", trials=20,
+               progress=False, stages=stages)
+    # Another search (more trials: other candidates, the same references and seeds).
+    other = SearchConfig(reward="synthetic", strategy="random", seed=1)
+    run_search(other, tmp_path / "trained", trials=60, progress=False, stages=stages)
+    run_search(other, tmp_path / "reused", trials=60, progress=False,
+               stages=dataclasses.replace(stages, reuse=(str(tmp_path / "a"),)))
+    trained, reused = (json.loads((tmp_path / d / "final.json").read_text()) for d in ("trained", "reused"))
+    assert reused["entries"] == trained["entries"]  # the same report as training them
+    refs = {json.dumps(e["genotype"], sort_keys=True) for e in reused["entries"] if e["kind"] != "finalist"}
+    final_round = _stage_records(tmp_path / "reused")["budget-2"]
+    copied = [r for r in final_round if json.dumps(r["actions"], sort_keys=True) in refs]
+    assert len(copied) == 3 * 2
+    # Copied from the other search's children at the same budget only (not its budget-1 round).
+    assert all(r["reused_from"].endswith("budget-2") for r in copied)
+    with pytest.raises(InvalidSettings, match="--reuse-children"):
+        StageConfig(reuse=(str(tmp_path / "nowhere"),)).validate()
+
+
 @pytest.mark.slow
 def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tmp_path):
     from keras_nasnet.search import SearchConfig, run_search

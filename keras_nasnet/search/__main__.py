@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stage-seeds", type=positive_int, default=None, help="seeds per cell and budget (default 2)")
     g.add_argument("--cheap-budget", type=positive_int, default=None, help="epochs of the first round (default 1)")
     g.add_argument("--final-budget", type=positive_int, default=None, help="epochs of the last round (default 2)")
+    g.add_argument("--reuse-children", nargs="+", metavar="DIR", default=None,
+                   help="stand-alone journals (search/calibration/<budget>, another search's folder) "
+                        "whose children at the same budget and recipe are copied, not trained again")
     g.add_argument("--halving-eta", type=positive_int, default=None,
                    help="keep the best 1/eta, multiply the budget by eta (default 2; at least 2)")
     g.add_argument("--random-cells", type=nonnegative_int, default=None,
@@ -149,7 +152,8 @@ _ONLY_FOR = {
 }
 _STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "top_k": "top_k",
                 "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
-                "halving_eta": "eta", "random_cells": "random_cells", "stage_images": "images"}
+                "halving_eta": "eta", "random_cells": "random_cells", "stage_images": "images",
+                "reuse_children": "reuse"}
 _PPO_FLAGS = ("lr", "lr_final", "entropy_weight", "entropy_final", "ppo_epochs", "clip",
               "tanh_constant", "batch_size")
 
@@ -229,8 +233,10 @@ def stage_config_from_args(a):
 
     if a.stages == "none":
         return None
-    return StageConfig(**{field: getattr(a, dest) for dest, field in _STAGE_FLAGS.items()
-                          if getattr(a, dest) is not None})
+    kw = {field: getattr(a, dest) for dest, field in _STAGE_FLAGS.items() if getattr(a, dest) is not None}
+    if "reuse" in kw:
+        kw["reuse"] = tuple(kw["reuse"])
+    return StageConfig(**kw)
 
 
 def config_from_args(a) -> dict:

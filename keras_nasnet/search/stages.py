@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Reward
-from .errors import InvalidSettings, SearchFailed
+from .errors import InvalidSettings, SearchError, SearchFailed
 
 #: Seed of the random reference cells (the same cells in every search of one space).
 RANDOM_CELLS_SEED = 2020
@@ -72,6 +72,12 @@ class StageConfig:
         images: training images of every stand-alone child (the first ``images`` of the
             45,000-image split; ``search/calibration/`` measures budgets on all of them);
             ``None``: as many as the search's own child proxy.
+        reuse: folders of stand-alone journals (a :func:`train_standalone` folder, another
+            search's folder with its ``stages/``, or a study folder holding either): a child
+            (cell, seed) that one of them finished at the same budget, training images and recipe
+            is copied into this search's journal instead of being trained again. The references
+            are the same cells with the same seeds in every search of a space, so a study trains
+            them once. The data set is not compared: reuse journals made on the same CIFAR-10.
     """
 
     rescore_top: int = 40
@@ -83,6 +89,7 @@ class StageConfig:
     eta: int = 2
     random_cells: int = 4
     images: int | None = 45000
+    reuse: tuple[str, ...] = ()
 
     def validate(self, search_config=None) -> None:
         """Raises :class:`InvalidSettings` naming the command-line flag of a bad value."""
@@ -97,6 +104,13 @@ class StageConfig:
                                         or not 1 <= self.images <= 45000):
             raise InvalidSettings(f"--stage-images must be an integer from 1 to 45000 (the training "
                                   f"split); got {self.images!r}.")
+        if isinstance(self.reuse, (str, Path)):
+            self.reuse = (str(self.reuse),)
+        for folder in self.reuse:
+            if not _journals_under(folder):
+                raise InvalidSettings(f"--reuse-children {folder}: no stand-alone journal there (a folder "
+                                      "with config.json and trials.jsonl written by train_standalone or a "
+                                      "search's stages); check the path.")
         if self.final_budget < self.cheap_budget:
             raise InvalidSettings(f"--final-budget ({self.final_budget}) must be at least "
                                   f"--cheap-budget ({self.cheap_budget}).")
@@ -216,11 +230,65 @@ def _key(rec) -> tuple:
     return json.dumps(rec["actions"], sort_keys=True), rec["budget"], rec["seed"]
 
 
+def _journals_under(folder) -> list[Path]:
+    """The stand-alone journal folders at or under ``folder`` (``config.json`` of stage
+    ``standalone`` beside a ``trials.jsonl``)."""
+    from .journal import read_config
+
+    folder, out = Path(folder), []
+    if not folder.is_dir():
+        return out
+    for cfg in sorted([folder / "config.json", *folder.rglob("*/config.json")]):
+        if cfg.exists() and (cfg.parent / "trials.jsonl").exists():
+            try:
+                if read_config(cfg).get("stage") == "standalone":
+                    out.append(cfg.parent)
+            except SearchError:  # a search folder's damaged config: not a journal to reuse
+                continue
+    return out
+
+
+def _budget_identity(ident: dict):
+    """What makes two stand-alone journals' children interchangeable: the base reward, the
+    budget and the recipe (the data set's path left out), from a journal's ``config.json``."""
+    if isinstance(ident.get("budget"), dict):  # train_standalone: the proxy record, epochs = budget
+        return "cifar10", json.dumps(ident["budget"], sort_keys=True)
+    if "proxy" in ident:  # a search's stage: the child proxy, trained for ``budget`` epochs
+        proxy = {k: v for k, v in ident["proxy"].items() if k != "data"}
+        return "cifar10", json.dumps({**proxy, "epochs": ident["budget"]}, sort_keys=True)
+    if "target" in ident:  # the synthetic test device
+        return "synthetic", json.dumps([ident["target"], ident["space"], ident["budget"]], sort_keys=True)
+    return None
+
+
+def reusable_children(folders, ident: dict) -> dict:
+    """The finished ``ok`` children of the stand-alone journals under ``folders`` that were
+    trained as the stage ``ident`` trains them (same base, budget and recipe), keyed as
+    :func:`run_children` keys its tasks; each record gains ``reused_from`` (its journal)."""
+    from .journal import read_config, read_records
+
+    want, found = _budget_identity(ident), {}
+    if want is None:
+        return found
+    for folder in folders:
+        for journal in _journals_under(folder):
+            other = read_config(journal / "config.json")
+            if _budget_identity(other) != want:
+                continue
+            budget = other["budget"]["epochs"] if isinstance(other["budget"], dict) else other["budget"]
+            for r in read_records(journal / "trials.jsonl")[0]:
+                if r["event"] == "finished" and r["status"] == "ok":
+                    rec = {**r, "budget": int(budget), "reused_from": str(journal)}
+                    found.setdefault(_key(rec), rec)
+    return found
+
+
 def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, run_settings: dict,
-                 label: str = "stage") -> dict:
+                 label: str = "stage", reuse: dict | None = None) -> dict:
     """Runs the children ``tasks`` (dicts with ``actions``, ``budget``, ``seed``) that the journal
     in ``stage_dir`` has no result for, through the search's executor; returns every task's
-    ``finished`` record keyed by (actions JSON, budget, seed).
+    ``finished`` record keyed by (actions JSON, budget, seed). A task found in ``reuse`` (see
+    :func:`reusable_children`) is copied into the journal instead of trained.
 
     ``ident`` is the stage's identity (its ``config.json``; a folder with another one is refused).
     An infrastructure error runs the child again, up to :data:`~keras_nasnet.search.run.MAX_ATTEMPTS`
@@ -233,9 +301,20 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
         done = {_key(r): r for r in journal.finished}
         proposed = {_key(r): r for r in journal.proposed.values()}
         queue = collections.deque()
+        reused = 0
         for t in tasks:
             k = _key(t)
             if k in done or any(_key(q) == k for q in queue):
+                continue
+            if reuse and k in reuse:
+                rec = proposed.get(k)
+                if rec is None:
+                    rec = {"event": "proposed", "trial": journal.next_trial, "actions": t["actions"],
+                           "logp": 0.0, "seed": t["seed"], "budget": t["budget"], "proposed_at": time.time()}
+                    journal.append(rec)
+                done[k] = {**reuse[k], "trial": rec["trial"], "finished_at": time.time()}
+                journal.append(done[k])
+                reused += 1
                 continue
             rec = proposed.get(k)
             if rec is None:
@@ -243,6 +322,11 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
                        "logp": 0.0, "seed": t["seed"], "budget": t["budget"], "proposed_at": time.time()}
                 journal.append(rec)
             queue.append(rec)
+        if reused:
+            import sys
+
+            print(f"{label}: {reused} children taken from --reuse-children journals, {len(queue)} to train.",
+                  file=sys.stderr, flush=True)
         if queue:
             _drain(journal, queue, done, reward_spec, run_settings, label)
         return {_key(t): done[_key(t)] for t in tasks}
@@ -366,7 +450,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         if i:
             candidates = candidates[:max(1, math.ceil(len(candidates) / stages.eta))]
         results = _train(out, config, budget, [c["genotype"] for c in candidates], seeds, run_settings,
-                         label=f"budget {budget}", images=stages.images)
+                         label=f"budget {budget}", images=stages.images, reuse=stages.reuse)
         for c in candidates:
             c["val"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)]["reward"] for s in seeds]
             c["test"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)].get("metrics", {}).get("test")
@@ -380,7 +464,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     refs = reference_cells(space, stages.random_cells)
     final = stages.final_budget
     results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references",
-                     images=stages.images)
+                     images=stages.images, reuse=stages.reuse)
     entries = []
     for rank, c in enumerate(candidates):
         entries.append({"name": f"finalist-{rank + 1}", "kind": "finalist", "trial": c["trial"],
@@ -427,12 +511,13 @@ def _known(xs):
     return [x for x in xs if x is not None]
 
 
-def _train(out, config, budget, genotypes, seeds, run_settings, label, images=None):
+def _train(out, config, budget, genotypes, seeds, run_settings, label, images=None, reuse=()):
     spec = standalone_spec(config, budget, images)
     ident = _ident(config, "standalone", budget=int(budget), base=spec["base"],
                    **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
     tasks = [{"actions": g, "budget": int(budget), "seed": s} for g in genotypes for s in seeds]
-    return run_children(out / "stages" / f"budget-{budget}", ident, tasks, spec, run_settings, label=label)
+    return run_children(out / "stages" / f"budget-{budget}", ident, tasks, spec, run_settings, label=label,
+                        reuse=reusable_children(reuse, ident) if reuse else None)
 
 
 def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local", workers: int = 2,
