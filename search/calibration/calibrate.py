@@ -8,6 +8,10 @@ search's executors (``train_standalone``), and reports where NASNet-A stands.
 
     # one budget (a journal under search/calibration/<budget>/; rerun the same command to resume)
     python search/calibration/calibrate.py --data ../shared/datasets/cifar10-jpeg.zip --budget e1-45k
+    # the add-only space the default (cifar10-shared) pipeline searches, 24 cells, 3 seeds:
+    # search/calibration/e3-45k-add/, the ground truth the pipeline's references reuse
+    python search/calibration/calibrate.py --data ../shared/datasets/cifar10-jpeg.zip --budget e3-45k \
+        --space add --random 24 --seeds 0 1 2
     # every budget's table so far, from the journals (no training; a run in progress included)
     python search/calibration/calibrate.py --report
 
@@ -38,11 +42,22 @@ def proxy_of(budget: str, data):
     return ProxyConfig.preset("cpu", epochs=int(m[1]), train_images=int(m[2]) * 1000, data=data)
 
 
-def cells(random: int) -> dict:
-    """NASNet-A and ``random`` reference cells of the search's default space."""
+#: ``--space``: the search's default space (add and concat combines, the ``cifar10`` reward's) or
+#: the add-only space of ``--reward cifar10-shared``, the one the default pipeline searches.
+SPACES = {"default": "cifar10", "add": "cifar10-shared"}
+
+
+def space_of(folder_name: str) -> str:
+    """The ``--space`` of a budget folder (``<budget>`` or ``<budget>-add``)."""
+    return "add" if folder_name.endswith("-add") else "default"
+
+
+def cells(random: int, space: str = "default") -> dict:
+    """NASNet-A and ``random`` reference cells of a search space (``--space``); the first ``n``
+    random cells are the same for every ``random >= n``."""
     from keras_nasnet.search import SearchConfig, reference_cells
 
-    return {name: g for name, _, g in reference_cells(SearchConfig().space, random)}
+    return {name: g for name, _, g in reference_cells(SearchConfig(reward=SPACES[space]).space, random)}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -94,12 +109,12 @@ def margin_interval(full: dict, randoms: list, a: float, seeds: set, reps: int =
             "seed_sd": round(seed_var ** 0.5, 4)}
 
 
-def rows_of(folder: Path, random: int) -> list[dict]:
+def rows_of(folder: Path) -> list[dict]:
     """The finished rows of a budget's journal so far (a run in progress or stopped included),
     named as :func:`cells` names them."""
     from keras_nasnet.search import load_trials
 
-    names = {json.dumps(g, sort_keys=True): n for n, g in cells(random).items()}
+    names = {json.dumps(g, sort_keys=True): n for n, g in cells(100, space_of(folder.name)).items()}
     rows = []
     for r in load_trials(folder / "journal"):
         rows.append({"cell": names.get(json.dumps(r["actions"], sort_keys=True), "?"), "seed": r["seed"],
@@ -108,10 +123,10 @@ def rows_of(folder: Path, random: int) -> list[dict]:
     return rows
 
 
-def report(random: int) -> None:
+def report() -> None:
     """A markdown table per budget: every cell's per-seed accuracies, and where NASNet-A stands."""
     for folder in sorted(p for p in HERE.iterdir() if (p / "journal" / "trials.jsonl").exists()):
-        rows = rows_of(folder, random)
+        rows = rows_of(folder)
         s = summarize(rows)
         print(f"\n### {folder.name}: {s['cells_done']} cells with every seed done, "
               f"{s['minutes_per_child']} minutes per child, median (wall, one core per worker)\n")
@@ -137,20 +152,23 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="CIFAR-10 source (archive, JPEG zip or folder)")
     p.add_argument("--budget", help="eE-Nk: E epochs on N thousand training images")
     p.add_argument("--random", type=int, default=12, help="random reference cells")
+    p.add_argument("--space", choices=sorted(SPACES), default="default",
+                   help="default: the search's default space (add and concat); add: the add-only "
+                        "space of --reward cifar10-shared (journal in <budget>-add/)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--workers", type=int, default=2, help="local worker processes (one core each)")
     p.add_argument("--report", action="store_true", help="print every budget's summary and exit")
     a = p.parse_args(argv)
     if a.report:
-        report(a.random)
+        report()
         return 0
     if not a.budget or not a.data:
         p.error("--budget and --data are needed (or --report)")
     from keras_nasnet.search import train_standalone
 
     proxy = proxy_of(a.budget, a.data)
-    out = HERE / a.budget
-    rows = train_standalone(out / "journal", cells(a.random), a.seeds, proxy, workers=a.workers,
+    out = HERE / (a.budget + ("-add" if a.space == "add" else ""))
+    rows = train_standalone(out / "journal", cells(a.random, a.space), a.seeds, proxy, workers=a.workers,
                             progress=sys.stderr.isatty(), threads_per_worker=1)
     summary = summarize(rows)
     (out / "summary.json").write_text(json.dumps({"budget": rows[0]["budget"], **summary}, indent=1) + "\n")
