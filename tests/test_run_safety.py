@@ -161,11 +161,12 @@ def test_a_broken_setup_stops_the_search_with_a_message(tmp_path, monkeypatch, c
     _with_reward(monkeypatch, lambda t, n: "infra")
     assert main(_cli_args(tmp_path / "a", 50, ["--max-failures", "4"])) == 1
     err = capsys.readouterr().err
-    # The inline executor ran the first batch of 20 before the results came back: every one is
-    # journaled (an infrastructure error, never an architecture's result) and counted.
-    assert "20 children in a row failed" in err and "data file vanished" in err
+    # The inline executor hands back each child's result before the next child runs: every one is
+    # journaled (an infrastructure error, never an architecture's result), and the search stops
+    # at the 4th in a row instead of running the rest of its batch of 20.
+    assert "4 children in a row failed" in err and "data file vanished" in err
     events = [r["event"] for r in _records(tmp_path / "a")]
-    assert events.count("error") == 20 and "finished" not in events  # stopped after that batch
+    assert events.count("error") == 4 and "finished" not in events
     # Every child failing by its architecture: nothing to call best, and the exit code says so.
     _with_reward(monkeypatch, lambda t, n: "arch")
     assert main(_cli_args(tmp_path / "b", 5)) == 1
@@ -187,14 +188,14 @@ def test_ctrl_c_says_how_many_trials_are_kept_and_how_to_resume(tmp_path, monkey
     from keras_nasnet.search.__main__ import main
 
     def interrupted(actions, seed=0):
-        if seed == 25:  # in the second batch of 20: the first is recorded
+        if seed == 25:  # in the second batch of 20: every child before it is recorded
             raise KeyboardInterrupt
         return 0.5
 
     monkeypatch.setattr(workers, "make_reward", lambda spec: interrupted)
     assert main(_cli_args(tmp_path / "s", 30)) == 130
     err = capsys.readouterr().err
-    assert "20 of 30 trials are recorded" in err and "same command to resume" in err
+    assert "25 of 30 trials are recorded" in err and "same command to resume" in err
 
 
 def test_a_stopped_search_leaves_its_best_genotype_and_summary(tmp_path, monkeypatch, capsys):
@@ -205,7 +206,7 @@ def test_a_stopped_search_leaves_its_best_genotype_and_summary(tmp_path, monkeyp
     def interrupted(actions, seed=0):
         if seed == 25:
             raise KeyboardInterrupt
-        return 0.1 + 0.01 * (seed % 7)  # trial 6's child is the best of the first 20
+        return 0.1 + 0.01 * (seed % 7)  # trial 6's child is the first of the best (6, 13, 20)
 
     monkeypatch.setattr(workers, "make_reward", lambda spec: interrupted)
     out = tmp_path / "s"
@@ -214,7 +215,7 @@ def test_a_stopped_search_leaves_its_best_genotype_and_summary(tmp_path, monkeyp
     finished = [r for r in _records(out) if r["event"] == "finished"]
     assert best.to_dict() == SearchSpace(**SPACE).decode(finished[6]["actions"]).to_dict()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["trials"] == len(finished) == 20 and summary["best_trial"] == 6
+    assert summary["trials"] == len(finished) == 25 and summary["best_trial"] == 6
     assert summary["complete"] is False and summary["trials_planned"] == 30
     (out / "summary.json").unlink()
     (out / "best_genotype.json").unlink()

@@ -339,9 +339,7 @@ def _drain(journal, queue, done, spec, settings, label):
 
     s = dict(settings)
     kind, workers, progress = s.pop("executor"), s.pop("workers"), s.pop("progress")
-    # batch_size=1: an inline executor evaluates in submit(), so one child at a time is what lets
-    # each result reach the journal before the next child starts (a kill loses no finished child).
-    ex = make_executor(kind, spec, workers, batch_size=1, log_path=journal.out.parent.parent / "workers.log",
+    ex = make_executor(kind, spec, workers, log_path=journal.out.parent.parent / "workers.log",
                        progress=progress, **s)
     bar = None
     if progress:

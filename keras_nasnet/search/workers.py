@@ -14,6 +14,7 @@ is one of:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing as mp
 import os
@@ -92,25 +93,28 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
 
 
 class InlineExecutor:
-    """Evaluates in the calling process, one child at a time (cheap rewards, tests)."""
+    """Evaluates in the calling process (``--workers 0``: the supernet reward, cheap rewards,
+    tests), one child per :meth:`poll`, in the order submitted: each result reaches the caller,
+    and its journal, before the next child starts, so a kill loses at most the child under way."""
 
     def __init__(self, reward_spec: dict, capacity: int = 20, state_dir=None, progress: bool = False):
         from .base import as_reward
 
         self.reward = as_reward(make_reward(reward_spec))
         self.capacity = capacity
-        self._done = []
+        self._queue = collections.deque()
         if state_dir is not None:  # a stateful reward keeps its checkpoints in the search folder
             self.reward.bind(state_dir, progress)
 
     def submit(self, task: dict) -> None:
-        """Evaluates ``task`` now."""
-        self._done.append(evaluate(self.reward, task, "inline"))
+        """Queues ``task``; the next :meth:`poll` without an earlier task evaluates it."""
+        self._queue.append(task)
 
     def poll(self, timeout: float = 0.0) -> list[dict]:
-        """Results finished since the last poll."""
-        done, self._done = self._done, []
-        return done
+        """Evaluates the oldest queued child now and returns its result (``[]`` if none is queued)."""
+        if not self._queue:
+            return []
+        return [evaluate(self.reward, self._queue.popleft(), "inline")]
 
     def close(self) -> None:
         """Lets a stateful reward write its last checkpoint."""
