@@ -136,6 +136,34 @@ def test_ground_truth_records_load_by_budget(tmp_path):
         read_standalone(f)
 
 
+def test_stand_alone_journals_load_as_ground_truth(tmp_path):
+    """A train_standalone journal (e.g. search/calibration/<budget>/journal) is ground truth
+    as it is, a run in progress included; failed children are left out."""
+    from keras_nasnet.search import read_standalone_journal
+    from keras_nasnet.search.metrics import seed_means, seed_table
+
+    budget = {"epochs": 3, "train_images": 45000, "recipe_version": 2}
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"space": None, "reward": "standalone", "strategy": None, "seed": None, "stage": "standalone",
+         "budget": budget}))
+    g = {"normal": {"blocks": []}, "reduction": {"blocks": []}}
+    recs = [{"event": "finished", "trial": 0, "actions": g, "logp": 0.0, "seed": 0, "reward": 0.7,
+             "status": "ok", "metrics": {"test": 0.69}},
+            {"event": "finished", "trial": 1, "actions": g, "logp": 0.0, "seed": 1, "reward": 0.0,
+             "status": "failed"},
+            {"event": "finished", "trial": 2, "actions": g, "logp": 0.0, "seed": 2, "reward": 0.8,
+             "status": "ok", "metrics": {"test": 0.75}}]
+    (tmp_path / "trials.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + '\n{"event": "fin')
+    rows = read_standalone_journal(tmp_path)
+    assert [(r["seed"], r["standalone_accuracy"], r["test_accuracy"]) for r in rows] == [(0, 0.7, 0.69), (2, 0.8, 0.75)]
+    assert all(r["budget"] == budget and r["genotype"] == g for r in rows)
+    assert seed_means(seed_table(rows)) == {json.dumps(g, sort_keys=True): pytest.approx(0.75)}
+    (tmp_path / "config.json").write_text(json.dumps({"space": None, "reward": "synthetic", "strategy": "ppo",
+                                                      "seed": 0}))
+    with pytest.raises(ValueError, match="not a stand-alone journal"):
+        read_standalone_journal(tmp_path)
+
+
 SCRIPTS = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("search/**/*.py"))
 
 

@@ -35,6 +35,7 @@ _EXPORTS = {
     "train_standalone": "stages", "reference_cells": "stages",
     "kendall_tau": "metrics", "spearman": "metrics", "bootstrap_interval": "metrics",
     "rank_correlations": "metrics", "read_standalone": "metrics",
+    "read_standalone_journal": "metrics",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,9 +1,11 @@
 """How well a reward ranks cells: rank correlations with bootstrap intervals, and the loaders of the
-stand-alone ground-truth records (``standalone.jsonl``) that the studies under ``search/`` use.
+stand-alone ground-truth records that the studies under ``search/`` use.
 
 A ``standalone.jsonl`` holds one JSON object per (cell, seed) trained stand-alone at one budget:
 at least ``cell`` (a name), ``seed``, ``budget`` (the training settings) and
-``standalone_accuracy``. Kendall's tau-b and Spearman's rho are computed here without SciPy (SciPy
+``standalone_accuracy``. :func:`read_standalone_journal` reads a stand-alone journal
+(:func:`~keras_nasnet.search.train_standalone`'s folder, or a search's ``stages/budget-<b>/``)
+as rows of the same form. Kendall's tau-b and Spearman's rho are computed here without SciPy (SciPy
 gives the same values; the tests check both against hand-worked cases).
 """
 
@@ -112,3 +114,28 @@ def seed_table(rows, budget=None) -> dict:
 def seed_means(table: dict) -> dict:
     """``{cell: mean accuracy over its seeds}`` of a :func:`seed_table`."""
     return {c: float(np.mean(list(s.values()))) for c, s in table.items()}
+
+
+def read_standalone_journal(folder) -> list[dict]:
+    """The finished, successful children of a stand-alone journal as ground-truth rows:
+    ``cell`` (the genotype's JSON, keys sorted: one name per cell), ``genotype``, ``seed``,
+    ``budget`` (the journal's training settings: epochs, images, recipe), ``standalone_accuracy``
+    (held-out split) and ``test_accuracy`` (CIFAR-10 test split, None if not measured). A run in
+    progress is read as far as it got."""
+    from .journal import read_config, read_records
+
+    folder = Path(folder)
+    config = read_config(folder / "config.json")
+    if config.get("stage") != "standalone":
+        raise ValueError(f"{folder} is not a stand-alone journal (its config.json has stage "
+                         f"{config.get('stage')!r}); give a train_standalone folder or a search's "
+                         "stages/budget-<b>/ folder.")
+    budget = config["budget"] if isinstance(config["budget"], dict) else \
+        {**{k: v for k, v in config.get("proxy", {}).items() if k != "data"}, "epochs": config["budget"]}
+    rows = []
+    for r in read_records(folder / "trials.jsonl")[0]:
+        if r["event"] == "finished" and r["status"] == "ok":
+            rows.append({"cell": json.dumps(r["actions"], sort_keys=True), "genotype": r["actions"],
+                         "seed": r["seed"], "budget": budget, "standalone_accuracy": r["reward"],
+                         "test_accuracy": r.get("metrics", {}).get("test")})
+    return rows
