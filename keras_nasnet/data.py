@@ -45,7 +45,7 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
             ``cifar-10-batches-py`` folder; or a folder or zip with ``train/<class>/*`` and
             ``test/<class>/*`` images (PNG or JPEG).
         cache: keep decoded arrays of a local source in an ``.npz`` cache keyed by its size and
-            modification time.
+            modification time (of every file in it, for a folder).
     """
     if source is None or str(source) == "tfds":
         return _from_tfds()
@@ -58,10 +58,9 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
         )
     cache_file = None
     if cache:
-        st = path.stat()
         # Pillow's arrays get their own key: the decoders differ slightly on JPEGs.
         pil = "|pil" if _decoder() == "pil" else ""
-        ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}{pil}"
+        ident = f"{path.resolve()}|{_stamp(path)}{pil}"
         key = hashlib.sha256(ident.encode()).hexdigest()[:16]
         cache_file = _cache_dir() / f"cifar10-{key}.npz"
         if cache_file.is_file():
@@ -90,6 +89,22 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
         (xtr, ytr), (xte, yte) = arrays
         savez_atomic(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return arrays
+
+
+def _stamp(path: Path) -> str:
+    """Size and modification time of a source file, or of every file under a source folder: a
+    folder's own times do not change when a file in it is rewritten, and a cache must not outlive
+    the data it copies (about 0.1 s for a folder of 60,000 images)."""
+    if not path.is_dir():
+        st = path.stat()
+        return f"{st.st_size}|{st.st_mtime_ns}"
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            h.update(f"{os.path.relpath(os.path.join(root, name), path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def _read_cache(cache_file: Path):

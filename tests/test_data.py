@@ -103,6 +103,15 @@ def test_a_corrupt_cache_is_rebuilt_with_a_note(batches_dir, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_a_file_rewritten_inside_a_source_folder_is_read_again_not_taken_from_the_cache(batches_dir):
+    """A folder's own size and time stay the same when a file in it is rewritten in place."""
+    (xtr, _), _ = D.load_cifar10(batches_dir)
+    new = _images(10, 42)
+    (batches_dir / "data_batch_1").write_bytes(_batch_bytes(*new))
+    (again, _), _ = D.load_cifar10(batches_dir)
+    assert np.array_equal(again[:10], new[0]) and not np.array_equal(again[:10], xtr[:10])
+
+
 def test_decoding_says_what_it_does_and_the_cache_is_silent(batches_dir, tmp_path, capsys, rng):
     # Decoding the JPEG copy takes about a minute; a silent minute reads like a hang.
     D.load_cifar10(batches_dir)
