@@ -56,6 +56,8 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
             "extracted cifar-10-batches-py folder, or a folder/zip of train/<class>/ and "
             "test/<class>/ images; or omit it to use tfds."
         )
+    if path.is_dir() and not (path / "data_batch_1").exists() and (path / "cifar-10-batches-py").is_dir():
+        return load_cifar10(path / "cifar-10-batches-py", cache)  # before stamping a whole parent folder
     cache_file = None
     if cache:
         # Pillow's arrays get their own key: the decoders differ slightly on JPEGs.
@@ -69,8 +71,6 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
                 return cached
     if path.is_dir() and (path / "data_batch_1").exists():
         arrays = _from_batches(lambda n: (path / n).read_bytes(), str(path))
-    elif path.is_dir() and (path / "cifar-10-batches-py").is_dir():
-        return load_cifar10(path / "cifar-10-batches-py", cache)
     elif path.is_dir():
         arrays = _from_image_folder(path)
     elif _looks_like_tar(path):
@@ -99,7 +99,7 @@ def _stamp(path: Path) -> str:
         st = path.stat()
         return f"{st.st_size}|{st.st_mtime_ns}"
     h = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
+    for root, dirs, files in os.walk(path, followlinks=True):
         dirs.sort()
         for name in sorted(files):
             st = os.stat(os.path.join(root, name))

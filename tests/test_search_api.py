@@ -81,6 +81,22 @@ def test_run_search_runs_and_resumes_a_config(tmp_path):
     genotype_from(str(tmp_path / "s" / "best_genotype.json"))
 
 
+def test_in_process_ppo_batches_are_drawn_after_the_previous_batch_is_in(tmp_path):
+    """With --workers 0 every child is journaled as it finishes, but the controller still draws a
+    batch of 20 only after it has seen (and learnt from) the whole previous batch."""
+    from keras_nasnet.search import SearchConfig, SearchSpace, run_search
+
+    target = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}], "concat": [2]}
+    config = SearchConfig(reward="synthetic", strategy="ppo", space=SearchSpace(**SPACE_KW),
+                          target={"normal": target, "reduction": target})
+    run_search(config, tmp_path / "s", trials=60, progress=False)
+    lines = (tmp_path / "s" / "trials.jsonl").read_text().splitlines()
+    events = [(r["event"], r["trial"]) for r in map(json.loads, lines)]
+    for batch in (0, 20, 40):
+        assert events[2 * batch:2 * batch + 20] == [("proposed", t) for t in range(batch, batch + 20)]
+        assert events[2 * batch + 20:2 * batch + 40] == [("finished", t) for t in range(batch, batch + 20)]
+
+
 def test_rewards_implement_the_reward_interface():
     from keras_nasnet.search import (CIFARReward, FunctionReward, ProxyConfig, Reward, SearchSpace,
                                      SharedWeightsReward, SyntheticReward, as_reward)

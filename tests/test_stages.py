@@ -92,6 +92,12 @@ def test_children_another_search_finished_are_reused_not_trained_again(tmp_path)
     assert all(r["reused_from"].endswith("budget-2") for r in copied)
     with pytest.raises(InvalidSettings, match="--reuse-children"):
         StageConfig(reuse=(str(tmp_path / "nowhere"),)).validate()
+    # Paths of any kind are stored as strings (final.json is JSON); a folder without journals yet
+    # (a study's first search) is fine.
+    (tmp_path / "empty").mkdir()
+    stages = StageConfig(reuse=[tmp_path / "a", tmp_path / "empty"])
+    stages.validate()
+    assert stages.reuse == (str(tmp_path / "a"), str(tmp_path / "empty"))
 
 
 @pytest.mark.slow

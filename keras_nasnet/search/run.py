@@ -56,7 +56,11 @@ class Dispatcher:
 
     @property
     def free(self) -> int:
-        """How many more children the executor could take now."""
+        """How many more children the executor could take now. A synchronous executor (in
+        process, one child per poll) takes a new batch only once the last one is done, so each
+        batch is drawn from the strategy's policy after it has seen the whole previous batch."""
+        if getattr(self.executor, "synchronous", False) and self.pending:
+            return 0
         return self.executor.capacity - self.pending
 
     def poll(self, timeout: float = 1.0) -> list[tuple[dict, dict]]:

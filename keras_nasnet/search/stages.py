@@ -104,13 +104,17 @@ class StageConfig:
                                         or not 1 <= self.images <= 45000):
             raise InvalidSettings(f"--stage-images must be an integer from 1 to 45000 (the training "
                                   f"split); got {self.images!r}.")
-        if isinstance(self.reuse, (str, Path)):
-            self.reuse = (str(self.reuse),)
+        reuse = self.reuse
+        if isinstance(reuse, (str, Path)) or reuse is None:
+            reuse = () if reuse is None else (reuse,)
+        if not isinstance(reuse, (list, tuple)) or not all(isinstance(p, (str, Path)) for p in reuse):
+            raise InvalidSettings(f"--reuse-children takes folders (paths); got {self.reuse!r}.")
+        self.reuse = tuple(str(p) for p in reuse)  # final.json records them as JSON strings
         for folder in self.reuse:
-            if not _journals_under(folder):
-                raise InvalidSettings(f"--reuse-children {folder}: no stand-alone journal there (a folder "
-                                      "with config.json and trials.jsonl written by train_standalone or a "
-                                      "search's stages); check the path.")
+            # A folder without journals yet is fine (a study whose first search has not run).
+            if not Path(folder).is_dir():
+                raise InvalidSettings(f"--reuse-children {folder}: no such folder; give folders that "
+                                      "hold stand-alone journals (train_standalone's, a search's).")
         if self.final_budget < self.cheap_budget:
             raise InvalidSettings(f"--final-budget ({self.final_budget}) must be at least "
                                   f"--cheap-budget ({self.cheap_budget}).")
@@ -272,11 +276,18 @@ def reusable_children(folders, ident: dict) -> dict:
         return found
     for folder in folders:
         for journal in _journals_under(folder):
-            other = read_config(journal / "config.json")
-            if _budget_identity(other) != want:
+            try:
+                other = read_config(journal / "config.json")
+                if _budget_identity(other) != want:
+                    continue
+                records = read_records(journal / "trials.jsonl")[0]
+            except SearchError as e:  # someone else's damaged journal must not stop this search
+                import sys
+
+                print(f"--reuse-children: {journal} is left out: {e}", file=sys.stderr)
                 continue
             budget = other["budget"]["epochs"] if isinstance(other["budget"], dict) else other["budget"]
-            for r in read_records(journal / "trials.jsonl")[0]:
+            for r in records:
                 if r["event"] == "finished" and r["status"] == "ok":
                     rec = {**r, "budget": int(budget), "reused_from": str(journal)}
                     found.setdefault(_key(rec), rec)

@@ -95,7 +95,10 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
 class InlineExecutor:
     """Evaluates in the calling process (``--workers 0``: the supernet reward, cheap rewards,
     tests), one child per :meth:`poll`, in the order submitted: each result reaches the caller,
-    and its journal, before the next child starts, so a kill loses at most the child under way."""
+    and its journal, before the next child starts, so a kill loses at most the child under way.
+    It is ``synchronous``: the search proposes its next batch when this one is done."""
+
+    synchronous = True
 
     def __init__(self, reward_spec: dict, capacity: int = 20, state_dir=None, progress: bool = False):
         from .base import as_reward

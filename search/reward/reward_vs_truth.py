@@ -12,8 +12,8 @@ its 95% bootstrap interval over cells, for:
   all of them);
 * ``rescore``: the held-out images after the search's ``reward_images``, the split the stages
   re-score on;
-* ``seed-vs-seed``: the ground truth's own seed 0 against seed 1, the ceiling any reward can reach
-  against a mean of that many seeds.
+* ``seed-vs-seed``: the ground truth's own seed 0 against seed 1: how well one training run ranks
+  cells as another does (the ceiling against the mean of 2-3 seeds is somewhat higher).
 
     python search/reward/reward_vs_truth.py --run runs/shared --truth search/calibration/e3-45k-add/journal \\
         --out search/reward/supernet-10ep.json
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     for key, c in cells.items():
         try:
             actions = shared.space.encode(Genotype.from_dict(c["genotype"]))
-        except ValueError as e:
+        except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"A ground-truth cell is not in the search's space ({e}); use a journal of "
                              "that space (calibrate.py --space add).") from None
         t = time.time()
