@@ -45,6 +45,11 @@ def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path):
     assert (out / "trials.jsonl").read_text().startswith(lines)
     finished = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
     assert sum(x["event"] == "finished" for x in finished) == 6
+    # Another journal (e.g. the add-only space's calibration) copies what this one trained.
+    copied = train_standalone(tmp_path / "other", {"tiny": TINY}, [0, 1], proxy, workers=0, reuse=[tmp_path])
+    assert [(r["val"], r["test"], r["seconds"]) for r in copied] == [(r["val"], r["test"], r["seconds"]) for r in rows[:2]]
+    assert all("reused_from" in json.loads(x) for x in (tmp_path / "other" / "trials.jsonl").read_text().splitlines()
+               if '"finished"' in x)
     # Another budget or recipe on the same journal is refused, not mixed in.
     with pytest.raises(ConfigMismatch):
         train_standalone(out, {"tiny": TINY}, [0], ProxyConfig(**{**proxy.record(), "epochs": 2}), workers=0)

@@ -530,7 +530,7 @@ def _train(out, config, budget, genotypes, seeds, run_settings, label, images=No
 
 
 def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local", workers: int = 2,
-                     progress: bool = False, **executor_kwargs) -> list[dict]:
+                     progress: bool = False, reuse=(), **executor_kwargs) -> list[dict]:
     """Trains every cell of ``cells`` (``{name: genotype}``; a :class:`~keras_nasnet.genotypes.Genotype`,
     its dict, or a name such as ``"NASNET_A"``) stand-alone with every seed of ``seeds``, at the
     budget and with the recipe of ``proxy`` (a :class:`~keras_nasnet.search.ProxyConfig`), through
@@ -544,7 +544,8 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
 
     ``val`` is the accuracy on the proxy's held-out images, ``test`` on the CIFAR-10 test split;
     ``budget`` is the proxy's record (data source left out), the key that keeps ground truths of
-    different budgets or recipes apart.
+    different budgets or recipes apart. ``reuse``: folders whose stand-alone journals' children at
+    the same budget and recipe are copied instead of trained (see :class:`StageConfig`).
     """
     from ..genotypes import genotype_from
 
@@ -561,7 +562,8 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
     # seed of a search, since these children come from no search.
     ident = {"space": None, "reward": "standalone", "strategy": None, "seed": None,
              "stage": "standalone", "budget": budget}
-    results = run_children(out, ident, tasks, spec, settings, label="stand-alone")
+    results = run_children(out, ident, tasks, spec, settings, label="stand-alone",
+                           reuse=reusable_children(reuse, ident) if reuse else None)
     rows = []
     for name, g in genotypes.items():
         for s in seeds:

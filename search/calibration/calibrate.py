@@ -168,7 +168,9 @@ def main(argv=None) -> int:
 
     proxy = proxy_of(a.budget, a.data)
     out = HERE / (a.budget + ("-add" if a.space == "add" else ""))
-    rows = train_standalone(out / "journal", cells(a.random, a.space), a.seeds, proxy, workers=a.workers,
+    # NASNet-A (in both spaces) and any cell another budget folder here trained at this budget
+    # and recipe are copied, not trained again.
+    rows = train_standalone(out / "journal", cells(a.random, a.space), a.seeds, proxy, workers=a.workers, reuse=[HERE],
                             progress=sys.stderr.isatty(), threads_per_worker=1)
     summary = summarize(rows)
     (out / "summary.json").write_text(json.dumps({"budget": rows[0]["budget"], **summary}, indent=1) + "\n")
