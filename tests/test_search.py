@@ -235,28 +235,6 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     assert json.loads((out / "summary.json").read_text())["trials"] == 1000
 
 
-@pytest.mark.slow
-def test_in_process_children_are_journaled_one_by_one(tmp_path):
-    """With --workers 0 (the supernet reward's executor) each child's result is journaled before
-    the next child starts: a kill loses at most the child under way, not the rest of a batch of 20."""
-    out = tmp_path / "k"
-    cmd = _cli(out, 20, "random", ["--synthetic-delay", "0.3"])
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if (out / "trials.jsonl").exists() and len(_finished(out)) >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = _finished(out)
-    assert 2 <= len(before) < 20  # the batch of 20 was proposed at once; its first results are kept
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    after = _finished(out)
-    assert sorted(x["trial"] for x in after) == list(range(20)) and after[:len(before)] == before
-
-
 def test_cell_figure_is_a_layered_graph_numbered_as_the_genotype(tmp_path):
     from keras_nasnet.genotypes import NASNET_A
     from keras_nasnet.search.cellplot import _layout, plot_genotype
