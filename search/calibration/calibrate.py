@@ -83,6 +83,11 @@ def summarize(rows: list[dict]) -> dict:
                    random_cells_below_nasnet_a=sum(x < a for x in randoms),
                    nasnet_a_above_median=a > statistics.median(randoms))
         out.update(margin_interval(full, randoms, a, seeds))
+    if len(full) >= 5 and {0, 1} <= seeds:
+        from keras_nasnet.search import kendall_tau
+
+        out["seed_tau"] = round(kendall_tau([v[0]["val"] for v in full.values()],
+                                            [v[1]["val"] for v in full.values()]), 3)
     out["cells"] = {c: {"val": [round(v[s]["val"], 4) for s in sorted(v)],
                         "test": [round(v[s]["test"], 4) for s in sorted(v)]} for c, v in sorted(full.items())}
     return out
@@ -141,6 +146,9 @@ def report() -> None:
             print(f"\nNASNet-A {s['nasnet_a_val']} (test {s['nasnet_a_test']}); random cells' median "
                   f"{s['random_val_median']} (test {s['random_test_median']}), mean {s['random_val_mean']}; "
                   f"NASNet-A above {s['random_cells_below_nasnet_a']} of {s['random_cells_done']} random cells.")
+            if "seed_tau" in s:
+                print(f"Seed 0 against seed 1 over the {s['cells_done']} cells: Kendall tau {s['seed_tau']:+.3f} "
+                      f"(how well one training run ranks the cells as another does).")
             if "margin" in s:
                 print(f"NASNet-A minus the random median: {s['margin']:+.4f}, 95% interval "
                       f"[{s['margin_interval'][0]:+.4f}, {s['margin_interval'][1]:+.4f}] (cells bootstrapped, "
