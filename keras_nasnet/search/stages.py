@@ -336,8 +336,8 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
         if reused:
             import sys
 
-            print(f"{label}: {reused} children taken from --reuse-children journals, {len(queue)} to train.",
-                  file=sys.stderr, flush=True)
+            print(f"{label}: {reused} children copied from other journals at the same budget and recipe, "
+                  f"{len(queue)} to train.", file=sys.stderr, flush=True)
         if queue:
             _drain(journal, queue, done, reward_spec, run_settings, label)
         return {_key(t): done[_key(t)] for t in tasks}
