@@ -53,3 +53,27 @@ def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path):
     # Another budget or recipe on the same journal is refused, not mixed in.
     with pytest.raises(ConfigMismatch):
         train_standalone(out, {"tiny": TINY}, [0], ProxyConfig(**{**proxy.record(), "epochs": 2}), workers=0)
+
+
+def test_children_can_be_compared_at_equal_parameters_not_equal_width():
+    """match_params gives each cell the width (a multiple of its unit) whose model has the
+    parameter count nearest the target; without it the proxy's record, and so the identity of
+    every journal written before the option existed, is unchanged."""
+    from keras_nasnet import NASNetCIFAR
+    from keras_nasnet.genotypes import Genotype
+    from keras_nasnet.models import cell_width
+    from keras_nasnet.search import ProxyConfig
+    from keras_nasnet.search.rewards import matched_units
+
+    heavy = {"normal": {"blocks": [{"inputs": [0, 1], "ops": ["conv_3x3", "conv_3x3"]}], "concat": [2]},
+             "reduction": TINY["reduction"]}
+    light = Genotype.from_dict(TINY)
+    unit = cell_width(light.normal) * 8
+    counts = [NASNetCIFAR(1, k * unit, genotype=light).count_params() for k in (2, 3, 4)]
+    assert matched_units(light, 1, counts[1] + (counts[2] - counts[1]) // 3) == 3 * unit  # nearer 3 than 4
+    assert matched_units(light, 1, counts[1] - (counts[1] - counts[0]) // 3) == 3 * unit  # nearer 3 than 2
+    # A cell of full convolutions gets fewer filters than a light one for the same parameters.
+    assert matched_units(Genotype.from_dict(heavy), 1, counts[2]) < 4 * unit
+    assert "match_params" not in ProxyConfig.preset("cpu").record()
+    p = ProxyConfig.preset("cpu", match_params=73218)
+    assert ProxyConfig.from_record(p.record()) == p

@@ -192,6 +192,8 @@ class SearchConfig:
                 raise InvalidSettings(f"proxy.cutout must be an integer >= 0; got {p.cutout!r}.")
             if not 0 <= p.drop_path < 1:
                 raise InvalidSettings(f"proxy.drop_path must be in [0, 1); got {p.drop_path!r}.")
+            if p.match_params is not None:
+                _positive_int("proxy.match_params", p.match_params)
             try:
                 p.training_recipe()
             except ValueError as e:

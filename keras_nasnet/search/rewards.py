@@ -83,6 +83,10 @@ class ProxyConfig:
     drop_path: float = 0.0
     aux_weight: float = 0.0
     recipe_version: int = RECIPE_VERSION
+    # None: every child gets about ``penultimate_filters`` (the same width: cells with full
+    # convolutions then carry many times NASNet-A's parameters). A number: each child's width is
+    # the multiple of its cell's unit whose parameter count is nearest it (:func:`matched_units`).
+    match_params: int | None = None
 
     def training_recipe(self):
         """The :class:`~keras_nasnet.recipe.Recipe` a child trains with: the training command's
@@ -99,6 +103,8 @@ class ProxyConfig:
         written before the recipe was versioned) is written as it was then, so old search
         folders still resume."""
         d = dataclasses.asdict(self)
+        if self.match_params is None:
+            d.pop("match_params")  # the identity of every folder written before it existed
         if self.recipe_version == 1:
             for k in ("cutout", "drop_path", "aux_weight", "recipe_version"):
                 if k == "recipe_version" or not d[k]:
@@ -156,6 +162,38 @@ def fit_units(genotype: Genotype, penultimate_filters: int) -> int:
     return max(unit, int(round(penultimate_filters / unit)) * unit)
 
 
+_MATCHED: dict = {}
+
+
+def matched_units(genotype: Genotype, num_cells: int, params: int) -> int:
+    """The ``penultimate_filters`` (a multiple of the genotype's unit, as :func:`fit_units` gives)
+    whose :class:`~keras_nasnet.models.NASNetCIFAR` has the parameter count nearest ``params``; at
+    least one unit. Compares cells at equal capacity rather than equal width: at the ``cpu``
+    proxy's width NASNet-A has 73,218 parameters and random cells of the search space 0.2-4 million.
+    Builds about ten small models (seconds); remembered per cell."""
+    from ..models import NASNetCIFAR, cell_width
+
+    key = (genotype.to_json(), num_cells, params)
+    if key not in _MATCHED:
+        unit = cell_width(genotype.normal) * 4 * 2
+        counts: dict = {}
+
+        def count(k):
+            if k not in counts:
+                counts[k] = NASNetCIFAR(num_cells, k * unit, genotype=genotype).count_params()
+            return counts[k]
+
+        lo, hi = 1, 1
+        while count(hi) < params and hi < 4096:
+            lo, hi = hi, hi * 2
+        while hi - lo > 1:  # count grows with k: the nearest lies between lo and hi
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if count(mid) < params else (lo, mid)
+        best = min((k for k in (lo, hi)), key=lambda k: (abs(count(k) - params), k))
+        _MATCHED[key] = best * unit
+    return _MATCHED[key]
+
+
 class CIFARReward(Reward):
     """Trains a child on CIFAR-10 (the 45,000-image split) and returns its held-out accuracy.
 
@@ -188,14 +226,18 @@ class CIFARReward(Reward):
         genotype = self.space.decode(actions)
         xtr, ytr, xval, yval = _reward_data(cfg)
         start = time.perf_counter()
+        try:
+            width = fit_units(genotype, cfg.penultimate_filters) if cfg.match_params is None else \
+                matched_units(genotype, cfg.num_cells, cfg.match_params)
+        except ValueError as e:
+            raise ChildFailed(f"cannot build: {e}") from None
         # A worker trains child after child: drop the previous child's graph and layers, which
         # otherwise pile up (measured: 4 GB per worker after 10 children, each slower than the last).
         keras.backend.clear_session(free_memory=True)
         keras.utils.set_random_seed(seed)
         try:
             recipe = cfg.training_recipe()
-            model = NASNetCIFAR(cfg.num_cells, fit_units(genotype, cfg.penultimate_filters),
-                                genotype=genotype, bn_momentum=recipe.bn_momentum,
+            model = NASNetCIFAR(cfg.num_cells, width, genotype=genotype, bn_momentum=recipe.bn_momentum,
                                 drop_path_rate=recipe.drop_path, auxiliary_head=recipe.aux_weight > 0)
         except ValueError as e:
             raise ChildFailed(f"cannot build: {e}") from None

@@ -32,14 +32,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def proxy_of(budget: str, data):
-    """The ProxyConfig of a budget name ``eE-Nk``."""
+def proxy_of(budget: str, data, match_params=None):
+    """The ProxyConfig of a budget name ``eE-Nk`` (``match_params``: each child's width set for
+    about that many parameters instead of the ``cpu`` proxy's width)."""
     from keras_nasnet.search import ProxyConfig
 
     m = re.fullmatch(r"e(\d+)-(\d+)k", budget)
     if not m or not 1 <= int(m[2]) <= 45:
         raise SystemExit(f"--budget {budget!r}: use eE-Nk, E epochs on N thousand images (N <= 45), e.g. e1-45k.")
-    return ProxyConfig.preset("cpu", epochs=int(m[1]), train_images=int(m[2]) * 1000, data=data)
+    return ProxyConfig.preset("cpu", epochs=int(m[1]), train_images=int(m[2]) * 1000, data=data,
+                              match_params=match_params)
+
+
+def folder_of(budget: str, space: str, match_params=None) -> str:
+    """``<budget>[-add][-p<params>]``: one journal per budget, space and width rule."""
+    return budget + ("-add" if space == "add" else "") + (f"-p{match_params}" if match_params else "")
 
 
 #: ``--space``: the search's default space (add and concat combines, the ``cifar10`` reward's) or
@@ -48,8 +55,8 @@ SPACES = {"default": "cifar10", "add": "cifar10-shared"}
 
 
 def space_of(folder_name: str) -> str:
-    """The ``--space`` of a budget folder (``<budget>`` or ``<budget>-add``)."""
-    return "add" if folder_name.endswith("-add") else "default"
+    """The ``--space`` of a budget folder (see :func:`folder_of`)."""
+    return "add" if "-add" in folder_name else "default"
 
 
 def cells(random: int, space: str = "default") -> dict:
@@ -164,6 +171,10 @@ def main(argv=None) -> int:
                    help="default: the search's default space (add and concat); add: the add-only "
                         "space of --reward cifar10-shared (journal in <budget>-add/)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--match-params", type=int, default=None, metavar="N",
+                   help="give each child the width at which it has about N parameters (NASNet-A: "
+                        "73218 at the cpu proxy's width) instead of the same width for every cell "
+                        "(journal in <budget>[-add]-p<N>/)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes (one core each)")
     p.add_argument("--report", action="store_true", help="print every budget's summary and exit")
     a = p.parse_args(argv)
@@ -174,8 +185,8 @@ def main(argv=None) -> int:
         p.error("--budget and --data are needed (or --report)")
     from keras_nasnet.search import train_standalone
 
-    proxy = proxy_of(a.budget, a.data)
-    out = HERE / (a.budget + ("-add" if a.space == "add" else ""))
+    proxy = proxy_of(a.budget, a.data, a.match_params)
+    out = HERE / folder_of(a.budget, a.space, a.match_params)
     # NASNet-A (in both spaces) and any cell another budget folder here trained at this budget
     # and recipe are copied, not trained again.
     rows = train_standalone(out / "journal", cells(a.random, a.space), a.seeds, proxy, workers=a.workers, reuse=[HERE],
