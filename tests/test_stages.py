@@ -168,3 +168,15 @@ def test_shared_search_refuses_rescoring_more_images_than_held_out():
         StageConfig().validate(SearchConfig(reward="cifar10-shared", shared=SharedConfig(reward_images=5000)))
     with pytest.raises(InvalidSettings, match="--rescore-top"):
         StageConfig(rescore_top=4, top_k=8).validate(config)
+
+
+def test_stand_alone_children_can_be_given_equal_parameters_instead_of_equal_width():
+    from keras_nasnet.search import InvalidSettings, SearchConfig
+    from keras_nasnet.search.stages import StageConfig, standalone_spec
+
+    config = SearchConfig(reward="cifar10-shared")
+    assert standalone_spec(config, 3, 45000, 73218)["proxy"]["match_params"] == 73218
+    # Without it the proxy, and so every stage journal's identity, is as before.
+    assert "match_params" not in standalone_spec(config, 3, 45000)["proxy"]
+    with pytest.raises(InvalidSettings, match="--stage-match-params"):
+        StageConfig(match_params=0).validate()

@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reuse-children", nargs="+", metavar="DIR", default=None,
                    help="stand-alone journals (search/calibration/<budget>, another search's folder) "
                         "whose children at the same budget and recipe are copied, not trained again")
+    g.add_argument("--stage-match-params", type=positive_int, default=None, metavar="N",
+                   help="give every stand-alone child the width at which it has about N parameters "
+                        "(NASNet-A: 73218 at the cpu proxy's width) instead of one width for all")
     g.add_argument("--halving-eta", type=positive_int, default=None,
                    help="keep the best 1/eta, multiply the budget by eta (default 2; at least 2)")
     g.add_argument("--random-cells", type=nonnegative_int, default=None,
@@ -153,7 +156,7 @@ _ONLY_FOR = {
 _STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "top_k": "top_k",
                 "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
                 "halving_eta": "eta", "random_cells": "random_cells", "stage_images": "images",
-                "reuse_children": "reuse"}
+                "reuse_children": "reuse", "stage_match_params": "match_params"}
 _PPO_FLAGS = ("lr", "lr_final", "entropy_weight", "entropy_final", "ppo_epochs", "clip",
               "tanh_constant", "batch_size")
 

@@ -205,7 +205,7 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         from .stages import StandaloneReward, standalone_spec
 
         stages.validate(config)
-        StandaloneReward(standalone_spec(config, stages.cheap_budget, stages.images)).check()
+        StandaloneReward(standalone_spec(config, stages.cheap_budget, stages.images, stages.match_params)).check()
     ex_kwargs = {"threads_per_worker": threads_per_worker, "ray_address": ray_address,
                  "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child}
     summary = search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,

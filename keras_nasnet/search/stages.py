@@ -78,6 +78,11 @@ class StageConfig:
             is copied into this search's journal instead of being trained again. The references
             are the same cells with the same seeds in every search of a space, so a study trains
             them once. The data set is not compared: reuse journals made on the same CIFAR-10.
+        match_params: ``None``: every stand-alone child has the proxy's width; a number: each
+            child's width gives it about that many parameters
+            (:attr:`~keras_nasnet.search.ProxyConfig.match_params`), so cells are compared at equal
+            capacity (NASNet-A has 73,218 at the ``cpu`` proxy's width; random cells up to 55 times
+            as many).
     """
 
     rescore_top: int = 40
@@ -90,6 +95,7 @@ class StageConfig:
     random_cells: int = 4
     images: int | None = 45000
     reuse: tuple[str, ...] = ()
+    match_params: int | None = None
 
     def validate(self, search_config=None) -> None:
         """Raises :class:`InvalidSettings` naming the command-line flag of a bad value."""
@@ -115,6 +121,9 @@ class StageConfig:
             if not Path(folder).is_dir():
                 raise InvalidSettings(f"--reuse-children {folder}: no such folder; give folders that "
                                       "hold stand-alone journals (train_standalone's, a search's).")
+        if self.match_params is not None and (isinstance(self.match_params, bool) or
+                                              not isinstance(self.match_params, int) or self.match_params < 1):
+            raise InvalidSettings(f"--stage-match-params must be an integer >= 1; got {self.match_params!r}.")
         if self.final_budget < self.cheap_budget:
             raise InvalidSettings(f"--final-budget ({self.final_budget}) must be at least "
                                   f"--cheap-budget ({self.cheap_budget}).")
@@ -374,10 +383,10 @@ def _drain(journal, queue, done, spec, settings, label):
 
 
 # -- the stages -----------------------------------------------------------------------------------
-def standalone_spec(config, budget: int, images: int | None = None) -> dict:
+def standalone_spec(config, budget: int, images: int | None = None, match_params: int | None = None) -> dict:
     """The executor's reward description of stand-alone training at ``budget`` epochs on ``images``
     training images (``None``: the child proxy's) for the search ``config`` (a
-    :class:`~keras_nasnet.search.SearchConfig`)."""
+    :class:`~keras_nasnet.search.SearchConfig`); ``match_params``: see :class:`StageConfig`."""
     spec = {"reward": "standalone", "space": config.space.to_dict(), "budget": int(budget)}
     if config.reward == "synthetic":
         from ..genotypes import genotype_from
@@ -390,6 +399,8 @@ def standalone_spec(config, budget: int, images: int | None = None) -> dict:
         proxy = config.proxy if config.reward == "cifar10" else ProxyConfig.preset("cpu", data=config.shared.data)
         if images is not None:
             proxy = dataclasses.replace(proxy, train_images=int(images))
+        if match_params is not None:
+            proxy = dataclasses.replace(proxy, match_params=int(match_params))
         spec.update(base="cifar10", proxy=proxy.record())
     return spec
 
@@ -459,7 +470,8 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         if i:
             candidates = candidates[:max(1, math.ceil(len(candidates) / stages.eta))]
         results = _train(out, config, budget, [c["genotype"] for c in candidates], seeds, run_settings,
-                         label=f"budget {budget}", images=stages.images, reuse=stages.reuse)
+                         label=f"budget {budget}", images=stages.images, reuse=stages.reuse,
+                         match_params=stages.match_params)
         for c in candidates:
             c["val"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)]["reward"] for s in seeds]
             c["test"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)].get("metrics", {}).get("test")
@@ -473,7 +485,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     refs = reference_cells(space, stages.random_cells)
     final = stages.final_budget
     results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references",
-                     images=stages.images, reuse=stages.reuse)
+                     images=stages.images, reuse=stages.reuse, match_params=stages.match_params)
     entries = []
     for rank, c in enumerate(candidates):
         entries.append({"name": f"finalist-{rank + 1}", "kind": "finalist", "trial": c["trial"],
@@ -520,8 +532,8 @@ def _known(xs):
     return [x for x in xs if x is not None]
 
 
-def _train(out, config, budget, genotypes, seeds, run_settings, label, images=None, reuse=()):
-    spec = standalone_spec(config, budget, images)
+def _train(out, config, budget, genotypes, seeds, run_settings, label, images=None, reuse=(), match_params=None):
+    spec = standalone_spec(config, budget, images, match_params)
     ident = _ident(config, "standalone", budget=int(budget), base=spec["base"],
                    **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
     tasks = [{"actions": g, "budget": int(budget), "seed": s} for g in genotypes for s in seeds]
