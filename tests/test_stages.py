@@ -180,3 +180,44 @@ def test_stand_alone_children_can_be_given_equal_parameters_instead_of_equal_wid
     assert "match_params" not in standalone_spec(config, 3, 45000)["proxy"]
     with pytest.raises(InvalidSettings, match="--stage-match-params"):
         StageConfig(match_params=0).validate()
+    with pytest.raises(InvalidSettings, match="--stage-match-params"):
+        StageConfig(match_params="nasnet").validate()
+
+
+def test_stand_alone_children_default_to_nasnet_a_parameters_and_the_flag_can_turn_that_off():
+    """The default compares every cell with NASNet-A at NASNet-A's size (73,218 parameters at the
+    cpu proxy's width): the budget the calibration measured, so its journals are reusable."""
+    from keras_nasnet.search import SearchConfig
+    from keras_nasnet.search.__main__ import build_parser, stage_config_from_args
+    from keras_nasnet.search.stages import StageConfig, standalone_spec
+
+    assert StageConfig().match_params == "nasnet-a"
+    config = SearchConfig(reward="cifar10-shared")
+    assert standalone_spec(config, 1, 45000, "nasnet-a")["proxy"]["match_params"] == 73218
+    parse_args = build_parser().parse_args
+    base = ["--out", "x", "--reward", "cifar10-shared", "--stages", "all"]
+    assert stage_config_from_args(parse_args(base)).match_params == "nasnet-a"
+    assert stage_config_from_args(parse_args(base + ["--stage-match-params", "off"])).match_params is None
+    assert stage_config_from_args(parse_args(base + ["--stage-match-params", "90000"])).match_params == 90000
+    with pytest.raises(SystemExit):
+        parse_args(base + ["--stage-match-params", "many"])
+
+
+def test_a_shared_weights_search_trains_its_stand_alone_children_one_per_core():
+    """The supernet's rewards run in the search's process (workers=0), but the stand-alone children
+    are independent trainings: they get one local worker per core, one thread each."""
+    import os
+
+    from keras_nasnet.search import SearchConfig
+    from keras_nasnet.search.stages import standalone_settings
+
+    inline = {"executor": "local", "workers": 0, "progress": False, "threads_per_worker": None}
+    got = standalone_settings(SearchConfig(reward="cifar10-shared"), inline)
+    assert got["workers"] == (os.cpu_count() or 1) and got["threads_per_worker"] == 1
+    # What the user chose is kept: a thread count, workers, Ray, and other rewards' executors.
+    assert standalone_settings(SearchConfig(reward="cifar10-shared"),
+                               {**inline, "threads_per_worker": 4})["threads_per_worker"] == 4
+    for config, settings in ((SearchConfig(reward="cifar10-shared"), {**inline, "workers": 3}),
+                             (SearchConfig(reward="cifar10-shared"), {**inline, "executor": "ray", "workers": 1}),
+                             (SearchConfig(reward="synthetic"), inline)):
+        assert standalone_settings(config, settings) == settings

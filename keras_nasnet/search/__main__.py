@@ -32,6 +32,11 @@ from pathlib import Path
 
 from ..cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .config import DEFAULT_TRIALS, PPO_PRESETS  # the library's presets and budgets
+from .stages import StageConfig
+
+
+#: The stages' defaults, named in the help.
+_SD = StageConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,10 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--stage-seeds seeds on --stage-images training images, keep the best 1/--halving-eta and\n"
         "multiply the budget by it up to --final-budget, where NASNet-A and --random-cells random\n"
         "cells are trained too; writes final.json and final.png, and best_genotype.json becomes the\n"
-        "final cell. The defaults train 34 stand-alone children, 52 child-epochs on 45,000 images\n"
-        "in all: at 4.3-10 CPU-minutes per child-epoch (N=1, F=8, one core; measured in\n"
-        "search/calibration/, depending on the cell) about 4-9 CPU-hours. With --reward\n"
-        "synthetic a budget adds seeded noise (0.05/sqrt(budget)) to the reward: a test device.")
+        f"final cell. Every child gets NASNet-A's parameter count (--stage-match-params). The\n"
+        f"defaults (calibrated in search/calibration/) train {sum(n for _, n in _SD.trainings())} stand-alone children, "
+        f"{_SD.child_epochs()} child-epochs on\n45,000 images: at about 4.6 CPU-minutes per child-epoch (measured there) "
+        f"about {_SD.child_epochs() * 4.6 / 60:.1f} CPU-hours,\none worker per core; with a cifar10-shared search's "
+        "supernet (104 minutes on one core)\nand 2,000 rewards (about 40 minutes), about "
+        f"{_SD.child_epochs() * 4.6 / 60 + 2.4:.0f} CPU-hours end to end (an estimate; search/fair/\nmeasures it). With --reward "
+        "synthetic a budget adds seeded noise (0.05/sqrt(budget))\nto the reward: a test device.")
     g.add_argument("--stages", choices=["none", "all"], default="none",
                    help="run the stages after the controller (default: %(default)s)")
     g.add_argument("--rescore-top", type=positive_int, default=None,
@@ -123,26 +131,39 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rescore-images", type=positive_int, default=None,
                    help="held-out images of the re-scoring, none of them the reward's (default: all "
                         "--val-images after the first --reward-images)")
-    g.add_argument("--top-k", type=positive_int, default=None, help="cells trained at the cheap budget (default 8)")
-    g.add_argument("--stage-seeds", type=positive_int, default=None, help="seeds per cell and budget (default 2)")
-    g.add_argument("--cheap-budget", type=positive_int, default=None, help="epochs of the first round (default 1)")
-    g.add_argument("--final-budget", type=positive_int, default=None, help="epochs of the last round (default 2)")
+    g.add_argument("--top-k", type=positive_int, default=None, help=f"cells trained at the cheap budget (default {_SD.top_k})")
+    g.add_argument("--stage-seeds", type=positive_int, default=None, help=f"seeds per cell and budget (default {_SD.seeds})")
+    g.add_argument("--cheap-budget", type=positive_int, default=None, help=f"epochs of the first round (default {_SD.cheap_budget})")
+    g.add_argument("--final-budget", type=positive_int, default=None, help=f"epochs of the last round (default {_SD.final_budget}; above --cheap-budget: "
+                        "successive-halving rounds in between)")
     g.add_argument("--reuse-children", nargs="+", metavar="DIR", default=None,
                    help="stand-alone journals (search/calibration/<budget>, another search's folder) "
                         "whose children at the same budget and recipe are copied, not trained again")
-    g.add_argument("--stage-match-params", type=positive_int, default=None, metavar="N",
+    g.add_argument("--stage-match-params", type=match_target, default=None, metavar="N|nasnet-a|off",
                    help="give every stand-alone child the width at which it has about N parameters "
-                        "(NASNet-A: 73218 at the cpu proxy's width) instead of one width for all")
+                        "(default nasnet-a: NASNet-A's at the proxy's width, 73218 for the cpu proxy); "
+                        "off: one width for all, which favours cells with full convolutions")
     g.add_argument("--halving-eta", type=positive_int, default=None,
                    help="keep the best 1/eta, multiply the budget by eta (default 2; at least 2)")
     g.add_argument("--random-cells", type=nonnegative_int, default=None,
-                   help="random reference cells at the final budget (default 4)")
+                   help=f"random reference cells at the final budget (default {_SD.random_cells})")
     g.add_argument("--stage-images", type=positive_int, default=None,
                    help="training images of every stand-alone child (default 45000, the whole split)")
     p.add_argument("--max-failures", type=positive_int, default=None,
                    help="stop after this many children in a row failed (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def match_target(text: str):
+    """``--stage-match-params``: a parameter count, ``nasnet-a`` or ``off``."""
+    if text in ("nasnet-a", "off"):
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a parameter count (an integer of at least 1), "
+                                         f"'nasnet-a' or 'off'; got {text!r}") from None
 
 
 #: Flags that configure one reward or the PPO strategy: given with another, they would be ignored,
@@ -232,13 +253,13 @@ def search_config_from_args(a):
 
 def stage_config_from_args(a):
     """The :class:`~keras_nasnet.search.stages.StageConfig` of ``--stages all`` (None for none)."""
-    from .stages import StageConfig
-
     if a.stages == "none":
         return None
     kw = {field: getattr(a, dest) for dest, field in _STAGE_FLAGS.items() if getattr(a, dest) is not None}
     if "reuse" in kw:
         kw["reuse"] = tuple(kw["reuse"])
+    if kw.get("match_params") == "off":
+        kw["match_params"] = None
     return StageConfig(**kw)
 
 

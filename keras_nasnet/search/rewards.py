@@ -164,6 +164,23 @@ def fit_units(genotype: Genotype, penultimate_filters: int) -> int:
 
 _MATCHED: dict = {}
 
+#: The ``match_params`` target meaning "NASNet-A's parameter count at the proxy's own width"
+#: (:func:`nasnet_a_params`): 73,218 for the ``cpu`` proxy.
+MATCH_NASNET_A = "nasnet-a"
+
+
+def nasnet_a_params(num_cells: int, penultimate_filters: int) -> int:
+    """Parameters of the :class:`~keras_nasnet.models.NASNetCIFAR` NASNet-A child with
+    ``num_cells`` cells per stack at ``penultimate_filters`` (as :func:`fit_units` rounds it): the
+    target of ``match_params="nasnet-a"``, which compares every cell with NASNet-A at its size."""
+    from ..models import NASNetCIFAR
+
+    key = (MATCH_NASNET_A, num_cells, penultimate_filters)
+    if key not in _MATCHED:
+        width = fit_units(NASNET_A, penultimate_filters)
+        _MATCHED[key] = int(NASNetCIFAR(num_cells, width, genotype=NASNET_A).count_params())
+    return _MATCHED[key]
+
 
 def matched_units(genotype: Genotype, num_cells: int, params: int) -> int:
     """The ``penultimate_filters`` (a multiple of the genotype's unit, as :func:`fit_units` gives)

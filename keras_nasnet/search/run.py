@@ -179,6 +179,11 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
             controller (re-score, stand-alone training of the top cells, successive halving, a
             report in ``final.json``; ``best_genotype.json`` becomes the final cell), through the
             same executor, once all ``trials`` are in. ``None`` (the default): no stages.
+            A ``cifar10-shared`` search that evaluates in this process (``workers=0``, its
+            default) trains the stand-alone children in one local worker per core
+            instead (one TensorFlow thread each unless ``threads_per_worker`` says otherwise):
+            they are independent trainings, and one per core is how ``search/calibration/``
+            measured their cost.
 
     Everything is checked (settings, executor, data) before anything is written. Raises
     :class:`~keras_nasnet.search.errors.InvalidSettings` (a ``ValueError``) for settings that

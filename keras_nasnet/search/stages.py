@@ -48,6 +48,7 @@ import numpy as np
 
 from .base import Reward
 from .errors import InvalidSettings, SearchError, SearchFailed
+from .rewards import MATCH_NASNET_A
 
 #: Seed of the random reference cells (the same cells in every search of one space).
 RANDOM_CELLS_SEED = 2020
@@ -78,24 +79,31 @@ class StageConfig:
             is copied into this search's journal instead of being trained again. The references
             are the same cells with the same seeds in every search of a space, so a study trains
             them once. The data set is not compared: reuse journals made on the same CIFAR-10.
-        match_params: ``None``: every stand-alone child has the proxy's width; a number: each
-            child's width gives it about that many parameters
-            (:attr:`~keras_nasnet.search.ProxyConfig.match_params`), so cells are compared at equal
-            capacity (NASNet-A has 73,218 at the ``cpu`` proxy's width; random cells up to 55 times
-            as many).
+        match_params: ``"nasnet-a"`` (default): each stand-alone child's width gives it about as
+            many parameters as NASNet-A has at the proxy's width (73,218 for the ``cpu`` proxy;
+            :func:`~keras_nasnet.search.rewards.nasnet_a_params`), so cells are compared at equal
+            capacity: at one width, random cells carry up to 55 times NASNet-A's parameters, and
+            a budget then rewards size (``search/calibration/``). A number: that many parameters
+            (:attr:`~keras_nasnet.search.ProxyConfig.match_params`). ``None``: every child has the
+            proxy's width.
     """
 
+    # The defaults come from search/calibration/ (e1-45k-add-p73218): at NASNet-A's parameter
+    # count, 1 epoch on 45,000 images puts NASNet-A above the median of 12 random cells, at about
+    # 4.6 CPU-minutes per child. So the cheap budget is also the final one (no halving round
+    # unless --final-budget is raised), 3 seeds give the final cell's mean, and 12 random cells
+    # are the median the final cell is judged against. About 6.7 CPU-hours of children.
     rescore_top: int = 40
     rescore_images: int | None = None
-    top_k: int = 8
-    seeds: int = 2
+    top_k: int = 16
+    seeds: int = 3
     cheap_budget: int = 1
-    final_budget: int = 2
+    final_budget: int = 1
     eta: int = 2
-    random_cells: int = 4
+    random_cells: int = 12
     images: int | None = 45000
     reuse: tuple[str, ...] = ()
-    match_params: int | None = None
+    match_params: int | str | None = "nasnet-a"
 
     def validate(self, search_config=None) -> None:
         """Raises :class:`InvalidSettings` naming the command-line flag of a bad value."""
@@ -121,9 +129,11 @@ class StageConfig:
             if not Path(folder).is_dir():
                 raise InvalidSettings(f"--reuse-children {folder}: no such folder; give folders that "
                                       "hold stand-alone journals (train_standalone's, a search's).")
-        if self.match_params is not None and (isinstance(self.match_params, bool) or
-                                              not isinstance(self.match_params, int) or self.match_params < 1):
-            raise InvalidSettings(f"--stage-match-params must be an integer >= 1; got {self.match_params!r}.")
+        m = self.match_params
+        if m is not None and m != MATCH_NASNET_A and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+            raise InvalidSettings(f"--stage-match-params must be an integer >= 1, {MATCH_NASNET_A!r} "
+                                  f"(NASNet-A's parameters at the proxy's width) or 'off' (one width "
+                                  f"for all); got {m!r}.")
         if self.final_budget < self.cheap_budget:
             raise InvalidSettings(f"--final-budget ({self.final_budget}) must be at least "
                                   f"--cheap-budget ({self.cheap_budget}).")
@@ -383,7 +393,7 @@ def _drain(journal, queue, done, spec, settings, label):
 
 
 # -- the stages -----------------------------------------------------------------------------------
-def standalone_spec(config, budget: int, images: int | None = None, match_params: int | None = None) -> dict:
+def standalone_spec(config, budget: int, images: int | None = None, match_params: int | str | None = None) -> dict:
     """The executor's reward description of stand-alone training at ``budget`` epochs on ``images``
     training images (``None``: the child proxy's) for the search ``config`` (a
     :class:`~keras_nasnet.search.SearchConfig`); ``match_params``: see :class:`StageConfig`."""
@@ -394,15 +404,31 @@ def standalone_spec(config, budget: int, images: int | None = None, match_params
         spec.update(base="synthetic", target=genotype_from(config.target).to_dict(),
                     delay=config.synthetic_delay)
     else:
-        from .rewards import ProxyConfig
+        from .rewards import ProxyConfig, nasnet_a_params
 
         proxy = config.proxy if config.reward == "cifar10" else ProxyConfig.preset("cpu", data=config.shared.data)
         if images is not None:
             proxy = dataclasses.replace(proxy, train_images=int(images))
+        if match_params == MATCH_NASNET_A:
+            match_params = nasnet_a_params(proxy.num_cells, proxy.penultimate_filters)
         if match_params is not None:
             proxy = dataclasses.replace(proxy, match_params=int(match_params))
         spec.update(base="cifar10", proxy=proxy.record())
     return spec
+
+
+def standalone_settings(config, run_settings: dict) -> dict:
+    """The executor settings of the stand-alone children: the search's, except that a
+    ``cifar10-shared`` search evaluating in its own process (``workers=0``, the supernet's
+    executor) trains them in one local worker per core, one TensorFlow thread each unless
+    ``threads_per_worker`` is given: they are independent trainings, and one per core is how
+    ``search/calibration/`` measured their cost."""
+    if config.reward != "cifar10-shared" or run_settings.get("workers") or run_settings.get("executor") != "local":
+        return run_settings
+    import os
+
+    return {**run_settings, "workers": os.cpu_count() or 1,
+            "threads_per_worker": run_settings.get("threads_per_worker") or 1}
 
 
 def _ident(config, stage: str, **extra) -> dict:
@@ -463,6 +489,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         report["rescore"] = {"images": images, "first_image": start, "cells": len(pool)}
 
     # 2 and 3. stand-alone training at rising budgets.
+    run_settings = standalone_settings(config, run_settings)
     seeds = [config.seed * 1000 + i for i in range(stages.seeds)]
     candidates = pool[:stages.top_k]
     rounds = []
