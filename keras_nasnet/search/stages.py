@@ -52,6 +52,9 @@ from .rewards import MATCH_NASNET_A
 
 #: Seed of the random reference cells (the same cells in every search of one space).
 RANDOM_CELLS_SEED = 2020
+#: CPU-minutes of one stand-alone child-epoch at the defaults (N=1, NASNet-A's parameter count,
+#: 45,000 images, one core; the median of search/calibration/e1-45k-add-p73218's 26 children).
+CHILD_CPU_MINUTES = 4.9
 #: Standard deviation of the synthetic stand-alone "accuracy" noise at budget 1.
 SYNTHETIC_NOISE = 0.05
 
@@ -89,10 +92,10 @@ class StageConfig:
     """
 
     # The defaults come from search/calibration/ (e1-45k-add-p73218): at NASNet-A's parameter
-    # count, 1 epoch on 45,000 images puts NASNet-A above the median of 12 random cells, at about
-    # 4.6 CPU-minutes per child. So the cheap budget is also the final one (no halving round
+    # count, 1 epoch on 45,000 images puts NASNet-A above all 12 random cells, at about
+    # CHILD_CPU_MINUTES per child. So the cheap budget is also the final one (no halving round
     # unless --final-budget is raised), 3 seeds give the final cell's mean, and 12 random cells
-    # are the median the final cell is judged against. About 6.7 CPU-hours of children.
+    # are the median the final cell is judged against.
     rescore_top: int = 40
     rescore_images: int | None = None
     top_k: int = 16

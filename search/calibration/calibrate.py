@@ -8,10 +8,11 @@ search's executors (``train_standalone``), and reports where NASNet-A stands.
 
     # one budget (a journal under search/calibration/<budget>/; rerun the same command to resume)
     python search/calibration/calibrate.py --data ../shared/datasets/cifar10-jpeg.zip --budget e1-45k
-    # the add-only space the default (cifar10-shared) pipeline searches, 24 cells, 3 seeds:
-    # search/calibration/e3-45k-add/, the ground truth the pipeline's references reuse
-    python search/calibration/calibrate.py --data ../shared/datasets/cifar10-jpeg.zip --budget e3-45k \
-        --space add --random 24 --seeds 0 1 2
+    # the stages' default budget: the add-only space the default (cifar10-shared) pipeline
+    # searches, every child at NASNet-A's 73,218 parameters, 24 cells, 3 seeds:
+    # search/calibration/e1-45k-add-p73218/, the ground truth the pipeline's references reuse
+    python search/calibration/calibrate.py --data ../shared/datasets/cifar10-jpeg.zip --budget e1-45k \
+        --space add --match-params 73218 --random 24 --seeds 0 1 2
     # every budget's table so far, from the journals (no training; a run in progress included)
     python search/calibration/calibrate.py --report
 

@@ -2,7 +2,7 @@
 held-out images should it score them? (issue 20, part 4)
 
 Scores every cell of a stand-alone ground truth (a ``train_standalone`` journal, e.g.
-``search/calibration/e3-45k-add/journal``: NASNet-A and the add-only space's reference random
+``search/calibration/e1-45k-add-p73218/journal``: NASNet-A and the add-only space's reference random
 cells with 2-3 seeds at the final budget) as a path through the supernet of a
 ``--reward cifar10-shared`` search folder, on each 500-image chunk of the held-out split, and
 reports Kendall's tau and Spearman's rho against the cells' mean stand-alone accuracy, each with
@@ -15,7 +15,7 @@ its 95% bootstrap interval over cells, for:
 * ``seed-vs-seed``: the ground truth's own seed 0 against seed 1: how well one training run ranks
   cells as another does (the ceiling against the mean of 2-3 seeds is somewhat higher).
 
-    python search/reward/reward_vs_truth.py --run runs/shared --truth search/calibration/e3-45k-add/journal \\
+    python search/reward/reward_vs_truth.py --run search/fair/ppo --truth search/calibration/e1-45k-add-p73218/journal \\
         --out search/reward/supernet-10ep.json
 
 The truth's cells must be in the search's (add-only) space; NASNet-A's path is its encoding there
