@@ -211,13 +211,45 @@ def test_a_shared_weights_search_trains_its_stand_alone_children_one_per_core():
     from keras_nasnet.search import SearchConfig
     from keras_nasnet.search.stages import standalone_settings
 
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     inline = {"executor": "local", "workers": 0, "progress": False, "threads_per_worker": None}
     got = standalone_settings(SearchConfig(reward="cifar10-shared"), inline)
-    assert got["workers"] == (os.cpu_count() or 1) and got["threads_per_worker"] == 1
-    # What the user chose is kept: a thread count, workers, Ray, and other rewards' executors.
-    assert standalone_settings(SearchConfig(reward="cifar10-shared"),
-                               {**inline, "threads_per_worker": 4})["threads_per_worker"] == 4
+    assert got["workers"] == cores and got["threads_per_worker"] == 1
+    # A thread count the user chose is kept, with fewer workers so the cores are not oversubscribed.
+    got = standalone_settings(SearchConfig(reward="cifar10-shared"), {**inline, "threads_per_worker": 2})
+    assert got["threads_per_worker"] == 2 and got["workers"] == max(1, cores // 2)
+    # Workers, Ray and other rewards' executors are kept as they are.
     for config, settings in ((SearchConfig(reward="cifar10-shared"), {**inline, "workers": 3}),
                              (SearchConfig(reward="cifar10-shared"), {**inline, "executor": "ray", "workers": 1}),
                              (SearchConfig(reward="synthetic"), inline)):
         assert standalone_settings(config, settings) == settings
+
+
+def test_the_final_budget_follows_the_cheap_one_unless_given():
+    """--cheap-budget 2 alone is one round at 2 epochs, not a refusal about a flag never given."""
+    from keras_nasnet.search import InvalidSettings
+    from keras_nasnet.search.stages import StageConfig
+
+    alone = StageConfig(cheap_budget=2)
+    alone.validate()
+    assert alone.budgets() == [2] and alone.trainings()[-1][0] == 2
+    assert StageConfig(cheap_budget=1, final_budget=4).budgets() == [1, 2, 4]
+    with pytest.raises(InvalidSettings, match="--final-budget .* leave it out"):
+        StageConfig(cheap_budget=2, final_budget=1).validate()
+    # "off" means one width for all in Python too, as on the command line.
+    off = StageConfig(match_params="off")
+    off.validate()
+    assert off.match_params is None
+
+
+def test_each_width_rule_keeps_its_own_stage_journal():
+    """A search whose stand-alone children were trained at one width (the earlier default) keeps
+    them in stages/budget-<b>/ and resumes at the new rule in stages/budget-<b>-p<N>/, instead of
+    stopping with a settings mismatch."""
+    from keras_nasnet.search import SearchConfig
+    from keras_nasnet.search.stages import budget_folder, standalone_spec
+
+    config = SearchConfig(reward="cifar10-shared")
+    assert budget_folder(1, standalone_spec(config, 1, 45000)) == "budget-1"
+    assert budget_folder(1, standalone_spec(config, 1, 45000, "nasnet-a")) == "budget-1-p73218"
+    assert budget_folder(2, standalone_spec(SearchConfig(reward="synthetic"), 2)) == "budget-2"

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where workers run: local processes or a Ray cluster")
     p.add_argument("--ray-address", default=None, help="address of an existing Ray cluster (default: start one)")
     p.add_argument("--threads-per-worker", type=positive_int, default=None,
-                   help="TensorFlow threads of each local worker (default: all cores each)")
+                   help="TensorFlow threads of each local worker (default: all cores each; for the "
+                        "stand-alone stage children of a --workers 0 search: 1, one worker per core)")
     p.add_argument("--cpus-per-child", type=positive_float, default=1, help="Ray resources of one child")
     p.add_argument("--gpus-per-child", type=nonnegative_float, default=0, help="Ray resources of one child")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the controller, sampler and children")
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=positive_int, default=None, help=f"cells trained at the cheap budget (default {_SD.top_k})")
     g.add_argument("--stage-seeds", type=positive_int, default=None, help=f"seeds per cell and budget (default {_SD.seeds})")
     g.add_argument("--cheap-budget", type=positive_int, default=None, help=f"epochs of the first round (default {_SD.cheap_budget})")
-    g.add_argument("--final-budget", type=positive_int, default=None, help=f"epochs of the last round (default {_SD.final_budget}; above --cheap-budget: "
+    g.add_argument("--final-budget", type=positive_int, default=None, help="epochs of the last round (default: --cheap-budget, one round; above it: "
                         "successive-halving rounds in between)")
     g.add_argument("--reuse-children", nargs="+", metavar="DIR", default=None,
                    help="stand-alone journals (search/calibration/<budget>, another search's folder) "

@@ -4,7 +4,7 @@ stand-alone ground-truth records that the studies under ``search/`` use.
 A ``standalone.jsonl`` holds one JSON object per (cell, seed) trained stand-alone at one budget:
 at least ``cell`` (a name), ``seed``, ``budget`` (the training settings) and
 ``standalone_accuracy``. :func:`read_standalone_journal` reads a stand-alone journal
-(:func:`~keras_nasnet.search.train_standalone`'s folder, or a search's ``stages/budget-<b>/``)
+(:func:`~keras_nasnet.search.train_standalone`'s folder, or a search's ``stages/budget-<b>[-p<N>]/``)
 as rows of the same form. Kendall's tau-b and Spearman's rho are computed here without SciPy (SciPy
 gives the same values; the tests check both against hand-worked cases).
 """
@@ -129,7 +129,7 @@ def read_standalone_journal(folder) -> list[dict]:
     if config.get("stage") != "standalone":
         raise ValueError(f"{folder} is not a stand-alone journal (its config.json has stage "
                          f"{config.get('stage')!r}); give a train_standalone folder or a search's "
-                         "stages/budget-<b>/ folder.")
+                         "stages/budget-<b>[-p<N>]/ folder.")
     budget = config["budget"] if isinstance(config["budget"], dict) else \
         {**{k: v for k, v in config.get("proxy", {}).items() if k != "data"}, "epochs": config["budget"]}
     rows = []

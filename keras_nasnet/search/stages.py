@@ -28,7 +28,7 @@ device: the synthetic reward plus seeded Gaussian noise of standard deviation
 :data:`SYNTHETIC_NOISE` / sqrt(budget), so the stages run end to end in milliseconds.
 
 Every child runs through the search's executor (inline, local workers or Ray). Each budget has its
-own journal folder ``stages/budget-<b>/`` (``stages/rescore-<first>-<end>/`` for re-scoring) with the
+own journal folder ``stages/budget-<b>[-p<N>]/`` (``stages/rescore-<first>-<end>/`` for re-scoring) with the
 format of the search's ``trials.jsonl``; a child is identified by (genotype, budget, seed), so a
 run killed anywhere resumes with no finished child trained twice, and changing the stage sizes
 reuses every child already trained.
@@ -70,7 +70,8 @@ class StageConfig:
         top_k: cells trained stand-alone at the cheap budget.
         seeds: seeds per cell and budget (the same seeds for every cell).
         cheap_budget: epochs of the first stand-alone round.
-        final_budget: epochs of the last round, at which the references are trained too.
+        final_budget: epochs of the last round, at which the references are trained too
+            (``None``: ``cheap_budget``, one round without halving).
         eta: successive halving keeps the best ``1/eta`` and multiplies the budget by ``eta``.
         random_cells: random reference cells (fixed seed :data:`RANDOM_CELLS_SEED`).
         images: training images of every stand-alone child (the first ``images`` of the
@@ -101,7 +102,7 @@ class StageConfig:
     top_k: int = 16
     seeds: int = 3
     cheap_budget: int = 1
-    final_budget: int = 1
+    final_budget: int | None = None
     eta: int = 2
     random_cells: int = 12
     images: int | None = 45000
@@ -112,9 +113,9 @@ class StageConfig:
         """Raises :class:`InvalidSettings` naming the command-line flag of a bad value."""
         for flag, name, low in (("--rescore-top", "rescore_top", 1), ("--top-k", "top_k", 1),
                                 ("--stage-seeds", "seeds", 1), ("--cheap-budget", "cheap_budget", 1),
-                                ("--final-budget", "final_budget", 1), ("--halving-eta", "eta", 2),
+                                ("--final-budget", "last_budget", 1), ("--halving-eta", "eta", 2),
                                 ("--random-cells", "random_cells", 0)):
-            v = getattr(self, name)
+            v = self.last_budget if name == "last_budget" else getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidSettings(f"{flag} must be an integer >= {low}; got {v!r}.")
         if self.images is not None and (isinstance(self.images, bool) or not isinstance(self.images, int)
@@ -132,14 +133,17 @@ class StageConfig:
             if not Path(folder).is_dir():
                 raise InvalidSettings(f"--reuse-children {folder}: no such folder; give folders that "
                                       "hold stand-alone journals (train_standalone's, a search's).")
+        if self.match_params == "off":  # the command line's word for one width for all
+            self.match_params = None
         m = self.match_params
         if m is not None and m != MATCH_NASNET_A and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
             raise InvalidSettings(f"--stage-match-params must be an integer >= 1, {MATCH_NASNET_A!r} "
                                   f"(NASNet-A's parameters at the proxy's width) or 'off' (one width "
                                   f"for all); got {m!r}.")
-        if self.final_budget < self.cheap_budget:
+        if self.last_budget < self.cheap_budget:
             raise InvalidSettings(f"--final-budget ({self.final_budget}) must be at least "
-                                  f"--cheap-budget ({self.cheap_budget}).")
+                                  f"--cheap-budget ({self.cheap_budget}); leave it out for one round "
+                                  "at the cheap budget.")
         if self.rescore_images is not None and (isinstance(self.rescore_images, bool) or
                                                 not isinstance(self.rescore_images, int) or
                                                 self.rescore_images < 1):
@@ -162,11 +166,16 @@ class StageConfig:
                                       f"{val - used} held-out images the search's rewards do not use "
                                       f"(--val-images {val} minus --reward-images {used}).")
 
+    @property
+    def last_budget(self) -> int:
+        """The final budget: ``final_budget``, or ``cheap_budget`` when that is ``None``."""
+        return self.cheap_budget if self.final_budget is None else self.final_budget
+
     def budgets(self) -> list[int]:
-        """The budget of each round: ``cheap_budget`` times powers of ``eta``, then ``final_budget``."""
+        """The budget of each round: ``cheap_budget`` times powers of ``eta``, then the final budget."""
         out = [self.cheap_budget]
-        while out[-1] < self.final_budget:
-            out.append(min(out[-1] * self.eta, self.final_budget))
+        while out[-1] < self.last_budget:
+            out.append(min(out[-1] * self.eta, self.last_budget))
         return out
 
     def trainings(self) -> list[tuple[int, int]]:
@@ -176,7 +185,7 @@ class StageConfig:
             if i:
                 n = max(1, math.ceil(n / self.eta))
             out.append((b, n * self.seeds))
-        out.append((self.final_budget, (1 + self.random_cells) * self.seeds))
+        out.append((self.last_budget, (1 + self.random_cells) * self.seeds))
         return out
 
     def child_epochs(self) -> int:
@@ -372,6 +381,8 @@ def _drain(journal, queue, done, spec, settings, label):
 
     s = dict(settings)
     kind, workers, progress = s.pop("executor"), s.pop("workers"), s.pop("progress")
+    if workers > len(queue):  # no idle worker processes (each loads TensorFlow and the data)
+        workers = max(1, len(queue)) if workers else 0
     ex = make_executor(kind, spec, workers, log_path=journal.out.parent.parent / "workers.log",
                        progress=progress, **s)
     bar = None
@@ -430,8 +441,10 @@ def standalone_settings(config, run_settings: dict) -> dict:
         return run_settings
     import os
 
-    return {**run_settings, "workers": os.cpu_count() or 1,
-            "threads_per_worker": run_settings.get("threads_per_worker") or 1}
+    # The cores this process may use (a container's or taskset's limit), not the host's.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = run_settings.get("threads_per_worker") or 1
+    return {**run_settings, "workers": max(1, cores // threads), "threads_per_worker": threads}
 
 
 def _ident(config, stage: str, **extra) -> dict:
@@ -471,6 +484,9 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     if not pool:
         raise SearchFailed("no child of the search succeeded, so the stages have no candidate.")
     report = {"stages": dataclasses.asdict(stages), "budgets": stages.budgets(), "reward": config.reward}
+    if config.reward != "synthetic":  # the resolved width rule ("nasnet-a" is a number per proxy)
+        report["standalone_proxy"] = standalone_spec(config, stages.cheap_budget, stages.images,
+                                                     stages.match_params)["proxy"]
 
     # 1. re-score (cifar10-shared only).
     if config.reward == "cifar10-shared":
@@ -513,7 +529,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
 
     # 4. references at the final budget, and the report.
     refs = reference_cells(space, stages.random_cells)
-    final = stages.final_budget
+    final = stages.last_budget
     results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references",
                      images=stages.images, reuse=stages.reuse, match_params=stages.match_params)
     entries = []
@@ -562,12 +578,22 @@ def _known(xs):
     return [x for x in xs if x is not None]
 
 
+def budget_folder(budget: int, spec: dict) -> str:
+    """The journal folder (under ``stages/``) of the stand-alone children of ``spec`` (a
+    :func:`standalone_spec`) at ``budget``: ``budget-<b>``, or ``budget-<b>-p<N>`` when every
+    child is given ``N`` parameters. One journal per budget and width rule, so a search whose
+    children were trained at another rule (one width for all, the default before session 11)
+    keeps them and resumes without a settings mismatch."""
+    params = spec.get("proxy", {}).get("match_params")
+    return f"budget-{budget}" + (f"-p{params}" if params else "")
+
+
 def _train(out, config, budget, genotypes, seeds, run_settings, label, images=None, reuse=(), match_params=None):
     spec = standalone_spec(config, budget, images, match_params)
     ident = _ident(config, "standalone", budget=int(budget), base=spec["base"],
                    **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
     tasks = [{"actions": g, "budget": int(budget), "seed": s} for g in genotypes for s in seeds]
-    return run_children(out / "stages" / f"budget-{budget}", ident, tasks, spec, run_settings, label=label,
+    return run_children(out / "stages" / budget_folder(budget, spec), ident, tasks, spec, run_settings, label=label,
                         reuse=reusable_children(reuse, ident) if reuse else None)
 
 
