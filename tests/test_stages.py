@@ -143,7 +143,8 @@ def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tm
     (["--top-k", "3"], "--top-k"),  # a stage size without --stages all would be ignored
     (["--stages", "all", "--rescore-top", "5"], "--rescore-top"),  # re-scoring is cifar10-shared's
     (["--stages", "some"], "--stages"),
-    (["--stages", "all", "--stage-images", "50000"], "--stage-images"),  # more than the split holds
+    (["--stages", "all", "--stage-images", "100"], "--stage-images"),  # no training with synthetic
+    (["--stages", "all", "--stage-match-params", "off"], "--stage-match-params"),  # no training here
 ])
 def test_bad_stage_flags_are_refused_up_front(tmp_path, capsys, extra, flag):
     from keras_nasnet.search.__main__ import main
@@ -236,6 +237,8 @@ def test_the_final_budget_follows_the_cheap_one_unless_given():
     assert StageConfig(cheap_budget=1, final_budget=4).budgets() == [1, 2, 4]
     with pytest.raises(InvalidSettings, match="--final-budget .* leave it out"):
         StageConfig(cheap_budget=2, final_budget=1).validate()
+    with pytest.raises(InvalidSettings, match="--stage-images"):
+        StageConfig(images=50000).validate()  # more than the 45,000-image split holds
     # "off" means one width for all in Python too, as on the command line.
     off = StageConfig(match_params="off")
     off.validate()

@@ -199,6 +199,10 @@ def _check_flags_apply(parser, argv, a) -> None:
         parser.error("--data applies to the cifar10 rewards only; this search uses --reward synthetic.")
     if a.reward == "synthetic" and "child_train_images" in given:
         parser.error("--child-train-images applies to the cifar10 rewards only.")
+    for d in ("stage_images", "stage_match_params"):
+        if a.reward == "synthetic" and d in given:  # its stages score the synthetic reward plus noise
+            parser.error(f"--{d.replace('_', '-')} sets the stand-alone CIFAR-10 training of the stages; "
+                         "with --reward synthetic a stage child is the synthetic reward plus noise.")
     if a.stages == "none":
         for d in _STAGE_FLAGS:
             if d in given:
