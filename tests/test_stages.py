@@ -172,13 +172,16 @@ def test_shared_search_refuses_rescoring_more_images_than_held_out():
 
 
 def test_stand_alone_children_can_be_given_equal_parameters_instead_of_equal_width():
-    from keras_nasnet.search import InvalidSettings, SearchConfig
+    from keras_nasnet.search import InvalidSettings, ProxyConfig, SearchConfig
     from keras_nasnet.search.stages import StageConfig, standalone_spec
 
     config = SearchConfig(reward="cifar10-shared")
     assert standalone_spec(config, 3, 45000, 73218)["proxy"]["match_params"] == 73218
     # Without it the proxy, and so every stage journal's identity, is as before.
     assert "match_params" not in standalone_spec(config, 3, 45000)["proxy"]
+    # "off" (None) is one width for all, even for a cifar10 search whose own children matched.
+    matched = SearchConfig(reward="cifar10", proxy=ProxyConfig.preset("cpu", match_params=5000))
+    assert "match_params" not in standalone_spec(matched, 1, 45000)["proxy"]
     with pytest.raises(InvalidSettings, match="--stage-match-params"):
         StageConfig(match_params=0).validate()
     with pytest.raises(InvalidSettings, match="--stage-match-params"):

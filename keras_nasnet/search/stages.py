@@ -425,8 +425,8 @@ def standalone_spec(config, budget: int, images: int | None = None, match_params
             proxy = dataclasses.replace(proxy, train_images=int(images))
         if match_params == MATCH_NASNET_A:
             match_params = nasnet_a_params(proxy.num_cells, proxy.penultimate_filters)
-        if match_params is not None:
-            proxy = dataclasses.replace(proxy, match_params=int(match_params))
+        # None is one width for all, even when the search's own proxy matched parameters.
+        proxy = dataclasses.replace(proxy, match_params=None if match_params is None else int(match_params))
         spec.update(base="cifar10", proxy=proxy.record())
     return spec
 
