@@ -95,6 +95,27 @@ def test_rescoring_scores_the_held_out_images_the_reward_did_not_use(images):
     assert rescoring(PROJECTED) == 0.0
 
 
+def test_evaluate_gives_the_accuracy_and_the_cross_entropy_of_the_held_out_images(images):
+    import keras
+
+    from keras_nasnet.search import SharedWeightsReward
+
+    reward = SharedWeightsReward.new(SPACE, filters=4, val_images=6, reward_images=6, warmup_epochs=0.0)
+    reward.build()
+    labels = np.array([0, 1, 2, 3, 4, 5])[:, None]
+    reward.set_data(images, labels, images, labels)
+    probs = reward.net(images, tf.constant(PROJECTED), training=True).numpy()
+    got = reward.evaluate(PROJECTED)
+    assert got["accuracy"] == reward.accuracy(PROJECTED) == np.mean(np.argmax(probs, -1) == labels.ravel())
+    expected = float(np.mean(keras.losses.sparse_categorical_crossentropy(labels.ravel(), probs)))
+    assert got["loss"] == pytest.approx(expected, rel=1e-4)
+    # images 2-5 alone: the slice the stages' re-scoring takes
+    tail = reward.evaluate(PROJECTED, images=4, start=2)
+    probs = reward.net(images[2:], tf.constant(PROJECTED), training=True).numpy()
+    assert tail["loss"] == pytest.approx(
+        float(np.mean(keras.losses.sparse_categorical_crossentropy(labels.ravel()[2:], probs))), rel=1e-4)
+
+
 def test_compiling_many_parts_does_not_warn_of_retracing(images, caplog):
     # Every part is traced once; TF's detector used to count them all as one function retracing
     # ("5 out of the last 5 calls ... triggered tf.function retracing") in every search log.

@@ -12,6 +12,8 @@ its 95% bootstrap interval over cells, for:
   all of them);
 * ``rescore``: the held-out images after the search's ``reward_images``, the split the stages
   re-score on;
+* ``...-loss``: the same images ranked by minus the mean cross-entropy of the true labels
+  instead of accuracy (a continuous score);
 * ``seed-vs-seed``: the ground truth's own seed 0 against seed 1: how well one training run ranks
   cells as another does (the ceiling against the mean of 2-3 seeds is somewhat higher).
 
@@ -64,9 +66,12 @@ def main(argv=None) -> int:
             raise SystemExit(f"A ground-truth cell is not in the search's space ({e}); use a journal of "
                              "that space (calibrate.py --space add).") from None
         t = time.time()
-        hits = [round(shared.accuracy(actions, images=e - s, start=s) * (e - s)) for s, e in chunks]
+        scored = [shared.evaluate(actions, images=e - s, start=s) for s, e in chunks]
+        hits = [round(m["accuracy"] * (e - s)) for m, (s, e) in zip(scored, chunks)]
+        losses = [round(m["loss"], 5) for m in scored]
         out_rows.append({"genotype": c["genotype"], "seeds": c["seeds"],
                          "truth": statistics.fmean(c["seeds"].values()), "chunk_hits": hits,
+                         "chunk_loss": losses,
                          "seconds": round(time.time() - t, 1)})
         print(json.dumps({k: v for k, v in out_rows[-1].items() if k != "genotype"}), flush=True)
 
@@ -74,14 +79,21 @@ def main(argv=None) -> int:
         return [sum(h for (s, e), h in zip(chunks, r["chunk_hits"]) if lo <= s and e <= hi) / (hi - lo)
                 for r in out_rows]
 
+    def minus_loss(lo, hi):  # minus the mean cross-entropy on [lo, hi): higher ranks higher
+        return [-sum(x * (e - s) for (s, e), x in zip(chunks, r["chunk_loss"]) if lo <= s and e <= hi)
+                / (hi - lo) for r in out_rows]
+
     truth = [r["truth"] for r in out_rows]
     variants = {}
     for n in sorted({500, 1000, 2000, val}):
         if n <= val:
             variants[f"first-{n}"] = {"images": [0, n], **rank_correlations(score(0, n), truth)}
+            variants[f"first-{n}-loss"] = {"images": [0, n], **rank_correlations(minus_loss(0, n), truth)}
     start = shared.config.reward_images
     if start % CHUNK == 0 and start < val:
         variants["rescore"] = {"images": [start, val], **rank_correlations(score(start, val), truth)}
+        variants["rescore-loss"] = {"images": [start, val],
+                                    **rank_correlations(minus_loss(start, val), truth)}
     both = [r for r in out_rows if 0 in r["seeds"] and 1 in r["seeds"]]
     if len(both) >= 5:
         s0, s1 = [r["seeds"][0] for r in both], [r["seeds"][1] for r in both]
