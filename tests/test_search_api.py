@@ -135,6 +135,23 @@ def test_rank_correlations_match_hand_worked_cases():
     assert r["cells"] == 30 and r["spearman_95"][0] < r["spearman"] < r["spearman_95"][1]
 
 
+def test_tau_difference_tells_a_better_ranking_from_luck():
+    from keras_nasnet.search import kendall_tau, tau_difference
+
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=40)
+    good, poor = truth + rng.normal(scale=0.3, size=40), truth + rng.normal(scale=3.0, size=40)
+    d = tau_difference(good, poor, truth, reps=300)
+    assert d["difference"] == pytest.approx(kendall_tau(good, truth) - kendall_tau(poor, truth))
+    assert 0 < d["difference_95"][0] < d["difference"] < d["difference_95"][1]
+    # two equally noisy scores: the interval straddles 0
+    other = truth + rng.normal(scale=0.3, size=40)
+    lo, hi = tau_difference(good, other, truth, reps=300)["difference_95"]
+    assert lo < 0 < hi
+    with pytest.raises(ValueError, match="three lists of one length"):
+        tau_difference(good, poor[:5], truth)
+
+
 def test_ground_truth_records_load_by_budget(tmp_path):
     from keras_nasnet.search import read_standalone
     from keras_nasnet.search.metrics import seed_means, seed_table

@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward", choices=["cifar10", "cifar10-shared", "synthetic"], default="cifar10",
                    help="cifar10: train each child and use its held-out accuracy; cifar10-shared: "
                         "score each child as a path through one trained weight-sharing supernet "
-                        "(add-only cells, runs in this process; experimental: after the default 10 "
-                        "supernet epochs it ranks cells with Kendall tau 0.45 against stand-alone "
-                        "training, see search/shared/README.md); "
+                        "(add-only cells, runs in this process; experimental: the default 10-epoch "
+                        "supernet ranks cells with Kendall tau 0.1-0.3 against the stages' "
+                        "stand-alone budget, so use it with --stages all, see "
+                        "search/reward/README.md); "
                         "synthetic: a cheap reward whose optimum is NASNet-A, to check the controller")
     p.add_argument("--strategy", choices=["ppo", "random"], default="ppo",
                    help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")

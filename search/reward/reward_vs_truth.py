@@ -17,8 +17,18 @@ its 95% bootstrap interval over cells, for:
 * ``seed-vs-seed``: the ground truth's own seed 0 against seed 1: how well one training run ranks
   cells as another does (the ceiling against the mean of 2-3 seeds is somewhat higher).
 
+* ``width-at-equal-params`` (a zero-cost baseline, no supernet): the width each cell gets at the
+  truth's parameter count (``keras_nasnet.search.rewards.matched_units``): cells of cheaper ops
+  get wider;
+
+and, to tell a real difference from luck: tau on each 500-image chunk alone (``per_chunk``), how
+well the supernet agrees with itself from one chunk to another (``chunk_vs_chunk``), and the
+cross-entropy's tau minus the accuracy's with a paired bootstrap interval (``loss_minus_accuracy``).
+``--reanalyse FILE`` recomputes all of it from a written JSON without scoring again.
+
     python search/reward/reward_vs_truth.py --run search/fair/ppo --truth search/calibration/e1-45k-add-p73218/journal \\
         --out search/reward/supernet-10ep.json
+    python search/reward/reward_vs_truth.py --reanalyse search/reward/supernet-10ep.json
 
 The truth's cells must be in the search's (add-only) space; NASNet-A's path is its encoding there
 (its ``concat`` lists, which are not decisions of the space, may differ from the stand-alone
@@ -37,16 +47,27 @@ CHUNK = 500  # the supernet scores with BatchNorm on each 500-image chunk's stat
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a --reward cifar10-shared search folder (trained supernet)")
-    p.add_argument("--truth", required=True, help="a stand-alone journal folder (train_standalone's)")
+    p.add_argument("--run", help="a --reward cifar10-shared search folder (trained supernet)")
+    p.add_argument("--truth", help="a stand-alone journal folder (train_standalone's)")
     p.add_argument("--data", default=None, help="the CIFAR-10 source, if not where the search found it")
-    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--out", help="JSON file to write")
+    p.add_argument("--reanalyse", metavar="FILE", default=None,
+                   help="recompute the statistics of a JSON this script wrote (no scoring) and rewrite it")
     a = p.parse_args(argv)
-    import numpy as np
-
     from keras_nasnet.fileio import write_json_atomic
+
+    if a.reanalyse:
+        result = json.loads(Path(a.reanalyse).read_text())
+        add_widths(result["rows"], result["truth_budget"])
+        result.update(analyse(result["rows"], result["shared"]["val_images"], result["shared"]["reward_images"]))
+        write_json_atomic(Path(a.out or a.reanalyse), result, indent=1)
+        report(result)
+        return 0
+    if not (a.run and a.truth and a.out):
+        p.error("--run, --truth and --out are needed (or --reanalyse FILE)")
+
     from keras_nasnet.genotypes import Genotype
-    from keras_nasnet.search import SharedWeightsReward, rank_correlations, read_standalone_journal
+    from keras_nasnet.search import SharedWeightsReward, read_standalone_journal
 
     rows = read_standalone_journal(a.truth)
     if not rows:
@@ -57,7 +78,7 @@ def main(argv=None) -> int:
         c = cells.setdefault(r["cell"], {"genotype": r["genotype"], "seeds": {}})
         c["seeds"][r["seed"]] = r["standalone_accuracy"]
     val = shared.config.val_images
-    chunks = [(s, min(val, s + CHUNK)) for s in range(0, val, CHUNK)]
+    chunks = _chunks(val)
     out_rows = []
     for key, c in cells.items():
         try:
@@ -74,38 +95,104 @@ def main(argv=None) -> int:
                          "chunk_loss": losses,
                          "seconds": round(time.time() - t, 1)})
         print(json.dumps({k: v for k, v in out_rows[-1].items() if k != "genotype"}), flush=True)
+    add_widths(out_rows, rows[0]["budget"])
+    result = {"run": str(a.run), "supernet_steps": shared.step, "shared": dataclasses.asdict(shared.config),
+              "truth": str(a.truth), "truth_budget": rows[0]["budget"], "cells": len(out_rows),
+              **analyse(out_rows, val, shared.config.reward_images),
+              "rows": sorted(out_rows, key=lambda r: -r["truth"])}
+    write_json_atomic(Path(a.out), result, indent=1)
+    report(result)
+    return 0
+
+
+def add_widths(rows, budget) -> None:
+    """Gives each row ``matched_width``: its cell's width at the truth's parameter count (``budget``:
+    the journal's proxy record, with ``match_params``), the zero-cost baseline; builds about ten
+    small models per cell, once (the JSON keeps them)."""
+    if not budget.get("match_params"):
+        return  # a truth at one width: no such baseline
+    from keras_nasnet.genotypes import Genotype
+    from keras_nasnet.search.rewards import matched_units
+
+    for r in rows:
+        if "matched_width" not in r:
+            r["matched_width"] = matched_units(Genotype.from_dict(r["genotype"]), budget["num_cells"],
+                                               budget["match_params"])
+
+
+def _chunks(val):
+    return [(s, min(val, s + CHUNK)) for s in range(0, val, CHUNK)]
+
+
+def analyse(rows, val: int, reward_images: int) -> dict:
+    """The statistics of the scored ``rows`` (``variants``, ``per_chunk``, ``chunk_vs_chunk``,
+    ``loss_minus_accuracy``)."""
+    import numpy as np
+
+    from keras_nasnet.search import kendall_tau, rank_correlations, tau_difference
+
+    chunks = _chunks(val)
 
     def score(lo, hi):  # accuracy on held-out images [lo, hi), whole chunks
         return [sum(h for (s, e), h in zip(chunks, r["chunk_hits"]) if lo <= s and e <= hi) / (hi - lo)
-                for r in out_rows]
+                for r in rows]
 
     def minus_loss(lo, hi):  # minus the mean cross-entropy on [lo, hi): higher ranks higher
         return [-sum(x * (e - s) for (s, e), x in zip(chunks, r["chunk_loss"]) if lo <= s and e <= hi)
-                / (hi - lo) for r in out_rows]
+                / (hi - lo) for r in rows]
 
-    truth = [r["truth"] for r in out_rows]
-    variants = {}
+    truth = [r["truth"] for r in rows]
+    variants, spans = {}, {}
     for n in sorted({500, 1000, 2000, val}):
         if n <= val:
-            variants[f"first-{n}"] = {"images": [0, n], **rank_correlations(score(0, n), truth)}
-            variants[f"first-{n}-loss"] = {"images": [0, n], **rank_correlations(minus_loss(0, n), truth)}
-    start = shared.config.reward_images
-    if start % CHUNK == 0 and start < val:
-        variants["rescore"] = {"images": [start, val], **rank_correlations(score(start, val), truth)}
-        variants["rescore-loss"] = {"images": [start, val],
-                                    **rank_correlations(minus_loss(start, val), truth)}
-    both = [r for r in out_rows if 0 in r["seeds"] and 1 in r["seeds"]]
+            spans[f"first-{n}"] = (0, n)
+    if reward_images % CHUNK == 0 and reward_images < val:
+        spans["rescore"] = (reward_images, val)
+    for name, (lo, hi) in spans.items():
+        variants[name] = {"images": [lo, hi], **rank_correlations(score(lo, hi), truth)}
+        variants[f"{name}-loss"] = {"images": [lo, hi], **rank_correlations(minus_loss(lo, hi), truth)}
+    both = [r for r in rows if _seed(r, 0) is not None and _seed(r, 1) is not None]
     if len(both) >= 5:
-        s0, s1 = [r["seeds"][0] for r in both], [r["seeds"][1] for r in both]
-        variants["seed-vs-seed"] = rank_correlations(s0, s1)
-    result = {"run": str(a.run), "supernet_steps": shared.step, "shared": dataclasses.asdict(shared.config),
-              "truth": str(a.truth), "truth_budget": rows[0]["budget"], "cells": len(out_rows),
-              "variants": variants, "rows": sorted(out_rows, key=lambda r: -r["truth"])}
-    write_json_atomic(Path(a.out), result, indent=1)
-    for name, v in variants.items():
-        print(f"{name:>14}: tau {v['kendall_tau']:+.3f} [{v['kendall_tau_95'][0]:+.3f}, "
+        variants["seed-vs-seed"] = rank_correlations([_seed(r, 0) for r in both], [_seed(r, 1) for r in both])
+    if all("matched_width" in r for r in rows):
+        width = [r["matched_width"] for r in rows]
+        variants["width-at-equal-params"] = rank_correlations(width, truth)
+    acc = np.array([r["chunk_hits"] for r in rows], float)
+    per_chunk = {"accuracy": [kendall_tau(acc[:, k], truth) for k in range(len(chunks))]}
+    pairs = [(i, j) for i in range(len(chunks)) for j in range(i + 1, len(chunks))]
+    out = {"variants": variants, "per_chunk": per_chunk,
+           "chunk_vs_chunk": {"accuracy": float(np.mean([kendall_tau(acc[:, i], acc[:, j]) for i, j in pairs]))}}
+    if all("chunk_loss" in r for r in rows):
+        loss = -np.array([r["chunk_loss"] for r in rows], float)
+        per_chunk["loss"] = [kendall_tau(loss[:, k], truth) for k in range(len(chunks))]
+        out["chunk_vs_chunk"]["loss"] = float(np.mean([kendall_tau(loss[:, i], loss[:, j]) for i, j in pairs]))
+        out["loss_minus_accuracy"] = {name: tau_difference(minus_loss(lo, hi), score(lo, hi), truth)
+                                      for name, (lo, hi) in spans.items()}
+        if "width-at-equal-params" in variants:  # the best supernet score against the free baseline
+            out["loss_minus_width"] = tau_difference(minus_loss(0, val), width, truth)
+    return out
+
+
+def _seed(row, seed):  # JSON keys are strings once written
+    return row["seeds"].get(seed, row["seeds"].get(str(seed)))
+
+
+def report(result) -> None:
+    """Prints the statistics of :func:`analyse`."""
+    for name, v in result["variants"].items():
+        print(f"{name:>21}: tau {v['kendall_tau']:+.3f} [{v['kendall_tau_95'][0]:+.3f}, "
               f"{v['kendall_tau_95'][1]:+.3f}], rho {v['spearman']:+.3f} ({v['cells']} cells)")
-    return 0
+    for metric, taus in result["per_chunk"].items():
+        print(f"each 500-image chunk alone, by {metric}: tau {min(taus):+.3f} to {max(taus):+.3f} "
+              f"(mean {statistics.fmean(taus):+.3f}); two chunks agree with each other with tau "
+              f"{result['chunk_vs_chunk'][metric]:+.3f} (mean over pairs)")
+    if "loss_minus_width" in result:
+        d = result["loss_minus_width"]
+        print(f"cross-entropy on all held-out images minus the width baseline: tau {d['difference']:+.3f} "
+              f"[{d['difference_95'][0]:+.3f}, {d['difference_95'][1]:+.3f}] (paired bootstrap)")
+    for name, d in result.get("loss_minus_accuracy", {}).items():
+        print(f"{name:>16}: tau by cross-entropy minus tau by accuracy {d['difference']:+.3f} "
+              f"[{d['difference_95'][0]:+.3f}, {d['difference_95'][1]:+.3f}] (paired bootstrap)")
 
 
 if __name__ == "__main__":
