@@ -15,8 +15,7 @@ its 95% bootstrap interval over cells, for:
 * ``...-loss``: the same images ranked by minus the mean cross-entropy of the true labels
   instead of accuracy (a continuous score);
 * ``seed-vs-seed``: the ground truth's own seed 0 against seed 1: how well one training run ranks
-  cells as another does (the ceiling against the mean of 2-3 seeds is somewhat higher).
-
+  cells as another does (the ceiling against the mean of 2-3 seeds is somewhat higher);
 * ``width-at-equal-params`` (a zero-cost baseline, no supernet): the width each cell gets at the
   truth's parameter count (``keras_nasnet.search.rewards.matched_units``): cells of cheaper ops
   get wider;
@@ -126,7 +125,8 @@ def _chunks(val):
 
 def analyse(rows, val: int, reward_images: int) -> dict:
     """The statistics of the scored ``rows`` (``variants``, ``per_chunk``, ``chunk_vs_chunk``,
-    ``loss_minus_accuracy``)."""
+    ``loss_minus_accuracy``, ``loss_minus_width``); rows of an older JSON without ``chunk_loss``
+    get the accuracy statistics only."""
     import numpy as np
 
     from keras_nasnet.search import kendall_tau, rank_correlations, tau_difference
@@ -142,6 +142,7 @@ def analyse(rows, val: int, reward_images: int) -> dict:
                 / (hi - lo) for r in rows]
 
     truth = [r["truth"] for r in rows]
+    has_loss = all("chunk_loss" in r for r in rows)
     variants, spans = {}, {}
     for n in sorted({500, 1000, 2000, val}):
         if n <= val:
@@ -150,7 +151,8 @@ def analyse(rows, val: int, reward_images: int) -> dict:
         spans["rescore"] = (reward_images, val)
     for name, (lo, hi) in spans.items():
         variants[name] = {"images": [lo, hi], **rank_correlations(score(lo, hi), truth)}
-        variants[f"{name}-loss"] = {"images": [lo, hi], **rank_correlations(minus_loss(lo, hi), truth)}
+        if has_loss:
+            variants[f"{name}-loss"] = {"images": [lo, hi], **rank_correlations(minus_loss(lo, hi), truth)}
     both = [r for r in rows if _seed(r, 0) is not None and _seed(r, 1) is not None]
     if len(both) >= 5:
         variants["seed-vs-seed"] = rank_correlations([_seed(r, 0) for r in both], [_seed(r, 1) for r in both])
@@ -160,15 +162,18 @@ def analyse(rows, val: int, reward_images: int) -> dict:
     acc = np.array([r["chunk_hits"] for r in rows], float)
     per_chunk = {"accuracy": [kendall_tau(acc[:, k], truth) for k in range(len(chunks))]}
     pairs = [(i, j) for i in range(len(chunks)) for j in range(i + 1, len(chunks))]
-    out = {"variants": variants, "per_chunk": per_chunk,
-           "chunk_vs_chunk": {"accuracy": float(np.mean([kendall_tau(acc[:, i], acc[:, j]) for i, j in pairs]))}}
-    if all("chunk_loss" in r for r in rows):
+
+    def agreement(m):  # mean tau between two chunks' scores; None with a single chunk
+        return float(np.mean([kendall_tau(m[:, i], m[:, j]) for i, j in pairs])) if pairs else None
+
+    out = {"variants": variants, "per_chunk": per_chunk, "chunk_vs_chunk": {"accuracy": agreement(acc)}}
+    if has_loss:
         loss = -np.array([r["chunk_loss"] for r in rows], float)
         per_chunk["loss"] = [kendall_tau(loss[:, k], truth) for k in range(len(chunks))]
-        out["chunk_vs_chunk"]["loss"] = float(np.mean([kendall_tau(loss[:, i], loss[:, j]) for i, j in pairs]))
+        out["chunk_vs_chunk"]["loss"] = agreement(loss)
         out["loss_minus_accuracy"] = {name: tau_difference(minus_loss(lo, hi), score(lo, hi), truth)
                                       for name, (lo, hi) in spans.items()}
-        if "width-at-equal-params" in variants:  # the best supernet score against the free baseline
+        if "width-at-equal-params" in variants:  # the steadiest supernet score against the free baseline
             out["loss_minus_width"] = tau_difference(minus_loss(0, val), width, truth)
     return out
 
@@ -183,9 +188,10 @@ def report(result) -> None:
         print(f"{name:>21}: tau {v['kendall_tau']:+.3f} [{v['kendall_tau_95'][0]:+.3f}, "
               f"{v['kendall_tau_95'][1]:+.3f}], rho {v['spearman']:+.3f} ({v['cells']} cells)")
     for metric, taus in result["per_chunk"].items():
+        agree = result["chunk_vs_chunk"][metric]
         print(f"each 500-image chunk alone, by {metric}: tau {min(taus):+.3f} to {max(taus):+.3f} "
-              f"(mean {statistics.fmean(taus):+.3f}); two chunks agree with each other with tau "
-              f"{result['chunk_vs_chunk'][metric]:+.3f} (mean over pairs)")
+              f"(mean {statistics.fmean(taus):+.3f})"
+              + ("" if agree is None else f"; two chunks agree with each other with tau {agree:+.3f} (mean over pairs)"))
     if "loss_minus_width" in result:
         d = result["loss_minus_width"]
         print(f"cross-entropy on all held-out images minus the width baseline: tau {d['difference']:+.3f} "
