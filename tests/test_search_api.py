@@ -152,6 +152,25 @@ def test_tau_difference_tells_a_better_ranking_from_luck():
         tau_difference(good, poor[:5], truth)
 
 
+def test_pool_and_final_cell_comparisons_with_their_intervals():
+    from keras_nasnet.search import mean_difference, pooled_seed_sd, seeds_difference
+
+    rng = np.random.default_rng(2)
+    pool, randoms = 0.58 + rng.normal(0, 0.01, 16), 0.55 + rng.normal(0, 0.02, 12)
+    d = mean_difference(pool, randoms, reps=500)
+    assert d["difference"] == pytest.approx(pool.mean() - randoms.mean()) and d["cells"] == [16, 12]
+    assert 0.015 < d["difference_95"][0] < d["difference"] < d["difference_95"][1] < 0.045
+    with pytest.raises(ValueError, match="at least 2 cells"):
+        mean_difference([0.5], randoms)
+    # two cells, 2 and 3 seeds: squares 0.0002 + 0.0008 over 1 + 2 degrees of freedom
+    assert pooled_seed_sd([[0.50, 0.52], [0.60, 0.62, 0.64], [0.7]]) == pytest.approx(np.sqrt(0.001 / 3))
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        pooled_seed_sd([[0.5], [0.6]])
+    s = seeds_difference([0.61, 0.62, 0.60], [0.59, 0.60, 0.58], seed_sd=0.01)
+    assert s["difference"] == pytest.approx(0.02)
+    assert s["difference_95"] == pytest.approx([0.02 - 1.96 * 0.01 * np.sqrt(2 / 3), 0.02 + 1.96 * 0.01 * np.sqrt(2 / 3)])
+
+
 def test_ground_truth_records_load_by_budget(tmp_path):
     from keras_nasnet.search import read_standalone
     from keras_nasnet.search.metrics import seed_means, seed_table

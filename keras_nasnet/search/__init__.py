@@ -34,7 +34,8 @@ _EXPORTS = {
     "StageConfig": "stages", "run_stages": "stages", "StandaloneReward": "stages",
     "train_standalone": "stages", "reference_cells": "stages",
     "kendall_tau": "metrics", "spearman": "metrics", "bootstrap_interval": "metrics",
-    "rank_correlations": "metrics", "tau_difference": "metrics", "read_standalone": "metrics",
+    "rank_correlations": "metrics", "tau_difference": "metrics",
+    "mean_difference": "metrics", "pooled_seed_sd": "metrics", "seeds_difference": "metrics", "read_standalone": "metrics",
     "read_standalone_journal": "metrics",
 }
 

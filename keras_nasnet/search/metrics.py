@@ -96,6 +96,45 @@ def tau_difference(first, second, truth, reps: int = 2000, seed: int = 0) -> dic
             "difference_95": [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]}
 
 
+def mean_difference(a, b, reps: int = 4000, seed: int = 0) -> dict:
+    """The mean of group ``a`` minus the mean of group ``b`` (one value per cell, e.g. each
+    cell's mean accuracy over its seeds), with a 95% interval from resampling each group's
+    cells with replacement: how a pool of searched cells compares with random ones."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"mean_difference needs at least 2 cells per group; got {len(a)} and {len(b)}.")
+    rng = np.random.default_rng(seed)
+    values = [a[rng.integers(0, len(a), len(a))].mean() - b[rng.integers(0, len(b), len(b))].mean()
+              for _ in range(reps)]
+    return {"difference": float(a.mean() - b.mean()),
+            "difference_95": [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))],
+            "cells": [len(a), len(b)]}
+
+
+def pooled_seed_sd(cells) -> float:
+    """The standard deviation of one training run around its cell's mean, pooled over ``cells``
+    (lists of per-seed accuracies; cells with one seed add nothing)."""
+    num, dof = 0.0, 0
+    for values in cells:
+        v = np.asarray(values, float)
+        if len(v) > 1:
+            num += float(np.sum((v - v.mean()) ** 2))
+            dof += len(v) - 1
+    if not dof:
+        raise ValueError("pooled_seed_sd needs a cell with at least 2 seeds.")
+    return float(np.sqrt(num / dof))
+
+
+def seeds_difference(a, b, seed_sd: float) -> dict:
+    """Mean of the runs ``a`` of one cell minus that of the runs ``b`` of another, with a 95%
+    interval from the seed noise ``seed_sd`` (:func:`pooled_seed_sd`; normal approximation):
+    how a final cell compares with NASNet-A over a few seeds each."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    half = 1.96 * seed_sd * float(np.sqrt(1 / len(a) + 1 / len(b)))
+    d = float(a.mean() - b.mean())
+    return {"difference": d, "difference_95": [d - half, d + half], "seeds": [len(a), len(b)]}
+
+
 def read_standalone(path) -> list[dict]:
     """The rows of a ``standalone.jsonl``; a missing file is empty, and a cut last line (a kill
     while it was written) is left out. Any other damaged line raises ``ValueError`` naming it."""
