@@ -88,6 +88,9 @@ def pipeline(run, references, random_cells: int, seeds: int, top_k: int) -> dict
     """The figures of one search folder (see the module's docstring)."""
     from keras_nasnet.search import SearchSpace, mean_difference, pooled_seed_sd, read_config, seeds_difference
 
+    if not (Path(run) / "config.json").is_file():
+        raise SystemExit(f"{run}: not a search folder (no config.json); give the --out folder of a "
+                         "`python -m keras_nasnet.search ... --stages all` run.")
     config = read_config(Path(run) / "config.json")
     space = SearchSpace(**config["space"])
     journals = budget_journals(run)
@@ -147,6 +150,10 @@ def main(argv=None) -> int:
     from keras_nasnet.fileio import write_json_atomic
     from keras_nasnet.search import seeds_difference
 
+    for j in a.references:
+        if not (Path(j) / "config.json").is_file() or not (Path(j) / "trials.jsonl").is_file():
+            p.error(f"--references {j}: not a stand-alone journal (config.json and trials.jsonl), e.g. "
+                    "search/calibration/e1-45k-add-p73218/journal")
     result = {"ppo": pipeline(a.run, a.references, a.random_cells, a.seeds, a.top_k)}
     if a.other:
         result["other"] = pipeline(a.other, a.references, a.random_cells, a.seeds, a.top_k)
