@@ -124,6 +124,54 @@ def test_synthetic_reward_known_optimum():
     assert rew(worse) == pytest.approx(0.8 * 49 / 50 + 0.2 * 9 / 10)
 
 
+def test_a_childs_cpu_time_leaves_out_the_rewards_one_off_setup_and_the_cost_report_adds_it_up(tmp_path):
+    from keras_nasnet.search import Reward, search_cost
+    from keras_nasnet.search.workers import evaluate
+
+    class Busy(Reward):  # spends CPU on a one-off setup in its first call, then on each child
+        setup = 0.0
+
+        def __call__(self, actions, seed=0):
+            if not self.setup:
+                start = time.process_time()
+                while time.process_time() - start < 0.3:
+                    pass
+                self.setup = time.process_time() - start
+            start = time.process_time()
+            while time.process_time() - start < 0.05:
+                pass
+            return 0.5
+
+        def take_setup_cost(self):
+            cost, self.setup = ({"setup_cpu_seconds": self.setup, "supernet_cpu_seconds": self.setup}
+                                if self.setup > 0 else {}), -1.0
+            return cost
+
+    task = {"trial": 0, "actions": [0] * 10, "logp": 0.0, "seed": 0}
+    reward = Busy()
+    first, second = evaluate(reward, task, "t"), evaluate(reward, {**task, "trial": 1}, "t")
+    assert first["setup_cpu_seconds"] >= 0.3 and "setup_cpu_seconds" not in second
+    assert 0.04 < first["cpu_seconds"] < 0.2 and 0.04 < second["cpu_seconds"] < 0.2
+    assert evaluate(lambda a, s: 0.1, task, "t")["cpu_seconds"] >= 0  # a plain function too
+
+    # The report: the search's children, each stage's (copied ones too), the supernet once; wall
+    # seconds where an older version recorded no CPU time.
+    (tmp_path / "stages" / "budget-1").mkdir(parents=True)
+    lines = [first, second, {"event": "proposed", "trial": 2, "actions": [0] * 10, "logp": 0.0, "seed": 2}]
+    (tmp_path / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    child = {"event": "finished", "actions": [0] * 10, "logp": 0.0, "reward": 0.5, "status": "ok"}
+    stage = [{**child, "trial": 0, "seconds": 100.0, "cpu_seconds": 90.0},
+             {**child, "trial": 1, "seconds": 200.0, "reused_from": "x"}]
+    (tmp_path / "stages" / "budget-1" / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stage))
+    cost = search_cost(tmp_path)
+    assert cost["parts"]["search"] == {"children": 2, "reused": 0, "wall_only": 0,
+                                       "cpu_seconds": pytest.approx(first["cpu_seconds"] + second["cpu_seconds"])}
+    assert cost["parts"]["budget-1"] == {"children": 2, "reused": 1, "wall_only": 1, "cpu_seconds": 290.0}
+    assert cost["supernet_cpu_seconds"] == pytest.approx(first["setup_cpu_seconds"], abs=1e-3)
+    assert cost["cpu_seconds"] == pytest.approx(290.0 + first["cpu_seconds"] + second["cpu_seconds"]
+                                                + first["setup_cpu_seconds"], abs=2e-3)
+
+
 def test_architecture_failures_get_the_failure_reward_and_infrastructure_failures_are_errors():
     from keras_nasnet.search.rewards import ChildFailed
     from keras_nasnet.search.workers import FAILED_REWARD, LocalExecutor, evaluate

@@ -300,3 +300,15 @@ def test_ctrl_c_during_supernet_training_resumes_exactly_like_an_uninterrupted_r
         for k in a.files:
             if k.startswith(("w", "o")):
                 np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        # The supernet's CPU time is counted across the interruption, and kept out of the first
+        # child's own cost: the search's cost report reads the total from the journal.
+        assert float(b["cpu_seconds"]) > 0 and float(a["cpu_seconds"]) > 0
+        total_b = float(b["cpu_seconds"])
+    from keras_nasnet.search import search_cost
+
+    first = _finished(tmp_path / "b")[0]
+    assert 0 < first["setup_cpu_seconds"] < first["supernet_cpu_seconds"] == pytest.approx(total_b, abs=1e-3)
+    assert "setup_cpu_seconds" not in _finished(tmp_path / "b")[1]
+    cost = search_cost(tmp_path / "b")
+    assert cost["supernet_cpu_seconds"] == pytest.approx(total_b, abs=1e-3)
+    assert cost["parts"]["search"]["children"] == 2 and cost["parts"]["search"]["wall_only"] == 0

@@ -20,7 +20,9 @@ class Reward(abc.ABC):
     * :meth:`check`: called once before anything is written (load and check data);
     * :meth:`bind`: called once before the first child, in the process that runs the children, with
       the search folder (a stateful reward keeps its checkpoints there);
-    * :meth:`close`: called when the search stops, however it stops (write a last checkpoint).
+    * :meth:`close`: called when the search stops, however it stops (write a last checkpoint);
+    * :meth:`take_setup_cost`: read after each child, so that the record of the child whose call
+      also did one-off work (training a supernet) keeps that work's cost apart from the child's.
 
     A reward whose ``in_process`` is True keeps state between children (a trained supernet), so
     its children run in the search's own process, never in workers.
@@ -40,6 +42,13 @@ class Reward(abc.ABC):
 
     def close(self) -> None:
         """Called when the search stops."""
+
+    def take_setup_cost(self) -> dict:
+        """Fields for the record of the child just evaluated, about one-off work done inside its
+        call: ``setup_cpu_seconds`` (CPU-seconds of that work in this call, which the record's
+        ``cpu_seconds`` then leaves out) and any running totals (e.g. ``supernet_cpu_seconds``).
+        Reading resets the per-call part. Default: none."""
+        return {}
 
 
 class FunctionReward(Reward):

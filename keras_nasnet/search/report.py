@@ -19,6 +19,52 @@ def load_trials(out: Path) -> list[dict]:
     return [r for r in read_records(Path(out) / "trials.jsonl")[0] if r["event"] == "finished"]
 
 
+def search_cost(out) -> dict:
+    """What a search folder has cost so far, in CPU-seconds, from its journals: the search's own
+    children (``trials.jsonl``), every stage under ``stages/``, and the supernet's training.
+
+    A child's cost is its record's ``cpu_seconds`` (the CPU time of the process that evaluated it,
+    all threads), or, in records of versions that did not measure it, its wall ``seconds`` (which
+    also count time lost to other jobs on the machine: such parts say ``"wall_only"``). Children
+    copied from other journals (``reused_from``) count too: a search run from scratch trains them.
+    The supernet's training, which runs inside the first child's call, is kept apart
+    (``setup_cpu_seconds``; its running total ``supernet_cpu_seconds``); in older records it is
+    inside that child's wall seconds. Returns::
+
+        {"parts": {"search" | stage name: {"children", "reused", "cpu_seconds", "wall_only"}},
+         "supernet_cpu_seconds": float | None, "cpu_seconds": total, "cpu_hours": total / 3600}
+    """
+    from .journal import read_records
+
+    out = Path(out)
+    parts, supernet, setup = {}, None, 0.0
+    journals = [("search", out / "trials.jsonl")]
+    journals += [(p.parent.name, p) for p in sorted((out / "stages").glob("*/trials.jsonl"))]
+    for name, path in journals:
+        if not path.exists():
+            continue
+        part = {"children": 0, "reused": 0, "cpu_seconds": 0.0, "wall_only": 0}
+        for r in read_records(path)[0]:
+            if r["event"] != "finished":
+                continue
+            part["children"] += 1
+            part["reused"] += "reused_from" in r
+            if "cpu_seconds" in r:
+                part["cpu_seconds"] += float(r["cpu_seconds"])
+            else:
+                part["cpu_seconds"] += float(r.get("seconds", 0.0))
+                part["wall_only"] += 1
+            setup += float(r.get("setup_cpu_seconds", 0.0))
+            if "supernet_cpu_seconds" in r:
+                supernet = max(supernet or 0.0, float(r["supernet_cpu_seconds"]))
+        parts[name] = part
+    if supernet is None and setup:
+        supernet = setup  # a checkpoint without the running total: the warm-ups recorded here
+    total = sum(p["cpu_seconds"] for p in parts.values()) + (supernet or 0.0)
+    return {"parts": parts, "supernet_cpu_seconds": supernet, "cpu_seconds": total,
+            "cpu_hours": total / 3600}
+
+
 def _previous_summary(out: Path) -> dict:
     try:
         old = json.loads((out / "summary.json").read_text())
@@ -69,6 +115,10 @@ def main(argv=None) -> int:
     print(f"{'rank':>4} {'trial':>6} {'reward':>8} {'seconds':>8}")
     for i, r in enumerate(ranked, 1):
         print(f"{i:>4} {r['trial']:>6} {r['reward']:>8.4f} {r['seconds']:>8.1f}")
+    cost = search_cost(out)
+    supernet = cost["supernet_cpu_seconds"]
+    print(f"cost so far: {cost['cpu_hours']:.2f} CPU-hours over {sum(p['children'] for p in cost['parts'].values())} "
+          f"children" + ("" if supernet is None else f", the supernet's training {supernet / 3600:.2f} of them"))
     best = space.decode(ranked[0]["actions"])
     print(f"\nBest genotype (trial {ranked[0]['trial']}):\n{best}")
     try:

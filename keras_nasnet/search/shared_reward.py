@@ -142,6 +142,11 @@ class SharedWeightsReward(Reward):
         self._saved_at = time.time()
         self._data = None
         self._mid_step = False
+        # CPU-seconds of supernet training so far, over every run of this search (checkpointed;
+        # None after restoring a checkpoint of a version that did not count them), and the part
+        # of it done by warm-ups since take_setup_cost last ran.
+        self.train_cpu_seconds: float | None = 0.0
+        self._setup_cpu = 0.0
         # First held-out image a child is scored on: the stages' re-scoring scores on images
         # the search's rewards never saw (see stages.py), so a cell picked for a lucky reward
         # is not re-scored on the same luck.
@@ -274,6 +279,7 @@ class SharedWeightsReward(Reward):
         self._ensure_built()
         loss = float("nan")
         for _ in range(steps):
+            cpu_start = time.process_time()
             # A step is all or nothing: a Ctrl-C waits for it to end, so the checkpoint written
             # on the way out holds whole steps and the resumed run repeats none of them.
             with _interrupts_held():
@@ -286,6 +292,8 @@ class SharedWeightsReward(Reward):
                     raise FloatingPointError(f"supernet loss is {loss} at step {self.step}; lower --lr.")
                 self.step += 1
                 self._mid_step = False
+                if self.train_cpu_seconds is not None:
+                    self.train_cpu_seconds += time.process_time() - cpu_start
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=f"{self.step / self.steps_per_epoch:.2f}", loss=f"{loss:.3f}")
@@ -298,6 +306,25 @@ class SharedWeightsReward(Reward):
         todo = self.warmup_steps - self.step
         if todo <= 0:
             return
+        cpu_start = time.process_time()
+        try:
+            self._warm_up(todo)
+        finally:
+            self._setup_cpu += time.process_time() - cpu_start
+
+    def take_setup_cost(self) -> dict:
+        """The supernet's training inside the last call (``setup_cpu_seconds``) and its running
+        total over the whole search (``supernet_cpu_seconds``, when known): see
+        :meth:`Reward.take_setup_cost`."""
+        if not self._setup_cpu:
+            return {}
+        cost = {"setup_cpu_seconds": self._setup_cpu}
+        if self.train_cpu_seconds is not None:
+            cost["supernet_cpu_seconds"] = self.train_cpu_seconds
+        self._setup_cpu = 0.0
+        return cost
+
+    def _warm_up(self, todo: int) -> None:
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -361,6 +388,8 @@ class SharedWeightsReward(Reward):
         arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(self.net.variables)}
         arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
         calls = {**self.net.call_counts(), **self.optimizer.call_counts()}
+        if self.train_cpu_seconds is not None:
+            arrays["cpu_seconds"] = np.asarray(self.train_cpu_seconds)
         savez_atomic(path, step=np.asarray(self.step), calls=np.asarray(json.dumps(calls)), **arrays)
         self._saved_at = time.time()
 
@@ -377,6 +406,8 @@ class SharedWeightsReward(Reward):
                 for i, v in enumerate(self.optimizer.variables):
                     v.assign(z[f"o{i}"])
                 self.step = int(z["step"])
+                # absent in checkpoints of older versions: the total is then unknown
+                self.train_cpu_seconds = float(z["cpu_seconds"]) if "cpu_seconds" in z.files else None
                 if "calls" in z.files:  # absent in checkpoints of older versions
                     calls = json.loads(str(z["calls"]))
                     self.net.set_call_counts(calls)

@@ -608,7 +608,7 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
     budget or recipe on the same folder is refused): run it again after a kill and no finished
     child is trained twice. Returns one row per (cell, seed), in the order asked::
 
-        {"cell", "seed", "val", "test", "seconds", "status", "genotype", "budget"}
+        {"cell", "seed", "val", "test", "seconds", "cpu_seconds", "status", "genotype", "budget"}
 
     ``val`` is the accuracy on the proxy's held-out images, ``test`` on the CIFAR-10 test split;
     ``budget`` is the proxy's record (data source left out), the key that keeps ground truths of
@@ -638,7 +638,7 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
             r = results[(json.dumps(g, sort_keys=True), int(proxy.epochs), s)]
             rows.append({"cell": name, "seed": s, "val": r["reward"],
                          "test": r.get("metrics", {}).get("test"), "seconds": r.get("seconds"),
-                         "status": r["status"], "genotype": g, "budget": budget})
+                         "cpu_seconds": r.get("cpu_seconds"), "status": r["status"], "genotype": g, "budget": budget})
     return rows
 
 

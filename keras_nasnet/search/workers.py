@@ -23,6 +23,8 @@ import threading
 import time
 import traceback
 
+from .base import Reward
+
 #: The reward of a child whose architecture failed (see the module docstring).
 FAILED_REWARD = 0.0
 
@@ -69,7 +71,7 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
 
     from .rewards import ChildFailed
 
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     rec = {"event": "finished", "trial": task["trial"], "actions": task["actions"],
            "logp": task["logp"], "seed": task["seed"], "worker": worker}
     try:
@@ -88,6 +90,11 @@ def evaluate(reward_fn, task: dict, worker: str) -> dict:
         rec.update(event="error", status="error", error=f"{type(e).__name__}: {e}"[:500],
                    traceback=traceback.format_exc(limit=3)[-1500:])
     rec["seconds"] = round(time.time() - start, 3)
+    # CPU time of this process (all its threads): the child's cost whatever else the machine runs,
+    # which wall seconds are not; a reward's one-off setup inside the call is recorded apart.
+    setup = reward_fn.take_setup_cost() if isinstance(reward_fn, Reward) else {}
+    rec["cpu_seconds"] = round(time.process_time() - cpu_start - setup.get("setup_cpu_seconds", 0.0), 3)
+    rec.update({k: round(float(v), 3) for k, v in setup.items()})
     rec["finished_at"] = time.time()
     return rec
 

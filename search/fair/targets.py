@@ -11,7 +11,9 @@ cells into the reference cells (NASNet-A and the space's fixed random cells,
    pick it) against NASNet-A on the CIFAR-10 test split, mean over seeds (target: at or above),
    with a 95% interval from the seed noise pooled over every cell (normal approximation);
 3. with ``--other``: the PPO pipeline's final cell against the other pipeline's on the test split
-   (target: at or above).
+   (target: at or above);
+4. each pipeline's cost so far in CPU-hours (``keras_nasnet.search.search_cost``; target: at most
+   12 end to end), children copied from other journals included, as a run from scratch trains them.
 
 A reference cell's runs may also come from ``--references`` journals (e.g. the calibration's,
 which the pipelines copy them from): any (cell, seed) the pipeline has not trained yet is taken
@@ -86,7 +88,8 @@ def split(cells: dict, space, random_cells: int):
 
 def pipeline(run, references, random_cells: int, seeds: int, top_k: int) -> dict:
     """The figures of one search folder (see the module's docstring)."""
-    from keras_nasnet.search import SearchSpace, mean_difference, pooled_seed_sd, read_config, seeds_difference
+    from keras_nasnet.search import (SearchSpace, mean_difference, pooled_seed_sd, read_config, search_cost,
+                                     seeds_difference)
 
     if not (Path(run) / "config.json").is_file():
         raise SystemExit(f"{run}: not a search folder (no config.json); give the --out folder of a "
@@ -97,7 +100,7 @@ def pipeline(run, references, random_cells: int, seeds: int, top_k: int) -> dict
     if not journals:
         raise SystemExit(f"{run}: no stand-alone stage journal yet (stages/budget-*/); run its "
                          "stages first (--stages all).")
-    out = {"run": str(run), "journals": [str(j) for j in journals]}
+    out = {"run": str(run), "journals": [str(j) for j in journals], "cost": search_cost(run)}
     done = lambda c: len(c["val"]) >= seeds  # noqa: E731
     mean = lambda d: statistics.fmean(d.values())  # noqa: E731
     keep = frozenset(reference_keys(space, random_cells))
@@ -202,6 +205,15 @@ def report(result) -> None:
         else:
             print(f"  final cell: not yet ({final['finalists_done']} finalists with every seed; "
                   "NASNet-A needs every seed too)")
+        cost = r["cost"]
+        parts = []
+        for k, v in cost["parts"].items():
+            wall = f", {v['wall_only']} timed by the wall clock" if v["wall_only"] else ""
+            parts.append(f"{k} {v['cpu_seconds'] / 3600:.2f} h ({v['children']} children{wall})")
+        parts = ", ".join(parts)
+        supernet = ("supernet not recorded (a copied or an older checkpoint)" if cost["supernet_cpu_seconds"] is None
+                    else f"supernet {cost['supernet_cpu_seconds'] / 3600:.2f} h")
+        print(f"  cost so far: {cost['cpu_hours']:.2f} CPU-hours: {supernet}, {parts} (target <= 12)")
     if "ppo_minus_other" in result:
         d = result["ppo_minus_other"]
         print(f"PPO's final cell minus the other pipeline's (test): {d['difference']:+.4f} "
