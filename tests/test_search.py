@@ -252,6 +252,7 @@ def test_cli_synthetic_outputs(tmp_path):
     rep = subprocess.run([sys.executable, "-m", "keras_nasnet.search", "report", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert rep.returncode == 0 and "Best genotype" in rep.stdout and (out / "best_cells.png").exists()
+    assert "cost so far: " in rep.stdout and "over 60 children" in rep.stdout
     # Another configuration on the same folder is refused; more trials of the same one resume.
     bad = subprocess.run(_cli(out, 60, strategy="random"), capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "another configuration" in bad.stderr

@@ -65,6 +65,10 @@ def search_cost(out) -> dict:
             "cpu_hours": total / 3600}
 
 
+def _cpu_time(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} CPU-hours" if seconds >= 3600 else f"{seconds / 60:.1f} CPU-minutes"
+
+
 def _previous_summary(out: Path) -> dict:
     try:
         old = json.loads((out / "summary.json").read_text())
@@ -117,8 +121,9 @@ def main(argv=None) -> int:
         print(f"{i:>4} {r['trial']:>6} {r['reward']:>8.4f} {r['seconds']:>8.1f}")
     cost = search_cost(out)
     supernet = cost["supernet_cpu_seconds"]
-    print(f"cost so far: {cost['cpu_hours']:.2f} CPU-hours over {sum(p['children'] for p in cost['parts'].values())} "
-          f"children" + ("" if supernet is None else f", the supernet's training {supernet / 3600:.2f} of them"))
+    print(f"cost so far: {_cpu_time(cost['cpu_seconds'])} over "
+          f"{sum(p['children'] for p in cost['parts'].values())} children"
+          + ("" if supernet is None else f", the supernet's training {_cpu_time(supernet)} of it"))
     best = space.decode(ranked[0]["actions"])
     print(f"\nBest genotype (trial {ranked[0]['trial']}):\n{best}")
     try:
