@@ -650,7 +650,9 @@ def plot_final(path, entries: list[dict], title: str = "", synthetic: bool = Fal
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 0.9 * len(entries) + 2), 4.2), sharey=True)
+    # the two splits one above the other, sharing the cells' axis: 30 entries side by side in two
+    # panels made a figure seven times as wide as high
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.3 * len(entries) + 2), 7.5), sharex=True, sharey=True)
     colors = {"finalist": "C0", "nasnet_a": "C3", "random": "C7"}
     test = "test draw (synthetic test device)" if synthetic else "CIFAR-10 test split"
     for ax, split, what in ((axes[0], "val", "held-out split"), (axes[1], "test", test)):
@@ -661,11 +663,11 @@ def plot_final(path, entries: list[dict], title: str = "", synthetic: bool = Fal
             c = colors[e["kind"]]
             ax.scatter([x] * len(ys), ys, s=18, color=c, alpha=0.7, zorder=3)
             ax.hlines(np.mean(ys), x - 0.3, x + 0.3, color=c, lw=2.5, zorder=4)
-        ax.set_xticks(range(len(entries)))
-        ax.set_xticklabels([e["name"] for e in entries], rotation=60, ha="right", fontsize=7)
         ax.set_title(what, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
-    axes[0].set_ylabel("accuracy (dots: seeds, bar: mean)")
+        ax.set_ylabel("accuracy (dots: seeds, bar: mean)", fontsize=8)
+    axes[1].set_xticks(range(len(entries)))
+    axes[1].set_xticklabels([e["name"] for e in entries], rotation=60, ha="right", fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
