@@ -23,7 +23,8 @@ its 95% bootstrap interval over cells, for:
 and, to tell a real difference from luck: tau on each 500-image chunk alone (``per_chunk``), how
 well the supernet agrees with itself from one chunk to another (``chunk_vs_chunk``), and the
 cross-entropy's tau minus the accuracy's with a paired bootstrap interval (``loss_minus_accuracy``).
-``--reanalyse FILE`` recomputes all of it from a written JSON without scoring again.
+``--reanalyse FILE`` recomputes all of it from a written JSON without scoring again (with the
+truth journal's seeds as they are now, if the journal is here).
 
     python search/reward/reward_vs_truth.py --run search/fair/ppo --truth search/calibration/e1-45k-add-p73218/journal \\
         --out search/reward/supernet-10ep.json
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
 
     if a.reanalyse:
         result = json.loads(Path(a.reanalyse).read_text())
+        refresh_truth(result)
         add_widths(result["rows"], result["truth_budget"])
         result.update(analyse(result["rows"], result["shared"]["val_images"], result["shared"]["reward_images"]))
         write_json_atomic(Path(a.out or a.reanalyse), result, indent=1)
@@ -102,6 +104,25 @@ def main(argv=None) -> int:
     write_json_atomic(Path(a.out), result, indent=1)
     report(result)
     return 0
+
+
+def refresh_truth(result) -> None:
+    """Takes the cells' stand-alone seeds again from the truth journal, if it is here: seeds that
+    finished after the scoring count without scoring again (the supernet's scores stay)."""
+    from keras_nasnet.search import read_standalone_journal
+
+    if not (Path(result["truth"]) / "trials.jsonl").is_file():
+        return
+    seeds: dict = {}
+    for r in read_standalone_journal(result["truth"]):
+        seeds.setdefault(json.dumps(r["genotype"], sort_keys=True), {})[str(r["seed"])] = r["standalone_accuracy"]
+    changed = 0
+    for row in result["rows"]:
+        new = seeds.get(json.dumps(row["genotype"], sort_keys=True))
+        if new and new != {str(k): v for k, v in row["seeds"].items()}:
+            row["seeds"], row["truth"], changed = new, statistics.fmean(new.values()), changed + 1
+    if changed:
+        print(f"{changed} cells' stand-alone seeds taken again from {result['truth']}")
 
 
 def add_widths(rows, budget) -> None:
