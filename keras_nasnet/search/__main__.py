@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .config import DEFAULT_TRIALS, PPO_PRESETS  # the library's presets and budgets
-from .stages import CHILD_CPU_MINUTES, StageConfig
+from .stages import CHILD_CPU_MINUTES, SHARED_SEARCH_CPU_HOURS, StageConfig
 
 
 #: The stages' defaults, named in the help.
@@ -121,10 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         "cells are trained too; writes final.json and final.png, and best_genotype.json becomes the\n"
         f"final cell. Every child gets NASNet-A's parameter count (--stage-match-params). The\n"
         f"defaults (calibrated in search/calibration/) train {sum(n for _, n in _SD.trainings())} stand-alone children, "
-        f"{_SD.child_epochs()} child-epochs on\n45,000 images: at about {CHILD_CPU_MINUTES} CPU-minutes per child-epoch (measured there) "
+        f"{_SD.child_epochs()} child-epochs on\n45,000 images: at about {CHILD_CPU_MINUTES} CPU-minutes per child-epoch, "
         f"about {_SD.child_epochs() * CHILD_CPU_MINUTES / 60:.1f} CPU-hours,\none worker per core; with a cifar10-shared search's "
-        "supernet (104 minutes on one core)\nand 2,000 rewards (about 40 minutes), about "
-        f"{_SD.child_epochs() * CHILD_CPU_MINUTES / 60 + 2.4:.1f} CPU-hours end to end (an estimate; search/fair/\nmeasures it). With --reward "
+        f"supernet and 2,000 rewards\n({SHARED_SEARCH_CPU_HOURS} CPU-hours), about "
+        f"{_SD.child_epochs() * CHILD_CPU_MINUTES / 60 + SHARED_SEARCH_CPU_HOURS + 0.2:.1f} CPU-hours end to end with the "
+        "re-scoring (measured per part in\nsearch/fair/; `report DIR` prints a search's own cost).\nWith --reward "
         "synthetic a budget adds seeded noise (0.05/sqrt(budget))\nto the reward: a test device.")
     g.add_argument("--stages", choices=["none", "all"], default="none",
                    help="run the stages after the controller (default: %(default)s)")

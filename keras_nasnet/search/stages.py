@@ -53,8 +53,14 @@ from .rewards import MATCH_NASNET_A
 #: Seed of the random reference cells (the same cells in every search of one space).
 RANDOM_CELLS_SEED = 2020
 #: CPU-minutes of one stand-alone child-epoch at the defaults (N=1, NASNet-A's parameter count,
-#: 45,000 images, one core; the median of search/calibration/e1-45k-add-p73218's 26 children).
-CHILD_CPU_MINUTES = 4.9
+#: 45,000 images, one thread): the mean CPU time of the 13 children search/fair/ppo's records
+#: measured it for (161-268 s). The calibration's median of 4.9 minutes was wall time beside
+#: other jobs.
+CHILD_CPU_MINUTES = 3.6
+#: CPU-hours of a cifar10-shared search before its stages at the defaults: the 10-epoch supernet
+#: (0.86 CPU-seconds a step, 7,040 steps) and 2,000 rewards (1.04 CPU-seconds each), measured for
+#: search/fair/.
+SHARED_SEARCH_CPU_HOURS = 2.3
 #: Standard deviation of the synthetic stand-alone "accuracy" noise at budget 1.
 SYNTHETIC_NOISE = 0.05
 
