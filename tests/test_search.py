@@ -152,7 +152,8 @@ def test_a_childs_cpu_time_leaves_out_the_rewards_one_off_setup_and_the_cost_rep
     first, second = evaluate(reward, task, "t"), evaluate(reward, {**task, "trial": 1}, "t")
     assert first["setup_cpu_seconds"] >= 0.3 and "setup_cpu_seconds" not in second
     assert 0.04 < first["cpu_seconds"] < 0.2 and 0.04 < second["cpu_seconds"] < 0.2
-    assert evaluate(lambda a, s: 0.1, task, "t")["cpu_seconds"] >= 0  # a plain function too
+    plain = evaluate(lambda a, s: 0.1, task, "t")  # a plain function: its own cost, no setup
+    assert "cpu_seconds" in plain and "setup_cpu_seconds" not in plain and "supernet_cpu_seconds" not in plain
 
     # The report: the search's children, each stage's (copied ones too), the supernet once; wall
     # seconds where an older version recorded no CPU time.
@@ -164,12 +165,27 @@ def test_a_childs_cpu_time_leaves_out_the_rewards_one_off_setup_and_the_cost_rep
              {**child, "trial": 1, "seconds": 200.0, "reused_from": "x"}]
     (tmp_path / "stages" / "budget-1" / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stage))
     cost = search_cost(tmp_path)
-    assert cost["parts"]["search"] == {"children": 2, "reused": 0, "wall_only": 0,
+    assert cost["parts"]["search"] == {"children": 2, "reused": 0, "wall_only": 0, "errors": 0,
                                        "cpu_seconds": pytest.approx(first["cpu_seconds"] + second["cpu_seconds"])}
-    assert cost["parts"]["budget-1"] == {"children": 2, "reused": 1, "wall_only": 1, "cpu_seconds": 290.0}
+    assert cost["parts"]["budget-1"] == {"children": 2, "reused": 1, "wall_only": 1, "errors": 0, "cpu_seconds": 290.0}
     assert cost["supernet_cpu_seconds"] == pytest.approx(first["setup_cpu_seconds"], abs=1e-3)
     assert cost["cpu_seconds"] == pytest.approx(290.0 + first["cpu_seconds"] + second["cpu_seconds"]
                                                 + first["setup_cpu_seconds"], abs=2e-3)
+    assert cost["supernet_partial"] is False
+
+    # A child lost to an infrastructure error counts apart; a supernet checkpoint whose training
+    # went on after the last record (a warm-up whose child never finished) gives the total; a
+    # warm-up resumed from a checkpoint that did not count is flagged as partly counted.
+    lost = {"event": "error", "trial": 2, "actions": [0] * 10, "logp": 0.0, "seed": 2, "status": "error",
+            "error": "worker died", "cpu_seconds": 5.0, "setup_cpu_seconds": 1.0}
+    with (tmp_path / "trials.jsonl").open("a") as f:
+        f.write(json.dumps(lost) + "\n")
+    np.savez(tmp_path / "supernet.npz", step=np.asarray(3), cpu_seconds=np.asarray(1000.0))
+    cost = search_cost(tmp_path)
+    assert cost["parts"]["search"]["errors"] == 1 and cost["parts"]["search"]["children"] == 2
+    assert cost["supernet_cpu_seconds"] == 1000.0 and cost["supernet_partial"] is True
+    assert cost["cpu_seconds"] == pytest.approx(290.0 + 5.0 + first["cpu_seconds"] + second["cpu_seconds"] + 1000.0,
+                                                abs=2e-3)
 
 
 def test_architecture_failures_get_the_failure_reward_and_infrastructure_failures_are_errors():

@@ -25,27 +25,47 @@ def search_cost(out) -> dict:
 
     A child's cost is its record's ``cpu_seconds`` (the CPU time of the process that evaluated it,
     all threads), or, in records of versions that did not measure it, its wall ``seconds`` (which
-    also count time lost to other jobs on the machine: such parts say ``"wall_only"``). Children
-    copied from other journals (``reused_from``) count too: a search run from scratch trains them.
-    The supernet's training, which runs inside the first child's call, is kept apart
-    (``setup_cpu_seconds``; its running total ``supernet_cpu_seconds``); in older records it is
-    inside that child's wall seconds. Returns::
+    also count time lost to other jobs on the machine: such parts say how many in
+    ``"wall_only"``). Children copied from other journals (``reused_from``) count too: a search run
+    from scratch trains them. Children lost to infrastructure errors (a killed worker) and run
+    again count under ``"errors"`` with whatever CPU time their record holds (none when the worker
+    died).
 
-        {"parts": {"search" | stage name: {"children", "reused", "cpu_seconds", "wall_only"}},
-         "supernet_cpu_seconds": float | None, "cpu_seconds": total, "cpu_hours": total / 3600}
+    The supernet's training (``cifar10-shared``) runs inside the first child's call and is kept
+    out of that child's cost: its total is the largest of the records' running totals
+    (``supernet_cpu_seconds``) and the one in the folder's ``supernet.npz`` (which also holds a
+    warm-up whose child never finished). A supernet trained again from scratch in the same folder
+    (after deleting a damaged checkpoint) counts once. ``"supernet_partial"`` is True when part of
+    the training was done by a version that did not count it (only the rest is in the total);
+    ``"supernet_cpu_seconds"`` is None when nothing about it is recorded (another reward, a copied
+    supernet, or a version before the count). Returns::
+
+        {"parts": {"search" | stage name: {"children", "reused", "cpu_seconds", "wall_only",
+                                           "errors"}},
+         "supernet_cpu_seconds": float | None, "supernet_partial": bool,
+         "cpu_seconds": total, "cpu_hours": total / 3600}
     """
     from .journal import read_records
 
     out = Path(out)
-    parts, supernet, setup = {}, None, 0.0
+    parts, supernet, setup, partial = {}, None, 0.0, False
     journals = [("search", out / "trials.jsonl")]
     journals += [(p.parent.name, p) for p in sorted((out / "stages").glob("*/trials.jsonl"))]
     for name, path in journals:
         if not path.exists():
             continue
-        part = {"children": 0, "reused": 0, "cpu_seconds": 0.0, "wall_only": 0}
+        part = {"children": 0, "reused": 0, "cpu_seconds": 0.0, "wall_only": 0, "errors": 0}
         for r in read_records(path)[0]:
-            if r["event"] != "finished":
+            if r["event"] not in ("finished", "error"):
+                continue
+            setup += float(r.get("setup_cpu_seconds", 0.0))
+            if "supernet_cpu_seconds" in r:
+                supernet = max(supernet or 0.0, float(r["supernet_cpu_seconds"]))
+            elif "setup_cpu_seconds" in r:
+                partial = True  # a warm-up resumed from a checkpoint that did not count
+            if r["event"] == "error":
+                part["errors"] += 1
+                part["cpu_seconds"] += float(r.get("cpu_seconds", 0.0))
                 continue
             part["children"] += 1
             part["reused"] += "reused_from" in r
@@ -54,15 +74,28 @@ def search_cost(out) -> dict:
             else:
                 part["cpu_seconds"] += float(r.get("seconds", 0.0))
                 part["wall_only"] += 1
-            setup += float(r.get("setup_cpu_seconds", 0.0))
-            if "supernet_cpu_seconds" in r:
-                supernet = max(supernet or 0.0, float(r["supernet_cpu_seconds"]))
         parts[name] = part
-    if supernet is None and setup:
-        supernet = setup  # a checkpoint without the running total: the warm-ups recorded here
+    checkpoint = _checkpoint_cpu_seconds(out)
+    if checkpoint is not None:
+        supernet = max(supernet or 0.0, checkpoint)
+    elif supernet is None and setup:
+        supernet = setup  # the warm-ups recorded here, after a resume from an older checkpoint
     total = sum(p["cpu_seconds"] for p in parts.values()) + (supernet or 0.0)
-    return {"parts": parts, "supernet_cpu_seconds": supernet, "cpu_seconds": total,
-            "cpu_hours": total / 3600}
+    return {"parts": parts, "supernet_cpu_seconds": supernet, "supernet_partial": partial,
+            "cpu_seconds": total, "cpu_hours": total / 3600}
+
+
+def _checkpoint_cpu_seconds(out: Path):
+    """The supernet checkpoint's training CPU-seconds, or None (no checkpoint, or an older one)."""
+    import numpy as np
+
+    from .shared_reward import CHECKPOINT
+
+    try:
+        with np.load(out / CHECKPOINT) as z:
+            return float(z["cpu_seconds"]) if "cpu_seconds" in z.files else None
+    except (OSError, ValueError, KeyError):  # absent or damaged: the search itself reports that
+        return None
 
 
 def _cpu_time(seconds: float) -> str:
@@ -119,11 +152,17 @@ def main(argv=None) -> int:
     print(f"{'rank':>4} {'trial':>6} {'reward':>8} {'seconds':>8}")
     for i, r in enumerate(ranked, 1):
         print(f"{i:>4} {r['trial']:>6} {r['reward']:>8.4f} {r['seconds']:>8.1f}")
-    cost = search_cost(out)
-    supernet = cost["supernet_cpu_seconds"]
-    print(f"cost so far: {_cpu_time(cost['cpu_seconds'])} over "
-          f"{sum(p['children'] for p in cost['parts'].values())} children"
-          + ("" if supernet is None else f", the supernet's training {_cpu_time(supernet)} of it"))
+    try:
+        cost = search_cost(out)
+    except SearchError as e:  # a damaged stage journal: say so, and still draw the best cell
+        print(f"cost: not known ({e})")
+    else:
+        supernet = cost["supernet_cpu_seconds"]
+        print(f"cost so far: {_cpu_time(cost['cpu_seconds'])} over "
+              f"{sum(p['children'] for p in cost['parts'].values())} children"
+              + ("" if supernet is None else f", the supernet's training {_cpu_time(supernet)} of it")
+              + (" (part of the supernet's training was not counted: an older version)"
+                 if cost["supernet_partial"] else ""))
     best = space.decode(ranked[0]["actions"])
     print(f"\nBest genotype (trial {ranked[0]['trial']}):\n{best}")
     try:

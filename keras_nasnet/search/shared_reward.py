@@ -142,9 +142,9 @@ class SharedWeightsReward(Reward):
         self._saved_at = time.time()
         self._data = None
         self._mid_step = False
-        # CPU-seconds of supernet training so far, over every run of this search (checkpointed;
-        # None after restoring a checkpoint of a version that did not count them), and the part
-        # of it done by warm-ups since take_setup_cost last ran.
+        # CPU-seconds of the uniform-path (warm-up) training so far, over every run of this search
+        # (checkpointed; None after restoring a checkpoint of a version that did not count them),
+        # and the CPU time of warm-ups since take_setup_cost last ran.
         self.train_cpu_seconds: float | None = 0.0
         self._setup_cpu = 0.0
         # First held-out image a child is scored on: the stages' re-scoring scores on images
@@ -292,12 +292,17 @@ class SharedWeightsReward(Reward):
                     raise FloatingPointError(f"supernet loss is {loss} at step {self.step}; lower --lr.")
                 self.step += 1
                 self._mid_step = False
-                if self.train_cpu_seconds is not None:
+                if path is None and self.train_cpu_seconds is not None:
                     self.train_cpu_seconds += time.process_time() - cpu_start
+            cpu_start = time.process_time()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=f"{self.step / self.steps_per_epoch:.2f}", loss=f"{loss:.3f}")
             self._maybe_checkpoint()
+            # the uniform-path training's cost, its checkpoints included; steps on one child's path
+            # (steps_per_child) are that child's cost and stay in its record's cpu_seconds
+            if path is None and self.train_cpu_seconds is not None:
+                self.train_cpu_seconds += time.process_time() - cpu_start
         return loss
 
     def warm_up(self) -> None:

@@ -100,7 +100,8 @@ def pipeline(run, references, random_cells: int, seeds: int, top_k: int) -> dict
     if not journals:
         raise SystemExit(f"{run}: no stand-alone stage journal yet (stages/budget-*/); run its "
                          "stages first (--stages all).")
-    out = {"run": str(run), "journals": [str(j) for j in journals], "cost": search_cost(run)}
+    out = {"run": str(run), "reward": config["reward"], "journals": [str(j) for j in journals],
+           "cost": search_cost(run)}
     done = lambda c: len(c["val"]) >= seeds  # noqa: E731
     mean = lambda d: statistics.fmean(d.values())  # noqa: E731
     keep = frozenset(reference_keys(space, random_cells))
@@ -211,8 +212,12 @@ def report(result) -> None:
             wall = f", {v['wall_only']} timed by the wall clock" if v["wall_only"] else ""
             parts.append(f"{k} {v['cpu_seconds'] / 3600:.2f} h ({v['children']} children{wall})")
         parts = ", ".join(parts)
-        supernet = ("supernet not recorded (a copied or an older checkpoint)" if cost["supernet_cpu_seconds"] is None
-                    else f"supernet {cost['supernet_cpu_seconds'] / 3600:.2f} h")
+        if cost["supernet_cpu_seconds"] is None:
+            supernet = ("supernet not recorded (copied from another search, or trained by a version "
+                        "that did not count it)" if r["reward"] == "cifar10-shared" else "no supernet")
+        else:
+            supernet = (f"supernet {cost['supernet_cpu_seconds'] / 3600:.2f} h"
+                        + (" (partly counted)" if cost["supernet_partial"] else ""))
         print(f"  cost so far: {cost['cpu_hours']:.2f} CPU-hours: {supernet}, {parts} (target <= 12)")
     if "ppo_minus_other" in result:
         d = result["ppo_minus_other"]

@@ -122,6 +122,7 @@ def refresh_truth(result) -> None:
         if new and new != {str(k): v for k, v in row["seeds"].items()}:
             row["seeds"], row["truth"], changed = new, statistics.fmean(new.values()), changed + 1
     if changed:
+        result["rows"].sort(key=lambda r: -r["truth"])  # as written: best cell first
         print(f"{changed} cells' stand-alone seeds taken again from {result['truth']}")
 
 
