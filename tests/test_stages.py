@@ -64,6 +64,24 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
                progress=False, stages=stages)
     assert _stage_records(out) == recs
     assert json.loads((out / "final.json").read_text()) == final
+    # `report` on the folder shows the final cell beside NASNet-A and leaves best_genotype.json as
+    # the final cell (it used to write the best reward's cell over it).
+    import contextlib
+    import io
+
+    from keras_nasnet.search.report import main as report
+
+    kept = (out / "best_genotype.json").read_text()
+    (out / "best_genotype.json").write_text(NASNET_A.to_json())  # a cell no trial of this run drew
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        assert report([str(out)]) == 0
+    assert "The stages' final cell" in shown.getvalue() and "NASNet-A" in shown.getvalue()
+    assert Genotype.from_json((out / "best_genotype.json").read_text()) == NASNET_A
+    (out / "final.json").unlink()  # without stages, report writes the best reward's cell
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert report([str(out)]) == 0
+    assert (out / "best_genotype.json").read_text() == kept
 
 
 def test_children_another_search_finished_are_reused_not_trained_again(tmp_path):

@@ -98,6 +98,35 @@ def _checkpoint_cpu_seconds(out: Path):
         return None
 
 
+def _final(out: Path) -> dict | None:
+    """``final.json`` of a search whose stages ran, or None."""
+    try:
+        final = json.loads((out / "final.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return final if isinstance(final, dict) and final.get("final_cell") else None
+
+
+def _final_lines(final: dict) -> str:
+    """The final cell beside NASNet-A and the random cells' mean, at the final budget."""
+    import statistics
+
+    budget = final["final_cell"].get("budget")
+    at = [e for e in final.get("entries", []) if e.get("budget") == budget]
+    cell = next((e for e in at if e["name"] == final["final_cell"]["name"]), None)
+    rows = [e for e in at if e["kind"] == "nasnet_a"] + ([cell] if cell else [])
+    lines = [f"  {'':<12} {'held-out':>9} {'test':>7}  seeds, final budget {budget}"]
+    for e in rows:
+        test = [t for t in e.get("test", []) if t is not None]
+        lines.append(f"  {e['name']:<12} {statistics.fmean(e['val']):>9.4f} "
+                     f"{statistics.fmean(test) if test else float('nan'):>7.4f}  {len(e['val'])}")
+    rand = [e for e in at if e["kind"] == "random" and e["val"]]
+    if rand:
+        lines.append(f"  {'random mean':<12} {statistics.fmean(statistics.fmean(e['val']) for e in rand):>9.4f} "
+                     f"{'':>7}  {len(rand)} cells")
+    return "\n".join(lines)
+
+
 def _cpu_time(seconds: float) -> str:
     return f"{seconds / 3600:.2f} CPU-hours" if seconds >= 3600 else f"{seconds / 60:.1f} CPU-minutes"
 
@@ -145,7 +174,9 @@ def main(argv=None) -> int:
     # The files a finished search writes, from what is recorded now (a search that was stopped or
     # is still running gets them too; the writes are atomic, so a running search is not disturbed).
     planned = _previous_summary(out).get("trials_planned")
-    write_outputs(out, space, config, trials, None, trials_planned=planned)
+    final = _final(out)
+    # After the stages, best_genotype.json is their final cell, not the best reward: keep it.
+    write_outputs(out, space, config, trials, None, trials_planned=planned, write_best=final is None)
     print(f"{out}: {len(trials)} trials ({len(trials) - len(ok)} failed), strategy {config['strategy']}, "
           f"reward {config['reward']}")
     ranked = sorted(ok, key=lambda r: -r["reward"])[: a.top]
@@ -164,12 +195,21 @@ def main(argv=None) -> int:
               + (" (part of the supernet's training was not counted: an older version)"
                  if cost["supernet_partial"] else ""))
     best = space.decode(ranked[0]["actions"])
-    print(f"\nBest genotype (trial {ranked[0]['trial']}):\n{best}")
+    title = f"{out.name}: best cell, trial {ranked[0]['trial']} (reward {ranked[0]['reward']:.4f})"
+    if final is None:
+        print(f"\nBest genotype (trial {ranked[0]['trial']}):\n{best}")
+    else:
+        from ..genotypes import Genotype
+
+        print(f"\nThe stages' final cell (best_genotype.json; the best reward was trial {ranked[0]['trial']}):")
+        print(_final_lines(final))
+        best = Genotype.from_dict(final["final_cell"]["genotype"])
+        print(best)
+        title = f"{out.name}: final cell of the stages, {final['final_cell']['name']} (trial {final['final_cell']['trial']})"
     try:
         from .cellplot import plot_genotype
 
-        plot_genotype(best, out / "best_cells.png",
-                      f"{out.name}: best cell, trial {ranked[0]['trial']} (reward {ranked[0]['reward']:.4f})")
+        plot_genotype(best, out / "best_cells.png", title)
         print(f"\nDrawn: {out / 'best_cells.png'}")
     except ImportError:
         print("\n(matplotlib not installed: no drawing; pip install 'keras_nasnet[plots]')")

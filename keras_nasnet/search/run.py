@@ -386,13 +386,14 @@ def _progress(total, initial, journal, enabled):
 
 def write_outputs(out: Path, space: SearchSpace, config: dict, finished: list[dict],
                   seconds: float | None, trials_planned: int | None = None, plot: bool = True,
-                  **extra) -> dict:
+                  write_best: bool = True, **extra) -> dict:
     """Writes ``best_genotype.json``, ``summary.json`` and ``rewards.png`` (if matplotlib is there),
     each atomically, from the finished trials so far; returns the summary.
 
     The best trial is the best child that succeeded; failed children never count as best.
     ``summary["complete"]`` says whether all ``trials_planned`` children are in (unknown: None).
-    ``extra`` items are added to the summary; ``plot=False`` leaves ``rewards.png`` as it is.
+    ``extra`` items are added to the summary; ``plot=False`` leaves ``rewards.png`` as it is, and
+    ``write_best=False`` leaves ``best_genotype.json`` (the stages' final cell, once they ran).
     """
     finished = sorted(finished, key=lambda r: r["trial"])
     rewards = np.asarray([r["reward"] for r in finished], float)
@@ -415,7 +416,8 @@ def write_outputs(out: Path, space: SearchSpace, config: dict, finished: list[di
     }
     if best:
         genotype = space.decode(best["actions"])
-        write_text_atomic(out / "best_genotype.json", genotype.to_json(indent=2))
+        if write_best:
+            write_text_atomic(out / "best_genotype.json", genotype.to_json(indent=2))
         summary["best_genotype"] = genotype.to_dict()
     summary.update(extra)
     write_json_atomic(out / "summary.json", summary)
