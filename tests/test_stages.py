@@ -54,6 +54,7 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     best = Genotype.from_json((out / "best_genotype.json").read_text())
     assert best.to_dict() == final["final_cell"]["genotype"] == final["entries"][0]["genotype"]
     assert summary["final_cell"]["genotype"] == best.to_dict()
+    assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
     assert (out / "final.png").stat().st_size > 5000
     # Every child went through the executor's journal once: 4x2 at budget 1, 2x2 at 2, (1+3)x2 at 4.
     recs = _stage_records(out)
@@ -78,6 +79,7 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
         assert report([str(out)]) == 0
     assert "The stages' final cell" in shown.getvalue() and "NASNet-A" in shown.getvalue()
     assert Genotype.from_json((out / "best_genotype.json").read_text()) == NASNET_A
+    assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
     (out / "final.json").unlink()  # without stages, report writes the best reward's cell
     with contextlib.redirect_stdout(io.StringIO()):
         assert report([str(out)]) == 0

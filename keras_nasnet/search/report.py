@@ -176,7 +176,8 @@ def main(argv=None) -> int:
     planned = _previous_summary(out).get("trials_planned")
     final = _final(out)
     # After the stages, best_genotype.json is their final cell, not the best reward: keep it.
-    write_outputs(out, space, config, trials, None, trials_planned=planned, write_best=final is None)
+    write_outputs(out, space, config, trials, None, trials_planned=planned, write_best=final is None,
+                  **({} if final is None else {"final_cell": final["final_cell"]}))
     print(f"{out}: {len(trials)} trials ({len(trials) - len(ok)} failed), strategy {config['strategy']}, "
           f"reward {config['reward']}")
     ranked = sorted(ok, key=lambda r: -r["reward"])[: a.top]

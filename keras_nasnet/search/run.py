@@ -221,6 +221,8 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         final = run_stages(config, out, stages, {"executor": executor, "workers": workers,
                                                  "progress": progress, **ex_kwargs})
         summary["final_cell"] = final["final_cell"]
+        # summary.json says what best_genotype.json now holds: the stages' final cell
+        write_json_atomic(Path(out) / "summary.json", summary)
     return summary
 
 
