@@ -12,6 +12,9 @@ PyPI; the GPU machine has neither). It writes, into git-ignored folders of the r
   and the first ``--test-per-class`` test JPEGs of each class (a small check of the result on
   the machine; the full test set is evaluated here afterwards). The whole zip would not fit with
   the wheels and the repository; decoded uint8 arrays of the training split would be 150 MB.
+  Once the repository itself grew past ~13 MiB even the training JPEGs stopped fitting beside it:
+  ``--parts 2`` then splits them into ``.gpu_data/part-1/`` and ``.gpu_data/part-2/``, one per
+  call to a warm machine (``gpu_run.sh stash`` keeps the first in /tmp there; ``train`` joins them).
 
 It then prints the size of everything that travels (tracked and untracked-not-ignored files plus
 the carried folders) and fails if it is over the limit. Never commit these folders.
@@ -20,6 +23,7 @@ the carried folders) and fails if it is over the limit. Never commit these folde
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -43,23 +47,27 @@ def download_wheels(dest: Path, wheels=WHEELS) -> None:
     subprocess.run(cmd + list(wheels), check=True)
 
 
-def cifar_subset(source: Path, dest: Path, test_per_class: int) -> tuple[int, int]:
+def cifar_subset(source: Path, dest: Path, test_per_class: int, part: int = 0, n_parts: int = 1) -> tuple[int, int]:
     """Copies the training JPEGs and ``test_per_class`` test JPEGs per class into ``dest`` (stored,
-    JPEGs do not compress); returns the numbers of train and test images copied."""
+    JPEGs do not compress); returns the numbers of train and test images copied. With ``n_parts``
+    > 1 it copies only every ``n_parts``-th image starting at ``part`` (0-based), so the parts together
+    hold each image once."""
     counts = {"train": 0, "test": 0}
     per_class: dict[str, int] = {}
-    dest.parent.mkdir(exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as out:
-        for info in sorted(src.infolist(), key=lambda i: i.filename):
-            parts = Path(info.filename).parts
-            if info.is_dir() or len(parts) < 3 or parts[-3] not in counts:
+        for i, info in enumerate(sorted(src.infolist(), key=lambda i: i.filename)):
+            path = Path(info.filename).parts
+            if info.is_dir() or len(path) < 3 or path[-3] not in counts:
                 continue
-            split, cls = parts[-3], parts[-2]
+            split, cls = path[-3], path[-2]
+            if i % n_parts != part:
+                continue
             if split == "test":
                 if per_class.get(cls, 0) >= test_per_class:
                     continue
                 per_class[cls] = per_class.get(cls, 0) + 1
-            out.writestr(f"{split}/{cls}/{parts[-1]}", src.read(info))
+            out.writestr(f"{split}/{cls}/{path[-1]}", src.read(info))
             counts[split] += 1
     return counts["train"], counts["test"]
 
@@ -79,25 +87,37 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cifar", default=None, help="the CIFAR-10 JPEG zip to take the training images from")
     ap.add_argument("--test-per-class", type=int, default=100)
+    ap.add_argument("--parts", type=int, default=1,
+                    help="split the images into this many zips, one per call (see gpu_run.sh stash)")
     ap.add_argument("--skip-wheels", action="store_true", help="keep the wheels already in .whl/")
     args = ap.parse_args(argv)
     root = Path(__file__).resolve().parents[1]
     whl, data = root / ".whl", root / ".gpu_data"
     if not args.skip_wheels:
         download_wheels(whl)
-    carried = [whl]
-    if args.cifar:
-        n_train, n_test = cifar_subset(Path(args.cifar), data / "cifar10-train.zip", args.test_per_class)
-        print(f"{data / 'cifar10-train.zip'}: {n_train} train + {n_test} test images, "
-              f"{(data / 'cifar10-train.zip').stat().st_size / 2**20:.1f} MiB")
-        carried.append(data)
     for w in sorted(whl.glob("*.whl")):
         print(f"{w.name}: {w.stat().st_size / 2**20:.2f} MiB")
-    total = travelling_bytes(root, carried)
-    print(f"travels: {total / 2**20:.1f} MiB of {LIMIT / 2**20:.0f} MiB "
-          f"(carry: {', '.join(c.name for c in carried)})")
-    if total > LIMIT:
-        raise SystemExit(f"Over the {LIMIT / 2**20:.0f} MiB limit: lower --test-per-class or carry less.")
+    calls = [[whl]]
+    if args.cifar:
+        shutil.rmtree(data, ignore_errors=True)
+        if args.parts == 1:
+            zips = [data / "cifar10-train.zip"]
+            calls = [[whl, data]]
+        else:
+            zips = [data / f"part-{k + 1}" / f"cifar10-part-{k + 1}.zip" for k in range(args.parts)]
+            # the first parts go in "stash" calls, the last one with the wheels in the training call
+            calls = [[z.parent] for z in zips[:-1]] + [[whl, zips[-1].parent]]
+        for k, z in enumerate(zips):
+            n_train, n_test = cifar_subset(Path(args.cifar), z, args.test_per_class, k, args.parts)
+            print(f"{z.relative_to(root)}: {n_train} train + {n_test} test images, {z.stat().st_size / 2**20:.1f} MiB")
+    over = False
+    for carried in calls:
+        total = travelling_bytes(root, carried)
+        print(f"travels: {total / 2**20:.1f} MiB of {LIMIT / 2**20:.0f} MiB "
+              f"(carry: {', '.join(str(c.relative_to(root)) for c in carried)})")
+        over |= total > LIMIT
+    if over:
+        raise SystemExit(f"Over the {LIMIT / 2**20:.0f} MiB limit: raise --parts, lower --test-per-class or carry less.")
 
 
 if __name__ == "__main__":

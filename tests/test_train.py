@@ -33,10 +33,14 @@ def _cmd(out, data, epochs=3):
 
 
 def _env(tmp_path):
-    # Op determinism: these tests compare a resumed run with an uninterrupted one, so the training
-    # itself must not add its own run-to-run noise (one CI run differed by 6e-4 in test loss).
+    # Determinism: these tests compare a resumed run with an uninterrupted one, so the training
+    # itself must not add its own run-to-run noise. Deterministic ops alone were not enough: one CI
+    # run differed by 6e-4 in test loss, a later one by 2e-3 (2.1410 resumed against 2.1362), and
+    # an uninterrupted run here once gave 2.1422, rarely and only beside other jobs. One thread per
+    # pool and the Eigen kernels instead of oneDNN's leave no order of floating-point sums to chance.
     return {**os.environ, "KERAS_HOME": str(tmp_path / "keras_home"), "TF_CPP_MIN_LOG_LEVEL": "3",
-            "TF_DETERMINISTIC_OPS": "1"}
+            "TF_DETERMINISTIC_OPS": "1", "TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1",
+            "TF_NUM_INTEROP_THREADS": "1"}
 
 
 @pytest.mark.slow
