@@ -11,7 +11,7 @@ cells into the reference cells (NASNet-A and the space's fixed random cells,
    pick it) against NASNet-A on the CIFAR-10 test split, mean over seeds (target: at or above),
    with a 95% interval from the seed noise pooled over every cell (normal approximation);
 3. with ``--other``: the PPO pipeline's final cell against the other pipeline's on the test split
-   (target: at or above);
+   (target: at or above), and its finalists' mean against the other's (held-out, cells resampled);
 4. each pipeline's cost so far in CPU-hours (``keras_nasnet.search.search_cost``; target: at most
    12 end to end), children copied from other journals included, as a run from scratch trains them.
 
@@ -114,7 +114,8 @@ def pipeline(run, references, random_cells: int, seeds: int, top_k: int) -> dict
                    "random_used": len(rand), "random_with_every_seed": sum(map(done, randoms)),
                    "budget_journal": str(journals[0]),
                    "finalists_mean": statistics.fmean(mean(c["val"]) for c in pool) if pool else None,
-                   "random_mean": statistics.fmean(mean(c["val"]) for c in rand) if rand else None}
+                   "random_mean": statistics.fmean(mean(c["val"]) for c in rand) if rand else None,
+                   "finalists_val": [mean(c["val"]) for c in pool]}
     if len(pool) >= 2 and len(rand) >= 2:
         out["pool"].update(mean_difference([mean(c["val"]) for c in pool], [mean(c["val"]) for c in rand]))
 
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="JSON file to write (default: print only)")
     a = p.parse_args(argv)
     from keras_nasnet.fileio import write_json_atomic
-    from keras_nasnet.search import seeds_difference
+    from keras_nasnet.search import mean_difference, seeds_difference
 
     for j in a.references:
         if not (Path(j) / "config.json").is_file() or not (Path(j) / "trials.jsonl").is_file():
@@ -167,6 +168,9 @@ def main(argv=None) -> int:
             ppo_test = _runs(a.run, f1["genotype"], a.references)
             other_test = _runs(a.other, f2["genotype"], a.references)
             result["ppo_minus_other"] = seeds_difference(ppo_test, other_test, sd)
+        v1, v2 = result["ppo"]["pool"]["finalists_val"], result["other"]["pool"]["finalists_val"]
+        if len(v1) >= 2 and len(v2) >= 2:
+            result["ppo_pool_minus_other_pool"] = mean_difference(v1, v2)
     if a.out:
         write_json_atomic(Path(a.out), result, indent=1)
     report(result)
@@ -222,6 +226,11 @@ def report(result) -> None:
     if "ppo_minus_other" in result:
         d = result["ppo_minus_other"]
         print(f"PPO's final cell minus the other pipeline's (test): {d['difference']:+.4f} "
+              f"[{d['difference_95'][0]:+.4f}, {d['difference_95'][1]:+.4f}] "
+              f"(target >= 0: {'met' if d['difference'] >= 0 else 'missed'})")
+    if "ppo_pool_minus_other_pool" in result:
+        d = result["ppo_pool_minus_other_pool"]
+        print(f"PPO's finalists minus the other pipeline's (held-out, cell means): {d['difference']:+.4f} "
               f"[{d['difference_95'][0]:+.4f}, {d['difference_95'][1]:+.4f}]")
 
 
