@@ -51,19 +51,6 @@ def naswot(model, x) -> float:
     return float(logdet) if sign > 0 else float("-inf")
 
 
-def _ranks(values):
-    """Ranks from 0, tied values sharing their mean rank."""
-    import numpy as np
-
-    v = np.asarray(values, float)
-    order = np.argsort(v, kind="stable")
-    ranks = np.empty(len(v))
-    ranks[order] = np.arange(len(v))
-    for value in np.unique(v):
-        ranks[v == value] = ranks[v == value].mean()
-    return ranks
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--truth", nargs="+", required=True, metavar="JOURNAL",
@@ -82,6 +69,7 @@ def main(argv=None) -> int:
     from keras_nasnet.fileio import write_json_atomic
     from keras_nasnet.genotypes import Genotype
     from keras_nasnet.search import rank_correlations, read_standalone_journal, tau_difference
+    from keras_nasnet.search.metrics import ranks
     from keras_nasnet.search.rewards import matched_units
 
     truths = {}
@@ -134,7 +122,7 @@ def main(argv=None) -> int:
                           "width": width, "naswot": scores[skey]})
         truth = [t["truth"] for t in table]
         nw, wd = [t["naswot"] for t in table], [t["width"] for t in table]
-        both = list((_ranks(nw) + _ranks(wd)) / 2)  # the mean of the two ranks
+        both = list((ranks(nw) + ranks(wd)) / 2)  # the mean of the two ranks
         tables[j] = {"cells": len(table), "naswot": rank_correlations(nw, truth),
                      "width": rank_correlations(wd, truth), "naswot_and_width": rank_correlations(both, truth),
                      "naswot_minus_width": tau_difference(nw, wd, truth), "rows": table}
