@@ -11,9 +11,12 @@ import importlib as _importlib
 
 from ._cli import light_command as _light_command
 from ._cli import quiet_startup as _quiet_startup
+from ._cli import stop_on_sigterm_like_ctrl_c as _stop_on_sigterm_like_ctrl_c
 
-# Before anything imports TensorFlow: a quiet start for ``python -m keras_nasnet...`` (only then).
+# Before anything imports TensorFlow: a quiet start for ``python -m keras_nasnet...`` (only then),
+# and ``kill PID`` stopping it as Ctrl-C does (checkpoint kept, one line on how to resume).
 _quiet_startup()
+_stop_on_sigterm_like_ctrl_c()
 
 from .genotypes import AMOEBANET_A, GENOTYPES, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype  # noqa: E402
 from .imagenet import decode_predictions, preprocess_input  # noqa: E402

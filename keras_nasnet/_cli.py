@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 
 #: Environment variable: ``1`` shows TensorFlow's start-up and C++ log lines in the command lines.
 VERBOSE_ENV = "KERAS_NASNET_VERBOSE"
@@ -79,6 +81,37 @@ def _stderr_held_back():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm_like_ctrl_c() -> None:
+    """Makes SIGTERM (``kill PID``, ``timeout``, a batch scheduler's preemption) stop a command line
+    the way Ctrl-C does: it raises ``KeyboardInterrupt``, so searches and trainings write their
+    last checkpoint and print how to resume, instead of dying with up to one checkpoint interval of
+    work lost.
+
+    Acts only in ``python -m keras_nasnet...`` processes, in the main thread, and only where
+    SIGTERM still has its default action: a library user's or a parent's handler is left alone.
+    Worker processes are started with ``spawn`` and so keep the default (the driver stops them).
+    """
+    if (not running_as_cli() or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        return
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+def stop_signals() -> list:
+    """The signals that currently raise ``KeyboardInterrupt``: SIGINT while Python's own handler is
+    installed, and SIGTERM after :func:`stop_on_sigterm_like_ctrl_c`."""
+    found = []
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        found.append(signal.SIGINT)
+    if signal.getsignal(signal.SIGTERM) is _terminate_as_interrupt:
+        found.append(signal.SIGTERM)
+    return found
 
 
 def quiet_startup() -> None:

@@ -284,6 +284,34 @@ def test_workers_start_ignoring_ctrl_c_with_quiet_logs_in_the_log_file(tmp_path)
         signal.signal(signal.SIGINT, original)
 
 
+def test_a_supernet_step_under_way_finishes_before_a_sigterm_stops_the_search():
+    # With SIGTERM made a Ctrl-C (as the command lines do), it is held like one until the step
+    # under way has ended, so the checkpoint written on the way out holds whole steps only.
+    from keras_nasnet._cli import _terminate_as_interrupt
+    from keras_nasnet.search.shared_reward import _interrupts_held
+
+    original = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    steps = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupts_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                steps.append("the step went on")
+        assert steps == ["the step went on"]
+        assert signal.getsignal(signal.SIGTERM) is _terminate_as_interrupt  # restored after the block
+    finally:
+        signal.signal(signal.SIGTERM, original)
+
+
+def test_sigterm_is_left_alone_in_a_library_user_process():
+    # Importing keras_nasnet in one's own script changes no signal handler; only the package's
+    # command lines make SIGTERM stop as Ctrl-C does.
+    code = ("import signal, keras_nasnet; print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.stdout.split() == ["True"], r.stderr[-2000:]
+
+
 def test_a_worker_killed_while_writing_breaks_only_its_own_channel():
     import multiprocessing as mp
 

@@ -30,6 +30,7 @@ import json
 import sys
 from pathlib import Path
 
+from .._cli import interrupted
 from ..cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .config import DEFAULT_TRIALS, PPO_PRESETS  # the library's presets and budgets
 from .stages import CHILD_CPU_MINUTES, SHARED_SEARCH_CPU_HOURS, StageConfig
@@ -319,9 +320,8 @@ def main(argv=None) -> int:
                              gpus_per_child=a.gpus_per_child, stages=stages,
                              max_failures=a.max_failures or MAX_CONSECUTIVE_FAILURES)
     except KeyboardInterrupt:
-        print(f"\nInterrupted: {_recorded(a.out)} of {trials_of(a)} trials are recorded in {a.out}. "
-              "Run the same command to resume.", file=sys.stderr)
-        return 130
+        return interrupted(f"search stopped; {_recorded(a.out)} of {trials_of(a)} trials are recorded in "
+                           f"{a.out}", "run the same command to resume")
     except InvalidSettings as e:  # found once the data is loaded, still before anything is written
         parser.error(f"invalid search settings: {e}")
     except (SearchError, DataError, FolderLocked, ImportError) as e:

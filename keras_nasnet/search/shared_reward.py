@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cli import stop_signals
 from .base import Reward
 from .space import SearchSpace
 
@@ -430,20 +431,22 @@ class SharedWeightsReward(Reward):
 
 @contextlib.contextmanager
 def _interrupts_held():
-    """Holds a Ctrl-C (SIGINT) that arrives inside the block and raises it when the block ends.
+    """Holds a Ctrl-C (SIGINT), or a SIGTERM where the command line made it one, that arrives inside
+    the block and raises it when the block ends.
 
-    Only in the main thread (the only one Python delivers signals to) and only while Python's own
-    handler is installed; anything else (a custom handler, a thread) is left as it is.
+    Only in the main thread (the only one Python delivers signals to) and only for signals whose
+    handler raises ``KeyboardInterrupt``; anything else (a custom handler, a thread) is left as it is.
     """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    signums = stop_signals() if threading.current_thread() is threading.main_thread() else []
+    if not signums:
         yield
         return
     held = []
-    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if held:
         raise KeyboardInterrupt
