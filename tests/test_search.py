@@ -305,7 +305,7 @@ def test_sigterm_stops_like_ctrl_c_and_the_search_resumes(tmp_path):
     # `kill PID`, `timeout` and batch schedulers send SIGTERM: the search keeps what it recorded,
     # says how to resume in one line and exits 130, as on Ctrl-C.
     out = tmp_path / "t"
-    proc = subprocess.Popen(_cli(out, 400), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_cli(out, 200), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if (out / "trials.jsonl").exists() and len(_finished(out)) >= 40:
@@ -315,14 +315,14 @@ def test_sigterm_stops_like_ctrl_c_and_the_search_resumes(tmp_path):
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and [l for l in err.splitlines() if l.startswith("interrupted")] == [
-        f"interrupted: search stopped; {len(_finished(out))} of 400 trials are recorded in {out}; "
+        f"interrupted: search stopped; {len(_finished(out))} of 200 trials are recorded in {out}; "
         "run the same command to resume."], err
     before = _finished(out)
-    assert 40 <= len(before) < 400
-    r = subprocess.run(_cli(out, 400), capture_output=True, text=True, timeout=600)
+    assert 40 <= len(before) < 200
+    r = subprocess.run(_cli(out, 200), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     after = _finished(out)
-    assert sorted(x["trial"] for x in after) == list(range(400)) and after[:len(before)] == before
+    assert sorted(x["trial"] for x in after) == list(range(200)) and after[:len(before)] == before
 
 
 def test_cell_figure_is_a_layered_graph_numbered_as_the_genotype(tmp_path):
