@@ -257,7 +257,7 @@ def _fit(args, out: Path) -> dict:
     make_dataset = (data_lib.make_dataset if keras.backend.backend() == "tensorflow"
                     else augment_numpy.make_dataset)
     callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), DropPathSchedule(args.epochs),
-                 keras.callbacks.TerminateOnNaN()]
+                 keras.callbacks.TerminateOnNaN(), _progress_logger(args.epochs)]
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
         ds = make_dataset(xtr, ytr, batch, True, args.seed, epoch, args.cutout, outputs)
@@ -291,6 +291,19 @@ def _fit(args, out: Path) -> dict:
     write_json_atomic(out / "result.json", result)
     print(json.dumps(result))
     return result
+
+
+def _progress_logger(total_epochs: int):
+    """Keras' progress logger, headed ``Epoch 12/600`` rather than ``Epoch 12/12``: each epoch is a
+    ``fit`` call of its own (a checkpoint after each), and Keras numbers epochs out of that call's."""
+    import keras
+
+    class TotalEpochsProgbarLogger(keras.callbacks.ProgbarLogger):
+        def set_params(self, params):
+            super().set_params(params)
+            self.epochs = total_epochs
+
+    return TotalEpochsProgbarLogger()
 
 
 def _verbosity(args) -> int:
