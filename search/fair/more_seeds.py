@@ -67,11 +67,12 @@ def main(argv=None) -> int:
         record["data"] = a.data
     proxy = ProxyConfig(**record)
     out = Path(a.out)
+    key = lambda g: json.dumps(g, sort_keys=True)  # noqa: E731  (a cell's name in the journals)
     if a.report_only:
         from keras_nasnet.search import read_standalone_journal
 
         rows = [r for r in read_standalone_journal(out / "journal") if r["seed"] in a.seeds]
-        by_genotype = {json.dumps(g, sort_keys=True): n for n, g in cells.items()}
+        by_genotype = {key(g): n for n, g in cells.items()}
         rows = [{"cell": by_genotype.get(r["cell"]), "seed": r["seed"], "val": r["standalone_accuracy"],
                  "test": r["test_accuracy"]} for r in rows]
     else:
@@ -88,7 +89,6 @@ def main(argv=None) -> int:
             "val": old[name]["val"] + [new[s]["val"] for s in sorted(new)]}
     # seed noise: every cell of both pipelines' final.json once (the reference cells and a cell
     # both pipelines found stand in both), these three cells with all their seeds
-    key = lambda g: json.dumps(g, sort_keys=True)  # noqa: E731
     noise = {key(e["genotype"]): e["test"] for f in finals for e in f["entries"]}
     noise.update({key(cells[n]): v["test"] for n, v in result["cells"].items()})
     noise = list(noise.values())
