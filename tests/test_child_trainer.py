@@ -86,6 +86,8 @@ def test_cifar_reward_trains_with_the_compiled_step(rng):
         assert acc in {k / 20 for k in range(21)}
         # The compiled path ran (the fit path has no first-step timing).
         assert set(reward.last_seconds) == {"build", "first_step", "steps", "evaluate"}
+        # the last epoch's mean training loss, kept for stand-alone journals (a ranking signal)
+        assert np.isfinite(reward.last_train_loss) and reward.last_train_loss > 0
     finally:
         rewards._DATA_CACHE.pop(key, None)
 

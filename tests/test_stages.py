@@ -56,9 +56,10 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     assert summary["final_cell"]["genotype"] == best.to_dict()
     assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
     assert (out / "final.png").stat().st_size > 5000
-    # Every child went through the executor's journal once: 4x2 at budget 1, 2x2 at 2, (1+3)x2 at 4.
+    # Every child went through the executor's journal once: the 40 distinct cells screened (the
+    # default --screen-top), 4x2 at budget 1, 2x2 at 2, (1+3)x2 at 4.
     recs = _stage_records(out)
-    assert {k: len(v) for k, v in recs.items()} == {"budget-1": 8, "budget-2": 4, "budget-4": 8}
+    assert {k: len(v) for k, v in recs.items()} == {"screen-5000": 40, "budget-1": 8, "budget-2": 4, "budget-4": 8}
     assert all(len(set(_keys(v))) == len(v) for v in recs.values())
     # Running again trains nothing and gives the same report.
     run_search(SearchConfig(reward="synthetic", strategy="random", seed=1), out, trials=40,
@@ -83,7 +84,53 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     (out / "final.json").unlink()  # without stages, report writes the best reward's cell
     with contextlib.redirect_stdout(io.StringIO()):
         assert report([str(out)]) == 0
-    assert (out / "best_genotype.json").read_text() == kept
+    best_reward = Genotype.from_dict(summary["best_genotype"])
+    assert Genotype.from_json((out / "best_genotype.json").read_text()) == best_reward
+    assert Genotype.from_json(kept) != best_reward  # the screening picked another cell here
+
+
+def test_screening_orders_the_pool_by_a_short_training_with_its_own_seed(tmp_path):
+    """--screen-top trains the top cells once, briefly, and the cheap budget takes the best of
+    them by that score, not by the search's reward."""
+    from keras_nasnet.search import InvalidSettings, SearchConfig, run_search
+    from keras_nasnet.search.stages import StageConfig
+
+    out = tmp_path / "s"
+    stages = StageConfig(screen_top=8, top_k=3, seeds=2, cheap_budget=1, random_cells=1)
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=2), out, trials=30, progress=False,
+               stages=stages)
+    final = json.loads((out / "final.json").read_text())
+    recs = _stage_records(out)
+    screened = recs["screen-5000"]
+    # 8 children, one each, with a seed none of the stage's children (2000, 2001) has.
+    assert len(screened) == 8 and {r["seed"] for r in screened} == {2010}
+    assert final["screen"] == {"images": 5000, "cells": 8, "seed": 2010, "epochs": 1}
+    score = {json.dumps(r["actions"], sort_keys=True): r["reward"] for r in screened}
+    best3 = sorted(score, key=lambda k: -score[k])[:3]
+    cheap = {json.dumps(r["actions"], sort_keys=True) for r in recs["budget-1"]}
+    assert set(best3) <= cheap  # the cheap budget trained the screening's top 3 ...
+    finalists = [e for e in final["entries"] if e["kind"] == "finalist"]
+    assert len(finalists) == 3 and all(e["screen"] == score[json.dumps(e["genotype"], sort_keys=True)]
+                                       for e in finalists)
+    # ... which are not the search's top 3 here (else this test would show nothing).
+    from keras_nasnet.search.journal import read_records
+
+    space = SearchConfig(reward="synthetic").space
+    by_reward = []
+    for r in sorted((r for r in read_records(out / "trials.jsonl")[0] if r["event"] == "finished"),
+                    key=lambda r: (-r["reward"], r["trial"])):
+        k = json.dumps(space.decode(r["actions"]).to_dict(), sort_keys=True)
+        if k not in by_reward:
+            by_reward.append(k)
+    assert set(by_reward[:3]) != set(best3) and set(best3) <= set(by_reward[:8])
+    # Resumed: nothing is trained again.
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=2), out, trials=30, progress=False,
+               stages=stages)
+    assert _stage_records(out) == recs
+    with pytest.raises(InvalidSettings, match="--screen-top"):
+        StageConfig(screen_top=2, top_k=3).validate()
+    with pytest.raises(InvalidSettings, match="--screen-images"):
+        StageConfig(screen_images=0).validate()
 
 
 def test_children_another_search_finished_are_reused_not_trained_again(tmp_path):
@@ -165,6 +212,9 @@ def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tm
     (["--stages", "some"], "--stages"),
     (["--stages", "all", "--stage-images", "100"], "--stage-images"),  # no training with synthetic
     (["--stages", "all", "--stage-match-params", "off"], "--stage-match-params"),  # no training here
+    (["--stages", "all", "--screen-images", "100"], "--screen-images"),  # no training here either
+    (["--stages", "all", "--screen-top", "2", "--top-k", "3"], "--screen-top"),
+    (["--screen-top", "20"], "--screen-top"),
 ])
 def test_bad_stage_flags_are_refused_up_front(tmp_path, capsys, extra, flag):
     from keras_nasnet.search.__main__ import main
@@ -189,6 +239,10 @@ def test_shared_search_refuses_rescoring_more_images_than_held_out():
         StageConfig().validate(SearchConfig(reward="cifar10-shared", shared=SharedConfig(reward_images=5000)))
     with pytest.raises(InvalidSettings, match="--rescore-top"):
         StageConfig(rescore_top=4, top_k=8).validate(config)
+    # The screened cells are the top of the re-scored ones.
+    StageConfig(screen_top=40).validate(config)
+    with pytest.raises(InvalidSettings, match="cannot exceed --rescore-top"):
+        StageConfig(screen_top=41).validate(config)
 
 
 def test_stand_alone_children_can_be_given_equal_parameters_instead_of_equal_width():

@@ -35,6 +35,7 @@ def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path):
     for r in rows:
         assert r["status"] == "ok"
         assert r["val"] in {k / 40 for k in range(41)} and r["test"] in {k / 50 for k in range(51)}
+        assert r["train_loss"] > 0  # the last epoch's mean training loss, a ranking signal of its own
         # The budget keys the ground truth: epochs, images and the recipe's version, no data path.
         assert r["budget"]["recipe_version"] == 2 and r["budget"]["train_images"] == 64
         assert "data" not in r["budget"]

@@ -33,11 +33,12 @@ from pathlib import Path
 from .._cli import interrupted
 from ..cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .config import DEFAULT_TRIALS, PPO_PRESETS  # the library's presets and budgets
-from .stages import CHILD_CPU_MINUTES, SHARED_SEARCH_CPU_HOURS, StageConfig
+from .stages import CHILD_CPU_MINUTES, SCREEN_CHILD_CPU_SECONDS, SHARED_SEARCH_CPU_HOURS, StageConfig
 
 
 #: The stages' defaults, named in the help.
 _SD = StageConfig()
+_SCREEN_H = _SD.screen_top * SCREEN_CHILD_CPU_SECONDS / 3600
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,17 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group(
         "stages after the controller (--stages all)",
         "Once all --trials are in: re-score the top --rescore-top cells on more held-out images\n"
-        "(cifar10-shared only), train the top --top-k stand-alone for --cheap-budget epochs with\n"
-        "--stage-seeds seeds on --stage-images training images, keep the best 1/--halving-eta and\n"
-        "multiply the budget by it up to --final-budget, where NASNet-A and --random-cells random\n"
-        "cells are trained too; writes final.json and final.png, and best_genotype.json becomes the\n"
-        f"final cell. Every child gets NASNet-A's parameter count (--stage-match-params). The\n"
+        "(cifar10-shared only), screen the top --screen-top by one short stand-alone training each\n"
+        "(1 epoch on --screen-images images), train the best --top-k stand-alone for\n"
+        "--cheap-budget epochs with --stage-seeds seeds on --stage-images training images, keep\n"
+        "the best 1/--halving-eta and multiply the budget by it up to --final-budget, where\n"
+        "NASNet-A and --random-cells random cells are trained too; writes final.json and\n"
+        "final.png, and best_genotype.json becomes the final cell.\n"
+        f"Every child gets NASNet-A's parameter count (--stage-match-params). The\n"
         f"defaults (calibrated in search/calibration/) train {sum(n for _, n in _SD.trainings())} stand-alone children, "
         f"{_SD.child_epochs()} child-epochs on\n45,000 images: at about {CHILD_CPU_MINUTES} CPU-minutes per child-epoch, "
         f"about {_SD.child_epochs() * CHILD_CPU_MINUTES / 60:.1f} CPU-hours,\none worker per core; with a cifar10-shared search's "
         f"supernet and 2,000 rewards\n({SHARED_SEARCH_CPU_HOURS} CPU-hours), about "
-        f"{_SD.child_epochs() * CHILD_CPU_MINUTES / 60 + SHARED_SEARCH_CPU_HOURS + 0.2:.1f} CPU-hours end to end with the "
-        "re-scoring (measured per part in\nsearch/fair/; `report DIR` prints a search's own cost).\nWith --reward "
+        f"{_SD.child_epochs() * CHILD_CPU_MINUTES / 60 + SHARED_SEARCH_CPU_HOURS + 0.2 + _SCREEN_H:.1f} CPU-hours end to end with the "
+        f"re-scoring and\nthe screening ({_SCREEN_H:.1f}; measured per part in search/fair/ and search/reward/;\n"
+        "`report DIR` prints a search's own cost).\nWith --reward "
         "synthetic a budget adds seeded noise (0.05/sqrt(budget))\nto the reward: a test device.")
     g.add_argument("--stages", choices=["none", "all"], default="none",
                    help="run the stages after the controller (default: %(default)s)")
@@ -135,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rescore-images", type=positive_int, default=None,
                    help="held-out images of the re-scoring, none of them the reward's (default: all "
                         "--val-images after the first --reward-images)")
+    g.add_argument("--screen-top", type=nonnegative_int, default=None,
+                   help=f"cells (the top re-scored ones) trained stand-alone for one epoch on --screen-images "
+                        f"images and reordered by it before the cheap budget (default {_SD.screen_top}; 0: none)")
+    g.add_argument("--screen-images", type=positive_int, default=None,
+                   help=f"training images of a screening child (default {_SD.screen_images})")
     g.add_argument("--top-k", type=positive_int, default=None, help=f"cells trained at the cheap budget (default {_SD.top_k})")
     g.add_argument("--stage-seeds", type=positive_int, default=None, help=f"seeds per cell and budget (default {_SD.seeds})")
     g.add_argument("--cheap-budget", type=positive_int, default=None, help=f"epochs of the first round (default {_SD.cheap_budget})")
@@ -178,7 +187,8 @@ _ONLY_FOR = {
     "cifar10-shared": ("supernet_cells", "supernet_filters", "supernet_epochs", "steps_per_child",
                        "reward_images", "val_images"),
 }
-_STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "top_k": "top_k",
+_STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "screen_top": "screen_top",
+                "screen_images": "screen_images", "top_k": "top_k",
                 "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
                 "halving_eta": "eta", "random_cells": "random_cells", "stage_images": "images",
                 "reuse_children": "reuse", "stage_match_params": "match_params"}
@@ -202,7 +212,7 @@ def _check_flags_apply(parser, argv, a) -> None:
         parser.error("--data applies to the cifar10 rewards only; this search uses --reward synthetic.")
     if a.reward == "synthetic" and "child_train_images" in given:
         parser.error("--child-train-images applies to the cifar10 rewards only.")
-    for d in ("stage_images", "stage_match_params"):
+    for d in ("stage_images", "stage_match_params", "screen_images"):
         if a.reward == "synthetic" and d in given:  # its stages score the synthetic reward plus noise
             parser.error(f"--{d.replace('_', '-')} sets the stand-alone CIFAR-10 training of the stages; "
                          "with --reward synthetic a stage child is the synthetic reward plus noise.")

@@ -220,6 +220,9 @@ class CIFARReward(Reward):
 
     last_model = None
     last_trainer = None
+    #: The last child's mean training loss over its last epoch (the training-speed estimate of
+    #: Ru et al., NeurIPS 2021); None before the first child.
+    last_train_loss = None
 
     #: ``"step"``: :class:`ChildTrainer` (TensorFlow); ``"fit"``: compile + fit + predict, the
     #: path the reward had first (always used on JAX and PyTorch).
@@ -258,25 +261,29 @@ class CIFARReward(Reward):
                                 drop_path_rate=recipe.drop_path, auxiliary_head=recipe.aux_weight > 0)
         except ValueError as e:
             raise ChildFailed(f"cannot build: {e}") from None
-        self.last_model, self.last_trainer = model, None
+        self.last_model, self.last_trainer, self.last_train_loss = model, None, None
         # Where the child's time went, for benchmarks/children.py.
         self.last_seconds = {"build": time.perf_counter() - start}
         if keras.backend.backend() != "tensorflow" or self.trainer == "fit":
-            return _train_with_fit(model, cfg, xtr, ytr, xval, yval, seed)
+            accuracy, self.last_train_loss = _train_with_fit(model, cfg, xtr, ytr, xval, yval, seed)
+            return accuracy
         trainer = self.last_trainer = ChildTrainer(model, cfg, math.ceil(len(xtr) / cfg.batch_size))
         for epoch in range(cfg.epochs):
-            if not np.isfinite(trainer.train_epoch(xtr, ytr, seed, epoch)):
+            loss = trainer.train_epoch(xtr, ytr, seed, epoch)
+            if not np.isfinite(loss):
                 raise ChildFailed("NaN loss")
+        self.last_train_loss = loss
         t = time.perf_counter()
         accuracy = trainer.accuracy(xval, yval)
         self.last_seconds.update(trainer.seconds, evaluate=time.perf_counter() - t)
         return accuracy
 
 
-def _train_with_fit(model, cfg: ProxyConfig, xtr, ytr, xval, yval, seed: int) -> float:
+def _train_with_fit(model, cfg: ProxyConfig, xtr, ytr, xval, yval, seed: int) -> tuple[float, float]:
     """The reward's first training path: ``compile`` + ``fit`` on the tf.data (TensorFlow) or
     NumPy pipeline + ``predict``. Used on JAX and PyTorch, and kept reachable on TensorFlow
-    (``CIFARReward.trainer = "fit"``) so benchmarks/children.py compares both in one run."""
+    (``CIFARReward.trainer = "fit"``) so benchmarks/children.py compares both in one run.
+    Returns the held-out accuracy and the last epoch's mean training loss."""
     import keras
 
     from .. import augment_numpy
@@ -298,7 +305,7 @@ def _train_with_fit(model, cfg: ProxyConfig, xtr, ytr, xval, yval, seed: int) ->
             raise ChildFailed("NaN loss")
     probs = model.predict(xval.astype("float32"), batch_size=500, verbose=0)
     probs = probs[0] if isinstance(probs, (list, tuple)) else probs
-    return float(np.mean(np.argmax(probs, 1) == yval))
+    return float(np.mean(np.argmax(probs, 1) == yval)), float(hist.history["loss"][-1])
 
 
 class ChildTrainer:

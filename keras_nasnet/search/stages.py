@@ -10,11 +10,17 @@ so, as NASNet itself did, the top candidates are retrained stand-alone at rising
    that picked them. The ``cifar10`` reward already is a stand-alone held-out accuracy
    and the ``synthetic`` reward has no noise, so for them this stage is skipped and the search's
    own rewards rank the candidates;
-2. **cheap budget**: the top ``top_k`` cells are trained stand-alone at ``cheap_budget`` with each
+2. **screen**: the top ``screen_top`` cells are trained stand-alone for one epoch on
+   ``screen_images`` training images, one seed apart from the stages' seeds, at the stages'
+   parameter count, and reordered by that held-out accuracy. Neither the supernet nor a
+   training-free score ranks the candidates as the stand-alone budget does (Kendall tau 0.26-0.35
+   on 57 cells); this short training of the stand-alone child itself does better
+   (``search/reward/``: measured there);
+3. **cheap budget**: the top ``top_k`` cells are trained stand-alone at ``cheap_budget`` with each
    of ``seeds`` seeds;
-3. **successive halving**: the best ``1/eta`` (by mean held-out accuracy over the seeds) go on at
+4. **successive halving**: the best ``1/eta`` (by mean held-out accuracy over the seeds) go on at
    ``eta`` times the budget, until ``final_budget``;
-4. **report**: the finalists (the cells trained at the final budget), NASNet-A and
+5. **report**: the finalists (the cells trained at the final budget), NASNet-A and
    ``random_cells`` random cells of the search space (drawn with a fixed seed) at the final budget
    and the same seeds go to ``final.json`` and ``final.png``; ``best_genotype.json`` becomes the
    finalist with the best mean held-out accuracy (the CIFAR-10 test split is recorded, never used
@@ -28,7 +34,8 @@ device: the synthetic reward plus seeded Gaussian noise of standard deviation
 :data:`SYNTHETIC_NOISE` / sqrt(budget), so the stages run end to end in milliseconds.
 
 Every child runs through the search's executor (inline, local workers or Ray). Each budget has its
-own journal folder ``stages/budget-<b>[-p<N>]/`` (``stages/rescore-<first>-<end>/`` for re-scoring) with the
+own journal folder ``stages/budget-<b>[-p<N>]/`` (``stages/rescore-<first>-<end>/`` for re-scoring,
+``stages/screen-<images>[-p<N>]/`` for screening) with the
 format of the search's ``trials.jsonl``; a child is identified by (genotype, budget, seed), so a
 run killed anywhere resumes with no finished child trained twice, and changing the stage sizes
 reuses every child already trained.
@@ -52,6 +59,9 @@ from .rewards import MATCH_NASNET_A
 
 #: Seed of the random reference cells (the same cells in every search of one space).
 RANDOM_CELLS_SEED = 2020
+#: A screening child's seed is ``search seed * 1000 + max(SCREEN_SEED_OFFSET, stage seeds)``:
+#: apart from every stage child's (``search seed * 1000 + i``, ``i`` < the stage seeds).
+SCREEN_SEED_OFFSET = 10
 #: CPU-minutes of one stand-alone child-epoch at the defaults (N=1, NASNet-A's parameter count,
 #: 45,000 images, one thread): the mean CPU time of the 13 children search/fair/ppo's records
 #: measured it for (161-268 s). The calibration's median of 4.9 minutes was wall time beside
@@ -61,6 +71,10 @@ CHILD_CPU_MINUTES = 3.6
 #: (0.86 CPU-seconds a step, 7,040 steps) and 2,000 rewards (1.04 CPU-seconds each), measured for
 #: search/fair/.
 SHARED_SEARCH_CPU_HOURS = 2.3
+#: CPU-seconds of one screening child at the defaults (1 epoch on 5,000 images, NASNet-A's
+#: parameter count, one thread, held-out and test-split predictions included): the mean of the
+#: 57 children of search/reward/short-e1-5k (33-62 s).
+SCREEN_CHILD_CPU_SECONDS = 49
 #: Standard deviation of the synthetic stand-alone "accuracy" noise at budget 1.
 SYNTHETIC_NOISE = 0.05
 
@@ -73,6 +87,10 @@ class StageConfig:
         rescore_top: distinct cells the supernet re-scores (``cifar10-shared`` only).
         rescore_images: held-out images of the re-scoring, after the reward's ``reward_images``
             (default: all of the rest, ``val_images - reward_images``).
+        screen_top: cells (the top of the re-scored ones, or of the search's rewards) trained
+            stand-alone for one epoch on ``screen_images`` images and reordered by that accuracy
+            before the cheap budget; 0: no screening.
+        screen_images: training images of a screening child (the first of the 45,000-image split).
         top_k: cells trained stand-alone at the cheap budget.
         seeds: seeds per cell and budget (the same seeds for every cell).
         cheap_budget: epochs of the first stand-alone round.
@@ -105,6 +123,11 @@ class StageConfig:
     # are the median the final cell is judged against.
     rescore_top: int = 40
     rescore_images: int | None = None
+    # search/reward/ (short-e1-5k): 1 epoch on 5,000 images ranks the final budget's cells with
+    # Kendall tau 0.58-0.61 on each of three ground truths (the supernet: 0.1-0.3), about
+    # SCREEN_CHILD_CPU_SECONDS per cell: 40 cells cost about half a CPU-hour.
+    screen_top: int = 40
+    screen_images: int = 5000
     top_k: int = 16
     seeds: int = 3
     cheap_budget: int = 1
@@ -120,14 +143,17 @@ class StageConfig:
         for flag, name, low in (("--rescore-top", "rescore_top", 1), ("--top-k", "top_k", 1),
                                 ("--stage-seeds", "seeds", 1), ("--cheap-budget", "cheap_budget", 1),
                                 ("--final-budget", "last_budget", 1), ("--halving-eta", "eta", 2),
-                                ("--random-cells", "random_cells", 0)):
+                                ("--random-cells", "random_cells", 0), ("--screen-top", "screen_top", 0)):
             v = self.last_budget if name == "last_budget" else getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidSettings(f"{flag} must be an integer >= {low}; got {v!r}.")
-        if self.images is not None and (isinstance(self.images, bool) or not isinstance(self.images, int)
-                                        or not 1 <= self.images <= 45000):
-            raise InvalidSettings(f"--stage-images must be an integer from 1 to 45000 (the training "
-                                  f"split); got {self.images!r}.")
+        for flag, v in (("--stage-images", self.images), ("--screen-images", self.screen_images)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 45000):
+                raise InvalidSettings(f"{flag} must be an integer from 1 to 45000 (the training split); got {v!r}.")
+        if self.screen_top and self.screen_top < self.top_k:
+            raise InvalidSettings(f"--screen-top ({self.screen_top}) must be at least --top-k ({self.top_k}): "
+                                  "the cells trained at the cheap budget come from the screened ones (or "
+                                  "--screen-top 0: no screening).")
         reuse = self.reuse
         if isinstance(reuse, (str, Path)) or reuse is None:
             reuse = () if reuse is None else (reuse,)
@@ -157,6 +183,9 @@ class StageConfig:
         if search_config is None:
             return
         if search_config.reward == "cifar10-shared":
+            if self.screen_top > self.rescore_top:
+                raise InvalidSettings(f"--screen-top ({self.screen_top}) cannot exceed --rescore-top "
+                                      f"({self.rescore_top}): the screened cells are the top of the re-scored ones.")
             if self.rescore_top < self.top_k:
                 raise InvalidSettings(f"--rescore-top ({self.rescore_top}) must be at least --top-k "
                                       f"({self.top_k}): the cells trained stand-alone come from the "
@@ -252,7 +281,8 @@ class StandaloneReward(Reward):
             from .rewards import cifar10_test_accuracy
 
             val = self.cifar(actions, seed)
-            return {"reward": val, "test": cifar10_test_accuracy(self.cifar)}
+            return {"reward": val, "test": cifar10_test_accuracy(self.cifar),
+                    "train_loss": self.cifar.last_train_loss}
         from .rewards import ChildFailed
 
         try:
@@ -513,9 +543,29 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         pool.sort(key=lambda c: -c["rescore"])  # stable: ties keep the search's order
         report["rescore"] = {"images": images, "first_image": start, "cells": len(pool)}
 
-    # 2 and 3. stand-alone training at rising budgets.
     run_settings = standalone_settings(config, run_settings)
     seeds = [config.seed * 1000 + i for i in range(stages.seeds)]
+    # 2. screen: one short stand-alone training per cell.
+    if stages.screen_top:
+        pool = pool[:stages.screen_top]
+        # A seed no stage child uses: a screening child sharing its initialisation and first
+        # batches with a cheap-budget child would pick cells whose seed-0 run is lucky, and that
+        # luck would then count again in the cheap budget's mean.
+        seed = config.seed * 1000 + max(SCREEN_SEED_OFFSET, stages.seeds)
+        spec = standalone_spec(config, 1, stages.screen_images, stages.match_params)
+        ident = _ident(config, "standalone", budget=1, base=spec["base"],
+                       **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
+        params = spec.get("proxy", {}).get("match_params")
+        tasks = [{"actions": c["genotype"], "budget": 1, "seed": seed} for c in pool]
+        res = run_children(out / "stages" / (f"screen-{stages.screen_images}" + (f"-p{params}" if params else "")),
+                           ident, tasks, spec, run_settings, label="screen",
+                           reuse=reusable_children(stages.reuse, ident) if stages.reuse else None)
+        for c, t in zip(pool, tasks):
+            c["screen"] = res[_key(t)]["reward"]
+        pool.sort(key=lambda c: -c["screen"])  # stable: ties keep the earlier order
+        report["screen"] = {"images": stages.screen_images, "cells": len(pool), "seed": seed, "epochs": 1}
+
+    # 3 and 4. stand-alone training at rising budgets.
     candidates = pool[:stages.top_k]
     rounds = []
     for i, budget in enumerate(stages.budgets()):
@@ -542,6 +592,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     for rank, c in enumerate(candidates):
         entries.append({"name": f"finalist-{rank + 1}", "kind": "finalist", "trial": c["trial"],
                         "search_reward": c["reward"], **({"rescore": c["rescore"]} if "rescore" in c else {}),
+                        **({"screen": c["screen"]} if "screen" in c else {}),
                         "genotype": c["genotype"], "budget": final, "seeds": seeds, "val": c["val"],
                         "test": c["test"], "val_mean": _mean(c["val"]), "test_mean": _mean(_known(c["test"]))})
     for name, kind, g in refs:
@@ -614,9 +665,10 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
     budget or recipe on the same folder is refused): run it again after a kill and no finished
     child is trained twice. Returns one row per (cell, seed), in the order asked::
 
-        {"cell", "seed", "val", "test", "seconds", "cpu_seconds", "status", "genotype", "budget"}
+        {"cell", "seed", "val", "test", "train_loss", "seconds", "cpu_seconds", "status", "genotype", "budget"}
 
-    ``val`` is the accuracy on the proxy's held-out images, ``test`` on the CIFAR-10 test split;
+    ``val`` is the accuracy on the proxy's held-out images, ``test`` on the CIFAR-10 test split,
+    ``train_loss`` the mean training loss of the last epoch (None in journals written before it was recorded);
     ``budget`` is the proxy's record (data source left out), the key that keeps ground truths of
     different budgets or recipes apart. ``reuse``: folders whose stand-alone journals' children at
     the same budget and recipe are copied instead of trained (see :class:`StageConfig`).
@@ -643,7 +695,8 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
         for s in seeds:
             r = results[(json.dumps(g, sort_keys=True), int(proxy.epochs), s)]
             rows.append({"cell": name, "seed": s, "val": r["reward"],
-                         "test": r.get("metrics", {}).get("test"), "seconds": r.get("seconds"),
+                         "test": r.get("metrics", {}).get("test"),
+                         "train_loss": r.get("metrics", {}).get("train_loss"), "seconds": r.get("seconds"),
                          "cpu_seconds": r.get("cpu_seconds"), "status": r["status"], "genotype": g, "budget": budget})
     return rows
 
