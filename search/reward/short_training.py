@@ -182,6 +182,14 @@ def main(argv=None) -> int:
         sub = [r for r in table if str(j) in r["by_journal"]]
         if len(sub) >= 3:
             result["journals"][str(j)] = _table(sub, keys, str(j))
+        # the cells no other journal has (a pipeline's finalists beside the shared references):
+        # does a score rank good cells among good ones, what the screening stage must do?
+        own = [r for r in table if list(r["by_journal"]) == [str(j)]]
+        if len(own) >= 3 and len(own) < len(sub):
+            result["journals"][str(j)]["own_cells"] = _table(own, keys, str(j))
+    later = [r for r in table if str(a.truth[0]) not in r["by_journal"]]
+    if len(a.truth) > 1 and len(later) >= 3:
+        result["not_in_first_journal"] = _table(later, keys)
     secs = [s for r in table for s in r["cpu_seconds"] if s]
     if secs:
         result["cpu_seconds_per_child"] = {"mean": statistics.fmean(secs), "min": min(secs), "max": max(secs)}
@@ -200,6 +208,10 @@ def main(argv=None) -> int:
 
     for j, t in result["journals"].items():
         show(j, t)
+        if "own_cells" in t:
+            show(f"{j}, its own cells only", t["own_cells"])
+    if "not_in_first_journal" in result:
+        show(f"the cells {a.truth[0]} does not have", result["not_in_first_journal"])
     show("all cells", result["all_cells"])
     if secs:
         c = result["cpu_seconds_per_child"]
