@@ -89,7 +89,7 @@ class StageConfig:
             (default: all of the rest, ``val_images - reward_images``).
         screen_top: cells (the top of the re-scored ones, or of the search's rewards) trained
             stand-alone for one epoch on ``screen_images`` images and reordered by that accuracy
-            before the cheap budget; 0: no screening.
+            before the cheap budget (at most the ``rescore_top`` re-scored ones); 0: no screening.
         screen_images: training images of a screening child (the first of the 45,000-image split).
         top_k: cells trained stand-alone at the cheap budget.
         seeds: seeds per cell and budget (the same seeds for every cell).
@@ -183,9 +183,6 @@ class StageConfig:
         if search_config is None:
             return
         if search_config.reward == "cifar10-shared":
-            if self.screen_top > self.rescore_top:
-                raise InvalidSettings(f"--screen-top ({self.screen_top}) cannot exceed --rescore-top "
-                                      f"({self.rescore_top}): the screened cells are the top of the re-scored ones.")
             if self.rescore_top < self.top_k:
                 raise InvalidSettings(f"--rescore-top ({self.rescore_top}) must be at least --top-k "
                                       f"({self.top_k}): the cells trained stand-alone come from the "
