@@ -239,7 +239,8 @@ class _GenotypeSpace:
 
 class StandaloneReward(Reward):
     """Trains a cell (given as a genotype dict) stand-alone at ``budget`` epochs; returns
-    ``{"reward": held-out accuracy, "test": CIFAR-10 test-split accuracy}``.
+    ``{"reward": held-out accuracy, "test": CIFAR-10 test-split accuracy, "train_loss": the last
+    epoch's mean training loss}`` (the ``synthetic`` test device: no ``train_loss``).
 
     ``base="cifar10"`` trains with the ``cifar10`` reward's code (:class:`CIFARReward`, its
     ``proxy`` with ``epochs=budget``); ``base="synthetic"`` is the test device described in the
