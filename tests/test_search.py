@@ -346,3 +346,23 @@ def test_cell_figure_is_a_layered_graph_numbered_as_the_genotype(tmp_path):
     assert len(columns) == 6 and sorted(n for n in columns[4] if n[0] == "s") == [("s", 5), ("s", 6)]
     plot_genotype(NASNET_A, tmp_path / "cells.png", "NASNet-A")
     assert (tmp_path / "cells.png").stat().st_size > 10000
+
+
+def test_report_keeps_what_only_the_search_knows(tmp_path):
+    """`report DIR` rewrites summary.json from the records; the PPO controller's greedy cell and
+    the count of infrastructure errors are not in the records, so they are kept as they were."""
+    import contextlib
+    import io
+
+    from keras_nasnet.search import SearchConfig, run_search
+    from keras_nasnet.search.report import main as report
+
+    out = tmp_path / "s"
+    run_search(SearchConfig(reward="synthetic", strategy="ppo", seed=0), out, trials=20, progress=False)
+    before = json.loads((out / "summary.json").read_text())
+    assert "greedy_genotype" in before and before["errors"] == 0
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert report([str(out)]) == 0
+    after = json.loads((out / "summary.json").read_text())
+    assert after["greedy_genotype"] == before["greedy_genotype"] and after["errors"] == 0
+    assert after["best_trial"] == before["best_trial"]

@@ -173,11 +173,15 @@ def main(argv=None) -> int:
         return 1
     # The files a finished search writes, from what is recorded now (a search that was stopped or
     # is still running gets them too; the writes are atomic, so a running search is not disturbed).
-    planned = _previous_summary(out).get("trials_planned")
+    previous = _previous_summary(out)
+    planned = previous.get("trials_planned")
+    # What only the search knew when it wrote summary.json (its controller's greedy cell, its
+    # infrastructure errors) is kept, not dropped by this rewrite from the records.
+    kept = {k: previous[k] for k in ("errors", "greedy_genotype") if k in previous}
     final = _final(out)
     # After the stages, best_genotype.json is their final cell, not the best reward: keep it.
     write_outputs(out, space, config, trials, None, trials_planned=planned, write_best=final is None,
-                  **({} if final is None else {"final_cell": final["final_cell"]}))
+                  **kept, **({} if final is None else {"final_cell": final["final_cell"]}))
     print(f"{out}: {len(trials)} trials ({len(trials) - len(ok)} failed), strategy {config['strategy']}, "
           f"reward {config['reward']}")
     ranked = sorted(ok, key=lambda r: -r["reward"])[: a.top]
