@@ -178,7 +178,8 @@ def read_standalone_journal(folder) -> list[dict]:
     """The finished, successful children of a stand-alone journal as ground-truth rows:
     ``cell`` (the genotype's JSON, keys sorted: one name per cell), ``genotype``, ``seed``,
     ``budget`` (the journal's training settings: epochs, images, recipe), ``standalone_accuracy``
-    (held-out split) and ``test_accuracy`` (CIFAR-10 test split, None if not measured). A run in
+    (held-out split), ``test_accuracy`` (CIFAR-10 test split, None if not measured) and
+    ``train_loss`` (the last epoch's mean training loss, None if not recorded). A run in
     progress is read as far as it got."""
     from .journal import read_config, read_records
 
@@ -195,5 +196,6 @@ def read_standalone_journal(folder) -> list[dict]:
         if r["event"] == "finished" and r["status"] == "ok":
             rows.append({"cell": json.dumps(r["actions"], sort_keys=True), "genotype": r["actions"],
                          "seed": r["seed"], "budget": budget, "standalone_accuracy": r["reward"],
-                         "test_accuracy": r.get("metrics", {}).get("test")})
+                         "test_accuracy": r.get("metrics", {}).get("test"),
+                         "train_loss": r.get("metrics", {}).get("train_loss")})
     return rows

@@ -139,15 +139,9 @@ def main(argv=None) -> int:
         short: dict = {}
         for r in read_standalone_journal(out / "journal"):
             short.setdefault(r["cell"], []).append(r)
-        results = {names[k]: short.get(k, []) for k in cells}
-        losses = {}  # read_standalone_journal keeps no losses: take them from the journal's records
-        for line in (out / "journal" / "trials.jsonl").read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("event") == "finished" and rec.get("status") == "ok":
-                losses[(json.dumps(rec["actions"], sort_keys=True), rec["seed"])] = rec.get("metrics", {}).get("train_loss")
-        rows = {n: [{"val": r["standalone_accuracy"], "train_loss": losses.get((r["cell"], r["seed"])),
-                     "seed": r["seed"], "cpu_seconds": None} for r in rs if r["seed"] in a.seeds]
-                for n, rs in results.items()}
+        rows = {names[k]: [{"val": r["standalone_accuracy"], "train_loss": r["train_loss"], "seed": r["seed"],
+                            "cpu_seconds": None} for r in short.get(k, []) if r["seed"] in a.seeds]
+                for k in cells}
     else:
         print(f"{len(cells)} cells x {len(a.seeds)} seeds at {a.budget} "
               f"({proxy.train_images} images, {proxy.match_params} parameters)", flush=True)
