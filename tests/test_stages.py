@@ -41,12 +41,15 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
                          progress=False, stages=stages)
     final = json.loads((out / "final.json").read_text())
     assert final["budgets"] == [1, 2, 4]
-    assert [len(r["cells"]) for r in final["rounds"]] == [4, 2, 1]
+    # the halving's 4, 2, 1 cells, then the confirmation of the last one (default --confirm-top 4)
+    assert [len(r["cells"]) for r in final["rounds"]] == [4, 2, 1, 1]
     names = [e["name"] for e in final["entries"]]
     assert names == ["finalist-1", "NASNet-A", "random-1", "random-2"]
     for e in final["entries"]:
-        assert e["budget"] == 4 and e["seeds"] == [1000, 1001]
-        assert len(e["val"]) == len(e["test"]) == 2 and all(0 <= v <= 1.2 for v in e["val"] + e["test"])
+        # the default --confirm-seeds 3 adds seeds for the final cell and NASNet-A only
+        assert e["budget"] == 4 and e["seeds"] == ([1000, 1001] if e["kind"] == "random" else
+                                                   [1000, 1001, 1002, 1003, 1004])
+        assert len(e["val"]) == len(e["test"]) == len(e["seeds"]) and all(0 <= v <= 1.2 for v in e["val"] + e["test"])
     assert Genotype.from_dict(final["entries"][1]["genotype"]) == NASNET_A
     # NASNet-A is the synthetic optimum: it stands above every random cell on both splits.
     randoms = [e for e in final["entries"] if e["kind"] == "random"]
@@ -57,9 +60,9 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
     assert (out / "final.png").stat().st_size > 5000
     # Every child went through the executor's journal once: the 40 distinct cells screened (the
-    # default --screen-top), 4x2 at budget 1, 2x2 at 2, (1+3)x2 at 4.
+    # default --screen-top), 4x2 at budget 1, 2x2 at 2, (1+3)x2 at 4 and (1+1)x3 confirming.
     recs = _stage_records(out)
-    assert {k: len(v) for k, v in recs.items()} == {"screen-5000": 40, "budget-1": 8, "budget-2": 4, "budget-4": 8}
+    assert {k: len(v) for k, v in recs.items()} == {"screen-5000": 40, "budget-1": 8, "budget-2": 4, "budget-4": 14}
     assert all(len(set(_keys(v))) == len(v) for v in recs.values())
     # Running again trains nothing and gives the same report.
     run_search(SearchConfig(reward="synthetic", strategy="random", seed=1), out, trials=40,
@@ -87,6 +90,62 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     best_reward = Genotype.from_dict(summary["best_genotype"])
     assert Genotype.from_json((out / "best_genotype.json").read_text()) == best_reward
     assert Genotype.from_json(kept) != best_reward  # the screening picked another cell here
+
+
+def test_confirmation_picks_the_final_cell_over_more_seeds_and_gives_nasnet_a_the_same(tmp_path):
+    """The last round's best --confirm-top cells and NASNet-A get --confirm-seeds more seeds; the
+    final cell is the best of them over all their seeds, which need not be the 2-seed best."""
+    import statistics
+
+    from keras_nasnet.search import InvalidSettings, SearchConfig, run_search
+    from keras_nasnet.search.stages import StageConfig
+
+    out = tmp_path / "s"
+    stages = StageConfig(screen_top=0, top_k=5, seeds=2, cheap_budget=1, random_cells=1, confirm_top=3,
+                         confirm_seeds=3)
+    assert stages.trainings()[-1] == (1, (3 + 1) * 3)  # counted in the cost the help states
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=2), out, trials=30, progress=False,
+               stages=stages)
+    final = json.loads((out / "final.json").read_text())
+    first, confirmed = final["rounds"]
+    assert len(first["cells"]) == 5
+    assert confirmed["seeds"] == 5 and {c["trial"] for c in confirmed["cells"]} == {c["trial"] for c in first["cells"][:3]}
+    assert final["confirmation"] == {"cells": 3, "seeds": [2002, 2003, 2004]}
+    by_name = {e["name"]: e for e in final["entries"]}
+    five = [e for e in final["entries"] if len(e["seeds"]) == 5]
+    assert sorted(e["name"] for e in five) == ["NASNet-A", "finalist-1", "finalist-2", "finalist-3"]
+    assert by_name["random-1"]["seeds"] == [2000, 2001] and by_name["finalist-4"]["seeds"] == [2000, 2001]
+    # the final cell: the best of the confirmed three by the mean over all 5 seeds ...
+    best = max((e for e in five if e["kind"] == "finalist"), key=lambda e: statistics.fmean(e["val"]))
+    assert best["name"] == "finalist-1" and final["final_cell"]["trial"] == best["trial"]
+    assert final["final_cell"]["seeds"] == [2000, 2001, 2002, 2003, 2004]
+    # ... here not the first round's best over its 2 seeds (else this test would show nothing)
+    assert first["cells"][0]["trial"] != best["trial"]
+    assert Genotype.from_json((out / "best_genotype.json").read_text()).to_dict() == best["genotype"]
+    # The fair test's report (search/fair/targets.py) reads the journals and picks the same final
+    # cell, comparing it with NASNet-A over all 5 seeds, and the pool over the first 2 only.
+    from pathlib import Path
+
+    r = subprocess.run([sys.executable, "search/fair/targets.py", "--run", str(out), "--seeds", "2", "--top-k",
+                        "5", "--random-cells", "1", "--out", str(tmp_path / "targets.json")],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    targets = json.loads((tmp_path / "targets.json").read_text())["ppo"]
+    assert targets["final"]["genotype"] == best["genotype"] and targets["final"]["confirmed"] == 3
+    assert targets["final"]["minus_nasnet_a"]["seeds"] == [5, 5]
+    assert sorted(targets["pool"]["finalists_val"]) == pytest.approx(sorted(
+        statistics.fmean(e["val"][:2]) for e in final["entries"] if e["kind"] == "finalist"))
+    # Resumed: nothing is trained again; without the confirmation the 2-seed best is the final cell.
+    recs = _stage_records(out)
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=2), out, trials=30, progress=False,
+               stages=stages)
+    assert _stage_records(out) == recs
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=2), out, trials=30, progress=False,
+               stages=StageConfig(screen_top=0, top_k=5, seeds=2, cheap_budget=1, random_cells=1, confirm_seeds=0))
+    assert json.loads((out / "final.json").read_text())["final_cell"]["trial"] == first["cells"][0]["trial"]
+    assert _stage_records(out) == recs
+    with pytest.raises(InvalidSettings, match="--confirm-top"):
+        StageConfig(confirm_top=0).validate()
 
 
 def test_screening_orders_the_pool_by_a_short_training_with_its_own_seed(tmp_path):
@@ -154,7 +213,7 @@ def test_children_another_search_finished_are_reused_not_trained_again(tmp_path)
     refs = {json.dumps(e["genotype"], sort_keys=True) for e in reused["entries"] if e["kind"] != "finalist"}
     final_round = _stage_records(tmp_path / "reused")["budget-2"]
     copied = [r for r in final_round if json.dumps(r["actions"], sort_keys=True) in refs]
-    assert len(copied) == 3 * 2
+    assert len(copied) == 3 * 2 + 3  # NASNet-A's confirmation seeds too
     # Copied from the other search's children at the same budget only (not its budget-1 round).
     assert all(r["reused_from"].endswith("budget-2") for r in copied)
     with pytest.raises(InvalidSettings, match="--reuse-children"):
@@ -206,6 +265,8 @@ def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tm
 @pytest.mark.parametrize("extra, flag", [
     (["--stages", "all", "--cheap-budget", "3", "--final-budget", "2"], "--final-budget"),
     (["--stages", "all", "--halving-eta", "1"], "--halving-eta"),
+    (["--stages", "all", "--confirm-top", "0"], "--confirm-top"),
+    (["--confirm-seeds", "2"], "--confirm-seeds"),  # needs --stages all
     (["--stages", "all", "--top-k", "0"], "--top-k"),
     (["--top-k", "3"], "--top-k"),  # a stage size without --stages all would be ignored
     (["--stages", "all", "--rescore-top", "5"], "--rescore-top"),  # re-scoring is cifar10-shared's

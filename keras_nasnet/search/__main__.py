@@ -121,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(1 epoch on --screen-images images), train the best --top-k stand-alone for\n"
         "--cheap-budget epochs with --stage-seeds seeds on --stage-images training images, keep\n"
         "the best 1/--halving-eta and multiply the budget by it up to --final-budget, where\n"
-        "NASNet-A and --random-cells random cells are trained too; writes final.json and\n"
-        "final.png, and best_genotype.json becomes the final cell.\n"
+        "NASNet-A and --random-cells random cells are trained too; then the best --confirm-top\n"
+        "and NASNet-A get --confirm-seeds more seeds, and the best of them over all their seeds\n"
+        "is the final cell; writes final.json and final.png, and best_genotype.json becomes the\n"
+        "final cell.\n"
         f"Every child gets NASNet-A's parameter count (--stage-match-params). The\n"
         f"defaults (calibrated in search/calibration/) train {sum(n for _, n in _SD.trainings())} stand-alone children, "
         f"{_SD.child_epochs()} child-epochs on\n45,000 images: at about {CHILD_CPU_MINUTES} CPU-minutes per child-epoch, "
@@ -158,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "off: one width for all, which favours cells with full convolutions")
     g.add_argument("--halving-eta", type=positive_int, default=None,
                    help="keep the best 1/eta, multiply the budget by eta (default 2; at least 2)")
+    g.add_argument("--confirm-top", type=positive_int, default=None,
+                   help=f"best cells of the last round trained with --confirm-seeds more seeds, beside "
+                        f"NASNet-A (default {_SD.confirm_top})")
+    g.add_argument("--confirm-seeds", type=nonnegative_int, default=None,
+                   help=f"seeds added for them at the final budget (default {_SD.confirm_seeds}; 0: none, the "
+                        "final cell is the last round's best)")
     g.add_argument("--random-cells", type=nonnegative_int, default=None,
                    help=f"random reference cells at the final budget (default {_SD.random_cells})")
     g.add_argument("--stage-images", type=positive_int, default=None,
@@ -190,7 +198,8 @@ _ONLY_FOR = {
 _STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "screen_top": "screen_top",
                 "screen_images": "screen_images", "top_k": "top_k",
                 "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
-                "halving_eta": "eta", "random_cells": "random_cells", "stage_images": "images",
+                "halving_eta": "eta", "confirm_top": "confirm_top", "confirm_seeds": "confirm_seeds",
+                "random_cells": "random_cells", "stage_images": "images",
                 "reuse_children": "reuse", "stage_match_params": "match_params"}
 _PPO_FLAGS = ("lr", "lr_final", "entropy_weight", "entropy_final", "ppo_epochs", "clip",
               "tanh_constant", "batch_size")

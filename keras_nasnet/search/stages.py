@@ -20,7 +20,12 @@ so, as NASNet itself did, the top candidates are retrained stand-alone at rising
    of ``seeds`` seeds;
 4. **successive halving**: the best ``1/eta`` (by mean held-out accuracy over the seeds) go on at
    ``eta`` times the budget, until ``final_budget``;
-5. **report**: the finalists (the cells trained at the final budget), NASNet-A and
+5. **confirmation**: the best ``confirm_top`` cells of the last round, and NASNet-A, are trained
+   with ``confirm_seeds`` more seeds at the final budget, and the final cell is the best of them by
+   the mean over all their seeds. The last round's top cells are often within one run's seed noise
+   of each other (about 0.011 at the defaults), so a pick on 3 seeds is close to a coin toss, and
+   the final cell is compared with NASNet-A on as many seeds as it was picked on;
+6. **report**: the finalists (the cells trained at the final budget), NASNet-A and
    ``random_cells`` random cells of the search space (drawn with a fixed seed) at the final budget
    and the same seeds go to ``final.json`` and ``final.png``; ``best_genotype.json`` becomes the
    finalist with the best mean held-out accuracy (the CIFAR-10 test split is recorded, never used
@@ -59,8 +64,9 @@ from .rewards import MATCH_NASNET_A
 
 #: Seed of the random reference cells (the same cells in every search of one space).
 RANDOM_CELLS_SEED = 2020
-#: A screening child's seed is ``search seed * 1000 + max(SCREEN_SEED_OFFSET, stage seeds)``:
-#: apart from every stage child's (``search seed * 1000 + i``, ``i`` < the stage seeds).
+#: A screening child's seed is ``search seed * 1000 + max(SCREEN_SEED_OFFSET, stage seeds +
+#: confirmation seeds)``: apart from every stage child's (``search seed * 1000 + i``, ``i`` below
+#: that sum).
 SCREEN_SEED_OFFSET = 10
 #: CPU-minutes of one stand-alone child-epoch at the defaults (N=1, NASNet-A's parameter count,
 #: 45,000 images, one thread): the mean CPU time of the 13 children search/fair/ppo's records
@@ -97,6 +103,11 @@ class StageConfig:
         final_budget: epochs of the last round, at which the references are trained too
             (``None``: ``cheap_budget``, one round without halving).
         eta: successive halving keeps the best ``1/eta`` and multiplies the budget by ``eta``.
+        confirm_top: cells of the last round (its best) trained with ``confirm_seeds`` more seeds
+            at the final budget, beside NASNet-A with the same seeds; the final cell is the best
+            of them over all their seeds.
+        confirm_seeds: seeds added in the confirmation (0: no confirmation; the final cell is
+            the last round's best over ``seeds`` seeds).
         random_cells: random reference cells (fixed seed :data:`RANDOM_CELLS_SEED`).
         images: training images of every stand-alone child (the first ``images`` of the
             45,000-image split; ``search/calibration/`` measures budgets on all of them);
@@ -133,6 +144,11 @@ class StageConfig:
     cheap_budget: int = 1
     final_budget: int | None = None
     eta: int = 2
+    # search/confirm/: the top 3-4 of 16 finalists were 0.002-0.006 apart on 3 seeds, under one
+    # run's seed noise (0.011), so 3 more seeds each for the best 4 and NASNet-A: 15 children,
+    # about 0.9 CPU-hours at the defaults.
+    confirm_top: int = 4
+    confirm_seeds: int = 3
     random_cells: int = 12
     images: int | None = 45000
     reuse: tuple[str, ...] = ()
@@ -143,7 +159,8 @@ class StageConfig:
         for flag, name, low in (("--rescore-top", "rescore_top", 1), ("--top-k", "top_k", 1),
                                 ("--stage-seeds", "seeds", 1), ("--cheap-budget", "cheap_budget", 1),
                                 ("--final-budget", "last_budget", 1), ("--halving-eta", "eta", 2),
-                                ("--random-cells", "random_cells", 0), ("--screen-top", "screen_top", 0)):
+                                ("--random-cells", "random_cells", 0), ("--screen-top", "screen_top", 0),
+                                ("--confirm-top", "confirm_top", 1), ("--confirm-seeds", "confirm_seeds", 0)):
             v = self.last_budget if name == "last_budget" else getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidSettings(f"{flag} must be an integer >= {low}; got {v!r}.")
@@ -211,13 +228,16 @@ class StageConfig:
         return out
 
     def trainings(self) -> list[tuple[int, int]]:
-        """``(budget, children)`` of every round, references included: the stages' cost."""
+        """``(budget, children)`` of every round, references and confirmation included: the
+        stages' cost."""
         out, n = [], self.top_k
         for i, b in enumerate(self.budgets()):
             if i:
                 n = max(1, math.ceil(n / self.eta))
             out.append((b, n * self.seeds))
         out.append((self.last_budget, (1 + self.random_cells) * self.seeds))
+        if self.confirm_seeds:
+            out.append((self.last_budget, (min(self.confirm_top, n) + 1) * self.confirm_seeds))
         return out
 
     def child_epochs(self) -> int:
@@ -549,7 +569,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         # A seed no stage child uses: a screening child sharing its initialisation and first
         # batches with a cheap-budget child would pick cells whose seed-0 run is lucky, and that
         # luck would then count again in the cheap budget's mean.
-        seed = config.seed * 1000 + max(SCREEN_SEED_OFFSET, stages.seeds)
+        seed = config.seed * 1000 + max(SCREEN_SEED_OFFSET, stages.seeds + stages.confirm_seeds)
         spec = standalone_spec(config, 1, stages.screen_images, stages.match_params)
         ident = _ident(config, "standalone", budget=1, base=spec["base"],
                        **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
@@ -579,28 +599,55 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         candidates.sort(key=lambda c: -np.mean(c["val"]))  # stable: ties keep the earlier order
         rounds.append({"budget": budget, "cells": [{"trial": c["trial"], "val_mean": _mean(c["val"])}
                                                    for c in candidates]})
-    report["rounds"] = rounds
-
-    # 4. references at the final budget, and the report.
+    # 4. references at the final budget.
     refs = reference_cells(space, stages.random_cells)
     final = stages.last_budget
     results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references",
                      images=stages.images, reuse=stages.reuse, match_params=stages.match_params)
+    ref_runs = {name: [results[(json.dumps(g, sort_keys=True), final, s)] for s in seeds] for name, _, g in refs}
+    ref_seeds = {name: list(seeds) for name, _, _ in refs}
+    for c in candidates:
+        c["seeds"] = list(seeds)
+
+    # 5. confirmation: more seeds for the last round's best and for NASNet-A, the final cell the
+    # best of them over all their seeds.
+    if stages.confirm_seeds:
+        more = [config.seed * 1000 + i for i in range(stages.seeds, stages.seeds + stages.confirm_seeds)]
+        top = candidates[:stages.confirm_top]
+        nasnet = refs[0][2]
+        results = _train(out, config, final, [c["genotype"] for c in top] + [nasnet], more, run_settings,
+                         label="confirmation", images=stages.images, reuse=stages.reuse,
+                         match_params=stages.match_params)
+        for c in top:
+            r = [results[(json.dumps(c["genotype"], sort_keys=True), final, s)] for s in more]
+            c["val"] = c["val"] + [x["reward"] for x in r]
+            c["test"] = c["test"] + [x.get("metrics", {}).get("test") for x in r]
+            c["seeds"] = list(seeds) + more
+        ref_runs[refs[0][0]] += [results[(json.dumps(nasnet, sort_keys=True), final, s)] for s in more]
+        ref_seeds[refs[0][0]] += more
+        top.sort(key=lambda c: -np.mean(c["val"]))  # stable: ties keep the last round's order
+        candidates = top + candidates[len(top):]
+        rounds.append({"budget": final, "seeds": len(seeds) + len(more),
+                       "cells": [{"trial": c["trial"], "val_mean": _mean(c["val"])} for c in top]})
+        report["confirmation"] = {"cells": len(top), "seeds": more}
+    report["rounds"] = rounds
+
+    # 6. the report.
     entries = []
     for rank, c in enumerate(candidates):
         entries.append({"name": f"finalist-{rank + 1}", "kind": "finalist", "trial": c["trial"],
                         "search_reward": c["reward"], **({"rescore": c["rescore"]} if "rescore" in c else {}),
                         **({"screen": c["screen"]} if "screen" in c else {}),
-                        "genotype": c["genotype"], "budget": final, "seeds": seeds, "val": c["val"],
+                        "genotype": c["genotype"], "budget": final, "seeds": c["seeds"], "val": c["val"],
                         "test": c["test"], "val_mean": _mean(c["val"]), "test_mean": _mean(_known(c["test"]))})
     for name, kind, g in refs:
-        r = [results[(json.dumps(g, sort_keys=True), final, s)] for s in seeds]
+        r = ref_runs[name]
         val, test = [x["reward"] for x in r], [x.get("metrics", {}).get("test") for x in r]
-        entries.append({"name": name, "kind": kind, "genotype": g, "budget": final, "seeds": seeds,
+        entries.append({"name": name, "kind": kind, "genotype": g, "budget": final, "seeds": ref_seeds[name],
                         "val": val, "test": test, "val_mean": _mean(val), "test_mean": _mean(_known(test))})
     best = candidates[0]
     report.update(final_cell={"name": "finalist-1", "trial": best["trial"], "genotype": best["genotype"],
-                              "budget": final, "val_mean": _mean(best["val"])},
+                              "budget": final, "val_mean": _mean(best["val"]), "seeds": best["seeds"]},
                   seeds=seeds, entries=entries)
     write_json_atomic(out / "final.json", report, indent=2)
     write_text_atomic(out / "best_genotype.json", Genotype.from_dict(best["genotype"]).to_json(indent=2))
