@@ -164,6 +164,10 @@ def test_screening_orders_the_pool_by_a_short_training_with_its_own_seed(tmp_pat
     # 8 children, one each, with a seed none of the stage's children (2000, 2001) has.
     assert len(screened) == 8 and {r["seed"] for r in screened} == {2010}
     assert final["screen"] == {"images": 5000, "cells": 8, "seed": 2010, "epochs": 1}
+    # The screening skips the CIFAR-10 test split (nothing reads it there); the stages' children
+    # record it.
+    assert all("test" not in r.get("metrics", {}) for r in screened)
+    assert all("test" in r["metrics"] for r in recs["budget-1"])
     score = {json.dumps(r["actions"], sort_keys=True): r["reward"] for r in screened}
     best3 = sorted(score, key=lambda k: -score[k])[:3]
     cheap = {json.dumps(r["actions"], sort_keys=True) for r in recs["budget-1"]}
