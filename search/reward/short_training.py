@@ -29,7 +29,11 @@ and the short training's tau minus the width's and NASWOT's (paired bootstrap).
         --zero-cost search/reward/zero-cost.json --out search/reward/short-e1-5k
 
 writes the children's journal to ``OUT/journal`` and the figures to ``OUT/ranking.json``;
-``--report`` recomputes the figures from the journal without training.
+``--report`` recomputes the figures from the journal without training. With two seeds (the mean
+of two short trainings), reusing the first seed's children:
+
+    python search/reward/short_training.py --data ../shared/datasets/cifar10-jpeg.zip --budget e1-5k \
+        --seeds 10 11 --reuse search/reward/short-e1-5k --truth ... --out search/reward/short-e1-5k-s2
 """
 
 import argparse
@@ -117,6 +121,9 @@ def main(argv=None) -> int:
                    help="seeds of the short children; keep them apart from the truth's (default 10)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes (one core each)")
     p.add_argument("--zero-cost", default=None, metavar="JSON", help="zero_cost.py's JSON, for NASWOT beside it")
+    p.add_argument("--reuse", nargs="+", default=[], metavar="DIR",
+                   help="folders of stand-alone journals (e.g. another --out of this script) whose children "
+                        "at the same budget, recipe and seed are copied, not trained again")
     p.add_argument("--report", action="store_true", help="only recompute the figures from the journal")
     p.add_argument("--out", required=True, help="folder: OUT/journal (the children) and OUT/ranking.json")
     a = p.parse_args(argv)
@@ -145,7 +152,8 @@ def main(argv=None) -> int:
     else:
         print(f"{len(cells)} cells x {len(a.seeds)} seeds at {a.budget} "
               f"({proxy.train_images} images, {proxy.match_params} parameters)", flush=True)
-        trained = train_standalone(out / "journal", genotypes, a.seeds, proxy, workers=a.workers, progress=False)
+        trained = train_standalone(out / "journal", genotypes, a.seeds, proxy, workers=a.workers, progress=False,
+                                   reuse=a.reuse)
         rows = {}
         for r in trained:
             rows.setdefault(r["cell"], []).append(r)
