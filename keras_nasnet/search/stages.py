@@ -137,7 +137,7 @@ class StageConfig:
     rescore_top: int = 40
     rescore_images: int | None = None
     # search/reward/ (short-e1-5k): 1 epoch on 5,000 images ranks the final budget's cells with
-    # Kendall tau 0.56-0.60 on each of three ground truths (the supernet: 0.1-0.3), about
+    # Kendall tau 0.39-0.60 on three ground truths, depending on its seed (the supernet: 0.1-0.3), about
     # SCREEN_CHILD_CPU_SECONDS per cell: 40 cells cost under half a CPU-hour.
     screen_top: int = 40
     screen_images: int = 5000
