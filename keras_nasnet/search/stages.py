@@ -598,42 +598,31 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     for i, budget in enumerate(stages.budgets()):
         if i:
             candidates = candidates[:max(1, math.ceil(len(candidates) / stages.eta))]
-        results = _train(out, config, budget, [c["genotype"] for c in candidates], seeds, run_settings,
+        results = _train(out, config, budget, [(c["genotype"], seeds) for c in candidates], run_settings,
                          label=f"budget {budget}", images=stages.images, reuse=stages.reuse,
                          match_params=stages.match_params)
         for c in candidates:
-            c["val"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)]["reward"] for s in seeds]
-            c["test"] = [results[(json.dumps(c["genotype"], sort_keys=True), budget, s)].get("metrics", {}).get("test")
-                         for s in seeds]
+            c["val"], c["test"] = _val_test(results, c["genotype"], budget, seeds)
+            c["seeds"] = list(seeds)
         candidates.sort(key=lambda c: -np.mean(c["val"]))  # stable: ties keep the earlier order
         rounds.append({"budget": budget, "cells": [{"trial": c["trial"], "val_mean": _mean(c["val"])}
                                                    for c in candidates]})
-    # 4. references at the final budget.
+
+    # 4 and 5. the references at the final budget and the confirmation (more seeds for the last
+    # round's best and for NASNet-A), in one executor run: neither waits for the other.
     refs = reference_cells(space, stages.random_cells)
     final = stages.last_budget
-    results = _train(out, config, final, [g for _, _, g in refs], seeds, run_settings, label="references",
+    nasnet = refs[0][2]
+    more = [config.seed * 1000 + i for i in range(stages.seeds, stages.seeds + stages.confirm_seeds)]
+    top = candidates[:stages.confirm_top]
+    results = _train(out, config, final, [(g, seeds) for _, _, g in refs] +
+                     [(c["genotype"], more) for c in top] + [(nasnet, more)], run_settings, label="references" + (" and confirmation" if more else ""),
                      images=stages.images, reuse=stages.reuse, match_params=stages.match_params)
-    ref_runs = {name: [results[(json.dumps(g, sort_keys=True), final, s)] for s in seeds] for name, _, g in refs}
-    ref_seeds = {name: list(seeds) for name, _, _ in refs}
-    for c in candidates:
-        c["seeds"] = list(seeds)
-
-    # 5. confirmation: more seeds for the last round's best and for NASNet-A, the final cell the
-    # best of them over all their seeds.
-    if stages.confirm_seeds:
-        more = [config.seed * 1000 + i for i in range(stages.seeds, stages.seeds + stages.confirm_seeds)]
-        top = candidates[:stages.confirm_top]
-        nasnet = refs[0][2]
-        results = _train(out, config, final, [c["genotype"] for c in top] + [nasnet], more, run_settings,
-                         label="confirmation", images=stages.images, reuse=stages.reuse,
-                         match_params=stages.match_params)
+    ref_seeds = {name: list(seeds) + (more if g is nasnet else []) for name, _, g in refs}
+    if more:
         for c in top:
-            r = [results[(json.dumps(c["genotype"], sort_keys=True), final, s)] for s in more]
-            c["val"] = c["val"] + [x["reward"] for x in r]
-            c["test"] = c["test"] + [x.get("metrics", {}).get("test") for x in r]
-            c["seeds"] = list(seeds) + more
-        ref_runs[refs[0][0]] += [results[(json.dumps(nasnet, sort_keys=True), final, s)] for s in more]
-        ref_seeds[refs[0][0]] += more
+            val, test = _val_test(results, c["genotype"], final, more)
+            c["val"], c["test"], c["seeds"] = c["val"] + val, c["test"] + test, c["seeds"] + more
         top.sort(key=lambda c: -np.mean(c["val"]))  # stable: ties keep the last round's order
         candidates = top + candidates[len(top):]
         rounds.append({"budget": final, "seeds": len(seeds) + len(more),
@@ -650,8 +639,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
                         "genotype": c["genotype"], "budget": final, "seeds": c["seeds"], "val": c["val"],
                         "test": c["test"], "val_mean": _mean(c["val"]), "test_mean": _mean(_known(c["test"]))})
     for name, kind, g in refs:
-        r = ref_runs[name]
-        val, test = [x["reward"] for x in r], [x.get("metrics", {}).get("test") for x in r]
+        val, test = _val_test(results, g, final, ref_seeds[name])
         entries.append({"name": name, "kind": kind, "genotype": g, "budget": final, "seeds": ref_seeds[name],
                         "val": val, "test": test, "val_mean": _mean(val), "test_mean": _mean(_known(test))})
     best = candidates[0]
@@ -699,13 +687,22 @@ def budget_folder(budget: int, spec: dict) -> str:
     return f"budget-{budget}" + (f"-p{params}" if params else "")
 
 
-def _train(out, config, budget, genotypes, seeds, run_settings, label, images=None, reuse=(), match_params=None):
+def _train(out, config, budget, cells, run_settings, label, images=None, reuse=(), match_params=None):
+    """Trains (or finds in the journal) each ``(genotype, seeds)`` of ``cells`` at ``budget``;
+    returns :func:`run_children`'s records."""
     spec = standalone_spec(config, budget, images, match_params)
     ident = _ident(config, "standalone", budget=int(budget), base=spec["base"],
                    **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
-    tasks = [{"actions": g, "budget": int(budget), "seed": s} for g in genotypes for s in seeds]
+    tasks = [{"actions": g, "budget": int(budget), "seed": s} for g, seeds in cells for s in seeds]
     return run_children(out / "stages" / budget_folder(budget, spec), ident, tasks, spec, run_settings, label=label,
                         reuse=reusable_children(reuse, ident) if reuse else None)
+
+
+def _val_test(results, genotype, budget, seeds) -> tuple[list, list]:
+    """The held-out and the test-split accuracies (None where not measured) of ``genotype``'s
+    children with ``seeds`` at ``budget`` in ``results`` (:func:`run_children`'s records)."""
+    recs = [results[(json.dumps(genotype, sort_keys=True), budget, s)] for s in seeds]
+    return [r["reward"] for r in recs], [r.get("metrics", {}).get("test") for r in recs]
 
 
 def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local", workers: int = 2,
