@@ -51,6 +51,9 @@ def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path):
     assert [(r["val"], r["test"], r["seconds"]) for r in copied] == [(r["val"], r["test"], r["seconds"]) for r in rows[:2]]
     assert all("reused_from" in json.loads(x) for x in (tmp_path / "other" / "trials.jsonl").read_text().splitlines()
                if '"finished"' in x)
+    # A ranking that reads only the held-out split skips the test split's predictions.
+    quick = train_standalone(tmp_path / "quick", {"tiny": TINY}, [0], proxy, workers=0, test=False)
+    assert quick[0]["test"] is None and quick[0]["val"] == rows[0]["val"]
     # Another budget or recipe on the same journal is refused, not mixed in.
     with pytest.raises(ConfigMismatch):
         train_standalone(out, {"tiny": TINY}, [0], ProxyConfig(**{**proxy.record(), "epochs": 2}), workers=0)

@@ -706,7 +706,7 @@ def _val_test(results, genotype, budget, seeds) -> tuple[list, list]:
 
 
 def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local", workers: int = 2,
-                     progress: bool = False, reuse=(), **executor_kwargs) -> list[dict]:
+                     progress: bool = False, reuse=(), test: bool = True, **executor_kwargs) -> list[dict]:
     """Trains every cell of ``cells`` (``{name: genotype}``; a :class:`~keras_nasnet.genotypes.Genotype`,
     its dict, or a name such as ``"NASNET_A"``) stand-alone with every seed of ``seeds``, at the
     budget and with the recipe of ``proxy`` (a :class:`~keras_nasnet.search.ProxyConfig`), through
@@ -723,6 +723,8 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
     ``budget`` is the proxy's record (data source left out), the key that keeps ground truths of
     different budgets or recipes apart. ``reuse``: folders whose stand-alone journals' children at
     the same budget and recipe are copied instead of trained (see :class:`StageConfig`).
+    ``test=False`` skips the CIFAR-10 test split (``test`` is then None): a ranking that reads only
+    the held-out split saves about a fifth of each child's time (``benchmarks/screen_child.py``).
     """
     from ..genotypes import genotype_from
 
@@ -730,7 +732,7 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
     seeds = [int(s) for s in seeds]
     record = proxy.record()
     spec = {"reward": "standalone", "base": "cifar10", "budget": int(proxy.epochs), "proxy": record,
-            "space": {"num_blocks": 5}}
+            "space": {"num_blocks": 5}, **({} if test else {"test": False})}
     budget = {k: v for k, v in record.items() if k != "data"}
     tasks = [{"actions": g, "budget": int(proxy.epochs), "seed": s} for g in genotypes.values() for s in seeds]
     settings = {"executor": executor, "workers": workers, "progress": progress, **executor_kwargs}
