@@ -1,11 +1,13 @@
 """The stages after the controller (issue 20, part 2), on the synthetic reward's test device."""
 
+import dataclasses
 import json
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from keras_nasnet.genotypes import NASNET_A, Genotype
@@ -163,7 +165,7 @@ def test_screening_orders_the_pool_by_a_short_training_with_its_own_seed(tmp_pat
     screened = recs["screen-5000"]
     # 8 children, one each, with a seed none of the stage's children (2000, 2001) has.
     assert len(screened) == 8 and {r["seed"] for r in screened} == {2010}
-    assert final["screen"] == {"images": 5000, "cells": 8, "seed": 2010, "epochs": 1}
+    assert final["screen"] == {"images": 5000, "cells": 8, "seed": 2010, "seeds": [2010], "epochs": 1}
     # The screening skips the CIFAR-10 test split (nothing reads it there); the stages' children
     # record it.
     assert all("test" not in r.get("metrics", {}) for r in screened)
@@ -190,6 +192,21 @@ def test_screening_orders_the_pool_by_a_short_training_with_its_own_seed(tmp_pat
     run_search(SearchConfig(reward="synthetic", strategy="random", seed=2), out, trials=30, progress=False,
                stages=stages)
     assert _stage_records(out) == recs
+    # --screen-seeds 2 on the same folder: one more short run per cell (seed 2011, still apart from
+    # the stages' seeds), the first ones read back, and the cells ranked by the mean of the two.
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=2), out, trials=30, progress=False,
+               stages=dataclasses.replace(stages, screen_seeds=2))
+    again = _stage_records(out)["screen-5000"]
+    assert again[:8] == screened and len(again) == 16 and {r["seed"] for r in again[8:]} == {2011}
+    final = json.loads((out / "final.json").read_text())
+    assert final["screen"]["seeds"] == [2010, 2011]
+    two = {}
+    for r in again:
+        two.setdefault(json.dumps(r["actions"], sort_keys=True), []).append(r["reward"])
+    assert all(e["screen"] == pytest.approx(np.mean(two[json.dumps(e["genotype"], sort_keys=True)]))
+               for e in final["entries"] if e["kind"] == "finalist")
+    with pytest.raises(InvalidSettings, match="--screen-seeds"):
+        StageConfig(screen_seeds=0).validate()
     with pytest.raises(InvalidSettings, match="--screen-top"):
         StageConfig(screen_top=2, top_k=3).validate()
     with pytest.raises(InvalidSettings, match="--screen-images"):
@@ -280,6 +297,8 @@ def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tm
     (["--stages", "all", "--screen-images", "100"], "--screen-images"),  # no training here either
     (["--stages", "all", "--screen-top", "2", "--top-k", "3"], "--screen-top"),
     (["--screen-top", "20"], "--screen-top"),
+    (["--stages", "all", "--screen-seeds", "0"], "--screen-seeds"),
+    (["--screen-seeds", "2"], "--screen-seeds"),  # needs --stages all
 ])
 def test_bad_stage_flags_are_refused_up_front(tmp_path, capsys, extra, flag):
     from keras_nasnet.search.__main__ import main

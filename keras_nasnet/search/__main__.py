@@ -38,7 +38,7 @@ from .stages import CHILD_CPU_MINUTES, SCREEN_CHILD_CPU_SECONDS, SHARED_SEARCH_C
 
 #: The stages' defaults, named in the help.
 _SD = StageConfig()
-_SCREEN_H = _SD.screen_top * SCREEN_CHILD_CPU_SECONDS / 3600
+_SCREEN_H = _SD.screen_top * _SD.screen_seeds * SCREEN_CHILD_CPU_SECONDS / 3600
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,13 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "stages after the controller (--stages all)",
         "Once all --trials are in: re-score the top --rescore-top cells on more held-out images\n"
         "(cifar10-shared only), screen the top --screen-top by one short stand-alone training each\n"
-        "(1 epoch on --screen-images images), train the best --top-k stand-alone for\n"
-        "--cheap-budget epochs with --stage-seeds seeds on --stage-images training images, keep\n"
-        "the best 1/--halving-eta and multiply the budget by it up to --final-budget, where\n"
-        "NASNet-A and --random-cells random cells are trained too; then the best --confirm-top\n"
-        "and NASNet-A get --confirm-seeds more seeds, and the best of them over all their seeds\n"
-        "is the final cell; writes final.json and final.png, and best_genotype.json becomes the\n"
-        "final cell.\n"
+        "(1 epoch on --screen-images images, mean of --screen-seeds seeds), train the best\n"
+        "--top-k stand-alone for --cheap-budget epochs with --stage-seeds seeds on\n"
+        "--stage-images training images, keep the best 1/--halving-eta and multiply the\n"
+        "budget by it up to --final-budget, where NASNet-A and --random-cells random cells are\n"
+        "trained too; then the best --confirm-top and NASNet-A get --confirm-seeds more seeds,\n"
+        "and the best of them over all their seeds is the final cell; writes final.json and\n"
+        "final.png, and best_genotype.json becomes the final cell.\n"
         f"Every child gets NASNet-A's parameter count (--stage-match-params). The\n"
         f"defaults (calibrated in search/calibration/) train {sum(n for _, n in _SD.trainings())} stand-alone children, "
         f"{_SD.child_epochs()} child-epochs on\n45,000 images: at about {CHILD_CPU_MINUTES} CPU-minutes per child-epoch, "
@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"images and reordered by it before the cheap budget (default {_SD.screen_top}; 0: none)")
     g.add_argument("--screen-images", type=positive_int, default=None,
                    help=f"training images of a screening child (default {_SD.screen_images})")
+    g.add_argument("--screen-seeds", type=positive_int, default=None,
+                   help=f"seeds per screened cell, ranked by their mean (default {_SD.screen_seeds})")
     g.add_argument("--top-k", type=positive_int, default=None, help=f"cells trained at the cheap budget (default {_SD.top_k})")
     g.add_argument("--stage-seeds", type=positive_int, default=None, help=f"seeds per cell and budget (default {_SD.seeds})")
     g.add_argument("--cheap-budget", type=positive_int, default=None, help=f"epochs of the first round (default {_SD.cheap_budget})")
@@ -196,7 +198,7 @@ _ONLY_FOR = {
                        "reward_images", "val_images"),
 }
 _STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "screen_top": "screen_top",
-                "screen_images": "screen_images", "top_k": "top_k",
+                "screen_images": "screen_images", "screen_seeds": "screen_seeds", "top_k": "top_k",
                 "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
                 "halving_eta": "eta", "confirm_top": "confirm_top", "confirm_seeds": "confirm_seeds",
                 "random_cells": "random_cells", "stage_images": "images",

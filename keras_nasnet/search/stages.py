@@ -99,6 +99,9 @@ class StageConfig:
             stand-alone for one epoch on ``screen_images`` images and reordered by that accuracy
             before the cheap budget (at most the ``rescore_top`` re-scored ones); 0: no screening.
         screen_images: training images of a screening child (the first of the 45,000-image split).
+        screen_seeds: seeds per screened cell; the cells are reordered by the mean held-out
+            accuracy over them (a short run's seed noise is the screening's main error,
+            ``search/reward/``).
         top_k: cells trained stand-alone at the cheap budget.
         seeds: seeds per cell and budget (the same seeds for every cell).
         cheap_budget: epochs of the first stand-alone round.
@@ -141,6 +144,7 @@ class StageConfig:
     # SCREEN_CHILD_CPU_SECONDS per cell: 40 cells cost under half a CPU-hour.
     screen_top: int = 40
     screen_images: int = 5000
+    screen_seeds: int = 1
     top_k: int = 16
     seeds: int = 3
     cheap_budget: int = 1
@@ -162,6 +166,7 @@ class StageConfig:
                                 ("--stage-seeds", "seeds", 1), ("--cheap-budget", "cheap_budget", 1),
                                 ("--final-budget", "last_budget", 1), ("--halving-eta", "eta", 2),
                                 ("--random-cells", "random_cells", 0), ("--screen-top", "screen_top", 0),
+                                ("--screen-seeds", "screen_seeds", 1),
                                 ("--confirm-top", "confirm_top", 1), ("--confirm-seeds", "confirm_seeds", 0)):
             v = self.last_budget if name == "last_budget" else getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -578,19 +583,22 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         # A seed no stage child uses: a screening child sharing its initialisation and first
         # batches with a cheap-budget child would pick cells whose seed-0 run is lucky, and that
         # luck would then count again in the cheap budget's mean.
-        seed = config.seed * 1000 + max(SCREEN_SEED_OFFSET, stages.seeds + stages.confirm_seeds)
+        first = config.seed * 1000 + max(SCREEN_SEED_OFFSET, stages.seeds + stages.confirm_seeds)
+        screen_seeds = [first + j for j in range(stages.screen_seeds)]
         spec = {**standalone_spec(config, 1, stages.screen_images, stages.match_params), "test": False}
         ident = _ident(config, "standalone", budget=1, base=spec["base"],
                        **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
         params = spec.get("proxy", {}).get("match_params")
-        tasks = [{"actions": c["genotype"], "budget": 1, "seed": seed} for c in pool]
+        tasks = [{"actions": c["genotype"], "budget": 1, "seed": s} for c in pool for s in screen_seeds]
         res = run_children(out / "stages" / (f"screen-{stages.screen_images}" + (f"-p{params}" if params else "")),
                            ident, tasks, spec, run_settings, label="screen",
                            reuse=reusable_children(stages.reuse, ident) if stages.reuse else None)
-        for c, t in zip(pool, tasks):
-            c["screen"] = res[_key(t)]["reward"]
+        for c in pool:
+            c["screen"] = float(np.mean([res[_key({"actions": c["genotype"], "budget": 1, "seed": s})]["reward"]
+                                         for s in screen_seeds]))
         pool.sort(key=lambda c: -c["screen"])  # stable: ties keep the earlier order
-        report["screen"] = {"images": stages.screen_images, "cells": len(pool), "seed": seed, "epochs": 1}
+        report["screen"] = {"images": stages.screen_images, "cells": len(pool), "seed": first,
+                            "seeds": screen_seeds, "epochs": 1}
 
     # 3 and 4. stand-alone training at rising budgets.
     candidates = pool[:stages.top_k]
