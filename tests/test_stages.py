@@ -61,10 +61,10 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     assert summary["final_cell"]["genotype"] == best.to_dict()
     assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
     assert (out / "final.png").stat().st_size > 5000
-    # Every child went through the executor's journal once: the 40 distinct cells screened (the
-    # default --screen-top), 4x2 at budget 1, 2x2 at 2, (1+3)x2 at 4 and (1+1)x3 confirming.
+    # Every child went through the executor's journal once: the 40 distinct cells screened with 2
+    # seeds each (the defaults), 4x2 at budget 1, 2x2 at 2, (1+3)x2 at 4 and (1+1)x3 confirming.
     recs = _stage_records(out)
-    assert {k: len(v) for k, v in recs.items()} == {"screen-5000": 40, "budget-1": 8, "budget-2": 4, "budget-4": 14}
+    assert {k: len(v) for k, v in recs.items()} == {"screen-15000": 80, "budget-1": 8, "budget-2": 4, "budget-4": 14}
     assert all(len(set(_keys(v))) == len(v) for v in recs.values())
     # Running again trains nothing and gives the same report.
     run_search(SearchConfig(reward="synthetic", strategy="random", seed=1), out, trials=40,
@@ -157,7 +157,8 @@ def test_screening_orders_the_pool_by_a_short_training_with_its_own_seed(tmp_pat
     from keras_nasnet.search.stages import StageConfig
 
     out = tmp_path / "s"
-    stages = StageConfig(screen_top=8, top_k=3, seeds=2, cheap_budget=1, random_cells=1)
+    stages = StageConfig(screen_top=8, screen_images=5000, screen_seeds=1, top_k=3, seeds=2, cheap_budget=1,
+                         random_cells=1)
     run_search(SearchConfig(reward="synthetic", strategy="random", seed=2), out, trials=30, progress=False,
                stages=stages)
     final = json.loads((out / "final.json").read_text())
