@@ -594,8 +594,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
                            ident, tasks, spec, run_settings, label="screen",
                            reuse=reusable_children(stages.reuse, ident) if stages.reuse else None)
         for c in pool:
-            c["screen"] = float(np.mean([res[_key({"actions": c["genotype"], "budget": 1, "seed": s})]["reward"]
-                                         for s in screen_seeds]))
+            c["screen"] = float(np.mean(_val_test(res, c["genotype"], 1, screen_seeds)[0]))
         pool.sort(key=lambda c: -c["screen"])  # stable: ties keep the earlier order
         report["screen"] = {"images": stages.screen_images, "cells": len(pool), "seed": first,
                             "seeds": screen_seeds, "epochs": 1}
