@@ -81,3 +81,20 @@ def test_children_can_be_compared_at_equal_parameters_not_equal_width():
     assert "match_params" not in ProxyConfig.preset("cpu").record()
     p = ProxyConfig.preset("cpu", match_params=73218)
     assert ProxyConfig.from_record(p.record()) == p
+
+
+def test_the_width_at_equal_parameters_is_found_from_three_counts_and_checked():
+    """matched_units reads the parameter count's quadratic off three models instead of bisecting
+    (about ten); the bracket it returns is always checked against real counts, and a count that is
+    not the quadratic it should be falls back to the bisection rather than a wrong width."""
+    from keras_nasnet.search.rewards import _quadratic_bracket
+
+    def quadratic(k):
+        return 37 * k * k + 1200 * k + 5000
+
+    for params in (6300, quadratic(7), quadratic(7) + 1, quadratic(300) - 1, 10**7):
+        lo, hi = _quadratic_bracket(quadratic, params)
+        assert hi == lo + 1 and quadratic(lo) < params <= quadratic(hi)
+    assert _quadratic_bracket(quadratic, 100) == (1, 1)  # one unit already has more
+    cubic = lambda k: k ** 3 + 5000  # noqa: E731 - not a model's count: refused, not guessed
+    assert _quadratic_bracket(cubic, cubic(40) - 1) == (None, None)

@@ -182,12 +182,39 @@ def nasnet_a_params(num_cells: int, penultimate_filters: int) -> int:
     return _MATCHED[key]
 
 
+def _quadratic_bracket(count, params: int):
+    """``(lo, hi)``, consecutive multiples of the unit with ``count(lo) < params <= count(hi)`` (or
+    ``lo = hi = 1`` when one unit already has ``params`` or more), from the parameter count's
+    quadratic; ``(None, None)`` where the counts disagree with it.
+
+    Every channel count of the model is a multiple of ``k`` (that is what the unit is for), so
+    the count is exactly ``a k^2 + b k + c`` (weights between two widths, and widths alone): three
+    counts fix it, and two more check the bracket, where a bisection builds about ten models."""
+    c1, c2, c3 = count(1), count(2), count(3)
+    if c1 >= params:
+        return 1, 1
+    a = (c3 - 2 * c2 + c1) / 2
+    b = c2 - c1 - 3 * a
+    c = c1 - a - b
+    if a > 0:
+        k = (-b + math.sqrt(b * b - 4 * a * (c - params))) / (2 * a)
+    elif b > 0:
+        k = (params - c) / b
+    else:
+        return None, None
+    lo = max(1, min(4095, math.floor(k)))
+    for lo in (lo, lo - 1, lo + 1):  # the float root can miss the integer by one either way
+        if lo >= 1 and count(lo) < params <= count(lo + 1):
+            return lo, lo + 1
+    return None, None
+
+
 def matched_units(genotype: Genotype, num_cells: int, params: int) -> int:
     """The ``penultimate_filters`` (a multiple of the genotype's unit, as :func:`fit_units` gives)
     whose :class:`~keras_nasnet.models.NASNetCIFAR` has the parameter count nearest ``params``; at
     least one unit. Compares cells at equal capacity rather than equal width: at the ``cpu``
     proxy's width NASNet-A has 73,218 parameters and random cells of the search space 0.2-4 million.
-    Builds about ten small models (seconds); remembered per cell."""
+    Builds about five small models (about a second); remembered per cell."""
     from ..models import NASNetCIFAR, cell_width
 
     key = (genotype.to_json(), num_cells, params)
@@ -200,12 +227,14 @@ def matched_units(genotype: Genotype, num_cells: int, params: int) -> int:
                 counts[k] = NASNetCIFAR(num_cells, k * unit, genotype=genotype).count_params()
             return counts[k]
 
-        lo, hi = 1, 1
-        while count(hi) < params and hi < 4096:
-            lo, hi = hi, hi * 2
-        while hi - lo > 1:  # count grows with k: the nearest lies between lo and hi
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if count(mid) < params else (lo, mid)
+        lo, hi = _quadratic_bracket(count, params)
+        if lo is None:  # not the quadratic it should be: search the bracket with counts alone
+            lo, hi = 1, 1
+            while count(hi) < params and hi < 4096:
+                lo, hi = hi, hi * 2
+            while hi - lo > 1:  # count grows with k: the nearest lies between lo and hi
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if count(mid) < params else (lo, mid)
         best = min((k for k in (lo, hi)), key=lambda k: (abs(count(k) - params), k))
         _MATCHED[key] = best * unit
     return _MATCHED[key]
