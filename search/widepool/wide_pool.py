@@ -14,8 +14,9 @@ supernet re-scored, are worth screening:
    as the pipeline screens (its journal's budget, recipe and seeds), through the search's
    executors (``OUT/screen/``);
 3. with ``--final``, the new cells that the combined screening ranks among its top ``--top-k``
-   are trained at the pipeline's final budget with its seeds (``OUT/final/``), and those that
-   would rank among its confirmation's top ``--confirm-top`` get its confirmation seeds too;
+   are trained at the pipeline's final budget with its seeds (``OUT/final/``). The last round is
+   then the combined top ``--top-k`` (the pipeline's finalists they pushed out leave it), and the
+   new cells among its best ``--confirm-top`` get the confirmation's seeds too;
 4. ``OUT/report.json``: the combined screening ranking, and the new cells against the pipeline's
    finalists and NASNet-A.
 
@@ -179,8 +180,10 @@ def main(argv=None) -> int:
         fval, ftest, _ = journal_means(out / "final")
         # The last round as the pipeline would have had it: its finalists' 3-seed means and the
         # entrants'; the entrants among its best confirm_top get the confirmation's seeds.
+        # The pipeline's finalists that the new cells pushed out of the top --top-k leave the round.
+        kept = {r["trial"] for r in rows[:a.top_k]}
         last = [{"trial": e["trial"], "name": e["name"], "val3": statistics.fmean(e["val"][:len(seeds)]), "entry": e}
-                for e in final["entries"] if e["kind"] == "finalist"]
+                for e in final["entries"] if e["kind"] == "finalist" and e["trial"] in kept]
         last += [{"trial": int(n.split("-")[1]), "name": n, "val3": statistics.fmean(fval[_key(g)][:len(seeds)]),
                   "genotype": g} for n, g in ent.items()]
         last.sort(key=lambda r: -r["val3"])
