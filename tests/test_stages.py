@@ -214,6 +214,55 @@ def test_screening_orders_the_pool_by_a_short_training_with_its_own_seed(tmp_pat
         StageConfig(screen_images=0).validate()
 
 
+def test_screening_adds_the_searchs_widest_cells_at_equal_parameters(tmp_path, monkeypatch):
+    """--screen-widest K screens, beside the top --screen-top, the K cells of the search's best
+    --widest-from that get the most filters at the stages' parameter count (ties: the better
+    reward); the widths are kept, so a resumed run builds no model again."""
+    from keras_nasnet.genotypes import Genotype
+    from keras_nasnet.search import InvalidSettings, SearchConfig, SearchSpace, run_search
+    from keras_nasnet.search import rewards
+    from keras_nasnet.search.journal import read_records
+    from keras_nasnet.search.stages import StageConfig, width_rule
+
+    target = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"},
+                         {"inputs": [2, 0], "ops": ["conv_3x3", "identity"], "combine": "add"}], "concat": [3]}
+    config = SearchConfig(reward="synthetic", strategy="random", seed=1,
+                          space=SearchSpace(num_blocks=2, ops=("identity", "sep_conv_3x3", "conv_3x3")),
+                          target={"normal": target, "reduction": target})
+    stages = StageConfig(screen_top=3, screen_seeds=1, screen_widest=3, widest_from=10, top_k=3, seeds=1,
+                         random_cells=0, confirm_seeds=0)
+    out = tmp_path / "s"
+    run_search(config, out, trials=40, progress=False, stages=stages)
+    # The search's distinct cells in its order, as the stages rank them before screening.
+    ranked = []
+    for r in sorted((r for r in read_records(out / "trials.jsonl")[0] if r["event"] == "finished"),
+                    key=lambda r: (-r["reward"], r["trial"])):
+        k = json.dumps(config.space.decode(r["actions"]).to_dict(), sort_keys=True)
+        if k not in ranked:
+            ranked.append(k)
+    num_cells, params = width_rule(config, "nasnet-a")
+    width = {k: rewards.matched_units(Genotype.from_dict(json.loads(k)), num_cells, params) for k in ranked[:10]}
+    expect = sorted(ranked[3:10], key=lambda k: -width[k])[:3]  # stable: the search's order on ties
+    assert len(set(width.values())) > 1  # else the widest would be the search's order, and show nothing
+    [screen] = [v for k, v in _stage_records(out).items() if k.startswith("screen")]
+    screened = [json.dumps(r["actions"], sort_keys=True) for r in screen]
+    assert len(screened) == 6 and set(screened) == set(ranked[:3]) | set(expect)
+    final = json.loads((out / "final.json").read_text())
+    assert final["widest"]["cells"] == 3 and final["widest"]["from"] == 10 and final["screen"]["cells"] == 6
+    assert sorted(final["widest"]["widths"].values()) == sorted(width[k] for k in expect)
+    assert all(e["width"] == width[json.dumps(e["genotype"], sort_keys=True)]
+               for e in final["entries"] if e["kind"] == "finalist" and "width" in e)
+    # Resumed: the widths are read back, not computed (no model is built), nothing is trained again.
+    before = _stage_records(out)
+    monkeypatch.setattr(rewards, "matched_units", lambda *a: pytest.fail("widths computed again"))
+    run_search(config, out, trials=40, progress=False, stages=stages)
+    assert _stage_records(out) == before and (out / "stages" / f"widths-{num_cells}-p{params}.json").exists()
+    with pytest.raises(InvalidSettings, match="--stage-match-params"):
+        StageConfig(screen_widest=5, match_params=None).validate()
+    with pytest.raises(InvalidSettings, match="--screen-top"):
+        StageConfig(screen_widest=5, screen_top=0).validate()
+
+
 def test_children_another_search_finished_are_reused_not_trained_again(tmp_path):
     """The references (and any cell two searches share) are the same children in every search of
     a space: a study trains them once and the other searches copy them (--reuse-children)."""

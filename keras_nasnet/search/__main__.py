@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"training images of a screening child (default {_SD.screen_images})")
     g.add_argument("--screen-seeds", type=positive_int, default=None,
                    help=f"seeds per screened cell, ranked by their mean (default {_SD.screen_seeds})")
+    g.add_argument("--screen-widest", type=nonnegative_int, default=None,
+                   help="also screen this many cells of the search's best --widest-from that get the "
+                        "most filters at equal parameters (the search's reward judges every cell at one "
+                        f"width and passes over light ones; search/widepool/; default {_SD.screen_widest})")
+    g.add_argument("--widest-from", type=positive_int, default=None,
+                   help=f"the search's best distinct cells --screen-widest picks from (default {_SD.widest_from})")
     g.add_argument("--top-k", type=positive_int, default=None, help=f"cells trained at the cheap budget (default {_SD.top_k})")
     g.add_argument("--stage-seeds", type=positive_int, default=None, help=f"seeds per cell and budget (default {_SD.seeds})")
     g.add_argument("--cheap-budget", type=positive_int, default=None, help=f"epochs of the first round (default {_SD.cheap_budget})")
@@ -198,7 +204,8 @@ _ONLY_FOR = {
                        "reward_images", "val_images"),
 }
 _STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images", "screen_top": "screen_top",
-                "screen_images": "screen_images", "screen_seeds": "screen_seeds", "top_k": "top_k",
+                "screen_images": "screen_images", "screen_seeds": "screen_seeds", "screen_widest": "screen_widest",
+                "widest_from": "widest_from", "top_k": "top_k",
                 "stage_seeds": "seeds", "cheap_budget": "cheap_budget", "final_budget": "final_budget",
                 "halving_eta": "eta", "confirm_top": "confirm_top", "confirm_seeds": "confirm_seeds",
                 "random_cells": "random_cells", "stage_images": "images",

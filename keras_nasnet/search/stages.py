@@ -12,7 +12,10 @@ so, as NASNet itself did, the top candidates are retrained stand-alone at rising
    own rewards rank the candidates;
 2. **screen**: the top ``screen_top`` cells are trained stand-alone for one epoch on
    ``screen_images`` training images with each of ``screen_seeds`` seeds apart from the stages'
-   seeds, at the stages' parameter count, and reordered by the mean held-out accuracy. Neither the
+   seeds, at the stages' parameter count, and reordered by the mean held-out accuracy; with
+   ``screen_widest``, the cells among the search's best ``widest_from`` that get the most filters
+   at that parameter count are screened beside them (the search's reward judges every cell at one
+   width, the stages at equal parameters, so it passes over light cells). Neither the
    supernet nor a training-free score ranks the candidates as the stand-alone budget does (Kendall
    tau 0.26-0.35 on 57 cells); this short training of the stand-alone child itself does (0.63 at
    the defaults; ``search/reward/``: measured there);
@@ -100,6 +103,13 @@ class StageConfig:
         screen_seeds: seeds per screened cell; the cells are reordered by the mean held-out
             accuracy over them (a short run's seed noise is the screening's main error,
             ``search/reward/``).
+        screen_widest: cells screened beside the ``screen_top``: those of the search's best
+            ``widest_from`` distinct cells (by its reward) not among them that get the most filters
+            at the stages' parameter count (ties: the better reward); 0: none. Needs
+            ``match_params`` (at one width for all every cell has the same width).
+        widest_from: how many of the search's best distinct cells ``screen_widest`` chooses from;
+            their widths are computed once (about a second each) and kept in
+            ``stages/widths-<cells>-p<params>.json``.
         top_k: cells trained stand-alone at the cheap budget.
         seeds: seeds per cell and budget (the same seeds for every cell).
         cheap_budget: epochs of the first stand-alone round.
@@ -145,6 +155,8 @@ class StageConfig:
     screen_top: int = 40
     screen_images: int = 15000
     screen_seeds: int = 2
+    screen_widest: int = 0
+    widest_from: int = 300
     top_k: int = 16
     seeds: int = 3
     cheap_budget: int = 1
@@ -166,7 +178,8 @@ class StageConfig:
                                 ("--stage-seeds", "seeds", 1), ("--cheap-budget", "cheap_budget", 1),
                                 ("--final-budget", "last_budget", 1), ("--halving-eta", "eta", 2),
                                 ("--random-cells", "random_cells", 0), ("--screen-top", "screen_top", 0),
-                                ("--screen-seeds", "screen_seeds", 1),
+                                ("--screen-seeds", "screen_seeds", 1), ("--screen-widest", "screen_widest", 0),
+                                ("--widest-from", "widest_from", 1),
                                 ("--confirm-top", "confirm_top", 1), ("--confirm-seeds", "confirm_seeds", 0)):
             v = self.last_budget if name == "last_budget" else getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -178,6 +191,9 @@ class StageConfig:
             raise InvalidSettings(f"--screen-top ({self.screen_top}) must be at least --top-k ({self.top_k}): "
                                   "the cells trained at the cheap budget come from the screened ones (or "
                                   "--screen-top 0: no screening).")
+        if self.screen_widest and not self.screen_top:
+            raise InvalidSettings("--screen-widest adds cells to the screening; it needs --screen-top "
+                                  "of at least 1 (the screening stage).")
         reuse = self.reuse
         if isinstance(reuse, (str, Path)) or reuse is None:
             reuse = () if reuse is None else (reuse,)
@@ -196,6 +212,10 @@ class StageConfig:
             raise InvalidSettings(f"--stage-match-params must be an integer >= 1, {MATCH_NASNET_A!r} "
                                   f"(NASNet-A's parameters at the proxy's width) or 'off' (one width "
                                   f"for all); got {m!r}.")
+        if self.screen_widest and m is None:
+            raise InvalidSettings("--screen-widest picks the cells that get the most filters at equal "
+                                  "parameters; with --stage-match-params off every cell has the same "
+                                  "width. Leave --stage-match-params at nasnet-a or give a number.")
         if self.last_budget < self.cheap_budget:
             raise InvalidSettings(f"--final-budget ({self.final_budget}) must be at least "
                                   f"--cheap-budget ({self.cheap_budget}); leave it out for one round "
@@ -551,6 +571,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
             pool.append({"actions": r["actions"], "genotype": g, "trial": r["trial"], "reward": r["reward"]})
     if not pool:
         raise SearchFailed("no child of the search succeeded, so the stages have no candidate.")
+    ranked = list(pool)  # the search's order, before the re-scoring keeps its top
     report = {"stages": dataclasses.asdict(stages), "budgets": stages.budgets(), "reward": config.reward}
     if config.reward != "synthetic":  # the resolved width rule ("nasnet-a" is a number per proxy)
         report["standalone_proxy"] = standalone_spec(config, stages.cheap_budget, stages.images,
@@ -580,6 +601,11 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     # 2. screen: one short stand-alone training per cell.
     if stages.screen_top:
         pool = pool[:stages.screen_top]
+        if stages.screen_widest:
+            widest = _widest(out, config, stages, ranked[:stages.widest_from], pool)
+            pool += widest
+            report["widest"] = {"from": min(stages.widest_from, len(ranked)), "cells": len(widest),
+                                "widths": {str(c["trial"]): c["width"] for c in widest}}
         # A seed no stage child uses: a screening child sharing its initialisation and first
         # batches with a cheap-budget child would pick cells whose seed-0 run is lucky, and that
         # luck would then count again in the cheap budget's mean.
@@ -643,6 +669,7 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         entries.append({"name": f"finalist-{rank + 1}", "kind": "finalist", "trial": c["trial"],
                         "search_reward": c["reward"], **({"rescore": c["rescore"]} if "rescore" in c else {}),
                         **({"screen": c["screen"]} if "screen" in c else {}),
+                        **({"width": c["width"]} if "width" in c else {}),
                         "genotype": c["genotype"], "budget": final, "seeds": c["seeds"], "val": c["val"],
                         "test": c["test"], "val_mean": _mean(c["val"]), "test_mean": _mean(_known(c["test"]))})
     for name, kind, g in refs:
@@ -663,6 +690,50 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
 
         print("matplotlib is not installed: no final.png (pip install 'keras_nasnet[plots]').", file=sys.stderr)
     return report
+
+
+def width_rule(config, match_params) -> tuple[int, int]:
+    """``(num_cells, params)``: the stand-alone children's cells per stack and parameter count
+    (``match_params`` as :class:`StageConfig` takes it, not ``None``), at which
+    :func:`~keras_nasnet.search.rewards.matched_units` gives each cell its width. The synthetic
+    test device has no children to build, so it takes the ``cpu`` proxy's."""
+    from .rewards import ProxyConfig, nasnet_a_params
+
+    proxy = config.proxy if config.reward == "cifar10" else ProxyConfig.preset("cpu")
+    if match_params == MATCH_NASNET_A:
+        match_params = nasnet_a_params(proxy.num_cells, proxy.penultimate_filters)
+    return proxy.num_cells, int(match_params)
+
+
+def _widest(out, config, stages, ranked: list[dict], pool: list[dict]) -> list[dict]:
+    """The ``stages.screen_widest`` cells of ``ranked`` (the search's best, in its order) not in
+    ``pool`` that get the most filters at the stages' parameter count, ties to the better reward;
+    each gains ``width``. The widths are kept in ``stages/widths-<cells>-p<params>.json``, so a
+    resumed run does not build the models again."""
+    from ..fileio import write_json_atomic
+    from ..genotypes import Genotype
+    from .rewards import matched_units
+
+    num_cells, params = width_rule(config, stages.match_params)
+    path = out / "stages" / f"widths-{num_cells}-p{params}.json"
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        known = {}  # a cache only: a damaged one is computed again
+    changed = False
+    for i, c in enumerate(ranked):
+        k = json.dumps(c["genotype"], sort_keys=True)
+        if k not in known:
+            known[k] = matched_units(Genotype.from_dict(c["genotype"]), num_cells, params)
+            changed = True
+            if i % 50 == 49:  # a kill during the first pass keeps what was computed
+                write_json_atomic(path, known)
+        c["width"] = known[k]
+    if changed:
+        write_json_atomic(path, known)
+    have = {json.dumps(c["genotype"], sort_keys=True) for c in pool}
+    rest = [c for c in ranked if json.dumps(c["genotype"], sort_keys=True) not in have]
+    return sorted(rest, key=lambda c: -c["width"])[:stages.screen_widest]  # stable: the search's order
 
 
 def reference_cells(space, random_cells: int) -> list[tuple[str, str, dict]]:
