@@ -19,7 +19,7 @@ import importlib
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
-    "SearchConfig": "config", "PPOConfig": "config", "PPO_PRESETS": "config",
+    "SearchConfig": "config", "PPOConfig": "config", "PPO_PRESETS": "config", "EvolutionConfig": "config",
     "DEFAULT_TRIALS": "config", "REWARDS": "config", "STRATEGIES": "config",
     "run_search": "run", "write_outputs": "run", "plot_rewards": "run",
     "Reward": "base", "FunctionReward": "base", "as_reward": "base",

@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "stand-alone budget, so use it with --stages all, see "
                         "search/reward/README.md); "
                         "synthetic: a cheap reward whose optimum is NASNet-A, to check the controller")
-    p.add_argument("--strategy", choices=["ppo", "random"], default="ppo",
-                   help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling")
+    p.add_argument("--strategy", choices=["ppo", "random", "evolution"], default="ppo",
+                   help="ppo: the paper's LSTM controller trained with PPO; random: uniform sampling; "
+                        "evolution: regularized evolution (Real et al. 2019, AmoebaNet's search)")
     p.add_argument("--trials", type=positive_int, default=None,
                    help="children to evaluate in total (default: the paper's 20,000; 2,000 with "
                         "--reward cifar10-shared)")
@@ -78,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds each synthetic child sleeps, to simulate training (executor tests, sizing)")
     p.add_argument("--blocks", type=positive_int, default=5, help="B, blocks per cell")
     p.add_argument("--ops", default=None, help="comma-separated op subset (default: all 13)")
+    p.add_argument("--combines", default=None,
+                   help="comma-separated combine methods of a block: add, concat (default: both, the "
+                        "paper's; add only with --reward cifar10-shared). add alone is the space of "
+                        "NASNet-A and of the stages' random reference cells")
     g = p.add_argument_group("child proxy (cifar10 reward)")
     g.add_argument("--proxy", choices=["cpu", "paper"], default="cpu",
                    help="cpu: N=1, F=8, 1 epoch on 10,000 images; paper: N=2, F=32, 20 epochs on 45,000")
@@ -85,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--child-filters", type=positive_int, default=None, help="override the child's penultimate filters")
     g.add_argument("--child-epochs", type=positive_int, default=None, help="override the child's epochs")
     g.add_argument("--child-train-images", type=positive_int, default=None, help="override the training images used")
+    g.add_argument("--child-match-params", type=match_target, default=None, metavar="N|nasnet-a|off",
+                   help="give every child the width at which it has about N parameters (nasnet-a: "
+                        "NASNet-A's at the child's size, 73218 for the cpu proxy), as the stages do; "
+                        "default off: one width for all, which favours cells with full convolutions")
     g = p.add_argument_group("shared-weights supernet (cifar10-shared reward)")
     g.add_argument("--supernet-cells", type=positive_int, default=None, help="N of the supernet (default 1)")
     g.add_argument("--supernet-filters", type=positive_int, default=None, help="F of the supernet (default 8)")
@@ -114,6 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tanh-constant", type=positive_float, default=None,
                    help="squash logits to c*tanh(logits) (ENAS); keeps the controller exploring")
     g.add_argument("--batch-size", type=positive_int, default=None, help="children per update (paper: 20)")
+    g = p.add_argument_group(
+        "regularized evolution (--strategy evolution)",
+        "Each child is a mutation (one input, op or combine of one block changed) of the best of\n"
+        "--tournament-size members drawn from the --population most recent children; the first\n"
+        "--population children are the --initial-cells, then uniform samples.")
+    g.add_argument("--population", type=positive_int, default=None,
+                   help="children the population keeps (default 100, as in the AmoebaNet search)")
+    g.add_argument("--tournament-size", type=positive_int, default=None,
+                   help="members drawn per tournament (default 25, as in the AmoebaNet search)")
+    g.add_argument("--initial-cells", default=None, metavar="FILE",
+                   help="JSON file: a list of genotypes (JSON objects or names) to start the "
+                        "population from, e.g. an earlier search's best cells")
     g = p.add_argument_group(
         "stages after the controller (--stages all)",
         "Once all --trials are in: re-score the top --rescore-top cells on more held-out images\n"
@@ -199,7 +220,7 @@ def match_target(text: str):
 #: so they are refused instead.
 _ONLY_FOR = {
     "synthetic": ("target", "synthetic_delay"),
-    "cifar10": ("proxy", "child_cells", "child_filters", "child_epochs"),
+    "cifar10": ("proxy", "child_cells", "child_filters", "child_epochs", "child_match_params"),
     "cifar10-shared": ("supernet_cells", "supernet_filters", "supernet_epochs", "steps_per_child",
                        "reward_images", "val_images"),
 }
@@ -212,6 +233,7 @@ _STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images"
                 "reuse_children": "reuse", "stage_match_params": "match_params"}
 _PPO_FLAGS = ("lr", "lr_final", "entropy_weight", "entropy_final", "ppo_epochs", "clip",
               "tanh_constant", "batch_size")
+_EVOLUTION_FLAGS = ("population", "tournament_size", "initial_cells")
 
 
 def trials_of(a) -> int:
@@ -249,18 +271,25 @@ def _check_flags_apply(parser, argv, a) -> None:
             if d in given:
                 parser.error(f"--{d.replace('_', '-')} sets the PPO controller; this search uses "
                              f"--strategy {a.strategy}.")
+    if a.strategy != "evolution":
+        for d in _EVOLUTION_FLAGS:
+            if d in given:
+                parser.error(f"--{d.replace('_', '-')} sets regularized evolution; add --strategy "
+                             f"evolution (this search uses --strategy {a.strategy}).")
 
 
 def search_config_from_args(a):
     """The :class:`~keras_nasnet.search.SearchConfig` that parsed arguments describe."""
     from ..genotypes import OPS
-    from .config import PPOConfig, SearchConfig
+    from .config import EvolutionConfig, PPOConfig, SearchConfig
     from .rewards import ProxyConfig
     from .shared_reward import SharedConfig
     from .space import SearchSpace
 
     ops = OPS if a.ops is None else tuple(o.strip() for o in a.ops.split(","))
     combines = ("add",) if a.reward == "cifar10-shared" else ("add", "concat")
+    if getattr(a, "combines", None) is not None:
+        combines = tuple(c.strip() for c in a.combines.split(","))
     kw = {"reward": a.reward, "strategy": a.strategy, "seed": a.seed,
           "space": SearchSpace(a.blocks, ops, combines)}
     if a.reward == "synthetic":
@@ -269,6 +298,12 @@ def search_config_from_args(a):
         kw["proxy"] = ProxyConfig.preset(a.proxy, num_cells=a.child_cells, penultimate_filters=a.child_filters,
                                          epochs=a.child_epochs, train_images=a.child_train_images)
         kw["proxy"].data = a.data
+        match = getattr(a, "child_match_params", None)
+        if match == "nasnet-a":
+            from .rewards import nasnet_a_params
+
+            match = nasnet_a_params(kw["proxy"].num_cells, kw["proxy"].penultimate_filters)
+        kw["proxy"].match_params = None if match in (None, "off") else int(match)
     if a.reward == "cifar10-shared":
         given = {"num_cells": a.supernet_cells, "filters": a.supernet_filters,
                  "warmup_epochs": a.supernet_epochs, "steps_per_child": a.steps_per_child,
@@ -284,7 +319,29 @@ def search_config_from_args(a):
             # The schedules span the run, so then the trial budget is part of the search's identity.
             ppo.total_trials = trials_of(a)
         kw["ppo"] = ppo
+    if a.strategy == "evolution":
+        evo = {"population": a.population, "tournament_size": a.tournament_size}
+        evo = {k: v for k, v in evo.items() if v is not None}
+        if a.initial_cells is not None:
+            evo["initial"] = _initial_cells(a.initial_cells)
+        kw["evolution"] = EvolutionConfig(**evo)
     return SearchConfig(**kw)
+
+
+def _initial_cells(path) -> tuple:
+    """``--initial-cells``: the genotypes of a JSON list (objects or names)."""
+    from .errors import InvalidSettings
+
+    try:
+        cells = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise InvalidSettings(f"--initial-cells {path}: cannot read it ({e.strerror}).") from None
+    except ValueError as e:
+        raise InvalidSettings(f"--initial-cells {path} is not JSON ({e}).") from None
+    if not isinstance(cells, list) or not cells:
+        raise InvalidSettings(f"--initial-cells {path} must hold a non-empty JSON list of genotypes "
+                              "(JSON objects as best_genotype.json holds, or names such as \"NASNET_A\").")
+    return tuple(cells)
 
 
 def stage_config_from_args(a):

@@ -24,8 +24,9 @@ from .space import SearchSpace
 
 #: The rewards a search can use (see :mod:`keras_nasnet.search.rewards`).
 REWARDS = ("cifar10", "cifar10-shared", "synthetic")
-#: The strategies: the paper's PPO-trained controller, or uniform random sampling.
-STRATEGIES = ("ppo", "random")
+#: The strategies: the paper's PPO-trained controller, uniform random sampling, or regularized
+#: evolution (Real et al. 2019, the search behind AmoebaNet-A).
+STRATEGIES = ("ppo", "random", "evolution")
 
 #: Children per search when ``trials`` is not given: the paper's 20,000, but 2,000 with shared
 #: weights: about 40 minutes of rewards on one CPU core here after the supernet's 104 minutes
@@ -100,6 +101,64 @@ _PPO_RECORDED = tuple(PAPER_PPO)
 
 
 @dataclasses.dataclass
+class EvolutionConfig:
+    """Settings of regularized evolution (:mod:`keras_nasnet.search.evolution`).
+
+    Args:
+        population: children the population keeps (the most recent ones). Default 100, with
+            ``tournament_size`` 25: the values of Real et al.'s AmoebaNet search.
+        tournament_size: members drawn at random from the population; the best of them is the
+            parent of the next child.
+        initial: cells the search starts from, proposed before any random one (a pool of an earlier
+            search, say): genotypes, their names or JSON. Kept as genotype dicts. At most
+            ``population``.
+    """
+
+    population: int = 100
+    tournament_size: int = 25
+    initial: tuple = ()
+
+    def __post_init__(self):
+        from ..genotypes import GenotypeError, genotype_from
+
+        try:
+            self.initial = tuple(genotype_from(g).to_dict() for g in self.initial)
+        except (GenotypeError, ValueError, TypeError, OSError) as e:
+            raise InvalidSettings(f"evolution.initial: {e}") from None
+
+    def genotypes(self) -> list:
+        """The initial cells as :class:`~keras_nasnet.genotypes.Genotype` objects."""
+        from ..genotypes import genotype_from
+
+        return [genotype_from(g) for g in self.initial]
+
+    def validate(self, space: SearchSpace | None = None) -> None:
+        """Raises :class:`InvalidSettings` for settings evolution cannot use (with ``space``: also
+        an initial cell outside it)."""
+        _positive_int("evolution.population", self.population)
+        _positive_int("evolution.tournament_size", self.tournament_size)
+        if self.population < 2:
+            raise InvalidSettings(f"evolution.population must be at least 2; got {self.population}.")
+        if self.tournament_size > self.population:
+            raise InvalidSettings(f"evolution.tournament_size ({self.tournament_size}) is larger than the "
+                                  f"population ({self.population}); draw at most the whole population.")
+        if len(self.initial) > self.population:
+            raise InvalidSettings(f"{len(self.initial)} initial cells do not fit a population of "
+                                  f"{self.population}; raise the population or give fewer cells.")
+        if space is not None:
+            for i, g in enumerate(self.genotypes()):
+                try:
+                    space.encode(g)
+                except (ValueError, KeyError, IndexError) as e:
+                    raise InvalidSettings(f"initial cell {i} is not in the search space ({e}).") from None
+
+    def record(self) -> dict:
+        """The form stored in ``config.json``."""
+        return {"population": self.population, "tournament_size": self.tournament_size,
+                "initial": list(self.initial)}
+
+
+@dataclasses.dataclass
 class SearchConfig:
     """Everything that defines a search (its identity, stored in ``config.json``).
 
@@ -107,7 +166,7 @@ class SearchConfig:
         reward: ``cifar10`` (train each child stand-alone), ``cifar10-shared`` (score each child as
             a path through one trained weight-sharing supernet) or ``synthetic`` (a cheap reward
             whose optimum is ``target``, to check the controller).
-        strategy: ``ppo`` or ``random``.
+        strategy: ``ppo``, ``random`` or ``evolution`` (regularized evolution).
         seed: seed of the controller, the sampler and the children.
         space: the search space; default: B=5 and all 13 ops, with ``add`` and ``concat`` combines
             (``add`` only for ``cifar10-shared``).
@@ -117,6 +176,7 @@ class SearchConfig:
         proxy: the ``cifar10`` reward's child training (default: ``ProxyConfig.preset("cpu")``).
         shared: the ``cifar10-shared`` reward's supernet (default: ``SharedConfig()``).
         ppo: the controller's PPO settings with ``strategy="ppo"`` (default: ``PPOConfig()``).
+        evolution: the settings of ``strategy="evolution"`` (default: ``EvolutionConfig()``).
 
     Settings of another reward or strategy than the chosen one are refused rather than ignored.
     Invalid values raise :class:`~keras_nasnet.search.errors.InvalidSettings` (a ``ValueError``).
@@ -131,6 +191,7 @@ class SearchConfig:
     proxy: Any = None  # ProxyConfig
     shared: Any = None  # SharedConfig
     ppo: PPOConfig | None = None
+    evolution: EvolutionConfig | None = None
 
     def __post_init__(self):
         from .rewards import ProxyConfig
@@ -161,6 +222,13 @@ class SearchConfig:
             raise InvalidSettings(f"ppo= configures the ppo strategy; this search uses {self.strategy}.")
         if isinstance(self.ppo, dict):
             self.ppo = PPOConfig(**self.ppo)
+        if self.evolution is None and self.strategy == "evolution":
+            self.evolution = EvolutionConfig()
+        elif self.evolution is not None and self.strategy != "evolution":
+            raise InvalidSettings(f"evolution= configures the evolution strategy; this search uses "
+                                  f"{self.strategy}.")
+        if isinstance(self.evolution, dict):
+            self.evolution = EvolutionConfig(**self.evolution)
         self.validate()
 
     def validate(self) -> None:
@@ -200,6 +268,8 @@ class SearchConfig:
                 raise InvalidSettings(f"proxy.recipe_version: {e}") from None
         if self.ppo is not None:
             self.ppo.validate()
+        if self.evolution is not None:
+            self.evolution.validate(self.space)
 
     @property
     def default_trials(self) -> int:
@@ -231,6 +301,8 @@ class SearchConfig:
                           if k in _PPO_RECORDED or (k != "total_trials" and v != defaults[k])}
             if self.ppo.scheduled:
                 cfg["ppo"]["total_trials"] = self.ppo.total_trials
+        if self.evolution is not None:
+            cfg["evolution"] = self.evolution.record()
         return cfg
 
     @classmethod
@@ -252,6 +324,8 @@ class SearchConfig:
                 kw["shared"] = SharedConfig(**args["shared"])
             if cfg.get("ppo") is not None:
                 kw["ppo"] = PPOConfig(**cfg["ppo"])
+            if cfg.get("evolution") is not None:
+                kw["evolution"] = EvolutionConfig(**cfg["evolution"])
         except (KeyError, TypeError) as e:
             raise InvalidSettings(f"not a search configuration: {type(e).__name__}: {e}") from None
         return cls(**kw)
@@ -260,10 +334,12 @@ class SearchConfig:
     def from_flags(cls, flags) -> "SearchConfig":
         """The config ``python -m keras_nasnet.search`` builds from these command-line flags
         (``--out`` may be left out). Bad flags raise ``SystemExit`` with argparse's message."""
-        from .__main__ import build_parser, search_config_from_args
+        from .__main__ import _check_flags_apply, build_parser, search_config_from_args
 
         flags = [str(f) for f in flags]
-        a = build_parser().parse_args(flags if "--out" in flags else [*flags, "--out", "-"])
+        parser = build_parser()
+        a = parser.parse_args(flags if "--out" in flags else [*flags, "--out", "-"])
+        _check_flags_apply(parser, flags, a)  # a flag the search would ignore is refused, as the CLI does
         return search_config_from_args(a)
 
     @classmethod

@@ -93,15 +93,22 @@ class Dispatcher:
             out.append((task, res))
 
 
-def make_strategy(name: str, space: SearchSpace, seed: int, ppo_kwargs: dict):
-    """``ppo`` (the paper's controller) or ``random`` (uniform search)."""
+def make_strategy(name: str, space: SearchSpace, seed: int, ppo_kwargs: dict, evolution_kwargs: dict | None = None):
+    """``ppo`` (the paper's controller), ``random`` (uniform search) or ``evolution``
+    (regularized evolution; ``evolution_kwargs``: :class:`~keras_nasnet.search.config.EvolutionConfig`
+    fields)."""
+    if name == "evolution":
+        from .config import EvolutionConfig
+        from .evolution import EvolutionStrategy
+
+        return EvolutionStrategy(space, EvolutionConfig(**(evolution_kwargs or {})), seed=seed)
     from .ppo import PPOConfig, PPOStrategy, RandomStrategy
 
     if name == "ppo":
         return PPOStrategy(space, PPOConfig(**ppo_kwargs), seed=seed)
     if name == "random":
         return RandomStrategy(space, seed=seed)
-    raise ValueError(f"Unknown strategy {name!r}; use ppo or random.")
+    raise ValueError(f"Unknown strategy {name!r}; use ppo, random or evolution.")
 
 
 def make_executor(kind: str, reward_spec: dict, workers: int, **kw):
@@ -265,7 +272,8 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
 def _run(journal, space, config, reward_spec, trials, workers, executor, progress, executor_kwargs,
          max_failures):
     out = journal.out
-    strategy = make_strategy(config["strategy"], space, config["seed"], config.get("ppo", {}))
+    strategy = make_strategy(config["strategy"], space, config["seed"], config.get("ppo", {}),
+                             config.get("evolution"))
     arrays, consumed = journal.load_state()
     if arrays is not None:
         strategy.restore(arrays)
