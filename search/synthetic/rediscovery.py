@@ -1,6 +1,8 @@
-"""Rediscovery check: PPO against random search on the synthetic reward (optimum: NASNet-A).
+"""Rediscovery check: PPO against random search (and regularized evolution) on the synthetic reward (optimum: NASNet-A).
 
-    python search/synthetic/rediscovery.py --seeds 0 1 2 3 4 --trials 20000 --jobs 2 -- --entropy-weight 0.05
+    python search/synthetic/rediscovery.py --seeds 0 1 2 3 4 --trials 20000 --jobs 2
+    python search/synthetic/rediscovery.py --strategies evolution --seeds 0 1 2 3 4 --trials 20000 --results search/synthetic/evolution
+
 
 Runs ``python -m keras_nasnet.search --reward synthetic`` (through its API) for each strategy and
 seed into ``runs/rediscovery/`` (the trial journals are large and are not committed), then writes
@@ -58,7 +60,8 @@ def main(argv=None):
     p.add_argument("--results", default="search/synthetic")
     p.add_argument("--strategies", nargs="+", default=["ppo", "random"])
     p.add_argument("--jobs", type=int, default=1, help="searches run at once, one process each")
-    p.add_argument("search_args", nargs="*", help="extra `keras_nasnet.search` options, after --")
+    p.add_argument("search_args", nargs="*", help="extra `keras_nasnet.search` options, after --, for "
+                   "every strategy (a PPO flag such as --entropy-weight is refused with another strategy)")
     a = p.parse_args(argv)
     tasks = [(strategy, seed, a.trials, a.runs, a.search_args) for strategy in a.strategies for seed in a.seeds]
     if a.jobs > 1:
@@ -77,7 +80,7 @@ def main(argv=None):
                                                  "runs": results}, indent=2))
     from keras_nasnet.search import plot_rewards
 
-    plot_rewards(res / "curves.png", None, title="synthetic reward (optimum 1.0 = NASNet-A): PPO vs random",
+    plot_rewards(res / "curves.png", None, title="synthetic reward (optimum 1.0 = NASNet-A): " + " vs ".join(a.strategies),
                  others=curves)
     return 0
 
