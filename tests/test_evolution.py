@@ -97,7 +97,7 @@ def test_evolution_settings_that_cannot_work_are_refused(kwargs, named):
 
 
 def test_initial_cells_outside_the_space_are_refused():
-    with pytest.raises(InvalidSettings, match="initial cell 0 is not in the search space"):
+    with pytest.raises(InvalidSettings, match=r"initial cell 0 \(--initial-cells\) is not in the search space"):
         SearchConfig(reward="synthetic", strategy="evolution", space=SPACE, target=_cell("identity"),
                      evolution=EvolutionConfig(initial=[NASNET_A], population=4, tournament_size=2))
 

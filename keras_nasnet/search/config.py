@@ -135,22 +135,27 @@ class EvolutionConfig:
     def validate(self, space: SearchSpace | None = None) -> None:
         """Raises :class:`InvalidSettings` for settings evolution cannot use (with ``space``: also
         an initial cell outside it)."""
-        _positive_int("evolution.population", self.population)
-        _positive_int("evolution.tournament_size", self.tournament_size)
+        # The messages name the field and its flag, since most users set them on the command line.
+        _positive_int("evolution.population (--population)", self.population)
+        _positive_int("evolution.tournament_size (--tournament-size)", self.tournament_size)
         if self.population < 2:
-            raise InvalidSettings(f"evolution.population must be at least 2; got {self.population}.")
+            raise InvalidSettings(f"evolution.population (--population) must be at least 2; got "
+                                  f"{self.population}.")
         if self.tournament_size > self.population:
-            raise InvalidSettings(f"evolution.tournament_size ({self.tournament_size}) is larger than the "
-                                  f"population ({self.population}); draw at most the whole population.")
+            raise InvalidSettings(f"evolution.tournament_size (--tournament-size {self.tournament_size}) is "
+                                  f"larger than the population ({self.population}); draw at most the whole "
+                                  "population.")
         if len(self.initial) > self.population:
-            raise InvalidSettings(f"{len(self.initial)} initial cells do not fit a population of "
-                                  f"{self.population}; raise the population or give fewer cells.")
+            raise InvalidSettings(f"{len(self.initial)} initial cells (--initial-cells) do not fit a population "
+                                  f"of {self.population}; raise --population or give fewer cells.")
         if space is not None:
             for i, g in enumerate(self.genotypes()):
                 try:
                     space.encode(g)
                 except (ValueError, KeyError, IndexError) as e:
-                    raise InvalidSettings(f"initial cell {i} is not in the search space ({e}).") from None
+                    raise InvalidSettings(f"initial cell {i} (--initial-cells) is not in the search space "
+                                          f"({e}); give cells with the space's --blocks, --ops and "
+                                          "--combines.") from None
 
     def record(self) -> dict:
         """The form stored in ``config.json``."""
@@ -245,7 +250,7 @@ class SearchConfig:
                 self.space.encode(target)
             except (ValueError, KeyError, IndexError) as e:
                 raise InvalidSettings(f"target is not in the search space ({e}); it needs "
-                                      f"{self.space.num_blocks} blocks and only the space's ops.") from None
+                                      f"{self.space.num_blocks} blocks and only the space's ops and combines.") from None
         if self.reward == "cifar10-shared":
             self.shared.validate(self.space)
         if self.reward == "cifar10":
