@@ -124,7 +124,7 @@ class EvolutionConfig:
         try:
             self.initial = tuple(genotype_from(g).to_dict() for g in self.initial)
         except (GenotypeError, ValueError, TypeError, OSError) as e:
-            raise InvalidSettings(f"evolution.initial: {e}") from None
+            raise InvalidSettings(f"evolution.initial (--initial-cells): {e}") from None
 
     def genotypes(self) -> list:
         """The initial cells as :class:`~keras_nasnet.genotypes.Genotype` objects."""
