@@ -42,6 +42,18 @@ def random_genotype(rng, num_blocks=3, ops=None):
     return Genotype(cell(), cell())
 
 
+def randomise_bn(model, rng):
+    """Random statistics and affine values in every BatchNormalization of ``model``: fresh BNs are
+    the identity in inference, so a comparison of outputs would not exercise them."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
+                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
+
+
 def pytest_configure(config):
     # Keras' NumPy conversion warns once per tensor under NumPy 2; noise, not a finding.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")

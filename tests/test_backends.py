@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import write_image_folder
+from conftest import randomise_bn, write_image_folder
 
 import keras_nasnet as kn
 from keras_nasnet.weights import write_h5
@@ -28,15 +28,6 @@ PNAS = {"genotype": "PNASNET_5", "num_cells": [1, 1, 1], "penultimate_filters": 
         "stem_filters": 8, "op_style": "slim", "input_shape": (32, 32, 3), "classes": 5}
 
 
-def _randomise_bn(model, rng):
-    # Fresh BNs are the identity in inference; random statistics make the comparison mean something.
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
-                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
-
-
 @pytest.fixture(scope="module")
 def tf_side(tmp_path_factory):
     """The TensorFlow process's weights, inputs and outputs, shared by every backend."""
@@ -46,18 +37,18 @@ def tf_side(tmp_path_factory):
     np.save(folder / "x.npy", x)
 
     cifar = kn.NASNetCIFAR(**CIFAR)
-    _randomise_bn(cifar, rng)
+    randomise_bn(cifar, rng)
     cifar.save_weights(folder / "cifar.weights.h5")
     write_h5(cifar, folder / "cifar.h5")
     np.save(folder / "cifar_tf.npy", np.asarray(cifar(x, training=False)))
 
     ref = keras.applications.NASNetMobile(weights=None, **MOBILE)
-    _randomise_bn(ref, rng)
+    randomise_bn(ref, rng)
     ref.save(folder / "mobile.h5")  # a Keras-2-format h5, as the official files are
     np.save(folder / "mobile_tf.npy", np.asarray(ref(x / 127.5 - 1, training=False)))
 
     pnas = kn.NASNet(**PNAS)
-    _randomise_bn(pnas, rng)
+    randomise_bn(pnas, rng)
     write_h5(pnas, folder / "pnas.h5")
     np.save(folder / "pnas_tf.npy", np.asarray(pnas(x / 127.5 - 1, training=False)))
 

@@ -4,7 +4,6 @@ The equivalence with timm's PyTorch model runs where torch and timm are installe
 otherwise); CI checks the name mapping against timm's committed list of names and shapes.
 """
 
-import gzip
 import importlib.util
 import json
 import struct
@@ -12,6 +11,7 @@ import struct
 import keras
 import numpy as np
 import pytest
+from conftest import randomise_bn
 
 import keras_nasnet as kn
 from keras_nasnet import ops
@@ -22,14 +22,6 @@ from keras_nasnet.weights import timm as T
 # A PNASNet at a size CI affords: the same cells, stem and op conventions, fewer and narrower cells.
 TINY = dict(genotype=kn.PNASNET_5, num_cells=(1, 1, 1), penultimate_filters=160, stem="imagenet",
             stem_filters=8, op_style="slim", input_shape=(32, 32, 3), classes=7)
-
-
-def _randomise_bn(model, rng):
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
-                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +82,7 @@ def test_slim_pools_pad_as_tf_same_and_project_without_relu():
 
 def test_tiny_pnasnet_saves_folds_and_runs_at_any_size(tmp_path, rng):
     model = kn.NASNet(**TINY)
-    _randomise_bn(model, rng)
+    randomise_bn(model, rng)
     x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     want = np.asarray(model(x, training=False))
     model.save(tmp_path / "tiny.keras")
