@@ -59,6 +59,12 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (setup.cfg): one worker per core, at most 4. Each worker holds TensorFlow and, in
+    turn, the big models (a few GB); past a few workers the suite is bound by its longest files."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
 def pytest_report_header(config):
     import keras_nasnet
 
