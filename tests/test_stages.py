@@ -333,6 +333,29 @@ def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tm
             == json.loads((whole / "best_genotype.json").read_text()))
 
 
+@pytest.mark.slow
+def test_sigterm_during_the_stages_says_how_far_each_stage_got(tmp_path):
+    # Once the controller's trials are all in, "20 of 20 trials are recorded" says nothing of
+    # where the stages stand: the line names each stage journal's finished children.
+    out = tmp_path / "t"
+    cmd = [sys.executable, "-m", "keras_nasnet.search", *_flags(out, ["--synthetic-delay", "0.3"])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "stages").exists() and len(_stage_records(out).get("budget-2", [])) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped in the middle of a stage"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err[-2000:]
+    counts = ", ".join(f"{k} {len(v)}" for k, v in sorted(_stage_records(out).items()))
+    assert "budget-2 " in counts and "budget-4" not in counts
+    assert [line for line in err.splitlines() if line.startswith("interrupted")] == [
+        f"interrupted: search stopped during the stages; 20 of 20 trials and the stages' finished "
+        f"children ({counts}) are recorded in {out}; run the same command to resume."], err
+
+
 @pytest.mark.parametrize("extra, flag", [
     (["--stages", "all", "--cheap-budget", "3", "--final-budget", "2"], "--final-budget"),
     (["--stages", "all", "--halving-eta", "1"], "--halving-eta"),

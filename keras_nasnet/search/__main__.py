@@ -361,14 +361,28 @@ def config_from_args(a) -> dict:
     return search_config_from_args(a).to_dict()
 
 
-def _recorded(out) -> int:
-    """Finished trials recorded in a search folder (0 if there is none yet)."""
+def _recorded(out, name: str = "trials.jsonl") -> int:
+    """Finished records in journal ``name`` of a search folder (0 if there is none yet)."""
     from .journal import read_records
 
     try:
-        return sum(r["event"] == "finished" for r in read_records(Path(out) / "trials.jsonl")[0])
+        return sum(r["event"] == "finished" for r in read_records(Path(out) / name)[0])
     except Exception:  # no folder yet, or one this message should not fail on
         return 0
+
+
+def _stopped_message(out, trials: int) -> str:
+    """What the one line printed on Ctrl-C or SIGTERM says was recorded. Once the controller's
+    trials are all in, a stop falls in the stages, and the trial count alone ("300 of 300")
+    would say nothing of their progress: each stage journal's finished children are named."""
+    done = _recorded(out)
+    line = f"{done} of {trials} trials"
+    stages = sorted(p.parent.name for p in (Path(out) / "stages").glob("*/trials.jsonl"))
+    if done >= trials and stages:
+        counts = ", ".join(f"{s} {_recorded(out, f'stages/{s}/trials.jsonl')}" for s in stages)
+        return f"search stopped during the stages; {line} and the stages' finished children ({counts}) " \
+               f"are recorded in {out}"
+    return f"search stopped; {line} are recorded in {out}"
 
 
 def main(argv=None) -> int:
@@ -405,8 +419,7 @@ def main(argv=None) -> int:
                              gpus_per_child=a.gpus_per_child, stages=stages,
                              max_failures=a.max_failures or MAX_CONSECUTIVE_FAILURES)
     except KeyboardInterrupt:
-        return interrupted(f"search stopped; {_recorded(a.out)} of {trials_of(a)} trials are recorded in "
-                           f"{a.out}", "run the same command to resume")
+        return interrupted(_stopped_message(a.out, trials_of(a)), "run the same command to resume")
     except InvalidSettings as e:  # found once the data is loaded, still before anything is written
         parser.error(f"invalid search settings: {e}")
     except (SearchError, DataError, FolderLocked, ImportError) as e:
