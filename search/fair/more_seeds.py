@@ -1,22 +1,26 @@
-"""More seeds for the fair test's final comparison (issue 20, part 5): the two pipelines' final
-cells and NASNet-A, trained again with seeds the pipelines did not use, at the same budget and
+"""More seeds for the fair test's final comparison (issue 20, part 5): the pipelines' final
+cells (of two, PPO's and random search's, or of one) and NASNet-A, trained again with seeds the pipelines did not use, at the same budget and
 recipe, so the final cell's difference from NASNet-A has a narrower interval than 3 seeds give.
 
 The targets are judged on the pipelines' own 3 seeds (``targets.py``); these seeds were added after
 that result was known, so they are a second look, reported beside it, not in its place.
 
 Reads each ``--runs`` folder's ``final.json`` (the final cell, NASNet-A's genotype and the
-stand-alone proxy, i.e. the budget and recipe), trains the three cells with ``--seeds`` through
+stand-alone proxy, i.e. the budget and recipe), trains the cells with ``--seeds`` through
 the search's executors (``keras_nasnet.search.train_standalone``; resumes after a kill, no
-finished child trained twice) into ``--out/journal``, and writes ``--out/more-seeds.json``: each
+finished child trained twice; ``--reuse-children`` copies the runs already in other stand-alone
+journals at the same budget and recipe) into ``--out/journal``, and writes ``--out/more-seeds.json``: each
 cell's per-seed test and held-out accuracy over the pipelines' seeds and the new ones, and the
 differences (final cell minus NASNet-A, PPO's minus random's) with their 95% intervals from the
-seed noise pooled over every cell of both ``final.json`` files and these runs.
+seed noise pooled over every cell of the ``final.json`` files and these runs. With one run, its
+final cell is named ``final``; with two, ``ppo-final`` and ``random-final``.
 
     python search/fair/more_seeds.py --runs search/fair/ppo search/fair/random \\
         --data ../shared/datasets/cifar10-jpeg.zip --seeds 3 4 5 --out search/fair/more-seeds
     python search/fair/more_seeds.py --runs search/fair/ppo search/fair/random --report-only \\
         --out search/fair/more-seeds      # the figures again from the journal, no training
+    python search/fair/more_seeds.py --runs search/evolve/run --data ../shared/datasets/cifar10-jpeg.zip \
+        --seeds 6 7 8 --reuse-children search/confirm/more-seeds --out search/evolve/more-seeds
 """
 
 import argparse
@@ -36,30 +40,34 @@ def final_of(run) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", nargs=2, required=True, metavar=("PPO", "RANDOM"),
-                   help="the PPO pipeline's and the random pipeline's search folders")
+    p.add_argument("--runs", nargs="+", required=True, metavar="RUN",
+                   help="the PPO pipeline's and the random pipeline's search folders, or one search folder")
     p.add_argument("--seeds", nargs="+", type=int, default=[3, 4, 5],
                    help="seeds to add (default 3 4 5: the pipelines used 0 1 2)")
     p.add_argument("--data", default=None, help="the CIFAR-10 source (default: the one the runs used)")
     p.add_argument("--out", required=True, help="folder for the journal and more-seeds.json")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--reuse-children", nargs="+", default=[], metavar="FOLDER",
+                   help="stand-alone journals (or folders holding them) whose runs at the same budget and "
+                        "recipe are copied instead of trained, e.g. search/confirm/more-seeds")
     p.add_argument("--report-only", action="store_true", help="no training: the figures from the journal")
     a = p.parse_args(argv)
+    if len(a.runs) > 2:
+        p.error(f"--runs takes one search folder or two (PPO's and random search's), not {len(a.runs)}.")
     from keras_nasnet.fileio import write_json_atomic
     from keras_nasnet.search import ProxyConfig, pooled_seed_sd, seeds_difference, train_standalone
 
     finals = [final_of(r) for r in a.runs]
     proxies = [f["standalone_proxy"] for f in finals]
     strip = lambda r: {k: v for k, v in r.items() if k != "data"}  # noqa: E731
-    if strip(proxies[0]) != strip(proxies[1]):
+    if any(strip(x) != strip(proxies[0]) for x in proxies):
         raise SystemExit("the two runs' final budgets or recipes differ; their cells cannot be compared.")
-    entries = {n: {e["name"]: e for e in f["entries"]} for n, f in zip(("ppo", "random"), finals)}
-    cells = {"ppo-final": finals[0]["final_cell"]["genotype"],
-             "random-final": finals[1]["final_cell"]["genotype"],
-             "NASNet-A": entries["ppo"]["NASNet-A"]["genotype"]}
-    old = {"ppo-final": entries["ppo"][finals[0]["final_cell"]["name"]],
-           "random-final": entries["random"][finals[1]["final_cell"]["name"]],
-           "NASNet-A": entries["ppo"]["NASNet-A"]}
+    names = ["ppo-final", "random-final"] if len(finals) == 2 else ["final"]
+    entries = [{e["name"]: e for e in f["entries"]} for f in finals]
+    cells = {n: f["final_cell"]["genotype"] for n, f in zip(names, finals)}
+    cells["NASNet-A"] = entries[0]["NASNet-A"]["genotype"]
+    old = {n: e[f["final_cell"]["name"]] for n, e, f in zip(names, entries, finals)}
+    old["NASNet-A"] = entries[0]["NASNet-A"]
     if any(s in old["NASNet-A"]["seeds"] for s in a.seeds):
         raise SystemExit(f"--seeds {a.seeds}: the pipelines already used {old['NASNet-A']['seeds']}; give others.")
     record = dict(proxies[0])
@@ -77,7 +85,7 @@ def main(argv=None) -> int:
                  "test": r["test_accuracy"]} for r in rows]
     else:
         rows = train_standalone(out / "journal", cells, a.seeds, proxy, workers=a.workers,
-                                threads_per_worker=1)
+                                threads_per_worker=1, reuse=a.reuse_children)
 
     result = {"runs": list(a.runs), "budget": strip(record), "pipeline_seeds": old["NASNet-A"]["seeds"],
               "new_seeds": a.seeds, "cells": {}}
@@ -97,9 +105,9 @@ def main(argv=None) -> int:
     c = result["cells"]
     n_old = len(old["NASNet-A"]["seeds"])
     result["differences"] = {}
-    for label, (x, y) in {"ppo-final minus NASNet-A": ("ppo-final", "NASNet-A"),
-                          "random-final minus NASNet-A": ("random-final", "NASNet-A"),
-                          "ppo-final minus random-final": ("ppo-final", "random-final")}.items():
+    pairs = [(n, "NASNet-A") for n in names] + ([tuple(names)] if len(names) == 2 else [])
+    for x, y in pairs:
+        label = f"{x} minus {y}"
         result["differences"][label] = {
             "pipeline_seeds": seeds_difference(c[x]["test"][:n_old], c[y]["test"][:n_old], sd),
             "all_seeds": seeds_difference(c[x]["test"], c[y]["test"], sd)}
