@@ -214,6 +214,8 @@ def test_stand_alone_journals_load_as_ground_truth(tmp_path):
                                                       "seed": 0}))
     with pytest.raises(ValueError, match="not a stand-alone journal"):
         read_standalone_journal(tmp_path)
+    with pytest.raises(ValueError, match="it has no config.json"):  # a mistyped path: not "damaged"
+        read_standalone_journal(tmp_path / "missing")
 
 
 SCRIPTS = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("search/**/*.py"))

@@ -184,6 +184,9 @@ def read_standalone_journal(folder) -> list[dict]:
     from .journal import read_config, read_records
 
     folder = Path(folder)
+    if not (folder / "config.json").is_file():  # a wrong path, not a damaged journal
+        raise ValueError(f"{folder} is not a stand-alone journal: it has no config.json. Give a "
+                         "train_standalone folder or a search's stages/budget-<b>[-p<N>]/ folder.")
     config = read_config(folder / "config.json")
     if config.get("stage") != "standalone":
         raise ValueError(f"{folder} is not a stand-alone journal (its config.json has stage "

@@ -79,6 +79,10 @@ def main(argv=None) -> int:
     if a.report_only:
         from keras_nasnet.search import read_standalone_journal
 
+        if not (out / "journal" / "config.json").is_file():
+            p.error(f"--report-only: no journal in {out / 'journal'}; run without --report-only first "
+                    "to train the seeds.")
+
         rows = [r for r in read_standalone_journal(out / "journal") if r["seed"] in a.seeds]
         by_genotype = {key(g): n for n, g in cells.items()}
         rows = [{"cell": by_genotype.get(r["cell"]), "seed": r["seed"], "val": r["standalone_accuracy"],
