@@ -1,0 +1,89 @@
+"""How much of a search's reward is seed noise? (issue 20; see README.md)
+
+A ``--reward cifar10`` search scores each child with one training run (one seed); its stages
+then screen the best 40 distinct cells again with two fresh seeds at the same budget. This script
+reads both from a finished search folder and reports:
+
+- the seed noise: the standard deviation of one run around its cell's mean, pooled over the
+  screened cells (two seeds each);
+- the spread of the search's rewards over all its children, and the share of it that is not seed
+  noise (the reward's reliability: 1 - noise variance / reward variance);
+- for the screened cells: their mean search reward against their mean on the screening's fresh
+  seeds (the drop is the winner's curse of picking the top by one noisy run), the correlation and
+  Kendall tau between the two, and the correlation of the screening's two seeds with each other.
+
+    python search/reward-budget/noise.py search/evolve-scratch/run search/evolve/run
+
+Seconds, no training; prints one JSON object per search folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def _key(genotype) -> str:
+    from keras_nasnet.genotypes import Genotype
+
+    g = genotype if isinstance(genotype, Genotype) else Genotype.from_dict(genotype)
+    return json.dumps(g.to_dict(), sort_keys=True)
+
+
+def noise(run: Path) -> dict:
+    """The figures above for one search folder with a screening stage."""
+    import numpy as np
+
+    from keras_nasnet.search import SearchConfig, kendall_tau, load_trials, pooled_seed_sd
+
+    space = SearchConfig.load(run).space
+    rewards: dict = {}
+    for t in load_trials(run):
+        if t["status"] == "ok":
+            rewards.setdefault(_key(space.decode(t["actions"])), []).append(t["reward"])
+    screens = sorted((run / "stages").glob("screen-*"))
+    if not screens:
+        raise SystemExit(f"{run}: no screening stage (stages/screen-*); give a search run with --stages all.")
+    screened: dict = {}
+    for r in load_trials(screens[0]):
+        if r["status"] == "ok":
+            screened.setdefault(_key(r["actions"]), {})[r["seed"]] = r["reward"]
+    cells = [k for k, v in screened.items() if k in rewards and len(v) >= 2]
+    if len(cells) < 5:
+        raise SystemExit(f"{run}: only {len(cells)} screened cells with two seeds; is the screening finished?")
+    seeds = sorted(set.intersection(*(set(screened[k]) for k in cells)))[:2]
+    sd = pooled_seed_sd([[screened[k][s] for s in seeds] for k in cells])
+    every = [x for v in rewards.values() for x in v]
+    search = [statistics.fmean(rewards[k]) for k in cells]
+    fresh = [statistics.fmean(screened[k][s] for s in seeds) for k in cells]
+    s0, s1 = ([screened[k][s] for k in cells] for s in seeds)
+    spread = statistics.stdev(every)
+    return {
+        "run": str(run), "children": len(every), "screened_cells": len(cells), "screen_seeds": seeds,
+        "seed_sd": round(sd, 4),
+        "reward_sd": round(spread, 4),
+        "reward_reliability": round(1 - sd**2 / spread**2, 3),
+        "screened_search_reward_mean": round(statistics.fmean(search), 4),
+        "screened_fresh_mean": round(statistics.fmean(fresh), 4),
+        "winners_curse": round(statistics.fmean(search) - statistics.fmean(fresh), 4),
+        "screened_cell_means_sd": round(statistics.stdev(fresh), 4),
+        "screened_search_vs_fresh_corr": round(float(np.corrcoef(search, fresh)[0, 1]), 3),
+        "screened_search_vs_fresh_tau": round(kendall_tau(search, fresh), 3),
+        "screened_seed_vs_seed_corr": round(float(np.corrcoef(s0, s1)[0, 1]), 3),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path, help="search folders (--reward cifar10, --stages all)")
+    a = p.parse_args(argv)
+    for run in a.runs:
+        print(json.dumps(noise(run)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
