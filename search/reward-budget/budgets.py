@@ -39,7 +39,7 @@ TRUTH = HERE.parent / "evolve-scratch" / "run" / "final.json"
 SEEDS = (20, 21)
 
 
-def truth_cells(path: Path = TRUTH) -> dict:
+def truth_cells(path: Path = TRUTH) -> tuple[dict, dict]:
     """``{name: {"genotype", "truth", "truth_val", "screen"}}`` for the finalists and NASNet-A of a
     ``final.json``, and the proxy record of its final budget."""
     final = json.loads(path.read_text())

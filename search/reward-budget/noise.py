@@ -39,6 +39,8 @@ def noise(run: Path) -> dict:
 
     from keras_nasnet.search import SearchConfig, kendall_tau, load_trials, pooled_seed_sd
 
+    if not (run / "config.json").is_file():
+        raise SystemExit(f"{run}: not a search folder (no config.json); give the --out of a --reward cifar10 search.")
     space = SearchConfig.load(run).space
     rewards: dict = {}
     for t in load_trials(run):
