@@ -113,6 +113,21 @@ def test_rewards_implement_the_reward_interface():
         as_reward(3)
 
 
+def test_proxy_budget_names_round_trip_and_bad_names_say_the_form():
+    from keras_nasnet.search import ProxyConfig
+
+    base = ProxyConfig.preset("cpu", match_params=73218)
+    p = base.with_budget("e2-30k")
+    assert (p.epochs, p.train_images, p.budget_name) == (2, 30000, "e2-30k")
+    # Every other setting is kept: the width rule and recipe are the truth's, only the budget moves.
+    assert p.match_params == 73218 and p.lr == base.lr and p.num_cells == base.num_cells
+    assert base.with_budget(base.budget_name) == base
+    assert ProxyConfig(train_images=12345).budget_name == "e1-12345"
+    for bad in ("e1-50k", "e0-15k", "1-15k", "e1-15", "e1-0k"):
+        with pytest.raises(ValueError, match="eE-Nk"):
+            base.with_budget(bad)
+
+
 def test_rank_correlations_match_hand_worked_cases():
     from keras_nasnet.search import bootstrap_interval, kendall_tau, rank_correlations, spearman
 

@@ -116,6 +116,26 @@ class ProxyConfig:
         """The inverse of :meth:`record`: a proxy without ``recipe_version`` is version 1."""
         return cls(**{"recipe_version": 1, **d})
 
+    @property
+    def budget_name(self) -> str:
+        """The budget as the studies name it: ``eE-Nk``, E epochs on the first N thousand
+        training images (``e1-15k``); ``eE-N`` when N is not a whole thousand."""
+        n = self.train_images
+        return f"e{self.epochs}-" + (f"{n // 1000}k" if n % 1000 == 0 else str(n))
+
+    def with_budget(self, budget: str) -> "ProxyConfig":
+        """A copy that trains at ``budget`` (``eE-Nk``, e.g. ``"e2-15k"``: 2 epochs on the first
+        15,000 training images), every other setting (width rule, recipe) kept. The inverse of
+        :attr:`budget_name`; raises ``ValueError`` naming the accepted form."""
+        import re
+
+        most = (50000 - self.val_images) // 1000  # the training split is what the held-out part leaves
+        m = re.fullmatch(r"e(\d+)-(\d+)k", str(budget).strip())
+        if not m or int(m[1]) < 1 or not 1 <= int(m[2]) <= most:
+            raise ValueError(f"budget {budget!r}: use eE-Nk, E >= 1 epochs on the first N thousand "
+                             f"training images (1 <= N <= {most}), e.g. 'e1-30k'.")
+        return dataclasses.replace(self, epochs=int(m[1]), train_images=int(m[2]) * 1000)
+
     @classmethod
     def preset(cls, name: str, **overrides) -> "ProxyConfig":
         """``cpu`` (1 cell per stack, F=8, 1 epoch on 10,000 images) or ``paper`` (N=2, 20 epochs)."""

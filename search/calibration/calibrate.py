@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -38,11 +37,10 @@ def proxy_of(budget: str, data, match_params=None):
     about that many parameters instead of the ``cpu`` proxy's width)."""
     from keras_nasnet.search import ProxyConfig
 
-    m = re.fullmatch(r"e(\d+)-(\d+)k", budget)
-    if not m or not 1 <= int(m[2]) <= 45:
-        raise SystemExit(f"--budget {budget!r}: use eE-Nk, E epochs on N thousand images (N <= 45), e.g. e1-45k.")
-    return ProxyConfig.preset("cpu", epochs=int(m[1]), train_images=int(m[2]) * 1000, data=data,
-                              match_params=match_params)
+    try:
+        return ProxyConfig.preset("cpu", data=data, match_params=match_params).with_budget(budget)
+    except ValueError as e:
+        raise SystemExit(f"--{e}") from None
 
 
 def folder_of(budget: str, space: str, match_params=None) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -55,11 +54,10 @@ def proxy_of(budget: str, truth_proxy: dict, data):
     """The ProxyConfig of ``eE-Nk`` with every other setting (width rule, recipe) the truth's."""
     from keras_nasnet.search import ProxyConfig
 
-    m = re.fullmatch(r"e(\d+)-(\d+)k", budget)
-    if not m or not 1 <= int(m[2]) <= 45 or int(m[1]) < 1:
-        raise SystemExit(f"--budget {budget!r}: use eE-Nk, E epochs on N thousand images (N <= 45), e.g. e1-30k.")
-    return ProxyConfig.from_record({**truth_proxy, "epochs": int(m[1]), "train_images": int(m[2]) * 1000,
-                                    "data": data})
+    try:
+        return ProxyConfig.from_record({**truth_proxy, "data": data}).with_budget(budget)
+    except ValueError as e:
+        raise SystemExit(f"--{e}") from None
 
 
 def summarize(cells: dict, per_seed: dict, reps: int = 4000) -> dict:

@@ -84,15 +84,12 @@ def _truth_cells(journals) -> dict:
 
 def _short_proxy(budget_name: str, truth_budget: dict, data):
     """The ProxyConfig of ``eE-Nk`` with every other setting (width rule, recipe) the truth's."""
-    import re
-
     from keras_nasnet.search import ProxyConfig
 
-    m = re.fullmatch(r"e(\d+)-(\d+)k", budget_name)
-    if not m or not 1 <= int(m[2]) <= 45:
-        raise SystemExit(f"--budget {budget_name!r}: use eE-Nk, E epochs on N thousand images (N <= 45), e.g. e1-5k.")
-    record = {**truth_budget, "epochs": int(m[1]), "train_images": int(m[2]) * 1000, "data": data}
-    return ProxyConfig.from_record(record)
+    try:
+        return ProxyConfig.from_record({**truth_budget, "data": data}).with_budget(budget_name)
+    except ValueError as e:
+        raise SystemExit(f"--{e}") from None
 
 
 def _table(rows, keys, journal=None):
