@@ -24,7 +24,7 @@ def cifar_batches(tmp_path, rng):
     return folder
 
 
-def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path):
+def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path, capsys):
     from keras_nasnet.search import ConfigMismatch, ProxyConfig, train_standalone
 
     proxy = ProxyConfig.preset("cpu", penultimate_filters=48, train_images=64, val_images=40,
@@ -51,6 +51,26 @@ def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path):
     assert [(r["val"], r["test"], r["seconds"]) for r in copied] == [(r["val"], r["test"], r["seconds"]) for r in rows[:2]]
     assert all("reused_from" in json.loads(x) for x in (tmp_path / "other" / "trials.jsonl").read_text().splitlines()
                if '"finished"' in x)
+    # The data is compared by content, not path: a copy of the same batches elsewhere is reused;
+    # other data (one test label changed) is trained again, and the user is told why.
+    import dataclasses
+    import shutil
+
+    same = tmp_path / "copy" / "cifar-10-batches-py"
+    shutil.copytree(cifar_batches, same)
+    on_copy = train_standalone(tmp_path / "on-copy", {"tiny": TINY}, [0], dataclasses.replace(proxy, data=str(same)),
+                               workers=0, reuse=[out])
+    assert on_copy[0]["val"] == rows[0]["val"] and on_copy[0]["seconds"] == rows[0]["seconds"]
+    changed = tmp_path / "changed" / "cifar-10-batches-py"
+    shutil.copytree(cifar_batches, changed)
+    batch = pickle.loads((changed / "test_batch").read_bytes())
+    batch[b"labels"][0] = (batch[b"labels"][0] + 1) % 10
+    (changed / "test_batch").write_bytes(pickle.dumps(batch))
+    capsys.readouterr()
+    train_standalone(tmp_path / "on-other", {"tiny": TINY}, [0], dataclasses.replace(proxy, data=str(changed)),
+                     workers=0, reuse=[out])
+    assert "trained on other CIFAR-10 data" in capsys.readouterr().err
+    assert not any("reused_from" in x for x in (tmp_path / "on-other" / "trials.jsonl").read_text().splitlines())
     # A ranking that reads only the held-out split skips the test split's predictions.
     quick = train_standalone(tmp_path / "quick", {"tiny": TINY}, [0], proxy, workers=0, test=False)
     assert quick[0]["test"] is None and quick[0]["val"] == rows[0]["val"]

@@ -130,7 +130,9 @@ class StageConfig:
             (cell, seed) that one of them finished at the same budget, training images and recipe
             is copied into this search's journal instead of being trained again. The references
             are the same cells with the same seeds in every search of a space, so a study trains
-            them once. The data set is not compared: reuse journals made on the same CIFAR-10.
+            them once. A child recorded with the fingerprint of other CIFAR-10 data (another
+            copy, source or decoder) is trained again instead; children recorded before the
+            fingerprint existed are reused without that check.
         match_params: ``"nasnet-a"`` (default): each stand-alone child's width gives it about as
             many parameters as NASNet-A has at the proxy's width (73,218 for the ``cpu`` proxy;
             :func:`~keras_nasnet.search.rewards.nasnet_a_params`), so cells are compared at equal
@@ -330,8 +332,12 @@ class StandaloneReward(Reward):
         if self.base == "cifar10":
             from .rewards import cifar10_test_accuracy
 
+            from ..data import data_fingerprint
+
             val = self.cifar(actions, seed)
-            out = {"reward": val, "train_loss": self.cifar.last_train_loss}
+            # The data's fingerprint lets --reuse-children tell another copy of CIFAR-10 from this one.
+            out = {"reward": val, "train_loss": self.cifar.last_train_loss,
+                   "data": data_fingerprint(self.cifar.proxy.data)}
             if self.test:
                 out["test"] = cifar10_test_accuracy(self.cifar)
             return out
@@ -371,6 +377,9 @@ def _journals_under(folder) -> list[Path]:
     return out
 
 
+_FROM_IDENT = object()  # reusable_children: the data source of the stage identity's proxy
+
+
 def _budget_identity(ident: dict):
     """What makes two stand-alone journals' children interchangeable: the base reward, the
     budget and the recipe (the data set's path left out), from a journal's ``config.json``."""
@@ -384,15 +393,23 @@ def _budget_identity(ident: dict):
     return None
 
 
-def reusable_children(folders, ident: dict) -> dict:
+def reusable_children(folders, ident: dict, data=_FROM_IDENT) -> dict:
     """The finished ``ok`` children of the stand-alone journals under ``folders`` that were
     trained as the stage ``ident`` trains them (same base, budget and recipe), keyed as
-    :func:`run_children` keys its tasks; each record gains ``reused_from`` (its journal)."""
+    :func:`run_children` keys its tasks; each record gains ``reused_from`` (its journal).
+
+    ``data``: the CIFAR-10 source this stage trains on (default: the one in ``ident``'s proxy).
+    A child whose record carries the fingerprint of other data (another copy, decoder or
+    source of CIFAR-10: :func:`~keras_nasnet.data.data_fingerprint`) is left out, with a
+    message; records written before children were fingerprinted are reused as they were."""
     from .journal import read_config, read_records
 
     want, found = _budget_identity(ident), {}
     if want is None:
         return found
+    if data is _FROM_IDENT:
+        data = ident.get("proxy", {}).get("data")
+    ours, other_data = None, {}
     for folder in folders:
         for journal in _journals_under(folder):
             try:
@@ -408,8 +425,23 @@ def reusable_children(folders, ident: dict) -> dict:
             budget = other["budget"]["epochs"] if isinstance(other["budget"], dict) else other["budget"]
             for r in records:
                 if r["event"] == "finished" and r["status"] == "ok":
+                    theirs = (r.get("metrics") or {}).get("data")
+                    if theirs is not None:
+                        if ours is None:
+                            from ..data import data_fingerprint
+
+                            ours = data_fingerprint(data)
+                        if theirs != ours:
+                            other_data[str(journal)] = other_data.get(str(journal), 0) + 1
+                            continue
                     rec = {**r, "budget": int(budget), "reused_from": str(journal)}
                     found.setdefault(_key(rec), rec)
+    if other_data:
+        import sys
+
+        for journal, n in other_data.items():
+            print(f"--reuse-children: {n} children of {journal} were trained on other CIFAR-10 data "
+                  "(another copy, source or decoder) and are left out: they are trained here.", file=sys.stderr)
     return found
 
 
@@ -820,7 +852,7 @@ def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local",
     ident = {"space": None, "reward": "standalone", "strategy": None, "seed": None,
              "stage": "standalone", "budget": budget}
     results = run_children(out, ident, tasks, spec, settings, label="stand-alone",
-                           reuse=reusable_children(reuse, ident) if reuse else None)
+                           reuse=reusable_children(reuse, ident, data=proxy.data) if reuse else None)
     rows = []
     for name, g in genotypes.items():
         for s in seeds:
