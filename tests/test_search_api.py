@@ -123,7 +123,7 @@ def test_proxy_budget_names_round_trip_and_bad_names_say_the_form():
     assert p.match_params == 73218 and p.lr == base.lr and p.num_cells == base.num_cells
     assert base.with_budget(base.budget_name) == base
     assert ProxyConfig(train_images=12345).budget_name == "e1-12345"
-    for bad in ("e1-50k", "e0-15k", "1-15k", "e1-15", "e1-0k"):
+    for bad in ("e1-50k", "e0-15k", "1-15k", "e1-15", "e1-0k", " e1-15k", "e01-15k", 15):
         with pytest.raises(ValueError, match="eE-Nk"):
             base.with_budget(bad)
 

@@ -71,6 +71,24 @@ def test_cells_and_seeds_train_once_and_resume(cifar_batches, tmp_path, capsys):
                      workers=0, reuse=[out])
     assert "trained on other CIFAR-10 data" in capsys.readouterr().err
     assert not any("reused_from" in x for x in (tmp_path / "on-other" / "trials.jsonl").read_text().splitlines())
+    # That journal, resumed on the first data, is refused rather than mixed.
+    with pytest.raises(ConfigMismatch, match="other CIFAR-10 data"):
+        train_standalone(tmp_path / "on-other", {"tiny": TINY}, [0, 1], proxy, workers=0)
+    # A search stage takes its data from its identity's proxy; the same check applies there.
+    from keras_nasnet.search.stages import reusable_children
+
+    stage = {"space": {}, "reward": "cifar10", "strategy": "random", "seed": 0, "stage": "standalone",
+             "budget": 1, "base": "cifar10"}
+    assert len(reusable_children([out], {**stage, "proxy": proxy.record()})) == 6
+    assert reusable_children([out], {**stage, "proxy": {**proxy.record(), "data": str(changed)}}) == {}
+    # Records written before the fingerprint existed carry none: still reused on any data.
+    old = tmp_path / "old" / "journal"
+    shutil.copytree(out, old)
+    lines = [json.loads(x) for x in (old / "trials.jsonl").read_text().splitlines()]
+    for x in lines:
+        (x.get("metrics") or {}).pop("data", None)
+    (old / "trials.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert len(reusable_children([old], {**stage, "proxy": {**proxy.record(), "data": str(changed)}})) == 6
     # A ranking that reads only the held-out split skips the test split's predictions.
     quick = train_standalone(tmp_path / "quick", {"tiny": TINY}, [0], proxy, workers=0, test=False)
     assert quick[0]["test"] is None and quick[0]["val"] == rows[0]["val"]

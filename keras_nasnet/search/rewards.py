@@ -126,15 +126,20 @@ class ProxyConfig:
     def with_budget(self, budget: str) -> "ProxyConfig":
         """A copy that trains at ``budget`` (``eE-Nk``, e.g. ``"e2-15k"``: 2 epochs on the first
         15,000 training images), every other setting (width rule, recipe) kept. The inverse of
-        :attr:`budget_name`; raises ``ValueError`` naming the accepted form."""
+        :attr:`budget_name` for whole thousands; raises ``ValueError`` naming the accepted form.
+        Only the canonical spelling is taken (``e1-15k``, not ``e01-15k``): scripts name their
+        journal folders after it, and two spellings would be two folders of one budget."""
         import re
 
         most = (50000 - self.val_images) // 1000  # the training split is what the held-out part leaves
-        m = re.fullmatch(r"e(\d+)-(\d+)k", str(budget).strip())
+        m = re.fullmatch(r"e([0-9]+)-([0-9]+)k", budget) if isinstance(budget, str) else None
         if not m or int(m[1]) < 1 or not 1 <= int(m[2]) <= most:
             raise ValueError(f"budget {budget!r}: use eE-Nk, E >= 1 epochs on the first N thousand "
                              f"training images (1 <= N <= {most}), e.g. 'e1-30k'.")
-        return dataclasses.replace(self, epochs=int(m[1]), train_images=int(m[2]) * 1000)
+        proxy = dataclasses.replace(self, epochs=int(m[1]), train_images=int(m[2]) * 1000)
+        if proxy.budget_name != budget:
+            raise ValueError(f"budget {budget!r}: write it {proxy.budget_name!r} (eE-Nk, no leading zeros).")
+        return proxy
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "ProxyConfig":
@@ -160,7 +165,11 @@ _DATA_CACHE: dict = {}
 def _load_reward_data(cfg: ProxyConfig):
     from .. import data as data_lib
 
-    (x, y), _ = data_lib.load_cifar10(cfg.data)
+    arrays = data_lib.load_cifar10(cfg.data)
+    # Stand-alone children record the data's fingerprint (--reuse-children compares it): taken
+    # here, from the arrays in hand, it costs a hash instead of a second read of the data.
+    data_lib._remember_fingerprint(cfg.data, arrays)
+    (x, y), _ = arrays
     (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0, hint="Pass the full data set with --data.")
     return (xtr[: cfg.train_images], ytr[: cfg.train_images],
             xval[: cfg.val_images], yval[: cfg.val_images])

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Reward
-from .errors import InvalidSettings, SearchError, SearchFailed
+from .errors import ConfigMismatch, InvalidSettings, SearchError, SearchFailed
 from .rewards import MATCH_NASNET_A
 
 #: Seed of the random reference cells (the same cells in every search of one space).
@@ -333,11 +333,15 @@ class StandaloneReward(Reward):
             from .rewards import cifar10_test_accuracy
 
             from ..data import data_fingerprint
+            from .rewards import _reward_data
 
+            # The data's fingerprint tells another copy of CIFAR-10 from this one (--reuse-children,
+            # a resumed journal). Taken before training, so that a failure here costs no child;
+            # loading the data first fingerprints the arrays it reads instead of reading them twice.
+            _reward_data(self.cifar.proxy)
+            data = data_fingerprint(self.cifar.proxy.data)
             val = self.cifar(actions, seed)
-            # The data's fingerprint lets --reuse-children tell another copy of CIFAR-10 from this one.
-            out = {"reward": val, "train_loss": self.cifar.last_train_loss,
-                   "data": data_fingerprint(self.cifar.proxy.data)}
+            out = {"reward": val, "train_loss": self.cifar.last_train_loss, "data": data}
             if self.test:
                 out["test"] = cifar10_test_accuracy(self.cifar)
             return out
@@ -409,7 +413,7 @@ def reusable_children(folders, ident: dict, data=_FROM_IDENT) -> dict:
         return found
     if data is _FROM_IDENT:
         data = ident.get("proxy", {}).get("data")
-    ours, other_data = None, {}
+    ours, other_data = None, {}  # other_data: journal -> keys of its children on other data
     for folder in folders:
         for journal in _journals_under(folder):
             try:
@@ -432,17 +436,38 @@ def reusable_children(folders, ident: dict, data=_FROM_IDENT) -> dict:
 
                             ours = data_fingerprint(data)
                         if theirs != ours:
-                            other_data[str(journal)] = other_data.get(str(journal), 0) + 1
+                            other_data.setdefault(str(journal), set()).add(_key(r | {"budget": int(budget)}))
                             continue
                     rec = {**r, "budget": int(budget), "reused_from": str(journal)}
                     found.setdefault(_key(rec), rec)
-    if other_data:
-        import sys
+    for journal, keys in other_data.items():
+        missing = len(keys - found.keys())  # those that no journal on this data supplies
+        if missing:
+            import sys
 
-        for journal, n in other_data.items():
-            print(f"--reuse-children: {n} children of {journal} were trained on other CIFAR-10 data "
-                  "(another copy, source or decoder) and are left out: they are trained here.", file=sys.stderr)
+            print(f"--reuse-children: {missing} children of {journal} were trained on other CIFAR-10 data "
+                  "(another copy, source or decoder) and are not reused.", file=sys.stderr)
     return found
+
+
+def _check_data(journal, reward_spec: dict) -> None:
+    """Refuses to resume a stand-alone journal whose children were trained on other CIFAR-10 data
+    than ``reward_spec``'s (their recorded fingerprints differ): mixed, its accuracies would
+    compare cells on two data sets. Children recorded before fingerprints existed pass."""
+    if reward_spec.get("base") != "cifar10":
+        return
+    theirs = {(r.get("metrics") or {}).get("data") for r in journal.finished} - {None}
+    if not theirs:
+        return
+    from ..data import data_fingerprint
+
+    source = reward_spec["proxy"].get("data")
+    ours = data_fingerprint(source)
+    if theirs - {ours}:
+        raise ConfigMismatch(
+            f"{journal.out} holds children trained on other CIFAR-10 data (fingerprint "
+            f"{', '.join(sorted(theirs - {ours}))}; {source or 'tfds'} is {ours}): resume it with "
+            "the data it was made with, or give another folder.")
 
 
 def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, run_settings: dict,
@@ -460,6 +485,7 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
 
     journal = Journal(stage_dir, ident)
     try:
+        _check_data(journal, reward_spec)
         done = {_key(r): r for r in journal.finished}
         proposed = {_key(r): r for r in journal.proposed.values()}
         queue = collections.deque()
