@@ -107,22 +107,25 @@ def _remember_fingerprint(source, arrays) -> str:
     a process that has loaded the data anyway does not read it a second time to fingerprint it."""
     (xtr, ytr), (xte, yte) = arrays
     h = hashlib.sha256()
-    for a in (np.asarray(xtr, np.uint8), np.asarray(ytr, np.int64), np.asarray(xte, np.uint8),
-              np.asarray(yte, np.int64)):
+    for a in (np.asarray(ytr, np.int64), np.asarray(yte, np.int64)):
         a = np.ascontiguousarray(a)
         h.update(repr(a.shape).encode())
         h.update(a.data)
+    h.update(repr((np.shape(xtr), np.shape(xte))).encode())
     _FINGERPRINTS[_fingerprint_key(source)] = fp = h.hexdigest()[:16]
     return fp
 
 
 def data_fingerprint(source: str | os.PathLike | None = None) -> str:
-    """A short content hash of CIFAR-10 as :func:`load_cifar10` reads it from ``source``: every
-    pixel and label, in order. Two sources give the same fingerprint only when they hold the same
-    images in the same order, decoded alike, so results measured on one are results on the other
-    (the held-out split is a fixed permutation of that order; a JPEG copy trains differently from
-    the original batches). Computed once per source and process: a read of the data (from the
-    decoded cache, about a second for a local source) and a hash (a fraction of a second)."""
+    """A short hash of CIFAR-10 as :func:`load_cifar10` reads it from ``source``: the image counts
+    and every label, in order. The order fixes which images form the held-out split (a fixed
+    permutation of it) and tells the sources apart: the python batches, an image tree or zip
+    (sorted by class and name) and tfds each give another fingerprint, another data set. The
+    pixels are left out on purpose: the same JPEG files decode a few levels apart with another
+    decoder (Pillow on other backends, another TensorFlow), and such copies must still resume.
+    So two trees of the same images in the same order, one JPEG and one PNG, share a fingerprint.
+    Computed once per source and process: a read of the data (from the decoded cache, about a
+    second for a local source) unless the process has loaded it already."""
     fp = _FINGERPRINTS.get(_fingerprint_key(source))
     return fp if fp is not None else _remember_fingerprint(source, load_cifar10(source))
 

@@ -112,19 +112,23 @@ def test_a_file_rewritten_inside_a_source_folder_is_read_again_not_taken_from_th
     assert np.array_equal(again[:10], new[0]) and not np.array_equal(again[:10], xtr[:10])
 
 
-def test_the_data_fingerprint_follows_content_and_order_not_the_path(batches_dir, tmp_path):
+def test_the_data_fingerprint_follows_the_labels_order_not_the_path_or_the_decoder(batches_dir, tmp_path):
     import shutil
 
     fp = D.data_fingerprint(batches_dir)
     copy = tmp_path / "elsewhere" / "cifar-10-batches-py"
     shutil.copytree(batches_dir, copy)
     assert D.data_fingerprint(copy) == fp  # the same images in the same order: the same data
-    # The same images in another order make another held-out split: other data.
-    (copy / "data_batch_1").write_bytes((batches_dir / "data_batch_2").read_bytes())
-    (copy / "data_batch_2").write_bytes((batches_dir / "data_batch_1").read_bytes())
+    # Pixels a decoder would shift a little (same labels in the same order): still the same data.
+    x, y = _images(10, 1)
+    (copy / "data_batch_1").write_bytes(_batch_bytes(np.clip(x.astype(int) + 2, 0, 255).astype(np.uint8), y))
+    assert D.data_fingerprint(copy) == fp
+    # Another order of the images makes another held-out split: other data.
+    (copy / "data_batch_1").write_bytes(_batch_bytes(x[::-1], y[::-1]))
     assert D.data_fingerprint(copy) != fp
-    # A file rewritten in place while the process runs is new data, not a remembered fingerprint.
-    (batches_dir / "test_batch").write_bytes(_batch_bytes(*_images(10, 43)))
+    # A file rewritten in place while the process runs is read again, not a remembered fingerprint.
+    x, y = _images(10, 9)
+    (batches_dir / "test_batch").write_bytes(_batch_bytes(x, (y + 1) % 10))
     assert D.data_fingerprint(batches_dir) != fp
 
 

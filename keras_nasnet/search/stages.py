@@ -131,7 +131,7 @@ class StageConfig:
             is copied into this search's journal instead of being trained again. The references
             are the same cells with the same seeds in every search of a space, so a study trains
             them once. A child recorded with the fingerprint of other CIFAR-10 data (another
-            copy, source or decoder) is trained again instead; children recorded before the
+            source, or another order of its images) is trained again instead; children recorded before the
             fingerprint existed are reused without that check.
         match_params: ``"nasnet-a"`` (default): each stand-alone child's width gives it about as
             many parameters as NASNet-A has at the proxy's width (73,218 for the ``cpu`` proxy;
@@ -403,8 +403,8 @@ def reusable_children(folders, ident: dict, data=_FROM_IDENT) -> dict:
     :func:`run_children` keys its tasks; each record gains ``reused_from`` (its journal).
 
     ``data``: the CIFAR-10 source this stage trains on (default: the one in ``ident``'s proxy).
-    A child whose record carries the fingerprint of other data (another copy, decoder or
-    source of CIFAR-10: :func:`~keras_nasnet.data.data_fingerprint`) is left out, with a
+    A child whose record carries the fingerprint of other data (another source of CIFAR-10, or
+    its images in another order: :func:`~keras_nasnet.data.data_fingerprint`) is left out, with a
     message; records written before children were fingerprinted are reused as they were."""
     from .journal import read_config, read_records
 
@@ -446,7 +446,7 @@ def reusable_children(folders, ident: dict, data=_FROM_IDENT) -> dict:
             import sys
 
             print(f"--reuse-children: {missing} children of {journal} were trained on other CIFAR-10 data "
-                  "(another copy, source or decoder) and are not reused.", file=sys.stderr)
+                  "(another source, or its images in another order) and are not reused.", file=sys.stderr)
     return found
 
 
