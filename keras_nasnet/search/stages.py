@@ -301,6 +301,7 @@ class StandaloneReward(Reward):
         from .space import SearchSpace
 
         self.spec = spec
+        self._data = None  # the data's fingerprint, taken at the first cifar10 child
         self.base = spec["base"]
         self.budget = int(spec["budget"])
         # The screening leaves the CIFAR-10 test split out: nothing reads it there, and predicting
@@ -332,16 +333,17 @@ class StandaloneReward(Reward):
         if self.base == "cifar10":
             from .rewards import cifar10_test_accuracy
 
-            from ..data import data_fingerprint
-            from .rewards import _reward_data
+            if self._data is None:
+                from ..data import data_fingerprint
+                from .rewards import _reward_data
 
-            # The data's fingerprint tells another copy of CIFAR-10 from this one (--reuse-children,
-            # a resumed journal). Taken before training, so that a failure here costs no child;
-            # loading the data first fingerprints the arrays it reads instead of reading them twice.
-            _reward_data(self.cifar.proxy)
-            data = data_fingerprint(self.cifar.proxy.data)
+                # The data's fingerprint tells another copy of CIFAR-10 from this one (--reuse-children,
+                # a resumed journal). Taken once, before the first training, so that a failure here
+                # costs no child; loading the data first fingerprints the arrays it reads.
+                _reward_data(self.cifar.proxy)
+                self._data = data_fingerprint(self.cifar.proxy.data)
             val = self.cifar(actions, seed)
-            out = {"reward": val, "train_loss": self.cifar.last_train_loss, "data": data}
+            out = {"reward": val, "train_loss": self.cifar.last_train_loss, "data": self._data}
             if self.test:
                 out["test"] = cifar10_test_accuracy(self.cifar)
             return out
