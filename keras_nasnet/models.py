@@ -575,7 +575,8 @@ def NASNetCIFAR(
     include_preprocessing=True,
     **kwargs,
 ):
-    """The paper's CIFAR-10 network (NASNet-A 6 @ 768 by default, 3.3M parameters).
+    """The paper's CIFAR-10 network (NASNet-A 6 @ 768 by default: 3.37M parameters, the paper's
+    "3.3M").
 
     A 3x3 stem conv with 3F filters, then N normal cells, a reduction, N, a reduction, N. It takes
     raw [0, 255] pixels (``include_preprocessing=True`` normalises them inside the model).

@@ -303,3 +303,18 @@ def test_cli_hides_the_converters_own_lines(tmp_path, capfd, tiny, monkeypatch):
     out, err = capfd.readouterr()
     assert json.loads(out)["format"] == "litert"
     assert err == ""
+
+
+def test_npy_calibration_is_a_seeded_draw_across_the_array(tmp_path):
+    # An array sorted by class must not calibrate on its first class only: the .npy source is
+    # sampled with the fixed seed, as the cifar10 and folder sources are.
+    from keras_nasnet.export.__main__ import calibration_images
+
+    x = np.broadcast_to(np.arange(100, dtype=np.float32)[:, None, None, None], (100, 4, 4, 3))
+    path = tmp_path / "sorted.npy"
+    np.save(path, x)
+    first = calibration_images(str(path), (4, 4, 3), None, count=10)
+    again = calibration_images(str(path), (4, 4, 3), None, count=10)
+    drawn = sorted(first[:, 0, 0, 0].astype(int))
+    assert first.shape == (10, 4, 4, 3) and np.array_equal(first, again)
+    assert len(set(drawn)) == 10 and max(drawn) >= 10  # not simply the first 10 images

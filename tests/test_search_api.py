@@ -81,6 +81,17 @@ def test_run_search_runs_and_resumes_a_config(tmp_path):
     genotype_from(str(tmp_path / "s" / "best_genotype.json"))
 
 
+def test_executor_ray_without_ray_names_the_extra_that_installs_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    from keras_nasnet.search import InvalidSettings, SearchConfig, run_search
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(InvalidSettings, match=r"pip install 'keras_nasnet\[distributed\]'"):
+        run_search(SearchConfig(reward="cifar10"), tmp_path / "s", workers=1, executor="ray", progress=False)
+    assert not (tmp_path / "s").exists()  # refused before writing anything
+
 def test_in_process_ppo_batches_are_drawn_after_the_previous_batch_is_in(tmp_path):
     """With --workers 0 every child is journaled as it finishes, but the controller still draws a
     batch of 20 only after it has seen (and learnt from) the whole previous batch."""

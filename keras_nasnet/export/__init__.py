@@ -23,7 +23,7 @@ depthwise convolutions (:mod:`keras_nasnet.export.rewrite`), so XNNPACK runs the
 instead of handing those ops back to LiteRT's slower kernels between delegated pieces. Every export is
 loaded back in its runtime (:func:`load_exported`) and compared with the Keras model: float32 to
 ``1e-4`` absolute, float16 to ``1e-2``; the int8 kinds report top-1 agreement (it is not an error if low:
-judge it on real images with ``keras_nasnet.export.evaluate``).
+judge it on real images with ``python -m keras_nasnet.export ... --evaluate SOURCE``).
 """
 
 from __future__ import annotations

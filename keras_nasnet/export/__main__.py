@@ -71,7 +71,9 @@ def calibration_images(source: str, size, spec, count: int, seed: int = 0) -> np
         if x.ndim != 4 or x.shape[1:] != tuple(size):
             raise ValueError(f"--calibration {path} holds an array shaped {x.shape}; the export "
                              f"takes images shaped (N, {', '.join(map(str, size))}).")
-        return x[:count].astype(np.float32)
+        # A seeded draw, as for the other sources: an array sorted by class would otherwise
+        # calibrate on one class only.
+        return x[rng.permutation(len(x))[:count]].astype(np.float32)
     if path.is_dir():
         import tensorflow as tf
 

@@ -1,5 +1,5 @@
-"""Architecture search in the NASNet space: the paper's PPO controller or random search, with a
-synthetic, a stand-alone CIFAR-10 or a shared-weights CIFAR-10 reward.
+"""Architecture search in the NASNet space: the paper's PPO controller, regularized evolution or
+random search, with a synthetic, a stand-alone CIFAR-10 or a shared-weights CIFAR-10 reward.
 
 The library API::
 

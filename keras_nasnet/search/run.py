@@ -155,7 +155,7 @@ def check_run_settings(out, config: dict, workers: int, executor: str) -> None:
                               "process, so its children cannot go to workers: use --workers 0 (its "
                               "default) and --executor local.")
     if executor == "ray" and importlib.util.find_spec("ray") is None:
-        raise InvalidSettings("--executor ray needs Ray: pip install 'keras_nasnet[ray]', or use "
+        raise InvalidSettings("--executor ray needs Ray: pip install 'keras_nasnet[distributed]', or use "
                               "--executor local.")
 
 
