@@ -84,6 +84,9 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     with contextlib.redirect_stdout(shown):
         assert report([str(out)]) == 0
     assert "The stages' final cell" in shown.getvalue() and "NASNet-A" in shown.getvalue()
+    assert ("stages: screen-15000 80 of 80 children finished, budget-1 8 of 8 children finished, "
+            "budget-2 4 of 4 children finished, budget-4 14 of 14 children finished (final.json written)"
+            in shown.getvalue())
     assert Genotype.from_json((out / "best_genotype.json").read_text()) == NASNET_A
     assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
     (out / "final.json").unlink()  # without stages, report writes the best reward's cell
@@ -349,8 +352,15 @@ def test_sigterm_during_the_stages_says_how_far_each_stage_got(tmp_path):
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, err[-2000:]
-    counts = ", ".join(f"{k} {len(v)}" for k, v in sorted(_stage_records(out).items()))
-    assert "budget-2 " in counts and "budget-4" not in counts
+    from keras_nasnet.search import stage_progress
+
+    progress = stage_progress(out)
+    # in the order the stages ran, each with its finished children of those proposed so far
+    assert list(progress) == ["screen-15000", "budget-1", "budget-2"]
+    assert {k: p["finished"] for k, p in progress.items()} == {k: len(v) for k, v in _stage_records(out).items()}
+    assert progress["screen-15000"]["finished"] == progress["screen-15000"]["planned"] > 0  # done
+    assert progress["budget-2"]["planned"] == 9  # its 3 cells x 3 seeds, proposed before training
+    counts = ", ".join(f"{k} {p['finished']} of {p['planned']}" for k, p in progress.items())
     assert [line for line in err.splitlines() if line.startswith("interrupted")] == [
         f"interrupted: search stopped during the stages; 20 of 20 trials and the stages' finished "
         f"children ({counts}) are recorded in {out}; run the same command to resume."], err

@@ -28,7 +28,7 @@ _EXPORTS = {
     "SharedWeightsReward": "shared_reward", "SharedConfig": "shared_reward",
     "SearchSpace": "space",
     "FAILED_REWARD": "workers",
-    "load_trials": "report", "search_cost": "report", "plot_genotype": "cellplot", "read_config": "journal",
+    "load_trials": "report", "search_cost": "report", "stage_progress": "report", "plot_genotype": "cellplot", "read_config": "journal",
     "SearchError": "errors", "InvalidSettings": "errors", "ConfigMismatch": "errors",
     "JournalCorrupt": "errors", "SearchFailed": "errors", "StateCorrupt": "errors",
     "StageConfig": "stages", "run_stages": "stages", "StandaloneReward": "stages",

@@ -377,9 +377,14 @@ def _stopped_message(out, trials: int) -> str:
     would say nothing of their progress: each stage journal's finished children are named."""
     done = _recorded(out)
     line = f"{done} of {trials} trials"
-    stages = sorted(p.parent.name for p in (Path(out) / "stages").glob("*/trials.jsonl"))
+    try:
+        from .report import stage_progress
+
+        stages = stage_progress(out)
+    except Exception:  # a journal this message should not fail on
+        stages = {}
     if done >= trials and stages:
-        counts = ", ".join(f"{s} {_recorded(out, f'stages/{s}/trials.jsonl')}" for s in stages)
+        counts = ", ".join(f"{s} {p['finished']} of {p['planned']}" for s, p in stages.items())
         return f"search stopped during the stages; {line} and the stages' finished children ({counts}) " \
                f"are recorded in {out}"
     return f"search stopped; {line} are recorded in {out}"

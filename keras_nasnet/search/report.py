@@ -85,6 +85,33 @@ def search_cost(out) -> dict:
             "cpu_seconds": total, "cpu_hours": total / 3600}
 
 
+
+def _stage_order(name: str):
+    """Stage folders in the order the pipeline runs them: the screening, then the budgets upward
+    (``budget-2`` before ``budget-10``), whatever their names sort to."""
+    kind, _, rest = name.partition("-")
+    number = rest.partition("-")[0]
+    return (kind != "screen", int(number) if number.isdigit() else 0, name)
+
+
+def stage_progress(out) -> dict:
+    """Where each stage of a search folder stands, from its journal under ``stages/``, in the
+    order the stages run: ``{stage folder name: {"finished": n, "planned": m}}``.
+
+    ``planned`` counts the children the stage has proposed so far. A stage proposes a round's
+    children before training them, and the final budget's confirmation round comes after the
+    rest, so ``planned`` can still grow. A stage that has not started has no entry. A damaged
+    journal raises :class:`~keras_nasnet.search.errors.JournalCorrupt`."""
+    from .journal import read_records
+
+    found = {}
+    for path in sorted(Path(out).glob("stages/*/trials.jsonl"), key=lambda p: _stage_order(p.parent.name)):
+        records = read_records(path)[0]
+        proposed = {r["trial"] for r in records if r["event"] == "proposed"}
+        finished = {r["trial"] for r in records if r["event"] == "finished"}
+        found[path.parent.name] = {"finished": len(finished), "planned": len(proposed | finished)}
+    return found
+
 def _checkpoint_cpu_seconds(out: Path):
     """The supernet checkpoint's training CPU-seconds, or None (no checkpoint, or an older one)."""
     import numpy as np
@@ -199,6 +226,11 @@ def main(argv=None) -> int:
               + ("" if supernet is None else f", the supernet's training {_cpu_time(supernet)} of it")
               + (" (part of the supernet's training was not counted: an older version)"
                  if cost["supernet_partial"] else ""))
+        progress = stage_progress(out)
+        if progress:
+            print("stages: " + ", ".join(f"{name} {p['finished']} of {p['planned']} children finished"
+                                         for name, p in progress.items())
+                  + ("" if final is None else " (final.json written)"))
     best = space.decode(ranked[0]["actions"])
     title = f"{out.name}: best cell, trial {ranked[0]['trial']} (reward {ranked[0]['reward']:.4f})"
     if final is None:
