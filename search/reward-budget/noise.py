@@ -14,7 +14,9 @@ reads both from a finished search folder and reports:
 
     python search/reward-budget/noise.py search/evolve-scratch/run search/evolve/run
 
-Seconds, no training; prints one JSON object per search folder.
+Seconds, no training; prints one JSON object per search folder. The reliability and the winner's
+curse need the screening at the reward's own budget; where the two differ they are null, with a
+note.
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ def noise(run: Path) -> dict:
         raise SystemExit(f"{run}: only {len(cells)} screened cells with two seeds; is the screening finished?")
     seeds = sorted(set.intersection(*(set(screened[k]) for k in cells)))[:2]
     sd = pooled_seed_sd([[screened[k][s] for s in seeds] for k in cells])
+    # The reliability and the winner's curse compare the search's rewards with the screening's
+    # seeds, which only means something when both trained at the same budget (evolve-30k's
+    # reward is 1 epoch on 30,000 images, its screening 1 epoch on 15,000).
+    budget = {k: (c.get("epochs"), c.get("train_images")) for k, c in (
+        ("search", json.loads((run / "config.json").read_text()).get("reward_args", {}).get("proxy", {})),
+        ("screen", json.loads((screens[0] / "config.json").read_text()).get("proxy", {})))}
+    same = budget["search"] == budget["screen"]
     every = [x for v in rewards.values() for x in v]
     search = [statistics.fmean(rewards[k]) for k in cells]
     fresh = [statistics.fmean(screened[k][s] for s in seeds) for k in cells]
@@ -67,14 +76,18 @@ def noise(run: Path) -> dict:
         "run": str(run), "children": len(every), "screened_cells": len(cells), "screen_seeds": seeds,
         "seed_sd": round(sd, 4),
         "reward_sd": round(spread, 4),
-        "reward_reliability": round(1 - sd**2 / spread**2, 3),
+        "reward_reliability": round(1 - sd**2 / spread**2, 3) if same else None,
         "screened_search_reward_mean": round(statistics.fmean(search), 4),
         "screened_fresh_mean": round(statistics.fmean(fresh), 4),
-        "winners_curse": round(statistics.fmean(search) - statistics.fmean(fresh), 4),
+        "winners_curse": round(statistics.fmean(search) - statistics.fmean(fresh), 4) if same else None,
         "screened_cell_means_sd": round(statistics.stdev(fresh), 4),
         "screened_search_vs_fresh_corr": round(float(np.corrcoef(search, fresh)[0, 1]), 3),
         "screened_search_vs_fresh_tau": round(kendall_tau(search, fresh), 3),
         "screened_seed_vs_seed_corr": round(float(np.corrcoef(s0, s1)[0, 1]), 3),
+        **({} if same else {"note": f"the search's reward ({budget['search'][0]} epoch(s) on "
+                                    f"{budget['search'][1]} images) and the screening "
+                                    f"({budget['screen'][0]} on {budget['screen'][1]}) differ: no "
+                                    "reliability or winner's curse, which need one budget"}),
     }
 
 
