@@ -92,6 +92,38 @@ def test_executor_ray_without_ray_names_the_extra_that_installs_it(tmp_path, mon
         run_search(SearchConfig(reward="cifar10"), tmp_path / "s", workers=1, executor="ray", progress=False)
     assert not (tmp_path / "s").exists()  # refused before writing anything
 
+def test_stage_progress_counts_each_stage_in_the_order_the_stages_run(tmp_path):
+    from keras_nasnet.search import stage_progress
+
+    def journal(name, *records, tail=""):
+        folder = tmp_path / "stages" / name
+        folder.mkdir(parents=True)
+        lines = [json.dumps({"logp": 0.0, "seed": 0, "actions": {}, "reward": 0.5, "status": "ok", **r})
+                 for r in records]
+        (folder / "trials.jsonl").write_text("".join(line + "\n" for line in lines) + tail)
+
+    proposed = [{"event": "proposed", "trial": i} for i in range(3)]
+    journal("budget-10-p7", *proposed)
+    journal("budget-2-p7", *proposed, {"event": "error", "trial": 0}, {"event": "error", "trial": 1},
+            {"event": "finished", "trial": 0}, {"event": "finished", "trial": 1, "status": "failed"},
+            tail='{"event": "finished", "tri')  # a kill while the last record was written
+    journal("screen-15000-p7", *proposed, *({"event": "finished", "trial": i} for i in range(3)))
+    journal("rescore-500-5000", {"event": "proposed", "trial": 0}, {"event": "finished", "trial": 0})
+    journal("budget-4-p7")  # opened, nothing proposed yet
+    journal("budget-8-p7", *proposed, tail='not a record\n{"event": "proposed"}\n')
+    got = stage_progress(tmp_path)
+    # re-scoring, screening, then the budgets upward (not the names' sort order)
+    assert list(got) == ["rescore-500-5000", "screen-15000-p7", "budget-2-p7", "budget-8-p7", "budget-10-p7"]
+    assert got["screen-15000-p7"] == {"finished": 3, "planned": 3}
+    assert got["budget-2-p7"] == {"finished": 2, "planned": 3}  # retried trials and failures count once
+    assert got["budget-10-p7"] == {"finished": 0, "planned": 3}
+    assert got["budget-8-p7"]["finished"] is None and "line 4" in got["budget-8-p7"]["damaged"]
+    # The line printed on Ctrl-C or SIGTERM names every stage, the damaged one included.
+    from keras_nasnet.search.__main__ import _stopped_message
+
+    assert ("(rescore-500-5000 1 of 1, screen-15000-p7 3 of 3, budget-2-p7 2 of 3, budget-8-p7 unreadable, "
+            "budget-10-p7 0 of 3)") in _stopped_message(tmp_path, 0)
+
 def test_in_process_ppo_batches_are_drawn_after_the_previous_batch_is_in(tmp_path):
     """With --workers 0 every child is journaled as it finishes, but the controller still draws a
     batch of 20 only after it has seen (and learnt from) the whole previous batch."""

@@ -384,7 +384,8 @@ def _stopped_message(out, trials: int) -> str:
     except Exception:  # a journal this message should not fail on
         stages = {}
     if done >= trials and stages:
-        counts = ", ".join(f"{s} {p['finished']} of {p['planned']}" for s, p in stages.items())
+        counts = ", ".join(f"{s} {p['finished']} of {p['planned']}" if "damaged" not in p
+                           else f"{s} unreadable" for s, p in stages.items())
         return f"search stopped during the stages; {line} and the stages' finished children ({counts}) " \
                f"are recorded in {out}"
     return f"search stopped; {line} are recorded in {out}"

@@ -87,11 +87,13 @@ def search_cost(out) -> dict:
 
 
 def _stage_order(name: str):
-    """Stage folders in the order the pipeline runs them: the screening, then the budgets upward
-    (``budget-2`` before ``budget-10``), whatever their names sort to."""
+    """Stage folders in the order the pipeline runs them (the supernet's re-scoring, the
+    screening, then the budgets upward: ``budget-2`` before ``budget-10``), whatever their names
+    sort to."""
     kind, _, rest = name.partition("-")
     number = rest.partition("-")[0]
-    return (kind != "screen", int(number) if number.isdigit() else 0, name)
+    return ({"rescore": 0, "screen": 1, "budget": 2}.get(kind, 3), int(number) if number.isdigit() else 0,
+            name)
 
 
 def stage_progress(out) -> dict:
@@ -100,17 +102,25 @@ def stage_progress(out) -> dict:
 
     ``planned`` counts the children the stage has proposed so far. A stage proposes a round's
     children before training them, and the final budget's confirmation round comes after the
-    rest, so ``planned`` can still grow. A stage that has not started has no entry. A damaged
-    journal raises :class:`~keras_nasnet.search.errors.JournalCorrupt`."""
+    rest, so ``planned`` can still grow. A stage that has proposed nothing yet has no entry. A
+    journal that cannot be read gets ``{"finished": None, "planned": None, "damaged": reason}``
+    instead, so that the other stages are still reported."""
+    from .errors import SearchError
     from .journal import read_records
 
     found = {}
     for path in sorted(Path(out).glob("stages/*/trials.jsonl"), key=lambda p: _stage_order(p.parent.name)):
-        records = read_records(path)[0]
+        try:
+            records = read_records(path)[0]
+        except (SearchError, OSError) as e:
+            found[path.parent.name] = {"finished": None, "planned": None, "damaged": str(e)}
+            continue
         proposed = {r["trial"] for r in records if r["event"] == "proposed"}
         finished = {r["trial"] for r in records if r["event"] == "finished"}
-        found[path.parent.name] = {"finished": len(finished), "planned": len(proposed | finished)}
+        if proposed | finished:
+            found[path.parent.name] = {"finished": len(finished), "planned": len(proposed | finished)}
     return found
+
 
 def _checkpoint_cpu_seconds(out: Path):
     """The supernet checkpoint's training CPU-seconds, or None (no checkpoint, or an older one)."""
@@ -229,6 +239,7 @@ def main(argv=None) -> int:
         progress = stage_progress(out)
         if progress:
             print("stages: " + ", ".join(f"{name} {p['finished']} of {p['planned']} children finished"
+                                         if "damaged" not in p else f"{name} unreadable ({p['damaged']})"
                                          for name, p in progress.items())
                   + ("" if final is None else " (final.json written)"))
     best = space.decode(ranked[0]["actions"])

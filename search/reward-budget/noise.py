@@ -61,12 +61,25 @@ def noise(run: Path) -> dict:
     seeds = sorted(set.intersection(*(set(screened[k]) for k in cells)))[:2]
     sd = pooled_seed_sd([[screened[k][s] for s in seeds] for k in cells])
     # The reliability and the winner's curse compare the search's rewards with the screening's
-    # seeds, which only means something when both trained at the same budget (evolve-30k's
-    # reward is 1 epoch on 30,000 images, its screening 1 epoch on 15,000).
-    budget = {k: (c.get("epochs"), c.get("train_images")) for k, c in (
-        ("search", json.loads((run / "config.json").read_text()).get("reward_args", {}).get("proxy", {})),
-        ("screen", json.loads((screens[0] / "config.json").read_text()).get("proxy", {})))}
-    same = budget["search"] == budget["screen"]
+    # seeds, which only means something when both trained the same way at the same budget
+    # (evolve-30k's reward is 1 epoch on 30,000 images, its screening 1 epoch on 15,000; a
+    # cifar10-shared search's reward is a supernet's score, not a training at all).
+    config = json.loads((run / "config.json").read_text())
+    screen = json.loads((screens[0] / "config.json").read_text())
+    fields = ("train_images", "match_params", "recipe_version", "batch_size", "lr")
+
+    def _budget(proxy, epochs):
+        return (epochs, *(proxy.get(f) for f in fields))
+
+    search_budget = _budget(config.get("reward_args", {}).get("proxy", {}),
+                            config.get("reward_args", {}).get("proxy", {}).get("epochs"))
+    screen_budget = _budget(screen.get("proxy", {}), screen.get("budget"))  # a stage trains `budget` epochs
+    same = config.get("reward") == "cifar10" and search_budget == screen_budget
+    why = (f"the search's reward is {config.get('reward')}, not a stand-alone training"
+           if config.get("reward") != "cifar10" else
+           f"the search's reward ({search_budget[0]} epoch(s) on {search_budget[1]} images) and the "
+           f"screening ({screen_budget[0]} on {screen_budget[1]}) differ"
+           + ("" if search_budget[:2] != screen_budget[:2] else " in their recipe or width"))
     every = [x for v in rewards.values() for x in v]
     search = [statistics.fmean(rewards[k]) for k in cells]
     fresh = [statistics.fmean(screened[k][s] for s in seeds) for k in cells]
@@ -84,10 +97,7 @@ def noise(run: Path) -> dict:
         "screened_search_vs_fresh_corr": round(float(np.corrcoef(search, fresh)[0, 1]), 3),
         "screened_search_vs_fresh_tau": round(kendall_tau(search, fresh), 3),
         "screened_seed_vs_seed_corr": round(float(np.corrcoef(s0, s1)[0, 1]), 3),
-        **({} if same else {"note": f"the search's reward ({budget['search'][0]} epoch(s) on "
-                                    f"{budget['search'][1]} images) and the screening "
-                                    f"({budget['screen'][0]} on {budget['screen'][1]}) differ: no "
-                                    "reliability or winner's curse, which need one budget"}),
+        **({} if same else {"note": f"{why}: no reliability or winner's curse, which need one budget"}),
     }
 
 
