@@ -85,7 +85,6 @@ def search_cost(out) -> dict:
             "cpu_seconds": total, "cpu_hours": total / 3600}
 
 
-
 def _stage_order(name: str):
     """Stage folders in the order the pipeline runs them (the supernet's re-scoring, the
     screening, then the budgets upward: ``budget-2`` before ``budget-10``), whatever their names

@@ -67,13 +67,10 @@ def noise(run: Path) -> dict:
     config = json.loads((run / "config.json").read_text())
     screen = json.loads((screens[0] / "config.json").read_text())
     fields = ("train_images", "match_params", "recipe_version", "batch_size", "lr")
-
-    def _budget(proxy, epochs):
-        return (epochs, *(proxy.get(f) for f in fields))
-
-    search_budget = _budget(config.get("reward_args", {}).get("proxy", {}),
-                            config.get("reward_args", {}).get("proxy", {}).get("epochs"))
-    screen_budget = _budget(screen.get("proxy", {}), screen.get("budget"))  # a stage trains `budget` epochs
+    proxy = config.get("reward_args", {}).get("proxy", {})
+    search_budget = (proxy.get("epochs"), *(proxy.get(f) for f in fields))
+    # a stage trains its `budget` epochs, whatever its copied proxy says
+    screen_budget = (screen.get("budget"), *(screen.get("proxy", {}).get(f) for f in fields))
     same = config.get("reward") == "cifar10" and search_budget == screen_budget
     why = (f"the search's reward is {config.get('reward')}, not a stand-alone training"
            if config.get("reward") != "cifar10" else
