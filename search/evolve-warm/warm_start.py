@@ -3,16 +3,16 @@
 Draws ``--draws`` cells uniformly from the add-only search space (fixed ``--seed``), gives each
 the width its stand-alone child gets at the stages' parameter count
 (``keras_nasnet.search.rewards.matched_units``: the ``penultimate_filters`` whose 1-cell
-``NASNetCIFAR`` has about NASNet-A's 73,218 parameters; a second or so per cell, no training),
+``NASNetCIFAR`` has about NASNet-A's 73,218 parameters; about 1.8 CPU-seconds per cell, no training),
 and writes the ``--keep`` widest distinct cells (ties: the earlier draw) as a JSON list of
 genotypes for ``python -m keras_nasnet.search --initial-cells``. The widths, the CPU-seconds
 spent and the settings go beside it (``--out`` with ``.widths.json``: each draw's actions and width), so the cost can be
 counted with the search's. Widths already computed there are kept: a killed run continues.
 
 Why width: at equal parameters the cells that get more filters train better at the final
-budget (Kendall tau 0.34 [0.23, 0.46] over the 132 cells trained there), and the one search
+budget (Kendall tau 0.33 [0.21, 0.44] over the 137 cells trained there), and the one search
 here that ended above NASNet-A (``../evolve/``) started from cells with a mean width of 94,
-against 67 for uniform random cells; the search from random cells (``../evolve-scratch/``)
+against 63 for uniform random cells; the search from random cells (``../evolve-scratch/``)
 drifted to width 48. Zero-cost warm-up of aging evolution: Abdelfattah et al., "Zero-Cost
 Proxies for Lightweight NAS", ICLR 2021.
 
@@ -28,10 +28,11 @@ from pathlib import Path
 def _widths(params, chunk):
     """``[(actions, width)]`` of a chunk of action lists, and the CPU-seconds it took (run in
     a worker process)."""
+    t = time.process_time()  # before the imports: a fresh worker's import of TensorFlow counts too
     from keras_nasnet.search import SearchSpace
     from keras_nasnet.search.rewards import matched_units
 
-    space, t, out = SearchSpace(combines=("add",)), time.process_time(), []
+    space, out = SearchSpace(combines=("add",)), []
     for actions in chunk:
         g = space.decode(actions)
         out.append([actions, matched_units(g, 1, params)])
@@ -50,6 +51,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.keep < 1 or a.draws < a.keep:
         p.error(f"--draws ({a.draws}) must be at least --keep ({a.keep}), and --keep at least 1")
+    if a.workers < 1 or a.params < 1:
+        p.error("--workers and --params must be at least 1")
 
     import numpy as np
 
@@ -66,11 +69,14 @@ def main(argv=None):
                          "or delete it.")
     widths, cpu = state.get("widths", []), state.get("cpu_seconds", 0.0)
     actions = space.sample_uniform(np.random.default_rng(a.seed), a.draws)
+    if any(w[0] != actions[i].tolist() for i, w in enumerate(widths)):
+        raise SystemExit(f"{side} holds cells that --seed {a.seed} does not draw (made by another version?); "
+                         "give another --out or delete it.")
     import concurrent.futures
     import multiprocessing
 
     todo = [actions[i:i + 25].tolist() for i in range(len(widths), a.draws, 25)]
-    with concurrent.futures.ProcessPoolExecutor(max(1, a.workers), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with concurrent.futures.ProcessPoolExecutor(a.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for part, seconds in pool.map(_widths, [a.params] * len(todo), todo):  # in order: resumable
             widths += part
             cpu += seconds
@@ -85,6 +91,8 @@ def main(argv=None):
             keep.append(cells[i])
         if len(keep) == a.keep:
             break
+    if len(keep) < a.keep:
+        print(f"warning: only {len(keep)} distinct cells among {a.draws} draws", flush=True)
     write_json_atomic(out, [g for g, _ in keep])
     all_w = [w for _, w in widths]
     print(f"{out}: the {len(keep)} widest of {a.draws} cells (widths {keep[-1][1]}-{keep[0][1]}; all draws: "

@@ -6,7 +6,8 @@ stand-alone training), keeps those trained for 1 epoch at NASNet-A's parameter c
 and gives each cell its width (``keras_nasnet.search.rewards.matched_units``: the
 ``penultimate_filters`` of the 1-cell ``NASNetCIFAR`` with about 73,218 parameters). For 45,000
 and 15,000 training images it prints Kendall's tau of width against the cells' mean held-out
-accuracy (with its 95% bootstrap interval over cells) and the mean accuracy at each width; for
+accuracy (with its 95% bootstrap interval over cells; at 15,000 images most cells are the
+evolution searches' own children, one seed each, which the searches selected on) and the mean accuracy at each width; for
 each evolution study, the mean width of its first 50 and last 100 children.
 
 Widths are cached in ``--cache`` (building about five small models per cell, 1-2 CPU-seconds).
@@ -26,6 +27,9 @@ def main(argv=None):
     p.add_argument("--runs", nargs="+", default=["search/evolve/run", "search/evolve-scratch/run",
                                                  "search/evolve-30k/run", "search/evolve-warm/run"],
                    help="evolution searches whose width drift is printed (missing ones are skipped)")
+    p.add_argument("--exclude", nargs="*", default=["search/evolve-warm/run"],
+                   help="folders left out (default: this study's own search, whose children were picked "
+                        "for width; the figures quoted in its README are from before it)")
     p.add_argument("--out", default=None, help="a JSON file for the figures")
     a = p.parse_args(argv)
 
@@ -64,7 +68,8 @@ def main(argv=None):
     accuracy = {15000: {}, 45000: {}}  # images -> {cell: {seed: accuracy}}
     for cfg in sorted(Path(a.root).glob("**/config.json")):
         folder = cfg.parent
-        if not (folder / "trials.jsonl").exists():
+        if not (folder / "trials.jsonl").exists() or any(folder.resolve().is_relative_to(Path(x).resolve())
+                                                        for x in a.exclude):
             continue
         config = read_config(cfg)
         if config.get("stage") == "standalone":
