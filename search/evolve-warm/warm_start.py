@@ -20,7 +20,9 @@ Proxies for Lightweight NAS", ICLR 2021.
 """
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -72,9 +74,6 @@ def main(argv=None):
     if any(w[0] != actions[i].tolist() for i, w in enumerate(widths)):
         raise SystemExit(f"{side} holds cells that --seed {a.seed} does not draw (made by another version?); "
                          "give another --out or delete it.")
-    import concurrent.futures
-    import multiprocessing
-
     todo = [actions[i:i + 25].tolist() for i in range(len(widths), a.draws, 25)]
     with concurrent.futures.ProcessPoolExecutor(a.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for part, seconds in pool.map(_widths, [a.params] * len(todo), todo):  # in order: resumable
