@@ -89,9 +89,12 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
             in shown.getvalue())
     assert Genotype.from_json((out / "best_genotype.json").read_text()) == NASNET_A
     assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
-    (out / "final.json").unlink()  # without stages, report writes the best reward's cell
-    with contextlib.redirect_stdout(io.StringIO()):
+    (out / "final.json").unlink()  # without final.json, report writes the best reward's cell
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
         assert report([str(out)]) == 0
+    # ... and says it is only the best reward's cell while stage journals exist without a result.
+    assert "Best reward's genotype" in shown.getvalue() and "the stages have not finished" in shown.getvalue()
     best_reward = Genotype.from_dict(summary["best_genotype"])
     assert Genotype.from_json((out / "best_genotype.json").read_text()) == best_reward
     assert Genotype.from_json(kept) != best_reward  # the screening picked another cell here

@@ -224,6 +224,7 @@ def main(argv=None) -> int:
     print(f"{'rank':>4} {'trial':>6} {'reward':>8} {'seconds':>8}")
     for i, r in enumerate(ranked, 1):
         print(f"{i:>4} {r['trial']:>6} {r['reward']:>8.4f} {r['seconds']:>8.1f}")
+    progress = {}
     try:
         cost = search_cost(out)
     except SearchError as e:  # a damaged stage journal: say so, and still draw the best cell
@@ -243,7 +244,12 @@ def main(argv=None) -> int:
                   + ("" if final is None else " (final.json written)"))
     best = space.decode(ranked[0]["actions"])
     title = f"{out.name}: best cell, trial {ranked[0]['trial']} (reward {ranked[0]['reward']:.4f})"
-    if final is None:
+    if final is None and progress:
+        # Until the stages write final.json, the best reward's cell is only a candidate: say so,
+        # so that it is not taken for the search's result.
+        print(f"\nBest reward's genotype (trial {ranked[0]['trial']}; the stages have not finished, and "
+              f"best_genotype.json becomes their final cell when they do):\n{best}")
+    elif final is None:
         print(f"\nBest genotype (trial {ranked[0]['trial']}):\n{best}")
     else:
         from ..genotypes import Genotype
