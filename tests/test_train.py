@@ -51,6 +51,8 @@ def test_train_resume_after_kill_matches_uninterrupted(image_folder, tmp_path):
                        capture_output=True, text=True)
     # each epoch is a fit() of its own; the log still counts them out of the whole training
     assert [l for l in r.stdout.splitlines() if l.startswith("Epoch ")] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    # after the first epoch, one line says how long the rest will take
+    assert sum("the 2 epochs left take about" in l for l in r.stderr.splitlines()) == 1
     result = json.loads((straight / "result.json").read_text())
     assert 0 <= result["test_accuracy"] <= 1 and result["test_images"] == 20
     log = (straight / "log.csv").read_text().strip().splitlines()
