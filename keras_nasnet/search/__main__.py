@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "--reward cifar10-shared)")
     p.add_argument("--workers", type=nonnegative_int, default=None,
                    help="parallel child workers (processes or Ray tasks); 0 evaluates in this process. "
-                        "Default: 0 for synthetic, 1 for cifar10")
+                        "Default: 1 for cifar10, 0 for synthetic and cifar10-shared (its rewards are scored in "
+                        "this process; its stages train stand-alone children one per core)")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where workers run: local processes or a Ray cluster")
     p.add_argument("--ray-address", default=None, help="address of an existing Ray cluster (default: start one)")
