@@ -49,6 +49,13 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
     """
     if source is None or str(source) == "tfds":
         return _from_tfds()
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataError(f"CIFAR-10 source must be a path or \"tfds\"; got {type(source).__name__} {source!r}.")
+    if not str(source).strip():  # Path("") is the current folder: never what was meant
+        raise DataError("CIFAR-10 source is an empty string. Pass cifar-10-python.tar.gz, its extracted "
+                        "cifar-10-batches-py folder, or a folder/zip of images; or None for tfds.")
+    if str(source).lower() == "tfds" and not Path(source).exists():
+        raise DataError(f"CIFAR-10 source {str(source)!r}: write \"tfds\" (lower case) for TensorFlow Datasets.")
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(
@@ -259,6 +266,15 @@ def _unpickle_batch(raw: bytes, name: str):
         ) from None
     except Exception as e:
         raise DataError(f"CIFAR-10 batch {name} is corrupt or not a CIFAR-10 batch ({e}).") from None
+    # A batch that unpickles can still be damaged or edited; caught here, not as a label or shape
+    # error deep in training or evaluation (and never written to the cache).
+    if len(x) != len(y):
+        raise DataError(f"CIFAR-10 batch {name} has {len(x)} images but {len(y)} labels; it is damaged "
+                        "or not a CIFAR-10 batch. Download cifar-10-python.tar.gz again.")
+    if y.ndim != 1 or (len(y) and (y.min() < 0 or y.max() >= len(CLASSES))):
+        bad = sorted({int(v) for v in np.ravel(y) if not 0 <= v < len(CLASSES)})[:5]
+        raise DataError(f"CIFAR-10 batch {name} has labels outside 0..{len(CLASSES) - 1} (e.g. {bad}); it "
+                        "is damaged or not a CIFAR-10 batch. Download cifar-10-python.tar.gz again.")
     return x, y
 
 

@@ -239,6 +239,22 @@ def test_bad_sources_get_clear_errors(tmp_path, batches_dir):
     trunc.write_bytes(good.read_bytes()[:200])
     with pytest.raises(D.DataError, match="corrupt or truncated"):
         D.load_cifar10(trunc, cache=False)
+    for source, message in (("", "empty string"), ("TFDS", 'write "tfds"'), (123, "must be a path")):
+        with pytest.raises(D.DataError, match=message):
+            D.load_cifar10(source)
+
+
+def test_batches_that_unpickle_but_are_damaged_are_refused_at_load_not_in_training(batches_dir):
+    x, y = _images(10, 3)
+    (batches_dir / "data_batch_3").write_bytes(_batch_bytes(x, [*y[:9], 200]))
+    with pytest.raises(D.DataError, match=r"data_batch_3 has labels outside 0\.\.9 \(e\.g\. \[200\]\)"):
+        D.load_cifar10(batches_dir)
+    (batches_dir / "data_batch_3").write_bytes(_batch_bytes(x, y[:7]))
+    with pytest.raises(D.DataError, match="data_batch_3 has 10 images but 7 labels"):
+        D.load_cifar10(batches_dir)
+    (batches_dir / "data_batch_3").write_bytes(_batch_bytes(x, y))  # repaired: loads, nothing was cached
+    (xtr, ytr), _ = D.load_cifar10(batches_dir)
+    assert len(xtr) == len(ytr) == 50 and ytr.max() == 9
 
 
 def test_split_is_fixed_seeded_and_disjoint():
