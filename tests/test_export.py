@@ -275,6 +275,8 @@ def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, m
           npy, "--batch-size", "2"), 2, "--calibration gave 1 image(s)"),
         ((free, tmp_path / "m.txt"), 2, "name it .tflite or .onnx, give a folder path for a SavedModel, "
          "or pass --format"),
+        # a wrong --evaluate source fails before converting, and leaves no export behind
+        ((free, tmp_path / "m.onnx", "--evaluate", tmp_path / "missing.tar.gz"), 1, "does not exist"),
     ]
     for argv, code, message in cases:
         got, err = _cli(capsys, *argv)
@@ -282,6 +284,22 @@ def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, m
         assert "calibration=" not in err and "an array" not in err and "format=" not in err
     assert not (tmp_path / "m.tflite").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "calib", "one.npy"]
+
+
+def test_cli_evaluates_the_export_and_the_keras_model_on_cifar10(tmp_path, capsys, tiny, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    import keras_nasnet.export.__main__ as cli
+    from conftest import write_image_folder
+
+    monkeypatch.setattr(cli, "model_from_name", lambda name: (tiny, None))
+    data = write_image_folder(tmp_path / "cifar", 1, 1, np.random.default_rng(0))
+    code = cli.main(["tiny.keras", str(tmp_path / "m.onnx"), "--evaluate", str(data), "--limit", "6"])
+    shown = capsys.readouterr()
+    assert code == 0, shown.err
+    got = json.loads(shown.out.strip().splitlines()[-1])["cifar10"]
+    assert got["images"] == 6 and got["top1_agreement"] == 1.0
+    assert got["export_accuracy"] == got["keras_accuracy"]
 
 
 def test_cli_refuses_int8_of_a_registry_model_without_calibration(tmp_path, capsys):

@@ -103,10 +103,11 @@ def calibration_images(source: str, size, spec, count: int, seed: int = 0) -> np
 def evaluate(model, path, source, limit: int = 0, batch_size: int = 100,
              num_threads: int | None = None) -> dict:
     """CIFAR-10 test accuracy of the Keras ``model`` and of the export at ``path``, and the share of
-    test images on which both give the same class."""
+    test images on which both give the same class. ``source``: a CIFAR-10 source
+    (:func:`keras_nasnet.data.load_cifar10`) or its test split already loaded, ``(x, y)``."""
     from ..data import load_cifar10
 
-    _, (x, y) = load_cifar10(source)
+    x, y = source if isinstance(source, tuple) else load_cifar10(source)[1]
     if limit:
         x, y = x[:limit], y[:limit]
     run = load_exported(path, num_threads=num_threads)
@@ -182,6 +183,13 @@ def main(argv=None) -> int:
     try:
         model, spec = model_from_name(a.model)
         input_shape, size = _check_arguments(p, a, model, spec)
+        # The test images are read before converting: a wrong --evaluate source then fails at once,
+        # not after a long conversion that leaves an export behind.
+        test_split = None
+        if a.evaluate:
+            from ..data import load_cifar10
+
+            test_split = load_cifar10(a.evaluate)[1]
         calibration = None
         if a.calibration:
             calibration = calibration_images(a.calibration, size, spec, a.calibration_count)
@@ -197,7 +205,7 @@ def main(argv=None) -> int:
                   "input_shape": list(result.input_shape), "max_abs_diff": result.max_abs_diff,
                   "top1_agreement": result.top1_agreement, "checked": result.checked}
         if a.evaluate:
-            report["cifar10"] = evaluate(model, result.path, a.evaluate, a.limit)
+            report["cifar10"] = evaluate(model, result.path, test_split, a.limit)
     except (ValueError, ImportError, RuntimeError, OSError) as e:  # ExportError, WeightsError
         print(f"error: {e}", file=sys.stderr)
         return 1
