@@ -162,6 +162,11 @@ def test_mirror_url_from_environment(spec, server, monkeypatch, source):
     (mirror / "tiny.h5").write_bytes(source[1].read_bytes())
     _check_outputs(kn.NASNetCIFAR(1, 48, weights="testset"), source)
     assert server.requests == ["/mirror/tiny.h5"]
+    # A plain folder path is a mirror too (a mounted share, a copied folder): no server needed.
+    (W.cache_dir() / spec.file_name).unlink()
+    monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", str(mirror))
+    _check_outputs(kn.NASNetCIFAR(1, 48, weights="testset"), source)
+    assert server.requests == ["/mirror/tiny.h5"] and (W.cache_dir() / spec.file_name).is_file()
 
 
 def test_weights_path_and_mismatch_report(source, narrow, tmp_path):

@@ -103,10 +103,13 @@ class WeightSpec:
 
     @property
     def url(self) -> str | None:
-        """The URL the file is downloaded from (honours ``KERAS_NASNET_WEIGHTS_URL``)."""
+        """The URL the file is downloaded from (honours ``KERAS_NASNET_WEIGHTS_URL``: a URL, or a
+        local folder holding the files)."""
         if self.base_url is None:
             return None
         base = os.environ.get(URL_ENV) or self.base_url
+        if "://" not in base:  # a plain path: a folder of the files (a mounted share, a USB copy)
+            base = Path(base).expanduser().resolve().as_uri()
         return base.rstrip("/") + "/" + self.origin_name
 
 
