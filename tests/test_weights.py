@@ -167,6 +167,10 @@ def test_mirror_url_from_environment(spec, server, monkeypatch, source):
     monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", str(mirror))
     _check_outputs(kn.NASNetCIFAR(1, 48, weights="testset"), source)
     assert server.requests == ["/mirror/tiny.h5"] and (W.cache_dir() / spec.file_name).is_file()
+    (W.cache_dir() / spec.file_name).unlink()
+    monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", "http://[mirror")  # urllib: ValueError, not URLError
+    with pytest.raises(W.WeightsError, match="not a URL urllib can open.*KERAS_NASNET_WEIGHTS_URL"):
+        kn.NASNetCIFAR(1, 48, weights="testset")
 
 
 def test_weights_path_and_mismatch_report(source, narrow, tmp_path):

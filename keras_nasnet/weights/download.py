@@ -160,3 +160,8 @@ def _download(url, out, spec, dest, progress):
             f"Could not fetch {spec.file_name} from {url} ({reason}); no network? "
             f"{_manual_hint(spec, dest)}"
         ) from None
+    except ValueError as e:  # urllib's answer to a malformed URL ("unknown url type: ...")
+        raise WeightsError(
+            f"Cannot fetch {spec.file_name}: {url!r} is not a URL urllib can open ({e}). Check "
+            f"{URL_ENV} (an http(s):// or file:// URL, or a folder path). {_manual_hint(spec, dest)}"
+        ) from None
