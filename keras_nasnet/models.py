@@ -91,8 +91,11 @@ def _input_shape(input_shape, input_tensor, default_size, include_top, weights_i
         )
     for size in (h, w):
         if size is not None and size < _MIN_SIZE:
+            # (3, 224, 224) is the usual slip: a channels-first shape from PyTorch code.
+            hint = (f" The models take channels last, (height, width, channels): "
+                    f"({w}, {c}, {h})?" if h in (1, 3) and c not in (1, 3) else "")
             raise ValueError(
-                f"Input size must be at least {_MIN_SIZE}x{_MIN_SIZE}; got input_shape={input_shape}."
+                f"Input size must be at least {_MIN_SIZE}x{_MIN_SIZE}; got input_shape={input_shape}.{hint}"
             )
     if include_top and weights_is_imagenet and (h, w) != (default_size, default_size):
         raise ValueError(
@@ -324,8 +327,8 @@ def _check_arguments(genotype, num_cells, penultimate_filters, stem, stem_filter
             f"genotype and stem: the last cell has {width} * filter_multiplier**2 * F channels (the "
             f"normal cell's output is {width}F wide) for a first-stack width F that must be whole"
             + (", divisible by filter_multiplier**2 (the stem cells' width)" if stem == "imagenet" else "")
-            + " and even where a factorized reduction halves it. The nearest valid values are "
-            f"{nearest}."
+            + " and even where a factorized reduction halves it. "
+            + (f"The nearest valid values are {nearest}." if below else f"The nearest valid value is {nearest}.")
         )
     return num_cells, penultimate_filters, filter_multiplier, stem_filters
 

@@ -124,7 +124,8 @@ def test_keras_argument_conventions():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(pooling="mean"), "pooling must be None, 'avg' or 'max'"),
-    (dict(input_shape=(31, 64, 3), include_top=False), "at least 32x32"),
+    (dict(input_shape=(31, 64, 3), include_top=False), r"at least 32x32; got input_shape=\(31, 64, 3\)\.$"),
+    (dict(input_shape=(3, 224, 224), include_top=False), r"channels last.*\(224, 224, 3\)\?"),
     (dict(input_shape=(64, 64)), r"\(height, width, channels\)"),
     (dict(penultimate_filters=1000), "must be a multiple of 96"),
     (dict(stem="tiny"), "stem must be"),
@@ -141,6 +142,7 @@ def test_keras_argument_conventions():
     (dict(auxiliary_head=True, input_shape=(32, 32, 3)), "needs an input of at least 67x67 with stem='imagenet'"),
     (dict(penultimate_filters=1000), "nearest valid values are 960 or 1056"),
     (dict(penultimate_filters=100, stem="cifar"), "multiple of 24 .* nearest valid values are 96 or 120"),
+    (dict(penultimate_filters=20, stem="cifar"), r"multiple of 24 .* nearest valid value is 24\.$"),
     (dict(include_top="no"), "include_top must be True or False; got 'no'"),
     (dict(input_shape="331"), r"input_shape must be \(height, width, channels\); got '331'"),
 ])
