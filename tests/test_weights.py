@@ -120,6 +120,13 @@ def test_corrupted_cache_file_is_fetched_again(spec, server, source):
     m = kn.NASNetCIFAR(1, 48, weights="testset")
     _check_outputs(m, source)
     assert len(server.requests) == 2
+    # Offline, the bad file is neither lost nor replaced by a partial one, and the error says so.
+    cached.write_bytes(b"garbage")
+    server.stop()
+    with pytest.raises(W.WeightsError, match=r"already at .*tiny_cached\.h5 fails its check.*left as it was"):
+        W.fetch(spec)
+    assert cached.read_bytes() == b"garbage" and [p.name for p in cached.parent.iterdir()] == ["tiny_cached.h5"]
+    server.stop = lambda: None
 
 
 def test_hash_mismatch_is_an_error_and_nothing_is_kept(spec, monkeypatch):

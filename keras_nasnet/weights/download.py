@@ -98,23 +98,31 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
         verify(spec, path)
         return path
     dest = cache_dir() / spec.file_name
+    stale = None
     if dest.is_file():
-        what = problem(spec, dest)
-        if what is None:
+        stale = problem(spec, dest)
+        if stale is None:
             return dest
-        print(f"keras_nasnet: cached {dest} fails its check ({what}); fetching it again.",
+        print(f"keras_nasnet: cached {dest} fails its check ({stale}); fetching it again.",
               file=sys.stderr)
-        dest.unlink()
     url = spec.url
-    with atomic_write(dest) as tmp:
-        with open(tmp, "wb") as out:
-            _download(url, out, spec, dest, progress)
-        what = problem(spec, tmp)
-        if what:
-            raise WeightsError(
-                f"{spec.file_name} from {url} fails its check: {what} The file was not kept. "
-                f"{_manual_hint(spec, dest)}"
-            )
+    try:
+        # The bad cached file stays until a verified copy replaces it (atomic_write's rename):
+        # a failed download then neither loses it nor leaves a partial file.
+        with atomic_write(dest) as tmp:
+            with open(tmp, "wb") as out:
+                _download(url, out, spec, dest, progress)
+            what = problem(spec, tmp)
+            if what:
+                raise WeightsError(
+                    f"{spec.file_name} from {url} fails its check: {what} The file was not kept. "
+                    f"{_manual_hint(spec, dest)}"
+                )
+    except WeightsError as e:
+        if stale is None:
+            raise
+        raise WeightsError(f"{e} (The file already at {dest} fails its check, {stale}, and was left "
+                           "as it was: replace it.)") from None
     return dest
 
 
