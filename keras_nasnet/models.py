@@ -202,6 +202,11 @@ def NASNet(
         genotype, num_cells, penultimate_filters, stem, stem_filters, filter_multiplier,
         skip_reduction, include_top, pooling, classes, auxiliary_head, drop_path_rate, dropout_rate,
         op_style)
+    if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, numbers.Real) or not 0 <= bn_momentum <= 1:
+        raise ValueError(f"bn_momentum must be in [0, 1] (0.9997 as keras.applications, about 0.9 for short "
+                         f"trainings); got {bn_momentum!r}.")
+    if isinstance(bn_epsilon, bool) or not isinstance(bn_epsilon, numbers.Real) or not bn_epsilon > 0:
+        raise ValueError(f"bn_epsilon must be a positive number (1e-3 as keras.applications); got {bn_epsilon!r}.")
     filters = penultimate_filters // (genotype.normal.width * filter_multiplier**2)
     if stem_filters is None:
         stem_filters = 32 if stem == "imagenet" else 3 * filters

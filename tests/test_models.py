@@ -144,6 +144,8 @@ def test_keras_argument_conventions():
     (dict(penultimate_filters=100, stem="cifar"), "multiple of 24 .* nearest valid values are 96 or 120"),
     (dict(penultimate_filters=20, stem="cifar"), r"multiple of 24 .* nearest valid value is 24\.$"),
     (dict(include_top="no"), "include_top must be True or False; got 'no'"),
+    (dict(bn_momentum=5), r"bn_momentum must be in \[0, 1\].*got 5"),
+    (dict(bn_epsilon=-1), "bn_epsilon must be a positive number.*got -1"),
     (dict(input_shape="331"), r"input_shape must be \(height, width, channels\); got '331'"),
 ])
 def test_bad_arguments_get_clear_errors(kwargs, match):
