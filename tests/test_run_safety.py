@@ -253,6 +253,39 @@ def test_damaged_state_files_are_named_with_what_to_do(tmp_path, capsys):
     assert report([str(out)]) == 1 and "config.json is damaged" in capsys.readouterr().err
 
 
+def test_a_journal_without_its_config_is_not_adopted_by_other_settings(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+    from keras_nasnet.search.report import main as report
+
+    out = tmp_path / "s"
+    assert main(_cli_args(out, 10)) == 0
+    (out / "config.json").unlink()
+    journal = (out / "trials.jsonl").read_bytes()
+    capsys.readouterr()
+    # another space and strategy: it used to write its own config.json and append to the journal
+    assert main(["--reward", "synthetic", "--strategy", "ppo", "--trials", "12", "--out", str(out),
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "no config.json" in err and "Restore config.json" in err and "Traceback" not in err
+    assert (out / "trials.jsonl").read_bytes() == journal and not (out / "config.json").exists()
+    assert report([str(out)]) == 2 and "no config.json" in capsys.readouterr().err
+
+
+def test_a_finished_record_copied_into_the_journal_counts_once(tmp_path):
+    from keras_nasnet.search import load_trials
+    from keras_nasnet.search.__main__ import main
+
+    out = tmp_path / "s"
+    assert main(_cli_args(out, 10)) == 0
+    first = next(line for line in (out / "trials.jsonl").read_text().splitlines() if '"finished"' in line)
+    with open(out / "trials.jsonl", "a") as f:
+        f.write(first + "\n")
+    assert len(load_trials(out)) == 10
+    assert main(_cli_args(out, 14)) == 0
+    finished = [r["trial"] for r in load_trials(out)]
+    assert len(finished) == len(set(finished)) == 14
+
+
 def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     from keras_nasnet.search.__main__ import main
 

@@ -54,12 +54,15 @@ def read_records(path) -> tuple[list[dict], int]:
     """The records of a ``trials.jsonl`` and the byte length of its intact part.
 
     A cut last line (a kill during its write) is left out. Any other line that is not a record
-    raises :class:`JournalCorrupt` naming the line; nothing is changed on disk.
+    raises :class:`JournalCorrupt` naming the line; nothing is changed on disk. A second
+    ``finished`` record of the same trial (a line copied by hand) is left out: the first one counts,
+    so no child is counted or shown to the strategy twice.
     """
     path = Path(path)
     data = path.read_bytes()
     lines = data.split(b"\n")
     records, intact, offset = [], 0, 0
+    finished = set()
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     for i, line in enumerate(lines):
         end = offset + len(line) + 1
@@ -82,6 +85,11 @@ def read_records(path) -> tuple[list[dict], int]:
                     "so the file was damaged otherwise; it was left untouched. Restore it from a "
                     "copy, or start a new search in another folder."
                 )
+            if rec["event"] == "finished":
+                if rec["trial"] in finished:
+                    intact, offset = min(end, len(data)), end
+                    continue
+                finished.add(rec["trial"])
             records.append(rec)
         intact = min(end, len(data))
         offset = end
@@ -103,6 +111,16 @@ class Journal:
 
     def _open(self, config: dict):
         cfg_file = self.out / "config.json"
+        trials_file = self.out / "trials.jsonl"
+        if not cfg_file.exists() and trials_file.is_file() and trials_file.stat().st_size:
+            # Writing this run's settings would adopt records made with unknown ones (another
+            # space, strategy or reward) and mix them for good.
+            raise StateCorrupt(
+                f"{self.out} holds a journal (trials.jsonl, {trials_file.stat().st_size:,} bytes) but no "
+                "config.json, so the settings its records were made with are unknown; nothing was "
+                "changed. Restore config.json (from a copy or a commit) to resume that search, or "
+                "choose a new --out."
+            )
         if cfg_file.exists():
             old = read_config(cfg_file)
             if old != config:

@@ -190,7 +190,12 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     out = Path(a.out)
     if not (out / "config.json").exists() or not (out / "trials.jsonl").exists():
-        print(f"error: {out} is not a search folder (no config.json / trials.jsonl).", file=sys.stderr)
+        missing = [n for n in ("config.json", "trials.jsonl") if not (out / n).exists()]
+        if missing == ["config.json"]:
+            print(f"error: {out} has a journal (trials.jsonl) but no config.json, the search's settings: "
+                  "restore it from a copy or a commit.", file=sys.stderr)
+        else:
+            print(f"error: {out} is not a search folder (no {' / '.join(missing)}).", file=sys.stderr)
         return 2
     from .errors import SearchError
     from .journal import read_config
@@ -255,6 +260,11 @@ def main(argv=None) -> int:
         from ..genotypes import Genotype
 
         print(f"\nThe stages' final cell (best_genotype.json; the best reward was trial {ranked[0]['trial']}):")
+        from .run import _stale_stages
+
+        stale = _stale_stages(out, len(trials))
+        if stale:
+            print(f"(out of date: {stale} Run the search's command with --stages all to update it.)")
         print(_final_lines(final))
         best = Genotype.from_dict(final["final_cell"]["genotype"])
         print(best)
