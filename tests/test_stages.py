@@ -100,6 +100,31 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
     assert Genotype.from_json(kept) != best_reward  # the screening picked another cell here
 
 
+def test_extending_a_finished_search_without_stages_keeps_the_final_cell_and_says_it_is_out_of_date(
+        tmp_path, capsys):
+    from keras_nasnet.search import SearchConfig, run_search
+    from keras_nasnet.search.report import main as report
+    from keras_nasnet.search.stages import StageConfig
+
+    out, config = tmp_path / "s", SearchConfig(reward="synthetic", strategy="random", seed=1)
+    stages = StageConfig(screen_top=0, top_k=2, seeds=1, random_cells=1, confirm_seeds=0)
+    run_search(config, out, trials=20, progress=False, stages=stages)
+    final = json.loads((out / "final.json").read_text())
+    assert final["search_trials"] == 20
+    kept = (out / "best_genotype.json").read_text()
+    capsys.readouterr()
+    summary = run_search(config, out, trials=60, progress=False)  # more children, no stages
+    assert summary["trials"] == 60 and summary["final_cell"] == final["final_cell"]
+    assert summary["best_genotype"] != final["final_cell"]["genotype"]  # so the next line means something
+    assert (out / "best_genotype.json").read_text() == kept  # not the best reward's cell
+    assert "chosen from the search's first 20 children; it has 60 now" in capsys.readouterr().err
+    assert report([str(out)]) == 0
+    assert "out of date" in capsys.readouterr().out
+    run_search(config, out, trials=60, progress=False, stages=stages)  # the stages on all 60
+    assert json.loads((out / "final.json").read_text())["search_trials"] == 60
+    assert report([str(out)]) == 0 and "out of date" not in capsys.readouterr().out
+
+
 def test_confirmation_picks_the_final_cell_over_more_seeds_and_gives_nasnet_a_the_same(tmp_path):
     """The last round's best --confirm-top cells and NASNet-A get --confirm-seeds more seeds; the
     final cell is the best of them over all their seeds, which need not be the 2-seed best."""

@@ -4,6 +4,7 @@ resumes where it stopped."""
 from __future__ import annotations
 
 import collections
+import json
 import sys
 import time
 from pathlib import Path
@@ -209,6 +210,10 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
     trials = config.default_trials if trials is None else trials
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise InvalidSettings(f"--trials must be an integer >= 1; got {trials!r}.")
+    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1:
+        raise InvalidSettings(f"max_failures (--max-failures) must be an integer >= 1; got {max_failures!r}.")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise InvalidSettings(f"workers (--workers) must be an integer >= 0; got {workers!r}.")
     if workers is None:
         workers = 1 if config.reward == "cifar10" else 0
     if executor == "ray" and workers == 0:
@@ -222,6 +227,11 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
                  "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child}
     summary = search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
                      progress=progress, max_consecutive_failures=max_failures, executor_kwargs=ex_kwargs)
+    stale = _stale_stages(out, summary["trials"])
+    if stages is None and stale:
+        print(f"note: {stale} best_genotype.json stays that final cell; run the same command with "
+              "--stages all to run the stages on all of them (children they trained are reused).",
+              file=sys.stderr)
     if stages is not None and summary["best_trial"] is not None:
         from .stages import run_stages
 
@@ -359,24 +369,55 @@ class _Outputs:
         ok = [r for r in finished if r["status"] == "ok"]
         self.best = max(ok, key=lambda r: r["reward"]) if ok else None
         self._summary_at = self._plot_at = time.time()
+        # A search whose stages ran (final.json) keeps their final cell in best_genotype.json when
+        # it is extended: the best reward is not the search's result (run_search says what to do).
+        self.final_cell = _final_cell(out)
 
     def finished(self, rec: dict) -> None:
         if rec["status"] == "ok" and (self.best is None or rec["reward"] > self.best["reward"]):
             self.best = rec
-            write_text_atomic(self.out / "best_genotype.json",
-                              self.space.decode(rec["actions"]).to_json(indent=2))
+            if self.final_cell is None:
+                write_text_atomic(self.out / "best_genotype.json",
+                                  self.space.decode(rec["actions"]).to_json(indent=2))
         now = time.time()
         if now - self._plot_at > PLOT_SECONDS:
             self.write()
         elif now - self._summary_at > SUMMARY_SECONDS:
             self._summary_at = now
             write_outputs(self.out, self.space, self.config, self.all, now - self.started,
-                          trials_planned=self.trials, plot=False)
+                          trials_planned=self.trials, plot=False, **self._final())
+
+    def _final(self) -> dict:
+        return {} if self.final_cell is None else {"write_best": False, "final_cell": self.final_cell}
 
     def write(self, **extra) -> dict:
         self._summary_at = self._plot_at = time.time()
         return write_outputs(self.out, self.space, self.config, self.all, time.time() - self.started,
-                             trials_planned=self.trials, **extra)
+                             trials_planned=self.trials, **self._final(), **extra)
+
+
+def _stale_stages(out, trials: int) -> str | None:
+    """A sentence if the folder's ``final.json`` was chosen from fewer than ``trials`` children."""
+    path = Path(out) / "final.json"
+    try:
+        done = json.loads(path.read_text()).get("search_trials") if path.is_file() else None
+    except (ValueError, AttributeError):
+        return None
+    if done is None or done >= trials:
+        return None
+    return (f"{path} holds the stages' final cell, chosen from the search's first {done} children; "
+            f"it has {trials} now.")
+
+
+def _final_cell(out) -> dict | None:
+    """``final.json``'s final cell, if the folder's stages wrote one."""
+    path = Path(out) / "final.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())["final_cell"]
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: report names the damage; the search goes on as without stages
 
 
 #: Seconds between rewrites of ``summary.json`` while a search runs.

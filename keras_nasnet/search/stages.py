@@ -619,8 +619,8 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     out = Path(out)
     stages.validate(config)
     space = config.space
-    records = [r for r in read_records(out / "trials.jsonl")[0]
-               if r["event"] == "finished" and r["status"] == "ok"]
+    finished = [r for r in read_records(out / "trials.jsonl")[0] if r["event"] == "finished"]
+    records = [r for r in finished if r["status"] == "ok"]
     # Distinct cells, best reward first (a cell sampled twice keeps its first record's order).
     pool, seen = [], set()
     for r in sorted(records, key=lambda r: (-r["reward"], r["trial"])):
@@ -632,7 +632,10 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     if not pool:
         raise SearchFailed("no child of the search succeeded, so the stages have no candidate.")
     ranked = list(pool)  # the search's order, before the re-scoring keeps its top
-    report = {"stages": dataclasses.asdict(stages), "budgets": stages.budgets(), "reward": config.reward}
+    # search_trials: the search's children the stages chose from; a search extended later has more
+    # (report and run_search say so: these stages' result is then out of date).
+    report = {"stages": dataclasses.asdict(stages), "budgets": stages.budgets(), "reward": config.reward,
+              "search_trials": len(finished)}
     if config.reward != "synthetic":  # the resolved width rule ("nasnet-a" is a number per proxy)
         report["standalone_proxy"] = standalone_spec(config, stages.cheap_budget, stages.images,
                                                      stages.match_params)["proxy"]
