@@ -46,6 +46,13 @@ def test_ppo_config_defaults_are_the_cli_default_and_the_paper_is_a_preset():
     ({"reward": "synthetic", "target": "DARTS"}, "target"),
     ({"reward": "nope"}, "Unknown reward"),
     ({"reward": "synthetic", "seed": -1}, "seed"),
+    ({"reward": "synthetic", "seed": 2**32}, r"seed must be an integer in \[0, 2\*\*32\)"),
+    ({"reward": "synthetic", "space": "foo"}, "space must be a SearchSpace"),
+    ({"reward": "cifar10", "target": "AMOEBANET_A"}, "target configures the synthetic reward"),
+    ({"reward": "cifar10", "synthetic_delay": 5}, "synthetic_delay configures the synthetic reward"),
+    ({"reward": "synthetic", "ppo": {"lrr": 0.1}}, r"ppo: unknown setting\(s\) 'lrr'; PPOConfig has lr, "),
+    ({"reward": "synthetic", "ppo": {"normalize_advantages": "no"}}, "normalize_advantages must be True or False"),
+    ({"reward": "synthetic", "strategy": "evolution", "evolution": {"size": 3}}, "evolution: unknown setting"),
 ])
 def test_search_config_refuses_what_cannot_work(kwargs, flag):
     from keras_nasnet.search import InvalidSettings, PPOConfig, SearchConfig
@@ -56,6 +63,31 @@ def test_search_config_refuses_what_cannot_work(kwargs, flag):
         SearchConfig(**kwargs)
     with pytest.raises(ValueError):  # InvalidSettings is a ValueError: callers may catch either
         SearchConfig(**kwargs)
+
+
+def test_a_field_changed_after_construction_is_checked_by_validate_and_run_search(tmp_path):
+    from keras_nasnet.search import InvalidSettings, PPOConfig, SearchConfig, run_search
+
+    config = SearchConfig(reward="synthetic", strategy="random")
+    config.seed = -5
+    with pytest.raises(InvalidSettings, match="seed"):
+        run_search(config, tmp_path / "s", trials=2, progress=False)
+    assert not (tmp_path / "s").exists()  # refused before config.json was written
+    config.seed = 0
+    for kwargs, named in (({"max_failures": 0}, "max_failures"), ({"workers": 1.5}, "workers")):
+        with pytest.raises(InvalidSettings, match=named):
+            run_search(config, tmp_path / "s", trials=2, progress=False, **kwargs)
+        assert not (tmp_path / "s").exists()
+    with pytest.raises(InvalidSettings, match="unknown setting"):
+        PPOConfig.preset("paper", foo=1)
+
+
+def test_a_mistyped_subcommand_is_named_not_taken_for_a_search(capsys):
+    from keras_nasnet.search.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["reprot", "runs/s"])
+    assert e.value.code == 2 and "unknown command 'reprot'" in capsys.readouterr().err
 
 
 def test_shared_config_errors_name_the_flag():

@@ -400,6 +400,10 @@ def main(argv=None) -> int:
 
         return report_main(argv[1:])
     parser = build_parser()
+    if argv and not argv[0].startswith("-"):
+        # A search takes only flags: a leading word is a mistyped subcommand ("reprot DIR").
+        parser.error(f"unknown command {argv[0]!r}: the one subcommand is `report DIR`; a search "
+                     "takes flags only (--out DIR ...; see --help)")
     a = parser.parse_args(argv)
     _check_flags_apply(parser, argv, a)
     from ..data import DataError

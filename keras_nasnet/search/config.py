@@ -65,7 +65,7 @@ class PPOConfig:
         replace the preset's values."""
         if name not in PPO_PRESETS:
             raise InvalidSettings(f"Unknown PPO preset {name!r}; choose from {', '.join(PPO_PRESETS)}.")
-        return cls(**{**PPO_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+        return _settings(cls, {**PPO_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}, "ppo")
 
     @property
     def scheduled(self) -> bool:
@@ -85,6 +85,9 @@ class PPOConfig:
             raise InvalidSettings(f"ppo.baseline_decay must be in [0, 1); got {self.baseline_decay}.")
         for name in ("epochs", "batch_size", "units", "total_trials"):
             _positive_int(f"ppo.{name}", getattr(self, name))
+        if not isinstance(self.normalize_advantages, bool):  # "no" would read as True
+            raise InvalidSettings(f"ppo.normalize_advantages must be True or False; got "
+                                  f"{self.normalize_advantages!r}.")
 
 
 #: The paper's PPO settings (appendix A.3; clip and epochs are this project's choices).
@@ -206,8 +209,6 @@ class SearchConfig:
             raise InvalidSettings(f"Unknown reward {self.reward!r}; choose from {', '.join(REWARDS)}.")
         if self.strategy not in STRATEGIES:
             raise InvalidSettings(f"Unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidSettings(f"seed must be an integer >= 0; got {self.seed!r}.")
         if self.space is None:
             combines = ("add",) if self.reward == "cifar10-shared" else ("add", "concat")
             self.space = SearchSpace(5, OPS, combines)
@@ -226,18 +227,32 @@ class SearchConfig:
         elif self.ppo is not None and self.strategy != "ppo":
             raise InvalidSettings(f"ppo= configures the ppo strategy; this search uses {self.strategy}.")
         if isinstance(self.ppo, dict):
-            self.ppo = PPOConfig(**self.ppo)
+            self.ppo = _settings(PPOConfig, self.ppo, "ppo")
         if self.evolution is None and self.strategy == "evolution":
             self.evolution = EvolutionConfig()
         elif self.evolution is not None and self.strategy != "evolution":
             raise InvalidSettings(f"evolution= configures the evolution strategy; this search uses "
                                   f"{self.strategy}.")
         if isinstance(self.evolution, dict):
-            self.evolution = EvolutionConfig(**self.evolution)
+            self.evolution = _settings(EvolutionConfig, self.evolution, "evolution")
         self.validate()
 
     def validate(self) -> None:
         """Checks every setting (called on construction; call again after changing a field)."""
+        # numpy seeds take 0 .. 2**32 - 1; the children's seeds are derived from it
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise InvalidSettings(f"seed must be an integer in [0, 2**32); got {self.seed!r}.")
+        if not isinstance(self.space, SearchSpace):
+            raise InvalidSettings(f"space must be a SearchSpace (or its config.json dict); got "
+                                  f"{type(self.space).__name__} {self.space!r}.")
+        if self.reward != "synthetic":
+            # the synthetic reward's settings: refused rather than dropped from config.json
+            if self.synthetic_delay:
+                raise InvalidSettings(f"synthetic_delay configures the synthetic reward; this search uses "
+                                      f"{self.reward}.")
+            if not (isinstance(self.target, str) and self.target == "NASNET_A"):
+                raise InvalidSettings(f"target configures the synthetic reward (its optimum); this search "
+                                      f"uses {self.reward}.")
         if self.reward == "synthetic":
             from ..genotypes import GenotypeError, genotype_from
 
@@ -389,6 +404,16 @@ def _positive(name, v):
 def _nonnegative(name, v):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
         raise InvalidSettings(f"{name} must be a finite number >= 0; got {v!r}.")
+
+
+def _settings(cls, values: dict, name: str):
+    """``cls(**values)``, with an unknown key named among the known ones (not a bare TypeError)."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InvalidSettings(f"{name}: unknown setting(s) {', '.join(map(repr, unknown))}; "
+                              f"{cls.__name__} has {', '.join(known)}.")
+    return cls(**values)
 
 
 def _positive_int(name, v):
