@@ -90,3 +90,29 @@ def test_search_on_ray_matches_the_local_record_format(local_ray, tmp_path):
     finished2 = [r for r in recs2 if r["event"] == "finished"]
     assert sorted(r["trial"] for r in finished2) == list(range(40))
     assert finished2[:30] == finished
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_ray_search_like_ctrl_c_and_it_resumes(tmp_path):
+    """Ray's core worker installs a fatal-signal handler for SIGTERM (stack dump, exit 134); the
+    command line puts its own back, so `kill`/`timeout` stop a Ray search as they stop a local one."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "keras_nasnet.search", "--reward", "synthetic", "--strategy", "random",
+           "--executor", "ray", "--workers", "1", "--blocks", "1", "--ops", "identity,sep_conv_3x3",
+           "--target", TARGET, "--synthetic-delay", "0.05", "--trials", "100000", "--no-progress",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        journal = out / "trials.jsonl"
+        if journal.exists() and '"finished"' in journal.read_text():
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err[-2000:]
+    assert "run the same command to resume" in err and "SIGTERM received" not in err

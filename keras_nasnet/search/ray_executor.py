@@ -40,8 +40,18 @@ class RayExecutor:
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
+            import signal
+            import threading
+
+            main = threading.current_thread() is threading.main_thread()
+            term = signal.getsignal(signal.SIGTERM) if main else None
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
+            # Ray's core worker installs its own fatal-signal handler for SIGTERM (a stack dump,
+            # then abort: exit 134); the command line's handler stops the search and says how to
+            # resume, so it is put back (Python's getsignal does not see the C-level change).
+            if main and callable(term):
+                signal.signal(signal.SIGTERM, term)
             self._started = True
         self.reward_spec = reward_spec
         self.capacity = workers
