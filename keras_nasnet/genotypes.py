@@ -288,9 +288,14 @@ class Genotype:
     def from_dict(cls, data: dict) -> "Genotype":
         """Builds a genotype from :meth:`to_dict` output."""
         if not isinstance(data, dict) or set(data) != {"normal", "reduction"}:
+            got = (f"a mapping with the keys {sorted(map(str, data))}" if isinstance(data, dict)
+                   else f"{data!r:.200}")
+            # A record that holds a genotype (final.json's final_cell, a summary) is the usual slip.
+            inner = [k for k, v in data.items() if isinstance(v, dict) and {"normal", "reduction"} <= set(v)] \
+                if isinstance(data, dict) else []
+            hint = f' Its "{inner[0]}" entry is a genotype: pass that.' if inner else ""
             raise GenotypeError(
-                'A genotype is a mapping with exactly the keys "normal" and "reduction"; '
-                f"got {data!r:.200}."
+                f'A genotype is a mapping with exactly the keys "normal" and "reduction"; got {got}.{hint}'
             )
         cells = []
         for field in ("normal", "reduction"):

@@ -111,8 +111,13 @@ def test_reduction_cannot_output_its_inputs():
 def test_malformed_json_gets_clear_error():
     with pytest.raises(GenotypeError, match="does not parse"):
         Genotype.from_json("{not json")
-    with pytest.raises(GenotypeError, match='exactly the keys "normal" and "reduction"'):
+    with pytest.raises(GenotypeError, match='exactly the keys "normal" and "reduction"; got a mapping '
+                                            r"with the keys \['normal'\]\.$"):
         Genotype.from_json('{"normal": {}}')
+    # a record that holds a genotype (final.json's final_cell, say): the entry to pass is named
+    record = json.dumps({"genotype": NASNET_A.to_dict(), "reward": 0.5})
+    with pytest.raises(GenotypeError, match=r"keys \['genotype', 'reward'\]\. Its \"genotype\" entry is a genotype"):
+        Genotype.from_json(record)
 
 
 def test_genotype_from_accepts_names_json_and_files(tmp_path):
