@@ -271,6 +271,22 @@ def test_a_journal_without_its_config_is_not_adopted_by_other_settings(tmp_path,
     assert report([str(out)]) == 2 and "no config.json" in capsys.readouterr().err
 
 
+def test_a_journal_cut_short_behind_the_strategy_rebuilds_it_from_the_records_and_says_so(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+
+    out = tmp_path / "s"
+    assert main(_cli_args(out, 20)) == 0
+    lines = (out / "trials.jsonl").read_text().splitlines(keepends=True)
+    (out / "trials.jsonl").write_text("".join(lines[:len(lines) // 2]))  # an older, shorter copy
+    kept = sum('"finished"' in line for line in lines[:len(lines) // 2])
+    capsys.readouterr()
+    assert main(_cli_args(out, 20)) == 0
+    err = capsys.readouterr().err
+    assert f"had learned from 20 results, but trials.jsonl holds only {kept}" in err and "rebuilt" in err
+    finished = [r["trial"] for r in _records(out) if r["event"] == "finished"]
+    assert len(finished) == len(set(finished)) == 20
+
+
 def test_a_finished_record_copied_into_the_journal_counts_once(tmp_path):
     from keras_nasnet.search import load_trials
     from keras_nasnet.search.__main__ import main

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +193,7 @@ class Journal:
         try:
             with np.load(path) as z:
                 arrays = {k: z[k] for k in z.files}
-            return arrays, int(arrays.pop("consumed"))
+            consumed = int(arrays.pop("consumed"))
         except Exception as e:  # a zip, pickle or key error: any of them means a damaged file
             raise StateCorrupt(
                 f"{path} is damaged ({type(e).__name__}: {e}). It holds the controller's state only: "
@@ -200,6 +201,18 @@ class Journal:
                 f"{len(self.finished)} trials recorded in {self.trials_file.name} (none is lost; "
                 "the children it proposes next differ from those an undamaged run would)."
             ) from None
+        if consumed > len(self.finished):
+            # Results are journaled before the strategy sees them, so its state is never ahead of
+            # the journal unless records were lost from it (a file cut short, an older copy put
+            # back). A strategy that remembers children the journal does not would propose from
+            # a history no record shows: it is rebuilt from the records instead, and said so.
+            print(f"warning: {path} had learned from {consumed} results, but {self.trials_file.name} "
+                  f"holds only {len(self.finished)}: records were lost from the journal (cut short, or "
+                  f"an older copy). The strategy is rebuilt from the {len(self.finished)} recorded "
+                  "trials; to keep the lost ones, stop now and put the full trials.jsonl back.",
+                  file=sys.stderr)
+            return None, 0
+        return arrays, consumed
 
     def close(self):
         """Closes the trials file and releases the folder."""
