@@ -103,6 +103,20 @@ def stop_on_sigterm_like_ctrl_c() -> None:
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
 
 
+def raised_by_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` was raised while a ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM made one)
+    was being handled. TensorFlow turns a Ctrl-C that lands while it traces a function into an
+    ``AssertionError('Concurrent access?')`` from a context manager's ``__exit__``; the command
+    lines treat such an error as the interrupt it came from."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def stop_signals() -> list:
     """The signals that currently raise ``KeyboardInterrupt``: SIGINT while Python's own handler is
     installed, and SIGTERM after :func:`stop_on_sigterm_like_ctrl_c`."""

@@ -444,7 +444,7 @@ def _epochs_done(out: Path) -> int:
 def main(argv=None) -> int:
     """Entry point of ``python -m keras_nasnet.train``; returns the exit code (0 done, 1 failed,
     2 invalid settings, 130 interrupted)."""
-    from ._cli import interrupted
+    from ._cli import interrupted, raised_by_interrupt
     from .genotypes import GenotypeError
     from .weights import WeightsError
 
@@ -482,7 +482,12 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        fit(args)
+        try:
+            fit(args)
+        except Exception as e:
+            if raised_by_interrupt(e):  # a Ctrl-C that TensorFlow turned into another error
+                raise KeyboardInterrupt from e
+            raise
     except GenotypeError as e:
         print(f"error: --genotype: {e}", file=sys.stderr)
         return 2

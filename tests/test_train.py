@@ -197,3 +197,24 @@ def test_expected_failures_are_one_line_errors(image_folder, tmp_path, capsys):
                  "--data", str(image_folder)])
     err = capsys.readouterr().err
     assert code == 1 and "another architecture" in err and "--genotype" in err
+
+
+def test_a_ctrl_c_that_tensorflow_turns_into_another_error_is_still_a_ctrl_c(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C landing while TensorFlow traces a function surfaces as AssertionError('Concurrent
+    access?') from its context manager (seen in CI): the command line still stops as for Ctrl-C."""
+    from keras_nasnet import train
+
+    def fit_interrupted_in_a_trace(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise AssertionError("Concurrent access?")
+
+    monkeypatch.setattr(train, "fit", fit_interrupted_in_a_trace)
+    argv = _cmd(tmp_path / "run", tmp_path / "imgs")[3:]  # the flags, without python -m keras_nasnet.train
+    assert train.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+    monkeypatch.setattr(train, "fit", lambda args: (_ for _ in ()).throw(AssertionError("a real bug")))
+    with pytest.raises(AssertionError, match="a real bug"):  # other errors are not hidden
+        train.main(argv)
