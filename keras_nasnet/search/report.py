@@ -262,7 +262,7 @@ def main(argv=None) -> int:
         print(f"\nThe stages' final cell (best_genotype.json; the best reward was trial {ranked[0]['trial']}):")
         from .run import _stale_stages
 
-        stale = _stale_stages(out, len(trials))
+        stale = _stale_stages(out, final, len(trials))
         if stale:
             print(f"(out of date: {stale} Run the search's command with --stages all to update it.)")
         print(_final_lines(final))

@@ -4,7 +4,6 @@ resumes where it stopped."""
 from __future__ import annotations
 
 import collections
-import json
 import sys
 import time
 from pathlib import Path
@@ -227,7 +226,9 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
                  "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child}
     summary = search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
                      progress=progress, max_consecutive_failures=max_failures, executor_kwargs=ex_kwargs)
-    stale = _stale_stages(out, summary["trials"])
+    from .report import _final
+
+    stale = _stale_stages(out, _final(Path(out)), summary["trials"])
     if stages is None and stale:
         print(f"note: {stale} best_genotype.json stays that final cell; run the same command with "
               "--stages all to run the stages on all of them (children they trained are reused).",
@@ -396,28 +397,23 @@ class _Outputs:
                              trials_planned=self.trials, **self._final(), **extra)
 
 
-def _stale_stages(out, trials: int) -> str | None:
-    """A sentence if the folder's ``final.json`` was chosen from fewer than ``trials`` children."""
-    path = Path(out) / "final.json"
-    try:
-        done = json.loads(path.read_text()).get("search_trials") if path.is_file() else None
-    except (ValueError, AttributeError):
-        return None
+def _stale_stages(out, final: dict | None, trials: int) -> str | None:
+    """A sentence if ``final`` (the folder's ``final.json``) was chosen from fewer than ``trials``
+    children."""
+    done = final.get("search_trials") if final else None
     if done is None or done >= trials:
         return None
-    return (f"{path} holds the stages' final cell, chosen from the search's first {done} children; "
-            f"it has {trials} now.")
+    return (f"{Path(out) / 'final.json'} holds the stages' final cell, chosen from the search's first "
+            f"{done} children; it has {trials} now.")
 
 
 def _final_cell(out) -> dict | None:
-    """``final.json``'s final cell, if the folder's stages wrote one."""
-    path = Path(out) / "final.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())["final_cell"]
-    except (ValueError, KeyError, TypeError):
-        return None  # unreadable: report names the damage; the search goes on as without stages
+    """``final.json``'s final cell, if the folder's stages wrote one (an unreadable file: None;
+    report names the damage, and the search goes on as without stages)."""
+    from .report import _final
+
+    final = _final(Path(out))
+    return None if final is None else final["final_cell"]
 
 
 #: Seconds between rewrites of ``summary.json`` while a search runs.
