@@ -131,6 +131,8 @@ def test_bad_arguments_say_what_to_do(tmp_path):
         export(model, tmp_path / "m.onnx", quantize="int8")
     with pytest.raises(ValueError, match="format"):
         export(model, tmp_path / "m.bin")
+    with pytest.raises(ValueError, match="name it m.onnx"):  # could never be read back
+        export(model, tmp_path / "m.tflite", format="onnx")
     with pytest.raises(ValueError, match="only fix"):
         export(model, tmp_path / "m.tflite", input_shape=(64, 64, 3))
     with pytest.raises(ValueError, match="not an export"):
@@ -262,6 +264,7 @@ def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, m
     (folder / "broken.jpg").write_bytes(b"not an image")
     npy = tmp_path / "one.npy"
     np.save(npy, images[:1])
+    (tmp_path / "old.onnx").write_bytes(b"an earlier export")
     cases = [
         # (arguments, exit code, what the message must name)
         ((free, tmp_path / "m.tflite"), 2, "--input-size H W"),
@@ -275,6 +278,9 @@ def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, m
           npy, "--batch-size", "2"), 2, "--calibration gave 1 image(s)"),
         ((free, tmp_path / "m.txt"), 2, "name it .tflite or .onnx, give a folder path for a SavedModel, "
          "or pass --format"),
+        ((free, tmp_path / "m.tflite", "--format", "onnx"), 2, "name OUT m.onnx"),
+        # an earlier export is kept unless --overwrite says otherwise
+        ((free, tmp_path / "old.onnx"), 2, "old.onnx exists; pass --overwrite"),
         # a wrong --evaluate source fails before converting, and leaves no export behind
         ((free, tmp_path / "m.onnx", "--evaluate", tmp_path / "missing.tar.gz"), 1, "does not exist"),
     ]
@@ -283,7 +289,8 @@ def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, m
         assert (got, message in err, "Traceback" in err) == (code, True, False), (argv, err)
         assert "calibration=" not in err and "an array" not in err and "format=" not in err
     assert not (tmp_path / "m.tflite").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "calib", "one.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "calib", "old.onnx", "one.npy"]
+    assert (tmp_path / "old.onnx").read_bytes() == b"an earlier export"
 
 
 def test_cli_evaluates_the_export_and_the_keras_model_on_cifar10(tmp_path, capsys, tiny, monkeypatch):
@@ -321,6 +328,12 @@ def test_cli_hides_the_converters_own_lines(tmp_path, capfd, tiny, monkeypatch):
     out, err = capfd.readouterr()
     assert json.loads(out)["format"] == "litert"
     assert err == ""
+    # Run again, the export is there: kept without --overwrite, replaced with it.
+    again = [str(tmp_path / "m.tflite"), "--input-size", "32", "32"]
+    with pytest.raises(SystemExit) as e:
+        cli.main(["free.keras", *again])
+    assert e.value.code == 2 and "--overwrite" in capfd.readouterr().err
+    assert cli.main(["free.keras", *again, "--overwrite"]) == 0
 
 
 def test_npy_calibration_is_a_seeded_draw_across_the_array(tmp_path):

@@ -301,9 +301,17 @@ def _check_destination(path: Path, format: str) -> None:
                 f"{path} is a folder that holds other files and no SavedModel; give a new folder "
                 "(an existing SavedModel folder is replaced)."
             )
-    elif path.is_dir():
-        raise ValueError(f"{path} is a folder; a {format} export is a file (e.g. {path / 'model'}"
-                         f"{'.tflite' if format == 'litert' else '.onnx'}).")
+    else:
+        suffix = {"litert": ".tflite", "onnx": ".onnx"}[format]
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; a {format} export is a file (e.g. "
+                             f"{path / 'model'}{suffix}).")
+        # load_exported and every runtime here tell the format by the suffix: an ONNX model named
+        # m.tflite (or m.bin) could be written and verified, but never read back.
+        if path.suffix.lower() != suffix:
+            raise ValueError(f"A {format} export is named *{suffix} (the runtimes tell the format by "
+                             f"it): name it {path.with_suffix(suffix).name}, or leave out format= to "
+                             f"export the format {path.name!r} names.")
 
 
 def _temporary_beside(path: Path, format: str) -> Path:

@@ -168,6 +168,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="a fixed batch size (default free)")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNormalization layers")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT if it exists (default: refuse, so an earlier export is kept)")
     p.add_argument("--evaluate", metavar="SOURCE", default=None,
                    help="CIFAR-10 models: test accuracy of the export and of the Keras model on "
                         "this CIFAR-10 source ('tfds', an archive or an image folder/zip)")
@@ -179,6 +181,18 @@ def main(argv=None) -> int:
                 "path for a SavedModel, or pass --format")
     if a.quantize and (a.format or Path(a.out).suffix.lower()) not in ("litert", ".tflite"):
         p.error(f"--quantize {a.quantize} is for LiteRT: name OUT .tflite (or pass --format litert)")
+    if a.format in ("litert", "onnx"):
+        want = {"litert": ".tflite", "onnx": ".onnx"}[a.format]
+        if Path(a.out).suffix.lower() != want:
+            p.error(f"--format {a.format} writes a {want} file (the runtimes tell the format by the "
+                    f"suffix): name OUT {Path(a.out).with_suffix(want).name}")
+    # An earlier export is kept unless asked (as `weights convert` does); a destination of the
+    # wrong kind (a file for a SavedModel, a folder for a file format) gets its own message later.
+    out = Path(a.out)
+    fmt = a.format or {".tflite": "litert", ".onnx": "onnx", "": "saved_model"}[out.suffix.lower()]
+    taken = out.is_dir() and any(out.iterdir()) if fmt == "saved_model" else out.is_file()
+    if taken and not a.overwrite:
+        p.error(f"{out} exists; pass --overwrite to replace it, or give another OUT")
     result = None
     try:
         model, spec = model_from_name(a.model)
