@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from typing import Iterable, Sequence
 
 @dataclasses.dataclass(frozen=True)
@@ -103,10 +104,13 @@ class Block:
                 f"and ops={list(self.ops)}."
             )
         for i in self.inputs:
-            if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
                 raise GenotypeError(
                     f"Block input indices are non-negative integers; got {i!r} in {list(self.inputs)}."
                 )
+        # NumPy integers (a genotype generated with NumPy) become Python ints: equal genotypes then
+        # compare, hash and serialize alike.
+        object.__setattr__(self, "inputs", tuple(int(i) for i in self.inputs))
         for op in self.ops:
             if not isinstance(op, str) or op not in OP_SPECS:
                 raise GenotypeError(
@@ -153,10 +157,11 @@ class Cell:
         if not self.concat:
             raise GenotypeError("The concat list is empty: name at least one hidden state to output.")
         for i in self.concat:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < num_states:
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < num_states:
                 raise GenotypeError(
                     f"Concat index {i!r} is out of range: this cell has states 0..{num_states - 1}."
                 )
+        object.__setattr__(self, "concat", tuple(int(i) for i in self.concat))
         if len(set(self.concat)) != len(self.concat):
             raise GenotypeError(f"The concat list repeats a state: {list(self.concat)}.")
 

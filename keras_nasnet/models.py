@@ -90,6 +90,9 @@ def _input_shape(input_shape, input_tensor, default_size, include_top, weights_i
             f"input_shape={input_shape}."
         )
     for size in (h, w):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)):
+            raise ValueError(f"input_shape's height and width must be integers or None (any size); "
+                             f"got input_shape={input_shape}.")
         if size is not None and size < _MIN_SIZE:
             # (3, 224, 224) is the usual slip: a channels-first shape from PyTorch code.
             hint = (f" The models take channels last, (height, width, channels): "
@@ -168,8 +171,10 @@ def NASNet(
         classes: number of classes of the top.
         classifier_activation: activation of the ``predictions`` layer.
         name: model name.
-        drop_path_rate: final ScheduledDropPath probability of the deepest cell (paper A.5); 0
-            adds no layers.
+        drop_path_rate: ScheduledDropPath probability of the deepest cell (shallower cells get
+            less, linearly with depth); 0 adds no layers. Applied in full from the first step;
+            pass ``keras_nasnet.ops.DropPathSchedule(epochs)`` to ``fit`` to ramp it from 0 as
+            the paper does (A.5).
         auxiliary_head: add the paper's auxiliary classifier (the model then has two outputs,
             ``[predictions, aux_predictions]``); needs a static input size and ``include_top``.
         dropout_rate: dropout before the ``predictions`` layer.
@@ -217,6 +222,11 @@ def NASNet(
     spec = weights_lib.resolve(weights, arch, include_top, classes, classifier_activation)
     input_shape = _input_shape(input_shape, input_tensor, default_size, include_top,
                                spec is not None and spec.preprocessing == "imagenet")
+    if include_preprocessing and input_shape[2] != 3:
+        raise ValueError(
+            f"include_preprocessing=True normalises RGB pixels with CIFAR-10's three channel means, "
+            f"but input_shape={input_shape} has {input_shape[2]} channel(s): pass "
+            "include_preprocessing=False and normalise the inputs yourself.")
     if auxiliary_head:
         _check_aux_input_size(input_shape, stem)
     # Before the (possibly long) build, so that a missing download fails at once.
@@ -318,10 +328,9 @@ def _check_arguments(genotype, num_cells, penultimate_filters, stem, stem_filter
         raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}.")
     if auxiliary_head and not include_top:
         raise ValueError("auxiliary_head=True needs include_top=True (it is a second classifier).")
-    if not 0 <= drop_path_rate < 1:
-        raise ValueError(f"drop_path_rate must be in [0, 1); got {drop_path_rate}.")
-    if not 0 <= dropout_rate < 1:
-        raise ValueError(f"dropout_rate must be in [0, 1); got {dropout_rate}.")
+    for rate, rate_name in ((drop_path_rate, "drop_path_rate"), (dropout_rate, "dropout_rate")):
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+            raise ValueError(f"{rate_name} must be a number in [0, 1) (0 turns it off); got {rate!r}.")
     step = _penultimate_step(genotype, stem, num_cells, filter_multiplier, skip_reduction)
     if penultimate_filters % step:
         width = genotype.normal.width
@@ -599,11 +608,15 @@ def NASNetCIFAR(
     Example:
         >>> model = NASNetCIFAR(num_cells=2, penultimate_filters=384)
     """
-    if num_cells is None and penultimate_filters is None and isinstance(weights, str):
+    if (num_cells is None or penultimate_filters is None) and isinstance(weights, str):
         from . import weights as weights_lib
 
+        # The size left out is the weights' (num_cells=1 with weights="cifar10" means 1@384, the
+        # registered 1-cell network, not 1@768, which has no weights).
         for spec in weights_lib.registry().values():
-            if weights in (spec.name, spec.dataset) and spec.model == "NASNetCIFAR":
+            given = {"num_cells": num_cells, "penultimate_filters": penultimate_filters}
+            if (weights in (spec.name, spec.dataset) and spec.model == "NASNetCIFAR"
+                    and all(v is None or spec.arguments.get(k) == v for k, v in given.items())):
                 num_cells = spec.arguments.get("num_cells")
                 penultimate_filters = spec.arguments.get("penultimate_filters")
                 break

@@ -163,10 +163,12 @@ class SeparableConv2D(layers.SeparableConv2D):
 class ScheduledDropPath(layers.Layer):
     """ScheduledDropPath (paper, appendix A.5): drops a whole path per example during training.
 
-    The drop probability is ``rate * progress``, where ``progress`` (0 to 1, a non-trainable
-    variable) is advanced by :class:`DropPathSchedule`; ``rate`` already carries
-    TF-slim's linear scaling with cell depth. Kept paths are scaled by ``1 / keep`` so inference needs
-    no rescaling.
+    The drop probability is ``rate * progress``, where ``progress`` is a non-trainable variable
+    from 0 to 1; ``rate`` already carries TF-slim's linear scaling with cell depth. ``progress``
+    starts at 1, so a model trained without a schedule drops paths at the full rate from its first
+    step; :class:`DropPathSchedule` (a callback) ramps it from 0 over training instead, as the paper
+    does (``keras_nasnet.train`` and the search use it). Kept paths are scaled by ``1 / keep`` so
+    inference needs no rescaling.
     """
 
     def __init__(self, rate: float, **kwargs):
@@ -177,8 +179,10 @@ class ScheduledDropPath(layers.Layer):
     def build(self, input_shape):
         # Not a model weight in the usual sense: it is saved with the model so that a resumed
         # training run continues with the same drop probability.
+        # Starts at 1: drop_path_rate=r means r until a DropPathSchedule says otherwise (a user
+        # fitting without the callback used to get no drop path at all, silently).
         self.progress = self.add_weight(
-            name="progress", shape=(), initializer="zeros", trainable=False
+            name="progress", shape=(), initializer="ones", trainable=False
         )
 
     def call(self, x, training=None):
@@ -421,7 +425,12 @@ def apply_op(op, x, filters, stride, cfg: BNConfig, name, padded=None, style="ke
 class DropPathSchedule(keras.callbacks.Callback):
     """Ramps every :class:`ScheduledDropPath` linearly over training (paper A.5): progress is
     ``epoch / epochs`` at the start of each epoch (``keras_nasnet.train`` uses it; also reachable
-    as ``keras_nasnet.train.DropPathSchedule``)."""
+    as ``keras_nasnet.train.DropPathSchedule``). Nested models are reached too: a NASNet used as
+    the backbone of a larger model is ramped when the larger model is fitted.
+
+    Example:
+        >>> model.fit(ds, epochs=30, callbacks=[keras_nasnet.ops.DropPathSchedule(30)])
+    """
 
     def __init__(self, epochs: int):
         super().__init__()

@@ -97,9 +97,12 @@ class Recipe:
 
 
 def set_drop_path_progress(model, progress: float) -> None:
-    """Sets every :class:`~keras_nasnet.ops.ScheduledDropPath` of ``model`` to ``progress``."""
+    """Sets every :class:`~keras_nasnet.ops.ScheduledDropPath` of ``model`` to ``progress``,
+    including those of models nested in it (a NASNet backbone under a new head)."""
     from .ops import ScheduledDropPath
 
     for layer in model.layers:
         if isinstance(layer, ScheduledDropPath):
             layer.progress.assign(progress)
+        elif hasattr(layer, "layers"):  # a nested Model or Sequential
+            set_drop_path_progress(layer, progress)

@@ -166,3 +166,13 @@ def test_json_with_wrong_types_names_the_field(cell, path, value, match):
     target[path[-1]] = value
     with pytest.raises(GenotypeError, match=match):
         Genotype.from_json(json.dumps(data))
+
+
+def test_numpy_integers_are_taken_as_plain_ints():
+    # A genotype generated with NumPy (rng.integers) must build, compare and serialize like the
+    # same genotype written by hand.
+    block = Block((np.int64(0), np.int32(1)), ("identity", "sep_conv_3x3"))
+    cell = Cell([block], [np.int64(2)])
+    assert block == Block((0, 1), ("identity", "sep_conv_3x3"))
+    assert all(type(i) is int for i in (*block.inputs, *cell.concat))
+    assert hash(cell) == hash(Cell([Block((0, 1), ("identity", "sep_conv_3x3"))], [2]))

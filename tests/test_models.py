@@ -236,3 +236,40 @@ def test_mixed_precision_trains_with_float32_predictions(policy):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert np.isfinite(loss) and preds.dtype == np.float32 and np.allclose(preds.sum(1), 1, atol=1e-3)
+
+
+def test_drop_path_applies_without_a_schedule_and_reaches_nested_models():
+    # drop_path_rate=r drops paths from the first step of a plain fit (it used to stay at 0 until
+    # a DropPathSchedule advanced it); the schedule reaches a NASNet nested in a larger model.
+    m = _tiny(NASNET_A, drop_path_rate=0.5)
+    drops = [l for l in m.layers if isinstance(l, kn.ScheduledDropPath)]
+    assert drops and all(float(l.progress.numpy()) == 1.0 for l in drops)
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+    assert not np.array_equal(np.asarray(m(x, training=True)), np.asarray(m(x, training=True)))
+    inputs = keras.Input((32, 32, 3))
+    outer = keras.Model(inputs, keras.layers.Dense(3)(m(inputs)))
+    outer.compile("sgd", "mse")
+    outer.fit(x, np.zeros((8, 3)), epochs=2, verbose=0,
+              callbacks=[kn.ops.DropPathSchedule(4)])
+    assert [float(l.progress.numpy()) for l in drops] == [0.25] * len(drops)
+
+
+def test_arguments_of_the_wrong_type_or_channels_are_refused_before_building():
+    with pytest.raises(ValueError, match="dropout_rate must be a number in"):
+        _tiny(NASNET_A, dropout_rate=None)
+    with pytest.raises(ValueError, match="drop_path_rate must be a number in"):
+        _tiny(NASNET_A, drop_path_rate="0.3")
+    with pytest.raises(ValueError, match="height and width must be integers or None"):
+        kn.NASNetCIFAR(1, 48, input_shape=("32", 32, 3))
+    # The CIFAR normalisation is RGB: a grayscale input failed only at predict, in Keras' terms.
+    with pytest.raises(ValueError, match="include_preprocessing=False"):
+        kn.NASNetCIFAR(1, 48, input_shape=(32, 32, 1))
+    gray = kn.NASNetCIFAR(1, 48, input_shape=(32, 32, 1), include_preprocessing=False)
+    assert gray.predict(np.zeros((1, 32, 32, 1)), verbose=0).shape == (1, 10)
+
+
+def test_cifar_weights_fill_in_the_size_left_out():
+    # num_cells=1 with the registered 1@384 weights means 1@384, not the 1@768 default.
+    m = kn.NASNetCIFAR(num_cells=1, weights="cifar10")
+    assert m.layers[-1].output.shape == (None, 10)
+    assert kn.weights.architecture_of(m)["penultimate_filters"] == 384

@@ -474,3 +474,18 @@ def test_cli_fetch_ctrl_c_is_one_line_exit_130(monkeypatch, capsys):
     assert status == 130
     assert capsys.readouterr().err.strip() == ("interrupted: fetch stopped; no partial file was kept; "
                                                "run the command again.")
+
+
+def test_skip_mismatch_loads_a_backbone_under_another_head(tmp_path):
+    # Keras' way to reuse weights under a new classifier: the architecture check must not refuse
+    # what skip_mismatch=True asks for, and its refusal says that this is the way.
+    a = kn.NASNetCIFAR(1, 48, classes=10)
+    path = tmp_path / "ten.weights.h5"
+    a.save_weights(path)
+    b = kn.NASNetCIFAR(1, 48, classes=5)
+    with pytest.raises(W.WeightsError, match="classes.*skip_mismatch=True"):
+        b.load_weights(path)
+    b.load_weights(path, skip_mismatch=True)
+    conv = "stem_conv1"
+    assert np.array_equal(np.asarray(a.get_layer(conv).kernel), np.asarray(b.get_layer(conv).kernel))
+    assert b.get_layer("predictions").kernel.shape == (b.get_layer("predictions").kernel.shape[0], 5)

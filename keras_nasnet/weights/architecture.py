@@ -82,8 +82,11 @@ def _save_weights(model, filepath, *args, **kwargs):
 
 
 def _load_weights(model, filepath, *args, **kwargs):
-    """``keras.Model.load_weights``, after refusing a file that records another architecture."""
-    if _is_hdf5(filepath):
+    """``keras.Model.load_weights``, after refusing a file that records another architecture.
+    ``skip_mismatch=True`` asks Keras to load what fits and skip the rest (a backbone under a new
+    head): the check is then Keras' own."""
+    skip = kwargs.get("skip_mismatch", args[0] if args else False)
+    if _is_hdf5(filepath) and not skip:
         from .h5 import check_architecture
 
         check_architecture(model, filepath)

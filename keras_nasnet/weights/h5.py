@@ -134,7 +134,9 @@ def check_architecture(model, path) -> None:
         raise WeightsError(
             f"{path} holds weights of another architecture than model {model.name!r}: "
             + "; ".join(diffs) + ". Nothing was loaded. Build the model with the file's architecture "
-            "(its record is the file's 'keras_nasnet_architecture' attribute)."
+            "(its record is the file's 'keras_nasnet_architecture' attribute), or, to load only the "
+            "layers that fit (e.g. a backbone for another number of classes), call "
+            "load_weights(..., skip_mismatch=True)."
         )
 
 
