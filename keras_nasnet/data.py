@@ -391,11 +391,17 @@ def _collect(entries, describe):
 _IMAGE_EXT = (".png", ".jpg", ".jpeg")
 
 
+def _macos_metadata(parts) -> bool:
+    """macOS' AppleDouble files (``._name.png``, and the ``__MACOSX/`` copy Finder's Compress puts
+    in a zip) carry an image's name and suffix but hold no image."""
+    return parts[-1].startswith("._") or "__MACOSX" in parts
+
+
 def _from_image_folder(path: Path):
     entries = []
     for split in ("train", "test"):
         for f in (path / split).glob("*/*") if (path / split).is_dir() else []:
-            if f.suffix.lower() in _IMAGE_EXT:
+            if f.suffix.lower() in _IMAGE_EXT and not _macos_metadata(f.parts):
                 entries.append((split, f.parent.name, f.name, f.read_bytes))
     return _collect(entries, f"Folder {path}")
 
@@ -409,7 +415,8 @@ def _from_image_zip(path: Path):
         entries = []
         for info in zf.infolist():
             parts = Path(info.filename).parts
-            if info.is_dir() or Path(info.filename).suffix.lower() not in _IMAGE_EXT:
+            if (info.is_dir() or Path(info.filename).suffix.lower() not in _IMAGE_EXT
+                    or _macos_metadata(parts)):
                 continue
             # Accept an optional top folder: [root/]split/class/file.
             if len(parts) >= 3 and parts[-3] in ("train", "test"):

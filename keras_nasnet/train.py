@@ -114,18 +114,28 @@ def save_checkpoint(model, path: Path, epochs_done: int) -> None:
 def restore_checkpoint(model, path: Path) -> int:
     """Restores :func:`save_checkpoint` output into a model built with the same settings; returns
     the number of finished epochs."""
+    import zipfile
+
     model.optimizer.build(model.trainable_variables)
-    with np.load(path) as z:
-        for i, v in enumerate(model.variables):
-            v.assign(z[f"m{i}"])
-        for i, v in enumerate(model.optimizer.variables):
-            v.assign(z[f"o{i}"])
-        return int(z["epochs_done"])
+    try:
+        with np.load(path) as z:
+            for i, v in enumerate(model.variables):
+                v.assign(z[f"m{i}"])
+            for i, v in enumerate(model.optimizer.variables):
+                v.assign(z[f"o{i}"])
+            return int(z["epochs_done"])
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as e:
+        # Written atomically by save_checkpoint, so only damage from outside (a bad copy, a disk
+        # error) or another program's file lands here.
+        raise TrainingError(
+            f"{path} cannot be read as this run's checkpoint ({type(e).__name__}: {str(e)[:120]}). "
+            f"Restore it from a copy, or delete it and {path.parent / 'state.json'} to start this "
+            "run over from epoch 0.") from None
 
 
 #: Keys of a run's identity added after the first release; a config.json without them (written by
 #: an older version) is compared on the other keys only.
-_LATER_KEYS = ("data", "limit")
+_LATER_KEYS = ("data", "limit", "genotype_cells")
 
 
 def _config_of(args) -> dict:
@@ -137,14 +147,39 @@ def _config_of(args) -> dict:
     data = getattr(args, "data", None)
     config["data"] = "tfds" if data in (None, "tfds") else str(Path(data).expanduser().resolve())
     config["limit"] = getattr(args, "limit", 0) or 0
+    # The cells themselves, not only how --genotype named them: a JSON file edited between two
+    # commands is another network, and "nasnet_a" is the same one as "NASNET_A".
+    config["genotype_cells"] = genotype_from(args.genotype).to_dict()
     return config
 
 
 def _check_same_run(cfg_file: Path, config: dict) -> None:
-    old = json.loads(cfg_file.read_text())
+    try:
+        old = json.loads(cfg_file.read_text())
+        if not isinstance(old, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise TrainingError(
+            f"{cfg_file} cannot be read ({type(e).__name__}: {str(e)[:120]}); it says which run the "
+            "folder holds. Restore it from a copy, or use a new --out.") from None
     compared = {k: v for k, v in config.items() if k in old or k not in _LATER_KEYS}
+    if "genotype_cells" not in old:
+        # Written before the cells were stored: the name or JSON it stored stands for them.
+        try:
+            old_cells = genotype_from(old.get("genotype")).to_dict()
+        except Exception:  # a file that has gone, or text that no longer parses
+            old_cells = None
+        if old_cells is not None:
+            old = {**old, "genotype_cells": old_cells}
+            compared["genotype_cells"] = config["genotype_cells"]
+    if "genotype_cells" in compared:
+        # The spelling of --genotype does not matter once the cells are compared.
+        compared["genotype"] = old.get("genotype")
     if old != compared:
         diff = {k: (old.get(k), v) for k, v in compared.items() if old.get(k) != v}
+        if "genotype_cells" in diff:
+            diff["genotype_cells"] = ("stored cells", "other cells (the --genotype given differs "
+                                      "from the run's, or its file was changed)")
         raise RunConfigMismatch(
             f"{cfg_file.parent} holds a run with another configuration (stored, given: {diff}); "
             "use a new --out, or the same settings and data to resume it."
@@ -184,9 +219,18 @@ def fit(args) -> dict:
     Returns the final metrics (also written to ``out/result.json``).
     """
     check_model_settings(args)
+    if not str(args.out).strip():
+        # Path("") is the current folder: a run's files would land among the user's own.
+        raise TrainingError("--out is empty; give a folder for the run (e.g. --out runs/cifar).")
     out = Path(args.out)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    # The folders this command creates (out and any missing parents), removed again if the run
+    # fails before writing anything.
+    created = [d for d in (out, *out.parents) if not d.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainingError(f"Cannot create the run folder {out} ({e.strerror or e}); give a --out "
+                            "in a folder you can write.") from None
     lock = FolderLock(out)
     try:
         return _fit(args, out)
@@ -195,7 +239,11 @@ def fit(args) -> dict:
         if created and [p.name for p in out.iterdir()] == [lock.path.name]:
             lock.release()
             lock.path.unlink(missing_ok=True)
-            out.rmdir()
+            for d in created:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
         raise
     finally:
         lock.release()
@@ -252,12 +300,14 @@ def _fit(args, out: Path) -> dict:
         if ckpt.exists() and state_file.exists():
             start_epoch = restore_checkpoint(model, ckpt)
             print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
+    _trim_log(out / "log.csv", start_epoch)
 
     # tf.data on TensorFlow; elsewhere a NumPy PyDataset with the same order and augmentation.
     make_dataset = (data_lib.make_dataset if keras.backend.backend() == "tensorflow"
                     else augment_numpy.make_dataset)
+    timer = _epoch_timer()
     callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), DropPathSchedule(args.epochs),
-                 keras.callbacks.TerminateOnNaN(), _progress_logger(args.epochs)]
+                 keras.callbacks.TerminateOnNaN(), _progress_logger(args.epochs), timer]
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
         ds = make_dataset(xtr, ytr, batch, True, args.seed, epoch, args.cutout, outputs)
@@ -285,7 +335,9 @@ def _fit(args, out: Path) -> dict:
         if epoch == start_epoch and epoch + 1 < args.epochs and _verbosity(args):
             # Once per command: the paper's 600 epochs of 6@768 take weeks on a CPU, and Keras'
             # bar only says how long the current epoch takes.
-            print(_remaining_time_line(epoch + 1, args.epochs, time.time() - t0), file=sys.stderr)
+            took = time.time() - t0
+            print(_remaining_time_line(epoch + 1, args.epochs, took, timer.steady_seconds(took)),
+                  file=sys.stderr)
 
     result = evaluate_model(model, xte, yte)
     result.update({"epochs": args.epochs, "params": int(model.count_params())})
@@ -297,9 +349,24 @@ def _fit(args, out: Path) -> dict:
     return result
 
 
-def _remaining_time_line(done: int, total: int, epoch_seconds: float) -> str:
-    """``Epoch 1 took 32.1 minutes; the 599 epochs left take about 13.3 days at this rate ...``."""
+def _trim_log(log: Path, epochs_done: int) -> None:
+    """Keeps the header and the first ``epochs_done`` rows of ``log.csv``: Keras writes an epoch's
+    row before its checkpoint is saved, so a run killed between the two would log that epoch twice."""
+    if not log.exists():
+        return
+    lines = log.read_text().splitlines(keepends=True)
+    if len(lines) > epochs_done + 1:
+        from .fileio import write_text_atomic
+
+        write_text_atomic(log, "".join(lines[:epochs_done + 1]) if epochs_done else "")
+
+
+def _remaining_time_line(done: int, total: int, epoch_seconds: float,
+                         steady_seconds: float | None = None) -> str:
+    """``Epoch 1 took 32.1 minutes; the 599 epochs left take about 13.3 days at this rate ...``;
+    ``steady_seconds``, an epoch without the first step's tracing, sets the rate when given."""
     left = total - done
+    rate = epoch_seconds if steady_seconds is None else steady_seconds
 
     def span(seconds):
         for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
@@ -309,8 +376,38 @@ def _remaining_time_line(done: int, total: int, epoch_seconds: float) -> str:
 
     return (f"Epoch {done} took {span(epoch_seconds)}; the {left} epoch{'s' * (left != 1)} left "
             f"take{'s' * (left == 1)} about "
-            f"{span(left * epoch_seconds)} at this rate (--epochs sets fewer; the same command resumes "
+            f"{span(left * rate)} at "
+            + ("this rate" if steady_seconds is None else "the rate of its steps after the first")
+            + " (--epochs sets fewer; the same command resumes "
             "after an interruption).")
+
+
+def _epoch_timer():
+    """A callback timing an epoch without its first training step, which also traces and compiles
+    the step function (seconds on a CPU, where a tiny epoch takes less): the estimate of the epochs
+    left is made from the steps that follow."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.first_step_end, self.steps = None, 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            if self.first_step_end is None:
+                self.first_step_end = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.end = time.time()
+
+        def steady_seconds(self, whole: float) -> float:
+            """An epoch's time at the rate of this epoch's steps after the first (validation
+            included), or ``whole``, the epoch as it went, when it had a single step."""
+            if self.first_step_end is None or self.steps < 2:
+                return whole
+            return (self.end - self.first_step_end) * self.steps / (self.steps - 1)
+
+    return EpochTimer()
 
 
 def _progress_logger(total_epochs: int):
@@ -415,17 +512,32 @@ def evaluate_main(argv) -> dict:
                                 description="Prints the CIFAR-10 test accuracy of a weights file.")
     p.add_argument("--weights", required=True, help="a weights file or a registry name (cifar10)")
     p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
-    p.add_argument("--genotype", default="NASNET_A", help="genotype name, JSON or JSON file")
+    p.add_argument("--genotype", default=None,
+                   help="genotype name, JSON or JSON file; default: the one a weights file records "
+                        "(keras_nasnet writes it), else NASNET_A")
     p.add_argument("--num-cells", type=positive_int, default=None,
-                   help="default: the architecture of registered weights, else 6")
+                   help="default: the architecture the weights file records or registered weights "
+                        "were trained for, else 6")
     p.add_argument("--penultimate-filters", type=positive_int, default=None,
-                   help="default: the architecture of registered weights, else 768")
+                   help="default: as --num-cells, else 768")
     p.add_argument("--limit", type=nonnegative_int, default=0, help="use only N test images; 0 = all")
     a = p.parse_args(argv)
     from .models import NASNetCIFAR
 
-    model = NASNetCIFAR(a.num_cells, a.penultimate_filters, genotype=genotype_from(a.genotype),
-                        weights=a.weights)
+    genotype, num_cells, filters = a.genotype, a.num_cells, a.penultimate_filters
+    if Path(a.weights).is_file():
+        from .weights import read_record
+
+        # A run's weights.h5 records its network: evaluating it needs no repeat of the run's flags.
+        record = read_record(a.weights) or {}
+        if record.get("stem") == "cifar":
+            genotype = record["genotype"] if genotype is None else genotype
+            num_cells = record["num_cells"] if num_cells is None else num_cells
+            filters = record["penultimate_filters"] if filters is None else filters
+    if genotype is None:
+        genotype = "NASNET_A"
+    genotype = genotype_from(genotype)
+    model = NASNetCIFAR(num_cells, filters, genotype=genotype, weights=a.weights)
     _, (xte, yte) = data_lib.load_cifar10(a.data)
     if a.limit:
         xte, yte = _subset(xte, yte, a.limit)
@@ -456,8 +568,9 @@ def main(argv=None) -> int:
             print(f"error: --genotype: {e}", file=sys.stderr)
             return 2
         except (WeightsError, ValueError) as e:  # DataError is a ValueError
-            hint = (" Give the file's architecture with --genotype, --num-cells and "
-                    "--penultimate-filters." if "another architecture" in str(e) else "")
+            hint = (" Leave out --genotype, --num-cells and --penultimate-filters to use the "
+                    "architecture the file records, or give the file's." if "another architecture"
+                    in str(e) else "")
             print(f"error: {e}{hint}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
@@ -469,6 +582,11 @@ def main(argv=None) -> int:
         p.error(f"argument --drop-path: expected a rate below 1, got {args.drop_path}")
     if not args.bn_momentum < 1:
         p.error(f"argument --bn-momentum: expected a number below 1, got {args.bn_momentum}")
+    if args.cutout > 32:
+        p.error(f"argument --cutout: the square is at most 32 (the image size; the paper uses 16, "
+                f"and a side of 64 or more blanks every image whole), got {args.cutout}")
+    if not args.out.strip():
+        p.error("argument --out: empty; give a folder for the run (e.g. --out runs/cifar)")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"argument --out: {out} is a file; give a folder for the run (a new one, or a run "

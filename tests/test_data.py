@@ -297,3 +297,27 @@ def test_augmentation_shapes_and_determinism():
     assert (out == 0).all(-1).sum() >= 8 * 8
     plain = next(iter(D.make_dataset(x, y, 20, training=False)))
     assert np.array_equal(plain[0].numpy(), x.astype("float32"))
+
+
+def test_macos_metadata_files_are_skipped(tmp_path):
+    # Finder's Compress adds __MACOSX/.../._name.png entries, and copies to other disks leave
+    # ._name.png files: they carry an image's suffix but are not images.
+    root = tmp_path / "imgs"
+
+    def to_dir(name, data):
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        (p.parent / f"._{p.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+
+    _write_image_tree(to_dir)
+    (xtr, ytr), _ = D.load_cifar10(root, cache=False)
+    assert xtr.shape == (10 * PER_CLASS, 32, 32, 3)
+    zpath = tmp_path / "mac.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        def write(n, d):
+            z.writestr("cifar10/" + n, d)
+            z.writestr("__MACOSX/cifar10/" + n.rsplit("/", 1)[0] + "/._" + n.rsplit("/", 1)[1], b"meta")
+        _write_image_tree(write)
+    (a, b), _ = D.load_cifar10(zpath, cache=False)
+    assert a.shape == xtr.shape and sorted(b.tolist()) == sorted(ytr.tolist())

@@ -191,12 +191,63 @@ def test_expected_failures_are_one_line_errors(image_folder, tmp_path, capsys):
         main(["--out", str(a_file), "--data", str(image_folder)])
     assert e.value.code == 2 and "--out" in capsys.readouterr().err
 
+    for argv, message in (
+            (["--out", "", "--data", str(image_folder)], "--out: empty"),  # "" is the current folder
+            (["--out", str(tmp_path / "r"), "--cutout", "40"], "--cutout: the square is at most 32")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    # A folder that cannot be made, and a failed first command leaves none of the folders it made.
+    assert main(["--out", str(a_file / "sub"), "--data", str(image_folder), "--genotype", TINY,
+                 "--num-cells", "1", "--penultimate-filters", "48"]) == 1
+    assert "Cannot create the run folder" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "new" / "deep" / "run"), "--data", str(tmp_path / "missing"),
+                 "--genotype", TINY, "--num-cells", "1", "--penultimate-filters", "48"]) == 1
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.json").write_text('{"genotype": ')
+    assert main(["--out", str(damaged), "--data", str(image_folder)]) == 1
+    assert "config.json cannot be read" in capsys.readouterr().err
+
+    # evaluate reads the architecture a weights file records; flags that contradict it are refused.
     other = tmp_path / "other.h5"
     write_h5(NASNetCIFAR(1, 48, genotype=TINY), other)
-    code = main(["evaluate", "--weights", str(other), "--num-cells", "1", "--penultimate-filters", "48",
-                 "--data", str(image_folder)])
+    assert main(["evaluate", "--weights", str(other), "--data", str(image_folder)]) == 0
+    capsys.readouterr()
+    code = main(["evaluate", "--weights", str(other), "--genotype", "NASNET_A", "--data", str(image_folder)])
     err = capsys.readouterr().err
-    assert code == 1 and "another architecture" in err and "--genotype" in err
+    assert code == 1 and "another architecture" in err and "Leave out --genotype" in err
+
+
+def test_resume_compares_the_cells_not_how_the_genotype_was_named(image_folder, tmp_path, capsys):
+    from keras_nasnet.train import main
+
+    g = tmp_path / "g.json"
+    g.write_text(TINY)
+    run = tmp_path / "run"
+    args = ["--out", str(run), "--data", str(image_folder), "--num-cells", "1", "--penultimate-filters",
+            "48", "--epochs", "1", "--batch-size", "20", "--split", "full", "--verbose", "0"]
+    assert main(args + ["--genotype", str(g)]) == 0
+    # A kill between the epoch's log row and its checkpoint leaves the row twice: trimmed on resume.
+    log = run / "log.csv"
+    log.write_text(log.read_text() + log.read_text().splitlines(keepends=True)[1])
+    # The same cells written inline: the same run (it is finished, so it is only evaluated again).
+    assert main(args + ["--genotype", TINY]) == 0
+    assert len(log.read_text().splitlines()) == 2
+    # A checkpoint damaged from outside (a bad copy) is named, with what to do.
+    ckpt = run / "checkpoint.npz"
+    good = ckpt.read_bytes()
+    ckpt.write_bytes(good[: len(good) // 2])
+    capsys.readouterr()
+    assert main(args + ["--genotype", str(g)]) == 1
+    assert "cannot be read as this run's checkpoint" in capsys.readouterr().err
+    ckpt.write_bytes(good)
+    # The file edited (pooling ops have no weights, so the checkpoint would still restore).
+    g.write_text(TINY.replace("max_pool_3x3", "avg_pool_3x3"))
+    capsys.readouterr()
+    assert main(args + ["--genotype", str(g)]) == 1
+    assert "another configuration" in capsys.readouterr().err
 
 
 def test_a_ctrl_c_that_tensorflow_turns_into_another_error_is_still_a_ctrl_c(tmp_path, monkeypatch, capsys):

@@ -89,7 +89,9 @@ def _load_weights(model, filepath, *args, **kwargs):
     if _is_hdf5(filepath) and not skip:
         from .h5 import check_architecture
 
-        check_architecture(model, filepath)
+        check_architecture(model, filepath, hint=", or, to load only the layers that fit (e.g. a "
+                           "backbone for another number of classes), call "
+                           "load_weights(..., skip_mismatch=True)")
     return type(model).load_weights(model, filepath, *args, **kwargs)
 
 

@@ -118,7 +118,7 @@ def write_h5(model, path) -> None:
                     g.create_dataset(n.decode(), data=np.asarray(w.numpy()))
 
 
-def check_architecture(model, path) -> None:
+def check_architecture(model, path, hint: str = "") -> None:
     """Raises :class:`WeightsError` if the file at ``path`` records another architecture than
     ``model``'s (the fields of :data:`~keras_nasnet.weights.architecture.STRUCTURE_KEYS`, and the
     classes when both have a top). Files without a record (official files, files written by Keras
@@ -134,9 +134,7 @@ def check_architecture(model, path) -> None:
         raise WeightsError(
             f"{path} holds weights of another architecture than model {model.name!r}: "
             + "; ".join(diffs) + ". Nothing was loaded. Build the model with the file's architecture "
-            "(its record is the file's 'keras_nasnet_architecture' attribute), or, to load only the "
-            "layers that fit (e.g. a backbone for another number of classes), call "
-            "load_weights(..., skip_mismatch=True)."
+            "(its record is the file's 'keras_nasnet_architecture' attribute)" + hint + "."
         )
 
 
