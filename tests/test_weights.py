@@ -348,6 +348,15 @@ def test_cli_list_fetch_verify(spec, server, capsys):
     assert weights_cli(["fetch", "nasnet_cifar_tiny_testset"]) == 0
     assert weights_cli(["verify"]) == 0
     assert weights_cli(["fetch", "no_such_weights"]) == 2
+    # A file downloaded by hand keeps its published name; a missing path is said to be missing.
+    manual = W.cache_dir().parent / "downloads" / spec.origin_name
+    manual.parent.mkdir(parents=True, exist_ok=True)
+    manual.write_bytes((W.cache_dir() / spec.file_name).read_bytes())
+    capsys.readouterr()
+    assert weights_cli(["verify", str(manual)]) == 0
+    assert f"{manual}: OK (nasnet_cifar_tiny_testset" in capsys.readouterr().out
+    assert weights_cli(["verify", str(manual.parent / "nothere.h5")]) == 1
+    assert "nothere.h5: no such file" in capsys.readouterr().err
 
 
 def test_registry_holds_the_official_files():

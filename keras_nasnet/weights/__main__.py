@@ -119,6 +119,10 @@ def _command(a) -> int:
     by_file = {}
     for s in reg.values():
         by_file.setdefault(s.file_name, s)
+    by_origin = {}  # the names the files have where they are published (a manual download's name)
+    for s in reg.values():
+        if s.base_url and s.origin_name:
+            by_origin.setdefault(s.origin_name, s)
     if a.path:
         paths = [Path(a.path)]
     else:
@@ -133,13 +137,14 @@ def _command(a) -> int:
             return 0
     status = 0
     for path in paths:
-        spec = by_file.get(path.name)
-        if spec is None:
-            print(f"{path}: not a registry file name ({', '.join(by_file)}).", file=sys.stderr)
-            status = 1
-            continue
         if not path.is_file():
             print(f"{path}: no such file.", file=sys.stderr)
+            status = 1
+            continue
+        spec = by_file.get(path.name) or by_origin.get(path.name)
+        if spec is None:
+            print(f"{path}: not a registry file name (the cache's: {', '.join(by_file)}; or as "
+                  f"published: {', '.join(by_origin)}).", file=sys.stderr)
             status = 1
             continue
         what = problem(spec, path)
