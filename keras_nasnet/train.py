@@ -530,10 +530,12 @@ def evaluate_main(argv) -> dict:
 
         # A run's weights.h5 records its network: evaluating it needs no repeat of the run's flags.
         record = read_record(a.weights) or {}
-        if record.get("stem") == "cifar":
-            genotype = record["genotype"] if genotype is None else genotype
-            num_cells = record["num_cells"] if num_cells is None else num_cells
-            filters = record["penultimate_filters"] if filters is None else filters
+        if record and record.get("stem") != "cifar":
+            raise ValueError(f"{a.weights} holds a {record.get('stem')!r}-stem network; evaluate "
+                             "scores CIFAR-10 networks (NASNetCIFAR).")
+        genotype = record.get("genotype") if genotype is None else genotype
+        num_cells = record.get("num_cells") if num_cells is None else num_cells
+        filters = record.get("penultimate_filters") if filters is None else filters
     if genotype is None:
         genotype = "NASNET_A"
     genotype = genotype_from(genotype)
@@ -568,9 +570,11 @@ def main(argv=None) -> int:
             print(f"error: --genotype: {e}", file=sys.stderr)
             return 2
         except (WeightsError, ValueError) as e:  # DataError is a ValueError
+            flags = {"--genotype", "--num-cells", "--penultimate-filters"}
+            given = any(arg.split("=")[0] in flags for arg in argv[1:])
             hint = (" Leave out --genotype, --num-cells and --penultimate-filters to use the "
-                    "architecture the file records, or give the file's." if "another architecture"
-                    in str(e) else "")
+                    "architecture the file records." if given and "another architecture" in str(e)
+                    else "")
             print(f"error: {e}{hint}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:

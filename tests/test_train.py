@@ -235,6 +235,11 @@ def test_resume_compares_the_cells_not_how_the_genotype_was_named(image_folder, 
     # The same cells written inline: the same run (it is finished, so it is only evaluated again).
     assert main(args + ["--genotype", TINY]) == 0
     assert len(log.read_text().splitlines()) == 2
+    # A config.json written before the cells were recorded is compared by resolving its genotype.
+    config = json.loads((run / "config.json").read_text())
+    del config["genotype_cells"]
+    (run / "config.json").write_text(json.dumps({**config, "genotype": TINY}))
+    assert main(args + ["--genotype", str(g)]) == 0
     # A checkpoint damaged from outside (a bad copy) is named, with what to do.
     ckpt = run / "checkpoint.npz"
     good = ckpt.read_bytes()

@@ -498,3 +498,9 @@ def test_skip_mismatch_loads_a_backbone_under_another_head(tmp_path):
     conv = "stem_conv1"
     assert np.array_equal(np.asarray(a.get_layer(conv).kernel), np.asarray(b.get_layer(conv).kernel))
     assert b.get_layer("predictions").kernel.shape == (b.get_layer("predictions").kernel.shape[0], 5)
+    # Another genotype with the same layer shapes is still refused: Keras would load it silently.
+    c = kn.NASNetCIFAR(1, 48, classes=5, genotype=_pool_genotype("avg_pool_3x3"))
+    a2 = kn.NASNetCIFAR(1, 48, classes=10, genotype=_pool_genotype("max_pool_3x3"))
+    a2.save_weights(path)
+    with pytest.raises(W.WeightsError, match="another architecture.*avg_pool_3x3"):
+        c.load_weights(path, skip_mismatch=True)

@@ -309,9 +309,10 @@ def _check_destination(path: Path, format: str) -> None:
         # load_exported and every runtime here tell the format by the suffix: an ONNX model named
         # m.tflite (or m.bin) could be written and verified, but never read back.
         if path.suffix.lower() != suffix:
+            name = path.with_suffix(suffix).name if path.name else f"model{suffix}"
             raise ValueError(f"A {format} export is named *{suffix} (the runtimes tell the format by "
-                             f"it): name it {path.with_suffix(suffix).name}, or leave out format= to "
-                             f"export the format {path.name!r} names.")
+                             f"it): name it {name}, or leave out format= to export the format "
+                             f"{path.name!r} names.")
 
 
 def _temporary_beside(path: Path, format: str) -> Path:

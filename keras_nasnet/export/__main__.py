@@ -184,13 +184,15 @@ def main(argv=None) -> int:
     if a.format in ("litert", "onnx"):
         want = {"litert": ".tflite", "onnx": ".onnx"}[a.format]
         if Path(a.out).suffix.lower() != want:
+            name = Path(a.out).with_suffix(want).name if Path(a.out).name else f"model{want}"
             p.error(f"--format {a.format} writes a {want} file (the runtimes tell the format by the "
-                    f"suffix): name OUT {Path(a.out).with_suffix(want).name}")
+                    f"suffix): name OUT {name}")
     # An earlier export is kept unless asked (as `weights convert` does); a destination of the
     # wrong kind (a file for a SavedModel, a folder for a file format) gets its own message later.
     out = Path(a.out)
     fmt = a.format or {".tflite": "litert", ".onnx": "onnx", "": "saved_model"}[out.suffix.lower()]
-    taken = out.is_dir() and any(out.iterdir()) if fmt == "saved_model" else out.is_file()
+    # A folder of other files is not an export: export() refuses it with its own message.
+    taken = (out / "saved_model.pb").is_file() if fmt == "saved_model" else out.is_file()
     if taken and not a.overwrite:
         p.error(f"{out} exists; pass --overwrite to replace it, or give another OUT")
     result = None

@@ -121,7 +121,8 @@ def _command(a) -> int:
         by_file.setdefault(s.file_name, s)
     by_origin = {}  # the names the files have where they are published (a manual download's name)
     for s in reg.values():
-        if s.base_url and s.origin_name:
+        # Not a hub's generic name (PNASNet's is model.safetensors): any such file would match.
+        if s.base_url and s.origin_name and not s.origin_name.startswith("model."):
             by_origin.setdefault(s.origin_name, s)
     if a.path:
         paths = [Path(a.path)]

@@ -83,15 +83,16 @@ def _save_weights(model, filepath, *args, **kwargs):
 
 def _load_weights(model, filepath, *args, **kwargs):
     """``keras.Model.load_weights``, after refusing a file that records another architecture.
-    ``skip_mismatch=True`` asks Keras to load what fits and skip the rest (a backbone under a new
-    head): the check is then Keras' own."""
+    ``skip_mismatch=True`` (Keras: skip the layers whose shapes differ) lets another number of
+    classes through, for a backbone under a new head; another genotype or size is still refused,
+    since its layers can have the same shapes and would load without a word."""
     skip = kwargs.get("skip_mismatch", args[0] if args else False)
-    if _is_hdf5(filepath) and not skip:
+    if _is_hdf5(filepath):
         from .h5 import check_architecture
 
-        check_architecture(model, filepath, hint=", or, to load only the layers that fit (e.g. a "
-                           "backbone for another number of classes), call "
-                           "load_weights(..., skip_mismatch=True)")
+        check_architecture(model, filepath, ignore_classes=bool(skip),
+                           hint="" if skip else ", or, for another number of classes (a backbone "
+                           "under a new head), call load_weights(..., skip_mismatch=True)")
     return type(model).load_weights(model, filepath, *args, **kwargs)
 
 
@@ -117,8 +118,9 @@ def _genotype_differences(a: dict, b: dict) -> list[str]:
     return out
 
 
-def differences(file_record: dict, model_record: dict) -> list[str]:
-    """What differs between a file's record and a model's, as readable lines (empty: they fit)."""
+def differences(file_record: dict, model_record: dict, ignore_classes: bool = False) -> list[str]:
+    """What differs between a file's record and a model's, as readable lines (empty: they fit);
+    ``ignore_classes`` leaves the top's width out (``load_weights(..., skip_mismatch=True)``)."""
     out = []
     for key in STRUCTURE_KEYS:
         a, b = (r.get(key, _ABSENT.get(key)) for r in (file_record, model_record))
@@ -128,7 +130,7 @@ def differences(file_record: dict, model_record: dict) -> list[str]:
             out.extend(_genotype_differences(a, b))
         else:
             out.append(f"{key}: file {a!r}, model {b!r}")
-    if (file_record.get("include_top") and model_record.get("include_top")
+    if (not ignore_classes and file_record.get("include_top") and model_record.get("include_top")
             and file_record.get("classes") != model_record.get("classes")):
         out.append(f"classes: file {file_record.get('classes')}, model {model_record.get('classes')}")
     return out

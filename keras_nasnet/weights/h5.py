@@ -118,7 +118,7 @@ def write_h5(model, path) -> None:
                     g.create_dataset(n.decode(), data=np.asarray(w.numpy()))
 
 
-def check_architecture(model, path, hint: str = "") -> None:
+def check_architecture(model, path, hint: str = "", ignore_classes: bool = False) -> None:
     """Raises :class:`WeightsError` if the file at ``path`` records another architecture than
     ``model``'s (the fields of :data:`~keras_nasnet.weights.architecture.STRUCTURE_KEYS`, and the
     classes when both have a top). Files without a record (official files, files written by Keras
@@ -129,7 +129,7 @@ def check_architecture(model, path, hint: str = "") -> None:
     file_record = read_record(path)
     if file_record is None:
         return
-    diffs = architecture.differences(file_record, model_record)
+    diffs = architecture.differences(file_record, model_record, ignore_classes)
     if diffs:
         raise WeightsError(
             f"{path} holds weights of another architecture than model {model.name!r}: "
