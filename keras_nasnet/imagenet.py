@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from functools import lru_cache
 from importlib import resources
 
@@ -12,9 +13,13 @@ import numpy as np
 def preprocess_input(x, data_format=None):
     """Scales pixels from [0, 255] to [-1, 1], the input range of the ImageNet NASNet weights.
 
-    Same as ``keras.applications.nasnet.preprocess_input`` (``mode="tf"``). Accepts NumPy arrays
-    and tensors; ``data_format`` is accepted for API compatibility (the scaling is per pixel).
+    Same as ``keras.applications.nasnet.preprocess_input`` (``mode="tf"``) on images. Accepts
+    NumPy arrays and tensors; ``data_format`` (``None``, ``"channels_last"`` or
+    ``"channels_first"``) is accepted for API compatibility (the scaling is per pixel).
     """
+    if data_format not in (None, "channels_last", "channels_first"):
+        raise ValueError(f"data_format must be None, 'channels_last' or 'channels_first'; got "
+                         f"{data_format!r}.")
     if isinstance(x, np.ndarray):
         return x.astype("float32" if x.dtype.kind in "iu" else x.dtype) / 127.5 - 1.0
     from keras import ops
@@ -36,8 +41,10 @@ def decode_predictions(preds, top: int = 5):
 
     Args:
         preds: array of shape ``(samples, 1000)``.
-        top: how many classes to return per sample.
+        top: how many classes to return per sample (at least 1).
     """
+    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1:
+        raise ValueError(f"top must be a positive integer (how many classes per sample); got {top!r}.")
     preds = np.asarray(preds)
     if preds.ndim != 2 or preds.shape[1] != 1000:
         raise ValueError(

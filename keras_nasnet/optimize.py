@@ -20,6 +20,16 @@ import numpy as np
 _CONVS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
 
 
+def _foldable_conv(layer) -> bool:
+    """A convolution whose function the folded weights reproduce: one of Keras' own classes, or
+    this package's SeparableConv2D (the same function), channels last. A user's subclass may
+    compute something else (a weight-standardised convolution, say) and is left alone."""
+    from .ops import SeparableConv2D
+
+    return (type(layer) in (*_CONVS, SeparableConv2D)
+            and layer.get_config().get("data_format", "channels_last") == "channels_last")
+
+
 def _graph_nodes(model) -> list:
     """The call nodes of ``model``'s own graph (a layer shared with other graphs has more)."""
     return [node for nodes in model._nodes_by_depth.values() for node in nodes]
@@ -48,7 +58,7 @@ def _foldable_pairs(model) -> dict:
             continue
         t = node.input_tensors[0]
         conv = t._keras_history.operation
-        if (isinstance(conv, _CONVS) and calls.get(id(conv)) == 1 and readers[id(t)] == [node]
+        if (_foldable_conv(conv) and calls.get(id(conv)) == 1 and readers[id(t)] == [node]
                 and conv.get_config().get("activation") == "linear"):
             pairs[conv.name] = bn
     return pairs
@@ -139,7 +149,8 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     # Inputs named like the original's input layers, so every layer name carries over.
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history.operation.name)
               for t in model.inputs]
-    folded = keras.models.clone_model(model, input_tensors=inputs if len(inputs) > 1 else inputs[0],
+    # In the structure the model was built with (one tensor, a list, a dict): clone_model wants it.
+    folded = keras.models.clone_model(model, input_tensors=keras.tree.pack_sequence_as(model.input, inputs),
                                       clone_function=clone, call_function=call)
     for layer in model.layers:
         if not layer.weights or isinstance(layer, keras.Model):  # nested: folded with its weights

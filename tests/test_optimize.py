@@ -116,3 +116,37 @@ def test_fold_batch_norm_refuses_a_nested_sequential_model():
     inputs = keras.Input((8, 8, 3))
     with pytest.raises(ValueError, match="nested model .* must be a functional"):
         kn.fold_batch_norm(keras.Model(inputs, inner(inputs)))
+
+
+def test_inputs_in_a_list_or_dict_and_convolutions_it_cannot_reproduce():
+    rng = np.random.default_rng(0)
+    # A model built on a list or a dict of inputs folds (clone_model wants that structure back).
+    img, vec = keras.Input((8, 8, 3), name="img"), keras.Input((4,), name="vec")
+    x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(img))
+    pooled = keras.layers.GlobalAveragePooling2D()(x)
+    for model in (keras.Model([img], x),
+                  keras.Model({"img": img, "vec": vec}, keras.layers.Concatenate()([pooled, vec]))):
+        model = _with_random_bn_statistics(model, rng)
+        folded = kn.fold_batch_norm(model)
+        assert not _bns(folded)
+        data = {"img": rng.normal(size=(2, 8, 8, 3)).astype("float32"),
+                "vec": rng.normal(size=(2, 4)).astype("float32")}
+        feed = [data["img"]] if isinstance(model.input, list) else data
+        _assert_same_function(folded(feed), model(feed, training=False))
+
+    # A BN over the last axis after a channels-first convolution normalises another axis, and a
+    # user's Conv2D subclass may compute something else: both stay unfolded, and the function is kept.
+    class Standardized(keras.layers.Conv2D):
+        def convolution_op(self, inputs, kernel):
+            kernel = (kernel - keras.ops.mean(kernel)) / (keras.ops.std(kernel) + 1e-5)
+            return super().convolution_op(inputs, kernel)
+
+    first = keras.Input((3, 8, 8))
+    cases = [(first, keras.layers.Conv2D(8, 3, padding="same", data_format="channels_first")),
+             (keras.Input((8, 8, 3)), Standardized(8, 3))]
+    for inputs, conv in cases:
+        model = _with_random_bn_statistics(
+            keras.Model(inputs, keras.layers.BatchNormalization(axis=-1)(conv(inputs))), rng)
+        folded = kn.fold_batch_norm(model)
+        data = rng.normal(size=(2, *inputs.shape[1:])).astype("float32")
+        _assert_same_function(folded(data), model(data, training=False))

@@ -377,6 +377,11 @@ def test_preprocess_and_decode_predictions_offline():
     assert top[0][:2] == ("n02504458", "African_elephant") and top[1][1] == "goldfish"
     with pytest.raises(ValueError, match=r"\(samples, 1000\)"):
         kn.decode_predictions(np.zeros((1, 10)))
+    for top in (0, -1, None):  # top=0 used to give empty lists, -1 all but one class
+        with pytest.raises(ValueError, match="top must be a positive integer"):
+            kn.decode_predictions(preds, top=top)
+    with pytest.raises(ValueError, match="data_format must be"):
+        kn.preprocess_input(x, data_format="bogus")
 
 
 def test_project_cifar10_weights_load_offline_from_the_manifest():
