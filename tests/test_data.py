@@ -152,15 +152,21 @@ def _write_image_tree(write, n=PER_CLASS):
                 write(f"{split}/{cls}/{k:04d}.png", tf.io.encode_png(img).numpy())
 
 
-def test_image_folder_and_zip_use_canonical_label_order(tmp_path):
-    root = tmp_path / "imgs"
-
-    def to_dir(name, data):
+def _folder_writer(root, macos_metadata=False):
+    """A ``write(name, data)`` for ``_write_image_tree`` into the folder ``root`` (with a macOS
+    ``._name`` file beside each image if asked)."""
+    def write(name, data):
         p = root / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
+        if macos_metadata:
+            (p.parent / f"._{p.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    return write
 
-    _write_image_tree(to_dir)
+
+def test_image_folder_and_zip_use_canonical_label_order(tmp_path):
+    root = tmp_path / "imgs"
+    _write_image_tree(_folder_writer(root))
     (xtr, ytr), (xte, yte) = D.load_cifar10(root)
     assert xtr.shape == (10 * PER_CLASS, 32, 32, 3)
     assert all(int(x[0, 0, 0]) // 20 == y for x, y in zip(xtr, ytr))
@@ -303,14 +309,7 @@ def test_macos_metadata_files_are_skipped(tmp_path):
     # Finder's Compress adds __MACOSX/.../._name.png entries, and copies to other disks leave
     # ._name.png files: they carry an image's suffix but are not images.
     root = tmp_path / "imgs"
-
-    def to_dir(name, data):
-        p = root / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-        (p.parent / f"._{p.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
-
-    _write_image_tree(to_dir)
+    _write_image_tree(_folder_writer(root, macos_metadata=True))
     (xtr, ytr), _ = D.load_cifar10(root, cache=False)
     assert xtr.shape == (10 * PER_CLASS, 32, 32, 3)
     zpath = tmp_path / "mac.zip"
