@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 
 #: Environment variable: ``1`` shows TensorFlow's start-up and C++ log lines in the command lines.
 VERBOSE_ENV = "KERAS_NASNET_VERBOSE"
@@ -174,3 +175,48 @@ def converter_output_held_back():
     with _stderr_held_back():
         yield
         sys.stderr.flush()  # Python-level warnings written in the block go to the held file
+
+
+class _LogLines:
+    """What a progress bar writes when stderr is not a terminal (a log file, ``nohup``, a batch
+    job): one plain line at most every ``every`` seconds, and one when it closes. tqdm's redraws
+    there are carriage returns, which pile up as one unreadable line of tens of kilobytes."""
+
+    def __init__(self, total, initial=0, desc="", unit="it", every=60.0):
+        self.total, self.n, self.desc, self.unit, self.every = total, initial, desc, unit, every
+        self.postfix = {}
+        self._last = time.monotonic()
+        self._shown = None
+
+    def update(self, n=1):
+        self.n += n
+        if time.monotonic() - self._last >= self.every:
+            self._line()
+
+    def set_postfix(self, **values):
+        self.postfix = values
+
+    def _line(self):
+        self._last = time.monotonic()
+        if self._shown == (self.n, tuple(self.postfix.items())):
+            return
+        self._shown = (self.n, tuple(self.postfix.items()))
+        of = f" of {self.total:,}" if self.total else ""
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        print(f"{self.desc}: {self.n:,}{of} {self.unit}{extra}", file=sys.stderr, flush=True)
+
+    def close(self):
+        self._line()
+
+
+def progress_bar(total, initial=0, desc="", unit="it", units=None):
+    """A tqdm bar on stderr when it is a terminal; otherwise (a log file) one line a minute.
+
+    Both have ``update(n)``, ``set_postfix(**values)`` and ``close()``; ``unit`` names one item in
+    the bar's rate, ``units`` (default ``unit``) many of them in the lines."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True,
+                    file=sys.stderr)
+    return _LogLines(total, initial, desc, units or unit)

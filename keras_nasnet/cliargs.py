@@ -31,3 +31,15 @@ nonnegative_int = _number(int, 0, True, "an integer of at least 0")
 positive_float = _number(float, 0.0, False, "a number above 0")
 #: A finite float >= 0.
 nonnegative_float = _number(float, 0.0, True, "a number of at least 0")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors stay readable: a usage of more than a few lines (the
+    search's runs to about 60) is replaced by a pointer to ``--help``, so the one line that says
+    what was wrong is not buried under it. Exit code 2, as argparse's."""
+
+    def error(self, message):
+        usage = self.format_usage()
+        if usage.count("\n") > 4:
+            usage = f"usage: {self.prog} [flags]  (`{self.prog} --help` lists them)\n"
+        self.exit(2, f"{usage}{self.prog}: error: {message}\n")

@@ -5,8 +5,9 @@ settings); running the same command again resumes from the last finished epoch. 
 are checked before anything is written; a loss that stops being finite ends the run and keeps the
 last good checkpoint. Exit codes: 0 done, 1 failed (message on stderr), 2 invalid settings, 130
 interrupted (Ctrl-C; the same command resumes).
-``python -m keras_nasnet.train evaluate --weights FILE --num-cells N --penultimate-filters P`` prints
-the test accuracy.
+``python -m keras_nasnet.train evaluate --weights FILE`` prints the test accuracy (the network's
+size is read from the weights file's record, or given with ``--num-cells`` and
+``--penultimate-filters``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as data_lib
-from .cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
+from .cliargs import ArgumentParser, nonnegative_float, nonnegative_int, positive_float, positive_int
 from .fileio import FolderLock, FolderLocked, savez_atomic, write_json_atomic
 from .genotypes import genotype_from
 from .recipe import Recipe
@@ -299,7 +300,12 @@ def _fit(args, out: Path) -> dict:
         model = build_training_model(args, steps, replicas)
         if ckpt.exists() and state_file.exists():
             start_epoch = restore_checkpoint(model, ckpt)
-            print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
+            if start_epoch >= args.epochs:
+                # Nothing is trained again: say so, rather than "Resuming", which reads as work.
+                print(f"{out} has finished all {args.epochs} epochs; writing its results again "
+                      "(give a larger --epochs to train on).", file=sys.stderr)
+            else:
+                print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
     _trim_log(out / "log.csv", start_epoch)
 
     # tf.data on TensorFlow; elsewhere a NumPy PyDataset with the same order and augmentation.
@@ -340,7 +346,17 @@ def _fit(args, out: Path) -> dict:
                   file=sys.stderr)
 
     result = evaluate_model(model, xte, yte)
-    result.update({"epochs": args.epochs, "params": int(model.count_params())})
+    # "params" counts the network as it is used (and as the paper and keras.applications count it):
+    # without the auxiliary head, which only training uses (at small sizes it dominates), and
+    # without drop path's progress scalars, which are training state.
+    from .ops import ScheduledDropPath
+
+    aux = sum(int(layer.count_params()) for layer in model.layers if layer.name.startswith("aux_"))
+    schedule = sum(int(layer.count_params()) for layer in model.layers
+                   if isinstance(layer, ScheduledDropPath))
+    result.update({"epochs": args.epochs, "params": int(model.count_params()) - aux - schedule})
+    if aux:
+        result["aux_head_params"] = aux
     from .weights import write_h5
 
     write_h5(model, out / "weights.h5")
@@ -466,7 +482,7 @@ _DEFAULTS = Recipe()
 
 def parser() -> argparse.ArgumentParser:
     """The ``python -m keras_nasnet.train`` argument parser."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m keras_nasnet.train", description=__doc__,
         usage="%(prog)s --out OUT [options]\n       %(prog)s evaluate --weights FILE [--data SOURCE] "
               "[--num-cells N --penultimate-filters P] [--limit N]",
@@ -508,7 +524,7 @@ def evaluate_main(argv) -> dict:
     Raises :class:`keras_nasnet.weights.WeightsError` or ``ValueError`` for weights that do not fit
     the architecture given, :class:`keras_nasnet.data.DataError` for unusable data.
     """
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.train evaluate",
+    p = ArgumentParser(prog="python -m keras_nasnet.train evaluate",
                                 description="Prints the CIFAR-10 test accuracy of a weights file.")
     p.add_argument("--weights", required=True, help="a weights file or a registry name (cifar10)")
     p.add_argument("--data", default=None, help="CIFAR-10 source (see keras_nasnet.data); default tfds")
@@ -612,6 +628,9 @@ def main(argv=None) -> int:
             raise
     except GenotypeError as e:
         print(f"error: --genotype: {e}", file=sys.stderr)
+        return 2
+    except RunConfigMismatch as e:  # the flags disagree with the run already in --out
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except (TrainingError, data_lib.DataError, FolderLocked) as e:
         print(f"error: {e}", file=sys.stderr)

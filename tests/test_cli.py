@@ -5,6 +5,8 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import pytest
+
 
 def _run(tmp_path, *argv):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_NASNET_VERBOSE")}
@@ -63,6 +65,36 @@ def test_progress_is_one_line_per_epoch_off_a_terminal(monkeypatch):
     assert train._verbosity(SimpleNamespace(verbose=1)) == 1  # asked for: kept
     monkeypatch.setattr(sys, "stdout", Out(True))
     assert train._verbosity(SimpleNamespace(verbose=None)) == 1
+
+
+def test_search_progress_off_a_terminal_is_plain_lines(capsys, monkeypatch):
+    # tqdm's redraws in a log file are carriage returns: a 300-child search wrote 27 KB of them.
+    from keras_nasnet import _cli
+
+    bar = _cli.progress_bar(3, desc="search", unit="child", units="children")
+    assert isinstance(bar, _cli._LogLines)  # capsys's stderr is not a terminal
+    bar.every = 0.0
+    for _ in range(3):
+        bar.update(1)
+    bar.set_postfix(best="0.5000")
+    bar.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert err.splitlines() == ["search: 1 of 3 children", "search: 2 of 3 children",
+                                "search: 3 of 3 children", "search: 3 of 3 children, best 0.5000"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert not isinstance(_cli.progress_bar(3), _cli._LogLines)  # a terminal gets tqdm's bar
+
+
+def test_command_line_errors_are_not_buried_under_the_usage(capsys):
+    from keras_nasnet.search.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--reward", "synthetic", "--proxy", "cpu", "--out", "unused"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 2 and "--help" in err[0]
+    assert err[1] == ("python -m keras_nasnet.search: error: --proxy applies to --reward cifar10 only; "
+                      "this search uses --reward synthetic.")
 
 
 def test_weights_convert_gets_the_quiet_start_up(monkeypatch):

@@ -140,6 +140,26 @@ def test_bad_arguments_say_what_to_do(tmp_path):
     assert issubclass(ExportError, RuntimeError)
 
 
+def test_a_missing_export_package_is_named_before_the_conversion(tmp_path, monkeypatch):
+    import importlib.util
+
+    import keras_nasnet.export as ex
+
+    model = kn.NASNet(kn.NASNET_A, num_cells=1, penultimate_filters=48, stem="cifar", classes=10,
+                      input_shape=(32, 32, 3))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("ai_edge_litert", "tf2onnx") else real(name, *a))
+    # Without the export extra, a LiteRT export used to convert for seconds first (printing the
+    # converter's warnings) and only then fail; now it fails before the conversion starts.
+    monkeypatch.setattr(ex, "_rebuild_at", lambda *a: pytest.fail("the conversion started"))
+    with pytest.raises(ImportError, match=r"ai-edge-litert: pip install 'keras_nasnet\[export\]'"):
+        export(model, tmp_path / "m.tflite")
+    with pytest.raises(ImportError, match="tf2onnx"):
+        export(model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _undelegated_ops(path) -> set:
     """Op names LiteRT runs itself rather than through the XNNPACK delegate: every op not
     reachable backwards from a DELEGATE node's outputs without crossing its inputs."""

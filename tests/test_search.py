@@ -271,7 +271,7 @@ def test_cli_synthetic_outputs(tmp_path):
     assert "cost so far: " in rep.stdout and "over 60 children" in rep.stdout
     # Another configuration on the same folder is refused; more trials of the same one resume.
     bad = subprocess.run(_cli(out, 60, strategy="random"), capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "another configuration" in bad.stderr
+    assert bad.returncode == 2 and "another configuration" in bad.stderr  # invalid settings
 
 
 @pytest.mark.slow

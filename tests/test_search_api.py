@@ -97,7 +97,7 @@ def test_shared_config_errors_name_the_flag():
         SearchConfig(reward="cifar10-shared", shared=SharedConfig(reward_images=600, val_images=500))
 
 
-def test_run_search_runs_and_resumes_a_config(tmp_path):
+def test_run_search_runs_and_resumes_a_config(tmp_path, capsys):
     from keras_nasnet.genotypes import genotype_from
     from keras_nasnet.search import SearchConfig, SearchSpace, run_search
 
@@ -109,7 +109,10 @@ def test_run_search_runs_and_resumes_a_config(tmp_path):
     s = run_search(config, tmp_path / "s", trials=30, progress=False)
     assert s["trials"] == 30 and s["complete"] is True
     assert SearchConfig.load(tmp_path / "s") == config
+    capsys.readouterr()
     assert run_search(config, tmp_path / "s", trials=40, progress=False)["trials"] == 40
+    # said even without a progress bar, so a log shows that the run continued an earlier one
+    assert f"Resuming {tmp_path / 's'}: 30 of 40 trials recorded." in capsys.readouterr().err
     genotype_from(str(tmp_path / "s" / "best_genotype.json"))
 
 

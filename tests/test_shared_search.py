@@ -186,6 +186,23 @@ def test_a_damaged_supernet_checkpoint_is_named_with_what_to_do(tmp_path, capsys
     assert "supernet.npz is damaged" in err and "delete it" in err and "Traceback" not in err
 
 
+def test_cifar10_reward_on_too_small_data_is_invalid_settings(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+
+    # The cifar10 reward holds out 5,000 images: a smaller data set is a settings error (exit 2,
+    # naming --data), like --val-images above, not a failed search (exit 1); nothing is written.
+    data = _batches(tmp_path / "cifar-10-batches-py")
+    out = tmp_path / "s"
+    with pytest.raises(SystemExit) as e:
+        main(["--reward", "cifar10", "--data", str(data), "--trials", "2", "--workers", "0",
+              "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--data" in err and "300 training images" in err and "5,000" in err
+    assert not out.exists()
+    # The error is the last line, not buried under the search's ~60-line usage.
+    assert len(err.strip().splitlines()) <= 3 and "--help" in err
+
+
 def _batches(d, n=60):
     d.mkdir()
     r = np.random.default_rng(0)

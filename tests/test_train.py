@@ -57,6 +57,11 @@ def test_train_resume_after_kill_matches_uninterrupted(image_folder, tmp_path):
     assert 0 <= result["test_accuracy"] <= 1 and result["test_images"] == 20
     log = (straight / "log.csv").read_text().strip().splitlines()
     assert len(log) == 4 and "loss" in log[0]
+    # The same command on a finished run trains nothing and says so (it used to say "Resuming").
+    again = subprocess.run(_cmd(straight, image_folder), env=env, check=True, timeout=600,
+                           capture_output=True, text=True)
+    assert "has finished all 3 epochs" in again.stderr and "Resuming" not in again.stderr
+    assert (straight / "log.csv").read_text().strip().splitlines() == log
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cmd(killed, image_folder), env=env)
@@ -88,6 +93,8 @@ def test_train_resume_after_kill_matches_uninterrupted(image_folder, tmp_path):
     _, (xte, yte) = load_cifar10(image_folder, cache=False)
     for run, expected in ((straight, result), (killed, resumed)):
         model = NASNetCIFAR(1, 48, genotype=TINY, weights=str(run / "weights.h5"))
+        # "params" is the network a user builds, not the training model with its auxiliary head
+        assert expected["params"] == model.count_params() and expected["aux_head_params"] > 0
         again = evaluate_model(model, xte, yte)
         assert again["test_loss"] == pytest.approx(expected["test_loss"], abs=1e-4)
         assert again["test_accuracy"] == expected["test_accuracy"]
@@ -98,7 +105,7 @@ def test_other_configuration_on_existing_out_is_refused(image_folder, tmp_path):
     out.mkdir()
     (out / "config.json").write_text(json.dumps({"epochs": 99}))
     r = subprocess.run(_cmd(out, image_folder), env=_env(tmp_path), capture_output=True, text=True)
-    assert r.returncode != 0 and "another configuration" in r.stderr
+    assert r.returncode == 2 and "another configuration" in r.stderr  # invalid settings, as documented
 
 
 _TWO_CPUS = """

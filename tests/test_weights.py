@@ -178,6 +178,11 @@ def test_mirror_url_from_environment(spec, server, monkeypatch, source):
     monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", "http://[mirror")  # urllib: ValueError, not URLError
     with pytest.raises(W.WeightsError, match="not a URL urllib can open.*KERAS_NASNET_WEIGHTS_URL"):
         kn.NASNetCIFAR(1, 48, weights="testset")
+    # urllib would try ftp:// and the failure read as "no network?": refused as unsupported.
+    monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", "ftp://mirror.example/")
+    with pytest.raises(W.WeightsError, match=r"ftp:// URLs are not supported.*http\(s\)://"):
+        kn.NASNetCIFAR(1, 48, weights="testset")
+    assert not (W.cache_dir() / spec.file_name).exists()
 
 
 def test_weights_path_and_mismatch_report(source, narrow, tmp_path):

@@ -243,6 +243,24 @@ def _widen_empty_ranges(flatbuffer: bytes) -> bytes:
     return bytes(fb.convert_object_to_bytearray(model)) if changed else flatbuffer
 
 
+def _check_tools(format, verify):
+    """Raises ImportError, before the conversion's minutes, when a package the export needs is not
+    installed: tf2onnx to write ONNX, and the runtime that checks the file when ``verify``."""
+    import importlib.util
+
+    from .runtimes import _INSTALL
+
+    need = {"onnx": [("tf2onnx", "ONNX export needs tf2onnx")]}.get(format, [])
+    if verify and format == "onnx":
+        need.append(("onnxruntime", "Checking an ONNX export runs it in onnxruntime"))
+    if verify and format == "litert":
+        need.append(("ai_edge_litert", "Checking a LiteRT export runs it in ai-edge-litert"))
+    for module, what in need:
+        if importlib.util.find_spec(module) is None:
+            skip = " (or export with verify=False, unchecked)" if module != "tf2onnx" else ""
+            raise ImportError(f"{what}: {_INSTALL}{skip}.")
+
+
 def _write_onnx(model, path, shape):
     import warnings
 
@@ -405,6 +423,7 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
     _check_destination(path, format)
     # Everything that can be checked is checked before the slow work: the size LiteRT needs, and
     # enough calibration images for one batch.
+    _check_tools(format, verify)
     calibration_gen = None
     if format == "litert":
         _check_litert_shape(shape)

@@ -148,10 +148,10 @@ def main(argv=None) -> int:
     """Runs the export command line; returns the exit status (0 done, 1 failed, 2 invalid
     arguments, 130 interrupted)."""
     from .._cli import converter_output_held_back, interrupted
-    from ..cliargs import nonnegative_int, positive_int
+    from ..cliargs import ArgumentParser, nonnegative_int, positive_int
 
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m keras_nasnet.export", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="a registry name or a .keras file")
     p.add_argument("out", help="OUT.tflite, OUT.onnx, or a folder for a SavedModel")
     p.add_argument("--format", choices=["litert", "onnx", "saved_model"], default=None,

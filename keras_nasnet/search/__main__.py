@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 from .._cli import interrupted
-from ..cliargs import nonnegative_float, nonnegative_int, positive_float, positive_int
+from ..cliargs import ArgumentParser, nonnegative_float, nonnegative_int, positive_float, positive_int
 from .config import DEFAULT_TRIALS, PPO_PRESETS  # the library's presets and budgets
 from .stages import CHILD_CPU_MINUTES, SCREEN_CHILD_CPU_SECONDS, SHARED_SEARCH_CPU_HOURS, StageConfig
 
@@ -43,7 +43,7 @@ _SCREEN_H = _SD.screen_top * _SD.screen_seeds * SCREEN_CHILD_CPU_SECONDS / 3600
 
 def build_parser() -> argparse.ArgumentParser:
     """The search command's argument parser."""
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.search", description=__doc__,
+    p = ArgumentParser(prog="python -m keras_nasnet.search", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="search folder (records, state, results); reused to resume")
     p.add_argument("--reward", choices=["cifar10", "cifar10-shared", "synthetic"], default="cifar10",
@@ -408,7 +408,7 @@ def main(argv=None) -> int:
     _check_flags_apply(parser, argv, a)
     from ..data import DataError
     from ..fileio import FolderLocked
-    from .errors import InvalidSettings, SearchError
+    from .errors import ConfigMismatch, InvalidSettings, SearchError
     from .run import MAX_CONSECUTIVE_FAILURES, check_run_settings, run_search
     from .workers import make_reward
 
@@ -433,6 +433,9 @@ def main(argv=None) -> int:
         return interrupted(_stopped_message(a.out, trials_of(a)), "run the same command to resume")
     except InvalidSettings as e:  # found once the data is loaded, still before anything is written
         parser.error(f"invalid search settings: {e}")
+    except ConfigMismatch as e:  # the flags disagree with the search already in --out
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (SearchError, DataError, FolderLocked, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

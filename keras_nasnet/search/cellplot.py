@@ -2,8 +2,8 @@
 
 The cell's inputs ``h[i]`` and ``h[i-1]`` stand at the left; each block is a column of two op boxes
 (the operations applied to the states it reads) followed by its combine node, numbered as the
-genotype numbers hidden states (2, 3, ...); the cell's output, the concatenation of the states no
-block reads, is at the right. Columns follow the blocks' depth (a block that reads another block's
+genotype numbers hidden states (2, 3, ...); the cell's output, the concatenation of the states in
+its ``concat`` list (for a searched cell, the states no block reads), is at the right. Columns follow the blocks' depth (a block that reads another block's
 state stands to the right of it), edges that skip columns are routed through the gaps between
 nodes, and the order within each column is chosen to reduce crossings (the barycenter heuristic of
 layered graph drawing), so no label sits on an edge or another label.
@@ -192,7 +192,7 @@ def plot_genotype(genotype: Genotype, path, title: str | None = None) -> None:
                Patch(fc=_ADD, ec="#333333", label="block output: add (numbered as in the genotype)")]
     if any(b.combine == "concat" for c in (genotype.normal, genotype.reduction) for b in c.blocks):
         handles.append(Patch(fc=_CONCAT, ec="#333333", label="block output: concat"))
-    handles.append(Patch(fc=_OUTPUT, ec="#333333", label="cell output: concat of unused states"))
+    handles.append(Patch(fc=_OUTPUT, ec="#333333", label="cell output: concat of the listed states"))
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)

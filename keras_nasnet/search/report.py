@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -184,7 +183,9 @@ def draw_cell(ax, cell: Cell, title: str = "", reduction: bool = False) -> None:
 
 def main(argv=None) -> int:
     """Prints the top trials of a search folder and writes ``best_cells.png``."""
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.search report")
+    from ..cliargs import ArgumentParser
+
+    p = ArgumentParser(prog="python -m keras_nasnet.search report")
     p.add_argument("out", help="a search folder")
     p.add_argument("--top", type=int, default=10, help="how many trials to list")
     a = p.parse_args(argv)

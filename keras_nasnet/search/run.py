@@ -294,6 +294,9 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
         strategy.observe(rec["actions"], rec["logp"], rec["reward"])
     if replayed:
         journal.save_state(strategy.state(), len(journal.finished))
+    if journal.finished:  # said even without a progress bar, so a log shows the run continued
+        of = f" of {trials:,}" if trials else ""
+        print(f"Resuming {out}: {len(journal.finished):,}{of} trials recorded.", file=sys.stderr, flush=True)
     ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), "log_path": out / "workers.log",
                  "state_dir": out, "progress": progress, **(executor_kwargs or {})}
     ex = make_executor(executor, reward_spec, workers, **ex_kwargs)
@@ -425,10 +428,9 @@ PLOT_SECONDS = 60.0
 def _progress(total, initial, journal, enabled):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from .._cli import progress_bar
 
-    return tqdm(total=total, initial=initial, unit="child", desc="search", dynamic_ncols=True,
-                file=sys.stderr)
+    return progress_bar(total, initial, desc="search", unit="child", units="children")
 
 
 def write_outputs(out: Path, space: SearchSpace, config: dict, finished: list[dict],

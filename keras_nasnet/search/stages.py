@@ -535,11 +535,9 @@ def _drain(journal, queue, done, spec, settings, label):
                        progress=progress, **s)
     bar = None
     if progress:
-        import sys
+        from .._cli import progress_bar
 
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(queue), unit="child", desc=label, dynamic_ncols=True, file=sys.stderr)
+        bar = progress_bar(len(queue), desc=label, unit="child", units="children")
     dispatch = Dispatcher(ex, journal, queue, annotate=lambda task, res: {**res, "budget": task["budget"]})
     try:
         while dispatch.pending:

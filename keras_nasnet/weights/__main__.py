@@ -17,13 +17,14 @@ import sys
 from pathlib import Path
 
 from . import WeightsError, cache_dir, fetch, project_weights_dir, registry
+from ..cliargs import ArgumentParser
 from .download import problem
 
 
 def main(argv=None) -> int:
     """Runs the weights command line; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m keras_nasnet.weights", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m keras_nasnet.weights", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list every known weight set")
     f = sub.add_parser("fetch", help="download and verify weight sets into the cache")

@@ -103,7 +103,7 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
         stale = problem(spec, dest)
         if stale is None:
             return dest
-        print(f"keras_nasnet: cached {dest} fails its check ({stale}); fetching it again.",
+        print(f"keras_nasnet: cached {dest} fails its check ({stale.rstrip('.')}); fetching it again.",
               file=sys.stderr)
     url = spec.url
     try:
@@ -121,8 +121,8 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
     except WeightsError as e:
         if stale is None:
             raise
-        raise WeightsError(f"{e} (The file already at {dest} fails its check, {stale}, and was left "
-                           "as it was: replace it.)") from None
+        raise WeightsError(f"{e} (The file already at {dest} fails its check ({stale.rstrip('.')}) "
+                           "and was left as it was: replace it.)") from None
     return dest
 
 
@@ -137,6 +137,12 @@ def _download(url, out, spec, dest, progress):
         )
 
     total = 0
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https", "file"):
+        # urllib would try ftp:// (and fail as "no network?"): only these three are supported.
+        raise WeightsError(
+            f"Cannot fetch {spec.file_name} from {url}: {scheme}:// URLs are not supported. Set "
+            f"{URL_ENV} to an http(s):// or file:// URL, or a folder path. {_manual_hint(spec, dest)}")
     try:
         with urllib.request.urlopen(url, timeout=60) as r:
             total = int(r.headers.get("Content-Length") or 0)
