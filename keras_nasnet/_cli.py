@@ -148,6 +148,12 @@ def quiet_startup() -> None:
             import tensorflow  # noqa: F401
     except ImportError:
         pass  # reported, with its own message, where TensorFlow is needed
+    except KeyboardInterrupt:
+        # Ctrl-C in the first seconds (TensorFlow's import) gave a 30-line traceback through
+        # importlib; nothing has been read or written yet.
+        interrupted("stopped while starting (importing TensorFlow); nothing was done",
+                    "run the command again")
+        raise SystemExit(INTERRUPTED) from None
 
 
 def interrupted(what: str, resume: str) -> int:

@@ -86,6 +86,30 @@ def test_search_progress_off_a_terminal_is_plain_lines(capsys, monkeypatch):
     assert not isinstance(_cli.progress_bar(3), _cli._LogLines)  # a terminal gets tqdm's bar
 
 
+def test_ctrl_c_while_tensorflow_imports_is_one_line(monkeypatch, capsys):
+    import contextlib
+
+    from keras_nasnet import _cli
+
+    @contextlib.contextmanager
+    def interrupted_import():
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(_cli, "running_as_cli", lambda: True)
+    monkeypatch.setattr(_cli, "light_command", lambda: False)
+    monkeypatch.delenv(_cli.VERBOSE_ENV, raising=False)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.delitem(sys.modules, "tensorflow")  # restored afterwards
+    monkeypatch.setattr(_cli, "_stderr_held_back", interrupted_import)
+    with pytest.raises(SystemExit) as e:
+        _cli.quiet_startup()
+    assert e.value.code == _cli.INTERRUPTED
+    assert capsys.readouterr().err.strip() == (
+        "interrupted: stopped while starting (importing TensorFlow); nothing was done; run the "
+        "command again.")
+
+
 def test_command_line_errors_are_not_buried_under_the_usage(capsys):
     from keras_nasnet.search.__main__ import main
 
