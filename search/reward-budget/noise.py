@@ -12,6 +12,10 @@ reads both from a finished search folder and reports:
   seeds (the drop is the winner's curse of picking the top by one noisy run), the correlation and
   Kendall tau between the two, and the correlation of the screening's two seeds with each other.
 
+Given several folders, it then compares the first one's screened pool with each other's: the
+difference of the mean fresh-seed accuracy over the screened cells, with its 95% interval
+(``keras_nasnet.search.mean_difference`` over the cell means).
+
     python search/reward-budget/noise.py search/evolve-scratch/run search/evolve/run
 
 Seconds, no training; prints one JSON object per search folder. The reliability and the winner's
@@ -95,6 +99,7 @@ def noise(run: Path) -> dict:
         "screened_search_vs_fresh_tau": round(kendall_tau(search, fresh), 3),
         "screened_seed_vs_seed_corr": round(float(np.corrcoef(s0, s1)[0, 1]), 3),
         **({} if same else {"note": f"{why}: no reliability or winner's curse, which need one budget"}),
+        "_cell_means": fresh,
     }
 
 
@@ -102,8 +107,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="search folders (--reward cifar10, --stages all)")
     a = p.parse_args(argv)
+    from keras_nasnet.search import mean_difference
+
+    pools = []
     for run in a.runs:
-        print(json.dumps(noise(run)))
+        figures = noise(run)
+        pools.append(figures.pop("_cell_means"))
+        print(json.dumps(figures))
+    for run, pool in zip(a.runs[1:], pools[1:]):
+        d = mean_difference(pools[0], pool)
+        print(json.dumps({"pool": str(a.runs[0]), "minus": str(run), "difference": round(d["difference"], 4),
+                          "difference_95": [round(x, 4) for x in d["difference_95"]], "cells": d["cells"]}))
     return 0
 
 
