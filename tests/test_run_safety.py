@@ -530,5 +530,5 @@ def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(image_folder, t
     assert json.loads((out / "state.json").read_text())["epochs_done"] == 1
     assert not (out / "result.json").exists()
     # Other data (here a subset) is another run, not a resume of this one.
-    assert train.main(args + ["--limit", "8"]) == 1
+    assert train.main(args + ["--limit", "8"]) == 2  # invalid settings
     assert "another configuration" in capsys.readouterr().err

@@ -265,7 +265,7 @@ def test_resume_after_kill_continues_supernet_and_controller(tmp_path, monkeypat
     assert again(before[0]["actions"]) == before[0]["reward"]
     # A changed supernet setting on the same folder is refused.
     capsys.readouterr()
-    assert main(_cli(out, data, 200, filters=6)[3:] + ["--child-train-images", "128"]) == 1
+    assert main(_cli(out, data, 200, filters=6)[3:] + ["--child-train-images", "128"]) == 2  # invalid settings
     assert "another configuration" in capsys.readouterr().err
 
 

@@ -258,7 +258,7 @@ def test_resume_compares_the_cells_not_how_the_genotype_was_named(image_folder, 
     # The file edited (pooling ops have no weights, so the checkpoint would still restore).
     g.write_text(TINY.replace("max_pool_3x3", "avg_pool_3x3"))
     capsys.readouterr()
-    assert main(args + ["--genotype", str(g)]) == 1
+    assert main(args + ["--genotype", str(g)]) == 2  # another configuration: invalid settings
     assert "another configuration" in capsys.readouterr().err
 
 
