@@ -215,12 +215,19 @@ class _LogLines:
         self._line()
 
 
+def live_stderr() -> bool:
+    """Whether stderr shows redrawn progress bars: a terminal, or a Jupyter kernel (whose stderr
+    is not a terminal but renders tqdm's carriage returns)."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
 def progress_bar(total, initial=0, desc="", unit="it", units=None):
-    """A tqdm bar on stderr when it is a terminal; otherwise (a log file) one line a minute.
+    """A tqdm bar on stderr when it shows one (:func:`live_stderr`); otherwise (a log file) a plain
+    line at most once a minute, written as items finish.
 
     Both have ``update(n)``, ``set_postfix(**values)`` and ``close()``; ``unit`` names one item in
     the bar's rate, ``units`` (default ``unit``) many of them in the lines."""
-    if sys.stderr.isatty():
+    if live_stderr():
         from tqdm import tqdm
 
         return tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True,

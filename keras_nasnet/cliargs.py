@@ -34,12 +34,15 @@ nonnegative_float = _number(float, 0.0, True, "a number of at least 0")
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose errors stay readable: a usage of more than a few lines (the
-    search's runs to about 60) is replaced by a pointer to ``--help``, so the one line that says
-    what was wrong is not buried under it. Exit code 2, as argparse's."""
+    """``argparse.ArgumentParser`` whose errors stay readable: the generated usage of a parser with
+    many flags (the search's runs to about 60 lines) is replaced by a pointer to ``--help``, so the
+    one line that says what was wrong is not buried under it. Exit code 2, as argparse's."""
 
     def error(self, message):
-        usage = self.format_usage()
-        if usage.count("\n") > 4:
+        # Decided by the flags, not the formatted usage, whose line count depends on the terminal's
+        # width; a usage the parser was given (short by design) is kept.
+        if self.usage is None and len(self._actions) > 8:
             usage = f"usage: {self.prog} [flags]  (`{self.prog} --help` lists them)\n"
+        else:
+            usage = self.format_usage()
         self.exit(2, f"{usage}{self.prog}: error: {message}\n")

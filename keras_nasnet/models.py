@@ -61,20 +61,13 @@ def architecture_name(genotype, num_cells, penultimate_filters, stem, stem_filte
     return None
 
 
-def _keras_config_path() -> str:
-    # Keras reads keras.json from $KERAS_HOME when it is set, else ~/.keras.
-    import os
-
-    home = os.environ["KERAS_HOME"] if "KERAS_HOME" in os.environ else os.path.join("~", ".keras")
-    return os.path.join(home, "keras.json")
-
-
 def _input_shape(input_shape, input_tensor, default_size, include_top, weights_is_imagenet):
     if keras.backend.image_data_format() == "channels_first":
         raise ValueError(
             "keras_nasnet models support only the channels_last image data format. Call "
             "keras.backend.set_image_data_format('channels_last') (or set image_data_format in "
-            f"{_keras_config_path()}) before building the model."
+            "the keras.json of your Keras folder: $KERAS_HOME, by default ~/.keras) before "
+            "building the model."
         )
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])

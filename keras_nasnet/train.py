@@ -302,8 +302,9 @@ def _fit(args, out: Path) -> dict:
             start_epoch = restore_checkpoint(model, ckpt)
             if start_epoch >= args.epochs:
                 # Nothing is trained again: say so, rather than "Resuming", which reads as work.
-                print(f"{out} has finished all {args.epochs} epochs; writing its results again "
-                      "(give a larger --epochs to train on).", file=sys.stderr)
+                print(f"{out} has finished all {args.epochs} epochs; nothing to train, writing its "
+                      "results again (a longer training is another run: give a new --out).",
+                      file=sys.stderr)
             else:
                 print(f"Resuming {out} after epoch {start_epoch}.", file=sys.stderr)
     _trim_log(out / "log.csv", start_epoch)

@@ -83,7 +83,14 @@ def test_search_progress_off_a_terminal_is_plain_lines(capsys, monkeypatch):
     assert err.splitlines() == ["search: 1 of 3 children", "search: 2 of 3 children",
                                 "search: 3 of 3 children", "search: 3 of 3 children, best 0.5000"]
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    assert not isinstance(_cli.progress_bar(3), _cli._LogLines)  # a terminal gets tqdm's bar
+    bar = _cli.progress_bar(3)
+    assert not isinstance(bar, _cli._LogLines)  # a terminal gets tqdm's bar
+    bar.close()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.setitem(sys.modules, "ipykernel", object())  # a notebook renders redraws too
+    bar = _cli.progress_bar(3)
+    assert not isinstance(bar, _cli._LogLines)
+    bar.close()
 
 
 def test_ctrl_c_while_tensorflow_imports_is_one_line(monkeypatch, capsys):

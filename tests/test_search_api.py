@@ -113,6 +113,8 @@ def test_run_search_runs_and_resumes_a_config(tmp_path, capsys):
     assert run_search(config, tmp_path / "s", trials=40, progress=False)["trials"] == 40
     # said even without a progress bar, so a log shows that the run continued an earlier one
     assert f"Resuming {tmp_path / 's'}: 30 of 40 trials recorded." in capsys.readouterr().err
+    run_search(config, tmp_path / "s", trials=40, progress=False)  # nothing left: not "Resuming"
+    assert "Resuming" not in capsys.readouterr().err
     genotype_from(str(tmp_path / "s" / "best_genotype.json"))
 
 

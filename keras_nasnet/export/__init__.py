@@ -257,7 +257,7 @@ def _check_tools(format, verify):
         need.append(("ai_edge_litert", "Checking a LiteRT export runs it in ai-edge-litert"))
     for module, what in need:
         if importlib.util.find_spec(module) is None:
-            skip = " (or export with verify=False, unchecked)" if module != "tf2onnx" else ""
+            skip = " (from Python, export(..., verify=False) skips the check)" if module != "tf2onnx" else ""
             raise ImportError(f"{what}: {_INSTALL}{skip}.")
 
 

@@ -175,8 +175,9 @@ def _load_reward_data(cfg: ProxyConfig):
 
         # A settings error (exit code 2, as --val-images of the shared reward), not a data failure.
         raise InvalidSettings(
-            f"--data {cfg.data or 'CIFAR-10'} has {len(x):,} training images; the cifar10 reward "
-            f"holds out {data_lib.VALIDATION_SIZE:,} of them to score the children, so it needs more: "
+            f"--data {cfg.data or 'CIFAR-10'} has {len(x):,} training images; a stand-alone "
+            f"training (the cifar10 reward's children, the stages' cells) holds out "
+            f"{data_lib.VALIDATION_SIZE:,} of them to score a cell, so it needs more: "
             "pass the full CIFAR-10 (50,000 training images) with --data, or try the search "
             "without data with --reward synthetic.")
     (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0)

@@ -176,7 +176,9 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         workers: parallel child workers (processes, or Ray tasks); 0 evaluates in this process.
             Default: 1 for the ``cifar10`` reward, else 0.
         executor: ``local`` (processes on this machine) or ``ray``.
-        progress: draw progress bars on standard error.
+        progress: draw progress bars on standard error (plain lines at most once a minute when it
+            is not a terminal). Continuing an earlier search prints one ``Resuming`` line there
+            either way.
         max_failures: stop after this many children in a row failed.
         threads_per_worker: TensorFlow threads of each local worker (default: all cores each).
         ray_address: address of an existing Ray cluster (default: start one).
@@ -294,7 +296,8 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
         strategy.observe(rec["actions"], rec["logp"], rec["reward"])
     if replayed:
         journal.save_state(strategy.state(), len(journal.finished))
-    if journal.finished:  # said even without a progress bar, so a log shows the run continued
+    if journal.finished and (not trials or len(journal.finished) < trials):
+        # said even without a progress bar, so a log shows the run continued an earlier one
         of = f" of {trials:,}" if trials else ""
         print(f"Resuming {out}: {len(journal.finished):,}{of} trials recorded.", file=sys.stderr, flush=True)
     ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), "log_path": out / "workers.log",

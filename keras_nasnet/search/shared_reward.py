@@ -332,7 +332,9 @@ class SharedWeightsReward(Reward):
 
     def _warm_up(self, todo: int) -> None:
         bar = None
-        if self.progress and sys.stderr.isatty():  # in a log file, the one-line-per-epoch form below
+        from .._cli import live_stderr
+
+        if self.progress and live_stderr():  # in a log file, the one-line-per-epoch form below
             from tqdm import tqdm
 
             bar = tqdm(total=self.warmup_steps, initial=self.step, unit="step", dynamic_ncols=True,
