@@ -3,10 +3,11 @@
 The cell's inputs ``h[i]`` and ``h[i-1]`` stand at the left; each block is a column of two op boxes
 (the operations applied to the states it reads) followed by its combine node, numbered as the
 genotype numbers hidden states (2, 3, ...); the cell's output, the concatenation of the states in
-its ``concat`` list (for a searched cell, the states no block reads), is at the right. Columns follow the blocks' depth (a block that reads another block's
-state stands to the right of it), edges that skip columns are routed through the gaps between
-nodes, and the order within each column is chosen to reduce crossings (the barycenter heuristic of
-layered graph drawing), so no label sits on an edge or another label.
+its ``concat`` list (for a searched cell, the states no block reads), is at the right. Columns
+follow the blocks' depth (a block that reads another block's state stands to the right of it),
+edges that skip columns are routed through the gaps between nodes, and the order within each
+column is chosen to reduce crossings (the barycenter heuristic of layered graph drawing), so no
+label sits on an edge or another label.
 """
 
 from __future__ import annotations

@@ -170,17 +170,14 @@ def _load_reward_data(cfg: ProxyConfig):
     # here, from the arrays in hand, it costs a hash instead of a second read of the data.
     data_lib._remember_fingerprint(cfg.data, arrays)
     (x, y), _ = arrays
-    if len(x) <= data_lib.VALIDATION_SIZE:
-        from .errors import InvalidSettings
+    try:
+        (xtr, ytr), (xval, yval) = data_lib.train_val_split(
+            x, y, seed=0, hint="Pass the full CIFAR-10 (50,000 training images) with --data, or try "
+                               "the search without data with --reward synthetic.")
+    except data_lib.DataError as e:  # too small to hold out: a settings error (exit code 2), as
+        from .errors import InvalidSettings  # --val-images of the shared reward
 
-        # A settings error (exit code 2, as --val-images of the shared reward), not a data failure.
-        raise InvalidSettings(
-            f"--data {cfg.data or 'CIFAR-10'} has {len(x):,} training images; a stand-alone "
-            f"training (the cifar10 reward's children, the stages' cells) holds out "
-            f"{data_lib.VALIDATION_SIZE:,} of them to score a cell, so it needs more: "
-            "pass the full CIFAR-10 (50,000 training images) with --data, or try the search "
-            "without data with --reward synthetic.")
-    (xtr, ytr), (xval, yval) = data_lib.train_val_split(x, y, seed=0)
+        raise InvalidSettings(f"--data {cfg.data or 'CIFAR-10'}: {e}") from None
     return (xtr[: cfg.train_images], ytr[: cfg.train_images],
             xval[: cfg.val_images], yval[: cfg.val_images])
 
