@@ -119,3 +119,102 @@ def test_the_cli_builds_evolution_and_matched_children(tmp_path):
     cells.write_text("{}")
     with pytest.raises(InvalidSettings, match="non-empty JSON list"):
         SearchConfig.from_flags(["--strategy", "evolution", "--initial-cells", cells])
+
+
+# -- the warm start: the widest of many random cells ------------------------------------------
+
+WIDE_SPACE = SearchSpace(num_blocks=2, ops=("identity", "sep_conv_3x3", "max_pool_3x3", "conv_1x1"),
+                         combines=("add",))
+
+
+def test_widest_cells_keeps_the_widest_distinct_draws_and_continues_a_stopped_run(tmp_path, monkeypatch):
+    from keras_nasnet.search import widest_cells
+    from keras_nasnet.search import warmstart
+    from keras_nasnet.search.rewards import matched_units
+
+    draws = WIDE_SPACE.sample_uniform(np.random.default_rng(3), 7).tolist()
+    widths = [matched_units(WIDE_SPACE.decode(a), 1, 6000) for a in draws]
+    monkeypatch.setattr(warmstart, "CHUNK", 3)
+    cache = tmp_path / "widths.json"
+    got = widest_cells(WIDE_SPACE, 7, 3, params=6000, seed=3, exclude=[draws[0]], cache=cache)
+    # Widest first, ties to the earlier draw, no cell twice, the excluded cell left out.
+    order = sorted((i for i in range(7)), key=lambda i: (-widths[i], i))
+    expected, seen = [], {tuple(draws[0])}
+    for i in order:
+        if tuple(draws[i]) not in seen and len(expected) < 3:
+            seen.add(tuple(draws[i]))
+            expected.append((draws[i], widths[i]))
+    assert [(WIDE_SPACE.encode(g), w) for g, w in got] == expected
+    state = json.loads(cache.read_text())
+    assert [w for _, w in state["widths"]] == widths and state["cpu_seconds"] > 0
+
+    # Stopped after the first chunk: the next call scores only the rest, and agrees.
+    cache.write_text(json.dumps({**state, "widths": state["widths"][:3]}))
+    scored = []
+    real = warmstart._widths
+    monkeypatch.setattr(warmstart, "_widths", lambda *a: (scored.append(len(a[-1])), real(*a))[1])
+    assert widest_cells(WIDE_SPACE, 7, 3, params=6000, seed=3, exclude=[draws[0]], cache=cache) == got
+    assert scored == [3, 1]
+    # A finished cache is read, not scored again; one made with other settings is refused.
+    scored.clear()
+    assert widest_cells(WIDE_SPACE, 7, 3, params=6000, seed=3, exclude=[draws[0]], cache=cache) == got
+    assert scored == []
+    with pytest.raises(ValueError, match="another warm start"):
+        widest_cells(WIDE_SPACE, 7, 3, params=7000, seed=3, cache=cache)
+    cache.write_text("{")
+    with pytest.raises(ValueError, match="delete it"):
+        widest_cells(WIDE_SPACE, 7, 3, params=6000, seed=3, cache=cache)
+
+
+def test_warm_start_flag_settings_and_refusals():
+    base = ["--strategy", "evolution", "--population", "8", "--tournament-size", "2", "--combines", "add",
+            "--child-match-params", "nasnet-a"]
+    c = SearchConfig.from_flags(base + ["--warm-start", "100"])
+    assert c.evolution.warm_start == 100 and c.to_dict()["evolution"]["warm_start"] == 100
+    assert SearchConfig.from_dict(c.to_dict()).to_dict() == c.to_dict()
+    # Without it the record is what earlier versions wrote, so their folders still resume.
+    assert "warm_start" not in SearchConfig.from_flags(base).to_dict()["evolution"]
+    with pytest.raises(InvalidSettings, match="--child-match-params"):
+        SearchConfig.from_flags(["--strategy", "evolution", "--population", "8", "--tournament-size", "2",
+                                 "--warm-start", "100"])
+    with pytest.raises(InvalidSettings, match="cifar10 reward"):
+        SearchConfig(reward="synthetic", strategy="evolution", space=SPACE, target=_cell("identity"),
+                     evolution=EvolutionConfig(population=4, tournament_size=2, warm_start=10))
+    with pytest.raises(InvalidSettings, match=r"fewer cells than the 8 places.*--warm-start 160"):
+        SearchConfig.from_flags(base + ["--warm-start", "5"])
+    with pytest.raises(InvalidSettings, match="fill the population"):
+        EvolutionConfig(population=2, tournament_size=2, initial=[NASNET_A, NASNET_A], warm_start=10).validate()
+
+
+@pytest.mark.slow
+def test_a_warm_started_search_starts_from_the_widest_cells_and_counts_their_cost(tmp_path, monkeypatch):
+    import pickle
+
+    from keras_nasnet.search import ProxyConfig, search_cost, widest_cells
+    from keras_nasnet.search import warmstart
+
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    r = np.random.default_rng(0)
+    for i, n in enumerate((1010,) * 5 + (20,), 1):  # the reward holds out 5,000 training images
+        x = r.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        blob = {b"data": x.transpose(0, 3, 1, 2).reshape(n, -1), b"labels": list(map(int, np.arange(n) % 10))}
+        (d / ("test_batch" if i == 6 else f"data_batch_{i}")).write_bytes(pickle.dumps(blob))
+    proxy = ProxyConfig(batch_size=16, train_images=32, val_images=16, data=str(d), match_params=6000)
+    config = SearchConfig(reward="cifar10", strategy="evolution", space=WIDE_SPACE, proxy=proxy,
+                          evolution=EvolutionConfig(population=3, tournament_size=2, warm_start=6))
+    out = tmp_path / "s"
+    run_search(config, out, trials=2, workers=0, progress=False)
+    widest = widest_cells(WIDE_SPACE, 6, 3, params=6000, seed=0)
+    recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
+    proposed = [r["actions"] for r in recs if r["event"] == "proposed"]
+    assert proposed == [WIDE_SPACE.encode(g) for g, _ in widest[:2]]
+    warm = json.loads((out / "warm_start.json").read_text())["cpu_seconds"]
+    cost = search_cost(out)
+    assert cost["warm_start_cpu_seconds"] == warm > 0
+    assert cost["cpu_seconds"] == pytest.approx(warm + cost["parts"]["search"]["cpu_seconds"])
+    # Resumed, the search reads the widths instead of scoring the cells again.
+    monkeypatch.setattr(warmstart, "_widths", lambda *a: pytest.fail("scored again"))
+    run_search(config, out, trials=3, workers=0, progress=False)
+    recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
+    assert [r["actions"] for r in recs if r["event"] == "proposed"][2] == WIDE_SPACE.encode(widest[2][0])
