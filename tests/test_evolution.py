@@ -128,42 +128,49 @@ WIDE_SPACE = SearchSpace(num_blocks=2, ops=("identity", "sep_conv_3x3", "max_poo
 
 
 def test_widest_cells_keeps_the_widest_distinct_draws_and_continues_a_stopped_run(tmp_path, monkeypatch):
-    from keras_nasnet.search import widest_cells
-    from keras_nasnet.search import warmstart
+    from keras_nasnet.search import warmstart, widest_cells
     from keras_nasnet.search.rewards import matched_units
 
-    draws = WIDE_SPACE.sample_uniform(np.random.default_rng(3), 7).tolist()
-    widths = [matched_units(WIDE_SPACE.decode(a), 1, 6000) for a in draws]
-    monkeypatch.setattr(warmstart, "CHUNK", 3)
+    five = WIDE_SPACE.sample_uniform(np.random.default_rng(3), 5).tolist()
+    widths5 = [matched_units(WIDE_SPACE.decode(a), 1, 6000) for a in five]
+    widest = max(range(5), key=lambda i: (widths5[i], -i))
+    # The widest cell drawn twice (kept once); the second widest excluded (an initial cell, say).
+    draws = five + [five[widest]]
+    widths = widths5 + [widths5[widest]]
+
+    class Drawn(SearchSpace):  # the draws, fixed: what the generator gives is not under test
+        def sample_uniform(self, rng, n=1):
+            return np.asarray(draws[:n])
+
+    space = Drawn(WIDE_SPACE.num_blocks, WIDE_SPACE.ops, WIDE_SPACE.combines)
+    order = sorted(range(6), key=lambda i: (-widths[i], i))
+    second = next(i for i in order if draws[i] != draws[widest])
+    expected = [(draws[i], widths[i]) for i in order if i not in (second, 5)][:3]
+    monkeypatch.setattr(warmstart, "CHUNK", 2)
     cache = tmp_path / "widths.json"
-    got = widest_cells(WIDE_SPACE, 7, 3, params=6000, seed=3, exclude=[draws[0]], cache=cache)
-    # Widest first, ties to the earlier draw, no cell twice, the excluded cell left out.
-    order = sorted((i for i in range(7)), key=lambda i: (-widths[i], i))
-    expected, seen = [], {tuple(draws[0])}
-    for i in order:
-        if tuple(draws[i]) not in seen and len(expected) < 3:
-            seen.add(tuple(draws[i]))
-            expected.append((draws[i], widths[i]))
-    assert [(WIDE_SPACE.encode(g), w) for g, w in got] == expected
+    got = widest_cells(space, 6, 3, params=6000, exclude=[draws[second]], cache=cache)
+    assert [(space.encode(g), w) for g, w in got] == expected and expected[0][0] == draws[widest]
     state = json.loads(cache.read_text())
     assert [w for _, w in state["widths"]] == widths and state["cpu_seconds"] > 0
 
     # Stopped after the first chunk: the next call scores only the rest, and agrees.
-    cache.write_text(json.dumps({**state, "widths": state["widths"][:3]}))
+    cache.write_text(json.dumps({**state, "widths": state["widths"][:2]}))
     scored = []
     real = warmstart._widths
     monkeypatch.setattr(warmstart, "_widths", lambda *a: (scored.append(len(a[-1])), real(*a))[1])
-    assert widest_cells(WIDE_SPACE, 7, 3, params=6000, seed=3, exclude=[draws[0]], cache=cache) == got
-    assert scored == [3, 1]
+    assert widest_cells(space, 6, 3, params=6000, exclude=[draws[second]], cache=cache) == got
+    assert scored == [2, 2]
     # A finished cache is read, not scored again; one made with other settings is refused.
     scored.clear()
-    assert widest_cells(WIDE_SPACE, 7, 3, params=6000, seed=3, exclude=[draws[0]], cache=cache) == got
+    assert widest_cells(space, 6, 3, params=6000, exclude=[draws[second]], cache=cache) == got
     assert scored == []
+    # Fewer distinct cells than asked for: all of them, widest first.
+    assert len(widest_cells(space, 6, 6, params=6000, cache=cache)) == 5
     with pytest.raises(ValueError, match="another warm start"):
-        widest_cells(WIDE_SPACE, 7, 3, params=7000, seed=3, cache=cache)
+        widest_cells(space, 6, 3, params=7000, cache=cache)
     cache.write_text("{")
     with pytest.raises(ValueError, match="delete it"):
-        widest_cells(WIDE_SPACE, 7, 3, params=6000, seed=3, cache=cache)
+        widest_cells(space, 6, 3, params=6000, cache=cache)
 
 
 def test_warm_start_flag_settings_and_refusals():
@@ -187,11 +194,11 @@ def test_warm_start_flag_settings_and_refusals():
 
 
 @pytest.mark.slow
-def test_a_warm_started_search_starts_from_the_widest_cells_and_counts_their_cost(tmp_path, monkeypatch):
+def test_a_warm_started_search_starts_from_the_widest_cells_and_counts_their_cost(tmp_path, capsys):
     import pickle
 
     from keras_nasnet.search import ProxyConfig, search_cost, widest_cells
-    from keras_nasnet.search import warmstart
+    from keras_nasnet.search.__main__ import main
 
     d = tmp_path / "cifar-10-batches-py"
     d.mkdir()
@@ -200,21 +207,25 @@ def test_a_warm_started_search_starts_from_the_widest_cells_and_counts_their_cos
         x = r.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
         blob = {b"data": x.transpose(0, 3, 1, 2).reshape(n, -1), b"labels": list(map(int, np.arange(n) % 10))}
         (d / ("test_batch" if i == 6 else f"data_batch_{i}")).write_bytes(pickle.dumps(blob))
+    first = WIDE_SPACE.decode(WIDE_SPACE.sample_uniform(np.random.default_rng(9), 1)[0])
     proxy = ProxyConfig(batch_size=16, train_images=32, val_images=16, data=str(d), match_params=6000)
     config = SearchConfig(reward="cifar10", strategy="evolution", space=WIDE_SPACE, proxy=proxy,
-                          evolution=EvolutionConfig(population=3, tournament_size=2, warm_start=6))
+                          evolution=EvolutionConfig(population=3, tournament_size=2, initial=[first],
+                                                    warm_start=6))
     out = tmp_path / "s"
-    run_search(config, out, trials=2, workers=0, progress=False)
-    widest = widest_cells(WIDE_SPACE, 6, 3, params=6000, seed=0)
+    run_search(config, out, trials=1, workers=0, progress=False)  # the widths in a worker process
+    warm = out / "warm_start.json"
+    scored = warm.stat().st_mtime_ns, warm.read_text()
+    cost = search_cost(out)
+    assert cost["warm_start_cpu_seconds"] == json.loads(scored[1])["cpu_seconds"] > 0
+    assert cost["cpu_seconds"] == pytest.approx(cost["warm_start_cpu_seconds"] + cost["parts"]["search"]["cpu_seconds"])
+    # Resumed before the population's start is proposed: the widths are read, not scored again.
+    run_search(config, out, trials=3, workers=0, progress=False)
+    assert (warm.stat().st_mtime_ns, warm.read_text()) == scored
+    widest = widest_cells(WIDE_SPACE, 6, 2, params=6000, seed=0, exclude=[first])
     recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
     proposed = [r["actions"] for r in recs if r["event"] == "proposed"]
-    assert proposed == [WIDE_SPACE.encode(g) for g, _ in widest[:2]]
-    warm = json.loads((out / "warm_start.json").read_text())["cpu_seconds"]
-    cost = search_cost(out)
-    assert cost["warm_start_cpu_seconds"] == warm > 0
-    assert cost["cpu_seconds"] == pytest.approx(warm + cost["parts"]["search"]["cpu_seconds"])
-    # Resumed, the search reads the widths instead of scoring the cells again.
-    monkeypatch.setattr(warmstart, "_widths", lambda *a: pytest.fail("scored again"))
-    run_search(config, out, trials=3, workers=0, progress=False)
-    recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
-    assert [r["actions"] for r in recs if r["event"] == "proposed"][2] == WIDE_SPACE.encode(widest[2][0])
+    assert proposed == [WIDE_SPACE.encode(first)] + [WIDE_SPACE.encode(g) for g, _ in widest]
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "the warm start" in capsys.readouterr().out

@@ -138,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON file: a list of genotypes (JSON objects or names) to start the "
                         "population from, e.g. an earlier search's best cells")
     g.add_argument("--warm-start", type=nonnegative_int, default=None, metavar="N",
-                   help="draw N cells uniformly and start from the widest (at --child-match-params; "
-                        "no training, about 1.8 CPU-seconds a cell; e.g. 1000 for a population of "
-                        "50), after any --initial-cells")
+                   help="draw N cells uniformly; the widest at --child-match-params fill the "
+                        "population's places after any --initial-cells (no training, about 1.8 "
+                        "CPU-seconds a cell; e.g. 1000 for a population of 50)")
     g = p.add_argument_group(
         "stages after the controller (--stages all)",
         "Once all --trials are in: re-score the top --rescore-top cells on more held-out images\n"

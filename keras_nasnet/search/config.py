@@ -115,8 +115,8 @@ class EvolutionConfig:
         initial: cells the search starts from, proposed before any random one (a pool of an earlier
             search, say): genotypes, their names or JSON. Kept as genotype dicts. At most
             ``population``.
-        warm_start: draw this many cells uniformly before the search and start from the widest
-            of them, after ``initial`` (0: none). A cell's width is the ``penultimate_filters``
+        warm_start: draw this many cells uniformly before the search (with its seed); the widest
+            distinct ones fill the ``population - len(initial)`` places after ``initial`` (0: none). A cell's width is the ``penultimate_filters``
             its child gets at the reward's parameter count (``ProxyConfig.match_params``, so the
             ``cifar10`` reward with ``--child-match-params``): no training, about 1.8
             CPU-seconds a cell (:func:`~keras_nasnet.search.warmstart.widest_cells`). At equal

@@ -288,7 +288,9 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
          max_failures):
     out = journal.out
     evolution = config.get("evolution")
-    if evolution and evolution.get("warm_start"):
+    # Once the population's start has been proposed its cells are in the journal: no need to score
+    # them again, even if warm_start.json was lost.
+    if evolution and evolution.get("warm_start") and journal.next_trial < evolution["population"]:
         evolution = _warm_start(out, space, config, evolution, workers, progress)
     strategy = make_strategy(config["strategy"], space, config["seed"], config.get("ppo", {}), evolution)
     arrays, consumed = journal.load_state()
@@ -461,19 +463,23 @@ def _warm_start(out, space, config, evolution, workers, progress) -> dict:
         if bar is not None:
             bar.update(n - bar.n)  # n: cells scored in all, the cache's included
 
+    keep = evolution["population"] - len(initial)
     try:
-        cells = widest_cells(space, draws, evolution["population"] - len(initial),
-                             params=proxy["match_params"], num_cells=proxy["num_cells"], seed=config["seed"],
-                             # on this machine even for Ray: building models needs no cluster
-                             exclude=initial, workers=max(1, min(workers, os.cpu_count() or 1)), cache=path,
-                             progress=advance)
-    except ValueError as e:
+        cells = widest_cells(space, draws, keep, params=proxy["match_params"], num_cells=proxy["num_cells"],
+                             seed=config["seed"], exclude=initial, cache=path, progress=advance,
+                             # processes on this machine even for Ray (building models needs no
+                             # cluster), never this one: the search's own process stays free of TensorFlow
+                             workers=max(1, min(workers, os.cpu_count() or 1)))
+    except (ValueError, RuntimeError) as e:
         from .errors import SearchError
 
-        raise SearchError(str(e)) from None
+        raise SearchError(f"warm start: {e}") from None
     finally:
         if bar is not None:
             bar.close()
+    if len(cells) < keep:
+        print(f"note: the warm start's {draws} cells hold only {len(cells)} distinct ones for the "
+              f"{keep} places; the rest of the population starts from uniform samples.", file=sys.stderr)
     return {**evolution, "initial": initial + [g.to_dict() for g, _ in cells]}
 
 

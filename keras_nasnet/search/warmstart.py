@@ -35,24 +35,36 @@ def _widths(space: dict, num_cells: int, params: int, chunk: list) -> tuple[list
     t = time.process_time()  # before the imports: a fresh worker's import of TensorFlow counts too
     from .rewards import matched_units
 
+    import keras
+
     s = SearchSpace(**space)
-    out = [[list(a), int(matched_units(s.decode(a), num_cells, params))] for a in chunk]
+    out = []
+    for a in chunk:
+        try:
+            width = int(matched_units(s.decode(a), num_cells, params))
+        except ValueError:  # a cell that cannot be built: the reward fails its child, so it ranks last
+            width = 0
+        out.append([list(a), width])
+    keras.backend.clear_session()  # the models built are not needed again
     return out, time.process_time() - t
 
 
 def widest_cells(space: SearchSpace, draws: int, keep: int, *, params: int, num_cells: int = 1,
-                 seed: int = 0, exclude=(), workers: int = 1, cache=None, progress=None) -> list:
+                 seed: int = 0, exclude=(), workers: int = 0, cache=None, progress=None) -> list:
     """The ``keep`` widest distinct cells of ``draws`` drawn uniformly from ``space``.
 
     A cell's width is the ``penultimate_filters`` its :class:`~keras_nasnet.models.NASNetCIFAR`
     child (``num_cells`` cells per stack) gets at ``params`` parameters
-    (:func:`~keras_nasnet.search.rewards.matched_units`); ties go to the earlier draw. Cells in
-    ``exclude`` (genotypes or action lists, e.g. the search's own initial cells) are skipped. The
+    (:func:`~keras_nasnet.search.rewards.matched_units`; 0 for a cell that cannot be built); ties
+    go to the earlier draw. Cells in ``exclude`` (genotypes or action lists, e.g. the search's own
+    initial cells) are skipped, and fewer than ``keep`` come back when the draws hold fewer
+    distinct cells. The
     draws are ``space.sample_uniform(np.random.default_rng(seed), draws)``, so the same arguments
     always give the same cells.
 
     Args:
-        workers: processes that build the models (1: this process).
+        workers: processes that build the models (0: this process, which then imports
+            TensorFlow and keeps it).
         cache: a JSON file for the widths and the CPU-seconds spent, written after every
             :data:`CHUNK` cells: a run stopped anywhere continues where it was. A file made with
             other settings raises ``ValueError``.
@@ -64,7 +76,7 @@ def widest_cells(space: SearchSpace, draws: int, keep: int, *, params: int, num_
     from ..fileio import write_json_atomic
 
     for name, value, low in (("draws", draws, 1), ("keep", keep, 1), ("params", params, 1),
-                             ("num_cells", num_cells, 1), ("workers", workers, 1)):
+                             ("num_cells", num_cells, 1), ("workers", workers, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
     settings = {"draws": int(draws), "seed": int(seed), "params": int(params), "num_cells": int(num_cells),
@@ -80,8 +92,8 @@ def widest_cells(space: SearchSpace, draws: int, keep: int, *, params: int, num_
             raise ValueError(f"{cache} is not a warm start's widths ({type(e).__name__}: {e}); delete "
                              "it to score the cells again.") from None
         if stored != settings or any(w[0] != actions[i] for i, w in enumerate(widths[:draws])):
-            raise ValueError(f"{cache} holds the widths of another warm start ({stored}); give "
-                             f"another file or delete it.")
+            raise ValueError(f"{cache} holds the widths of another warm start (other cells, seed or "
+                             "parameter count); delete it to score these cells.")
 
     def save():
         if cache is not None:
@@ -89,15 +101,20 @@ def widest_cells(space: SearchSpace, draws: int, keep: int, *, params: int, num_
 
     todo = [actions[i:i + CHUNK] for i in range(len(widths), draws, CHUNK)]
     args = (space.to_dict(), int(num_cells), int(params))
-    if todo and workers > 1:
+    if todo and workers > 0:
         ctx = multiprocessing.get_context("spawn")  # no TensorFlow state forked into the workers
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-            # map() yields in order, so the cache always holds a prefix of the draws: resumable
-            for part, seconds in pool.map(_widths, *zip(*[(*args, c) for c in todo])):
-                widths, cpu = widths + part, cpu + seconds
-                save()
-                if progress:
-                    progress(len(widths))
+        try:
+            with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+                # map() yields in order, so the cache always holds a prefix of the draws: resumable
+                for part, seconds in pool.map(_widths, *zip(*[(*args, c) for c in todo])):
+                    widths, cpu = widths + part, cpu + seconds
+                    save()
+                    if progress:
+                        progress(len(widths))
+        except concurrent.futures.process.BrokenProcessPool:
+            raise RuntimeError(f"a process scoring the cells' widths died (out of memory?) after "
+                               f"{len(widths)} of {draws} cells" + (f"; the next call continues from "
+                               f"{cache}" if cache is not None else "")) from None
     else:
         for c in todo:
             part, seconds = _widths(*args, c)
