@@ -119,3 +119,113 @@ def test_the_cli_builds_evolution_and_matched_children(tmp_path):
     cells.write_text("{}")
     with pytest.raises(InvalidSettings, match="non-empty JSON list"):
         SearchConfig.from_flags(["--strategy", "evolution", "--initial-cells", cells])
+
+
+# -- the warm start: the widest of many random cells ------------------------------------------
+
+WIDE_SPACE = SearchSpace(num_blocks=2, ops=("identity", "sep_conv_3x3", "max_pool_3x3", "conv_1x1"),
+                         combines=("add",))
+
+
+def test_widest_cells_keeps_the_widest_distinct_draws_and_continues_a_stopped_run(tmp_path, monkeypatch):
+    from keras_nasnet.search import warmstart, widest_cells
+    from keras_nasnet.search.rewards import matched_units
+
+    five = WIDE_SPACE.sample_uniform(np.random.default_rng(3), 5).tolist()
+    widths5 = [matched_units(WIDE_SPACE.decode(a), 1, 6000) for a in five]
+    widest = max(range(5), key=lambda i: (widths5[i], -i))
+    # The widest cell drawn twice (kept once); the second widest excluded (an initial cell, say).
+    draws = five + [five[widest]]
+    widths = widths5 + [widths5[widest]]
+
+    class Drawn(SearchSpace):  # the draws, fixed: what the generator gives is not under test
+        def sample_uniform(self, rng, n=1):
+            return np.asarray(draws[:n])
+
+    space = Drawn(WIDE_SPACE.num_blocks, WIDE_SPACE.ops, WIDE_SPACE.combines)
+    order = sorted(range(6), key=lambda i: (-widths[i], i))
+    second = next(i for i in order if draws[i] != draws[widest])
+    expected = [(draws[i], widths[i]) for i in order if i not in (second, 5)][:3]
+    monkeypatch.setattr(warmstart, "CHUNK", 2)
+    cache = tmp_path / "widths.json"
+    got = widest_cells(space, 6, 3, params=6000, exclude=[draws[second]], cache=cache)
+    assert [(space.encode(g), w) for g, w in got] == expected and expected[0][0] == draws[widest]
+    state = json.loads(cache.read_text())
+    assert [w for _, w in state["widths"]] == widths and state["cpu_seconds"] > 0
+
+    # Stopped after the first chunk: the next call scores only the rest, and agrees.
+    cache.write_text(json.dumps({**state, "widths": state["widths"][:2]}))
+    scored = []
+    real = warmstart._widths
+    monkeypatch.setattr(warmstart, "_widths", lambda *a: (scored.append(len(a[-1])), real(*a))[1])
+    assert widest_cells(space, 6, 3, params=6000, exclude=[draws[second]], cache=cache) == got
+    assert scored == [2, 2]
+    # A finished cache is read, not scored again; one made with other settings is refused.
+    scored.clear()
+    assert widest_cells(space, 6, 3, params=6000, exclude=[draws[second]], cache=cache) == got
+    assert scored == []
+    # Fewer distinct cells than asked for: all of them, widest first.
+    assert len(widest_cells(space, 6, 6, params=6000, cache=cache)) == 5
+    with pytest.raises(ValueError, match="another warm start"):
+        widest_cells(space, 6, 3, params=7000, cache=cache)
+    cache.write_text("{")
+    with pytest.raises(ValueError, match="delete it"):
+        widest_cells(space, 6, 3, params=6000, cache=cache)
+
+
+def test_warm_start_flag_settings_and_refusals():
+    base = ["--strategy", "evolution", "--population", "8", "--tournament-size", "2", "--combines", "add",
+            "--child-match-params", "nasnet-a"]
+    c = SearchConfig.from_flags(base + ["--warm-start", "100"])
+    assert c.evolution.warm_start == 100 and c.to_dict()["evolution"]["warm_start"] == 100
+    assert SearchConfig.from_dict(c.to_dict()).to_dict() == c.to_dict()
+    # Without it the record is what earlier versions wrote, so their folders still resume.
+    assert "warm_start" not in SearchConfig.from_flags(base).to_dict()["evolution"]
+    with pytest.raises(InvalidSettings, match="--child-match-params"):
+        SearchConfig.from_flags(["--strategy", "evolution", "--population", "8", "--tournament-size", "2",
+                                 "--warm-start", "100"])
+    with pytest.raises(InvalidSettings, match="cifar10 reward"):
+        SearchConfig(reward="synthetic", strategy="evolution", space=SPACE, target=_cell("identity"),
+                     evolution=EvolutionConfig(population=4, tournament_size=2, warm_start=10))
+    with pytest.raises(InvalidSettings, match=r"fewer cells than the 8 places.*--warm-start 160"):
+        SearchConfig.from_flags(base + ["--warm-start", "5"])
+    with pytest.raises(InvalidSettings, match="fill the population"):
+        EvolutionConfig(population=2, tournament_size=2, initial=[NASNET_A, NASNET_A], warm_start=10).validate()
+
+
+@pytest.mark.slow
+def test_a_warm_started_search_starts_from_the_widest_cells_and_counts_their_cost(tmp_path, capsys):
+    import pickle
+
+    from keras_nasnet.search import ProxyConfig, search_cost, widest_cells
+    from keras_nasnet.search.__main__ import main
+
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    r = np.random.default_rng(0)
+    for i, n in enumerate((1010,) * 5 + (20,), 1):  # the reward holds out 5,000 training images
+        x = r.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        blob = {b"data": x.transpose(0, 3, 1, 2).reshape(n, -1), b"labels": list(map(int, np.arange(n) % 10))}
+        (d / ("test_batch" if i == 6 else f"data_batch_{i}")).write_bytes(pickle.dumps(blob))
+    first = WIDE_SPACE.decode(WIDE_SPACE.sample_uniform(np.random.default_rng(9), 1)[0])
+    proxy = ProxyConfig(batch_size=16, train_images=32, val_images=16, data=str(d), match_params=6000)
+    config = SearchConfig(reward="cifar10", strategy="evolution", space=WIDE_SPACE, proxy=proxy,
+                          evolution=EvolutionConfig(population=3, tournament_size=2, initial=[first],
+                                                    warm_start=6))
+    out = tmp_path / "s"
+    run_search(config, out, trials=1, workers=0, progress=False)  # the widths in a worker process
+    warm = out / "warm_start.json"
+    scored = warm.stat().st_mtime_ns, warm.read_text()
+    cost = search_cost(out)
+    assert cost["warm_start_cpu_seconds"] == json.loads(scored[1])["cpu_seconds"] > 0
+    assert cost["cpu_seconds"] == pytest.approx(cost["warm_start_cpu_seconds"] + cost["parts"]["search"]["cpu_seconds"])
+    # Resumed before the population's start is proposed: the widths are read, not scored again.
+    run_search(config, out, trials=3, workers=0, progress=False)
+    assert (warm.stat().st_mtime_ns, warm.read_text()) == scored
+    widest = widest_cells(WIDE_SPACE, 6, 2, params=6000, seed=0, exclude=[first])
+    recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
+    proposed = [r["actions"] for r in recs if r["event"] == "proposed"]
+    assert proposed == [WIDE_SPACE.encode(first)] + [WIDE_SPACE.encode(g) for g, _ in widest]
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "the warm start" in capsys.readouterr().out

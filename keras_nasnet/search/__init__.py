@@ -26,7 +26,7 @@ _EXPORTS = {
     "SyntheticReward": "rewards", "CIFARReward": "rewards", "ProxyConfig": "rewards",
     "ChildFailed": "rewards",
     "SharedWeightsReward": "shared_reward", "SharedConfig": "shared_reward",
-    "SearchSpace": "space",
+    "SearchSpace": "space", "widest_cells": "warmstart",
     "FAILED_REWARD": "workers",
     "load_trials": "report", "search_cost": "report", "stage_progress": "report", "plot_genotype": "cellplot", "read_config": "journal",
     "SearchError": "errors", "InvalidSettings": "errors", "ConfigMismatch": "errors",

@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "regularized evolution (--strategy evolution)",
         "Each child is a mutation (one input, op or combine of one block changed) of the best of\n"
         "--tournament-size members drawn from the --population most recent children; the first\n"
-        "--population children are the --initial-cells, then uniform samples.")
+        "--population children are the --initial-cells, then the widest of --warm-start random\n"
+        "cells, then uniform samples.")
     g.add_argument("--population", type=positive_int, default=None,
                    help="children the population keeps (default 100, as in the AmoebaNet search)")
     g.add_argument("--tournament-size", type=positive_int, default=None,
@@ -136,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--initial-cells", default=None, metavar="FILE",
                    help="JSON file: a list of genotypes (JSON objects or names) to start the "
                         "population from, e.g. an earlier search's best cells")
+    g.add_argument("--warm-start", type=nonnegative_int, default=None, metavar="N",
+                   help="draw N cells uniformly; the widest at --child-match-params fill the "
+                        "population's places after any --initial-cells (no training, about 1.8 "
+                        "CPU-seconds a cell; e.g. 1000 for a population of 50)")
     g = p.add_argument_group(
         "stages after the controller (--stages all)",
         "Once all --trials are in: re-score the top --rescore-top cells on more held-out images\n"
@@ -234,7 +239,7 @@ _STAGE_FLAGS = {"rescore_top": "rescore_top", "rescore_images": "rescore_images"
                 "reuse_children": "reuse", "stage_match_params": "match_params"}
 _PPO_FLAGS = ("lr", "lr_final", "entropy_weight", "entropy_final", "ppo_epochs", "clip",
               "tanh_constant", "batch_size")
-_EVOLUTION_FLAGS = ("population", "tournament_size", "initial_cells")
+_EVOLUTION_FLAGS = ("population", "tournament_size", "initial_cells", "warm_start")
 
 
 def trials_of(a) -> int:
@@ -321,7 +326,8 @@ def search_config_from_args(a):
             ppo.total_trials = trials_of(a)
         kw["ppo"] = ppo
     if a.strategy == "evolution":
-        evo = {"population": a.population, "tournament_size": a.tournament_size}
+        evo = {"population": a.population, "tournament_size": a.tournament_size,
+               "warm_start": a.warm_start}
         evo = {k: v for k, v in evo.items() if v is not None}
         if a.initial_cells is not None:
             evo["initial"] = _initial_cells(a.initial_cells)

@@ -37,12 +37,14 @@ def search_cost(out) -> dict:
     (after deleting a damaged checkpoint) counts once. ``"supernet_partial"`` is True when part of
     the training was done by a version that did not count it (only the rest is in the total);
     ``"supernet_cpu_seconds"`` is None when nothing about it is recorded (another reward, a copied
-    supernet, or a version before the count). Returns::
+    supernet, or a version before the count). An evolution search's warm start (the widths of its
+    random cells, ``warm_start.json``) counts too: ``"warm_start_cpu_seconds"``, None without
+    one. Returns::
 
         {"parts": {"search" | stage name: {"children", "reused", "cpu_seconds", "wall_only",
                                            "errors"}},
          "supernet_cpu_seconds": float | None, "supernet_partial": bool,
-         "cpu_seconds": total, "cpu_hours": total / 3600}
+         "warm_start_cpu_seconds": float | None, "cpu_seconds": total, "cpu_hours": total / 3600}
     """
     from .journal import read_records
 
@@ -79,9 +81,13 @@ def search_cost(out) -> dict:
         supernet = max(supernet or 0.0, checkpoint)
     elif supernet is None and setup:
         supernet = setup  # the warm-ups recorded here, after a resume from an older checkpoint
-    total = sum(p["cpu_seconds"] for p in parts.values()) + (supernet or 0.0)
+    from .run import WARM_START_FILE
+    from .warmstart import cache_cpu_seconds
+
+    warm = cache_cpu_seconds(out / WARM_START_FILE)
+    total = sum(p["cpu_seconds"] for p in parts.values()) + (supernet or 0.0) + (warm or 0.0)
     return {"parts": parts, "supernet_cpu_seconds": supernet, "supernet_partial": partial,
-            "cpu_seconds": total, "cpu_hours": total / 3600}
+            "warm_start_cpu_seconds": warm, "cpu_seconds": total, "cpu_hours": total / 3600}
 
 
 def _stage_order(name: str):
@@ -240,6 +246,8 @@ def main(argv=None) -> int:
         print(f"cost so far: {_cpu_time(cost['cpu_seconds'])} over "
               f"{sum(p['children'] for p in cost['parts'].values())} children"
               + ("" if supernet is None else f", the supernet's training {_cpu_time(supernet)} of it")
+              + ("" if cost["warm_start_cpu_seconds"] is None
+                 else f", the warm start {_cpu_time(cost['warm_start_cpu_seconds'])} of it")
               + (" (part of the supernet's training was not counted: an older version)"
                  if cost["supernet_partial"] else ""))
         progress = stage_progress(out)

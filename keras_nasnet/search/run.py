@@ -4,6 +4,8 @@ resumes where it stopped."""
 from __future__ import annotations
 
 import collections
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -285,8 +287,12 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
 def _run(journal, space, config, reward_spec, trials, workers, executor, progress, executor_kwargs,
          max_failures):
     out = journal.out
-    strategy = make_strategy(config["strategy"], space, config["seed"], config.get("ppo", {}),
-                             config.get("evolution"))
+    evolution = config.get("evolution")
+    # Once the population's start has been proposed its cells are in the journal: no need to score
+    # them again, even if warm_start.json was lost.
+    if evolution and evolution.get("warm_start") and journal.next_trial < evolution["population"]:
+        evolution = _warm_start(out, space, config, evolution, workers, progress)
+    strategy = make_strategy(config["strategy"], space, config["seed"], config.get("ppo", {}), evolution)
     arrays, consumed = journal.load_state()
     if arrays is not None:
         strategy.restore(arrays)
@@ -426,6 +432,55 @@ def _final_cell(out) -> dict | None:
 SUMMARY_SECONDS = 5.0
 #: Seconds between redrawings of ``rewards.png`` while a search runs.
 PLOT_SECONDS = 60.0
+
+
+#: Where a search folder keeps its warm start's widths and CPU-seconds.
+WARM_START_FILE = "warm_start.json"
+
+
+def _warm_start(out, space, config, evolution, workers, progress) -> dict:
+    """The evolution settings with the warm start's widest cells after ``initial``. The widths
+    are kept in ``out/warm_start.json`` as they are scored: a search stopped during its warm
+    start continues it, and a resumed search reads them instead of scoring again."""
+    from .warmstart import widest_cells
+
+    proxy = config["reward_args"]["proxy"]
+    initial = list(evolution.get("initial", []))
+    draws = evolution["warm_start"]
+    path = Path(out) / WARM_START_FILE
+    bar = None
+    if progress:
+        from .._cli import progress_bar
+
+        done = 0
+        try:
+            done = len(json.loads(path.read_text())["widths"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if done < draws:
+            bar = progress_bar(draws, done, desc="warm start", unit="cell", units="cells")
+    def advance(n):
+        if bar is not None:
+            bar.update(n - bar.n)  # n: cells scored in all, the cache's included
+
+    keep = evolution["population"] - len(initial)
+    try:
+        cells = widest_cells(space, draws, keep, params=proxy["match_params"], num_cells=proxy["num_cells"],
+                             seed=config["seed"], exclude=initial, cache=path, progress=advance,
+                             # processes on this machine even for Ray (building models needs no
+                             # cluster), never this one: the search's own process stays free of TensorFlow
+                             workers=max(1, min(workers, os.cpu_count() or 1)))
+    except (ValueError, RuntimeError) as e:
+        from .errors import SearchError
+
+        raise SearchError(f"warm start: {e}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if len(cells) < keep:
+        print(f"note: the warm start's {draws} cells hold only {len(cells)} distinct ones for the "
+              f"{keep} places; the rest of the population starts from uniform samples.", file=sys.stderr)
+    return {**evolution, "initial": initial + [g.to_dict() for g, _ in cells]}
 
 
 def _progress(total, initial, journal, enabled):
