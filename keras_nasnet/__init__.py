@@ -18,7 +18,7 @@ from ._cli import stop_on_sigterm_like_ctrl_c as _stop_on_sigterm_like_ctrl_c
 _quiet_startup()
 _stop_on_sigterm_like_ctrl_c()
 
-from .genotypes import (AMOEBANET_A, GENOTYPES, KNAS_EVOLVE_A, NASNET_A, OPS, PNASNET_5, Block, Cell,  # noqa: E402
+from .genotypes import (AMOEBANET_A, GENOTYPES, KNAS_EVOLVE_A, KNAS_EVOLVE_B, NASNET_A, OPS, PNASNET_5, Block, Cell,  # noqa: E402
                         Genotype)
 from .imagenet import decode_predictions, preprocess_input  # noqa: E402
 
@@ -53,7 +53,7 @@ from . import export  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "AMOEBANET_A", "Block", "Cell", "GENOTYPES", "Genotype", "KNAS_EVOLVE_A", "NASNET_A", "NASNet", "NASNetCIFAR",
+    "AMOEBANET_A", "Block", "Cell", "GENOTYPES", "Genotype", "KNAS_EVOLVE_A", "KNAS_EVOLVE_B", "NASNET_A", "NASNet", "NASNetCIFAR",
     "NASNetLarge", "NASNetMobile", "OPS", "PNASNET_5", "PNASNet5Large", "ScheduledDropPath", "StridePadding2D",
     "decode_predictions", "export", "fold_batch_norm", "preprocess_input",
 ]

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_nasnet.genotypes import (AMOEBANET_A, KNAS_EVOLVE_A, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype,
+from keras_nasnet.genotypes import (AMOEBANET_A, KNAS_EVOLVE_A, KNAS_EVOLVE_B, NASNET_A, OPS, PNASNET_5, Block, Cell, Genotype,
                                     GenotypeError, genotype_from)
 
 from conftest import random_genotype
@@ -25,7 +25,7 @@ def test_json_form_is_the_documented_one():
                                            "combine": "add"}
 
 
-@pytest.mark.parametrize("g", [NASNET_A, AMOEBANET_A, PNASNET_5, KNAS_EVOLVE_A])
+@pytest.mark.parametrize("g", [NASNET_A, AMOEBANET_A, PNASNET_5, KNAS_EVOLVE_A, KNAS_EVOLVE_B])
 def test_json_roundtrip_exact(g):
     back = Genotype.from_json(g.to_json())
     assert back == g and hash(back) == hash(g)
@@ -54,13 +54,16 @@ def test_reference_genotypes_decode_as_published():
     assert PNASNET_5.normal.blocks[3] == Block((4, 0), ("sep_conv_3x3", "max_pool_3x3"))
 
 
-def test_the_found_cell_is_the_one_its_search_folder_records():
-    # KNAS_EVOLVE_A is a copy of search/evolve's final cell: the study's records are the fact.
+@pytest.mark.parametrize("name,study", [("KNAS_EVOLVE_A", "evolve"), ("KNAS_EVOLVE_B", "evolve-warm")])
+def test_the_found_cells_are_the_ones_their_search_folders_record(name, study):
+    # Each is a copy of its study's final cell: the study's records are the fact.
     from pathlib import Path
 
-    recorded = Path(__file__).resolve().parents[1] / "search" / "evolve" / "run" / "best_genotype.json"
-    assert Genotype.from_json(recorded.read_text()) == KNAS_EVOLVE_A
-    assert genotype_from("knas_evolve_a") is KNAS_EVOLVE_A
+    from keras_nasnet.genotypes import GENOTYPES
+
+    recorded = Path(__file__).resolve().parents[1] / "search" / study / "run" / "best_genotype.json"
+    assert Genotype.from_json(recorded.read_text()) == GENOTYPES[name]
+    assert genotype_from(name.lower()) is GENOTYPES[name]
 
 
 def test_genotype_is_immutable():

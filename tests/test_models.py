@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_nasnet as kn
-from keras_nasnet import AMOEBANET_A, KNAS_EVOLVE_A, NASNET_A, PNASNET_5
+from keras_nasnet import AMOEBANET_A, KNAS_EVOLVE_A, KNAS_EVOLVE_B, NASNET_A, PNASNET_5
 
 from conftest import random_genotype
 
@@ -38,8 +38,8 @@ def test_cifar_model_takes_raw_pixels():
     assert float(np.max(inner)) < 3.0  # normalised inside the model
 
 
-@pytest.mark.parametrize("genotype", [NASNET_A, AMOEBANET_A, PNASNET_5, KNAS_EVOLVE_A],
-                         ids=["nasnet", "amoeba", "pnas", "knas-evolve"])
+@pytest.mark.parametrize("genotype", [NASNET_A, AMOEBANET_A, PNASNET_5, KNAS_EVOLVE_A, KNAS_EVOLVE_B],
+                         ids=["nasnet", "amoeba", "pnas", "knas-evolve", "knas-evolve-b"])
 def test_reference_genotypes_build_run_and_roundtrip(genotype, tmp_path):
     m = _tiny(genotype)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
