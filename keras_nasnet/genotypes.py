@@ -441,8 +441,8 @@ KNAS_EVOLVE_A = Genotype(
 #: parameters, ``--warm-start 1000``, rewarded by 1 epoch on 15,000 CIFAR-10 images, then screened
 #: and retrained stand-alone). At that study's final budget (1 epoch on 45,000 images, both cells
 #: at NASNet-A's 73,218 parameters) its CIFAR-10 test accuracy minus NASNet-A's is +0.0125
-#: [+0.0005, +0.0245] over 6 seeds: above NASNet-A there, by a margin the interval only just
-#: separates from 0, and not measured at a full training. Give it a width for its own parameter
+#: [+0.0005, +0.0245] over 6 seeds and +0.0107 [+0.0012, +0.0202] over 9: above NASNet-A there,
+#: though not by much, and not measured at a full training. Give it a width for its own parameter
 #: count (``docs/models.md``, choosing ``penultimate_filters`` for a searched cell).
 KNAS_EVOLVE_B = Genotype(
     normal=_cell(
