@@ -214,6 +214,7 @@ def test_a_warm_started_search_starts_from_the_widest_cells_and_counts_their_cos
                                                     warm_start=6))
     out = tmp_path / "s"
     run_search(config, out, trials=1, workers=0, progress=False)  # the widths in a worker process
+    assert "Warm start: scoring the widths of 6 of 6 random cells in 1 process" in capsys.readouterr().err
     warm = out / "warm_start.json"
     scored = warm.stat().st_mtime_ns, warm.read_text()
     cost = search_cost(out)
@@ -222,6 +223,7 @@ def test_a_warm_started_search_starts_from_the_widest_cells_and_counts_their_cos
     # Resumed before the population's start is proposed: the widths are read, not scored again.
     run_search(config, out, trials=3, workers=0, progress=False)
     assert (warm.stat().st_mtime_ns, warm.read_text()) == scored
+    assert "Warm start" not in capsys.readouterr().err
     widest = widest_cells(WIDE_SPACE, 6, 2, params=6000, seed=0, exclude=[first])
     recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
     proposed = [r["actions"] for r in recs if r["event"] == "proposed"]

@@ -448,16 +448,20 @@ def _warm_start(out, space, config, evolution, workers, progress) -> dict:
     initial = list(evolution.get("initial", []))
     draws = evolution["warm_start"]
     path = Path(out) / WARM_START_FILE
-    bar = None
-    if progress:
-        from .._cli import progress_bar
+    bar, done = None, 0
+    try:
+        done = len(json.loads(path.read_text())["widths"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    processes = max(1, min(workers, os.cpu_count() or 1))
+    if done < draws:
+        # said even without a progress bar: minutes pass before the first child
+        print(f"Warm start: scoring the widths of {draws - done:,} of {draws:,} random cells in {processes} "
+              f"process{'es' if processes > 1 else ''} (no training; about 1.8 CPU-seconds a cell on a 2-core "
+              f"machine); kept in {path}.", file=sys.stderr, flush=True)
+        if progress:
+            from .._cli import progress_bar
 
-        done = 0
-        try:
-            done = len(json.loads(path.read_text())["widths"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        if done < draws:
             bar = progress_bar(draws, done, desc="warm start", unit="cell", units="cells")
     def advance(n):
         if bar is not None:
@@ -469,7 +473,7 @@ def _warm_start(out, space, config, evolution, workers, progress) -> dict:
                              seed=config["seed"], exclude=initial, cache=path, progress=advance,
                              # processes on this machine even for Ray (building models needs no
                              # cluster), never this one: the search's own process stays free of TensorFlow
-                             workers=max(1, min(workers, os.cpu_count() or 1)))
+                             workers=processes)
     except (ValueError, RuntimeError) as e:
         from .errors import SearchError
 
