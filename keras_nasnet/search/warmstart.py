@@ -95,9 +95,14 @@ def widest_cells(space: SearchSpace, draws: int, keep: int, *, params: int, num_
             raise ValueError(f"{cache} holds the widths of another warm start (other cells, seed or "
                              "parameter count); delete it to score these cells.")
 
-    def save():
-        if cache is not None:
-            write_json_atomic(cache, {"settings": settings, "widths": widths, "cpu_seconds": cpu}, indent=None)
+    def record(results):
+        nonlocal widths, cpu
+        for part, seconds in results:  # in order, so the cache always holds a prefix of the draws
+            widths, cpu = widths + part, cpu + seconds
+            if cache is not None:
+                write_json_atomic(cache, {"settings": settings, "widths": widths, "cpu_seconds": cpu}, indent=None)
+            if progress:
+                progress(len(widths))
 
     todo = [actions[i:i + CHUNK] for i in range(len(widths), draws, CHUNK)]
     args = (space.to_dict(), int(num_cells), int(params))
@@ -105,23 +110,13 @@ def widest_cells(space: SearchSpace, draws: int, keep: int, *, params: int, num_
         ctx = multiprocessing.get_context("spawn")  # no TensorFlow state forked into the workers
         try:
             with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-                # map() yields in order, so the cache always holds a prefix of the draws: resumable
-                for part, seconds in pool.map(_widths, *zip(*[(*args, c) for c in todo])):
-                    widths, cpu = widths + part, cpu + seconds
-                    save()
-                    if progress:
-                        progress(len(widths))
+                record(pool.map(_widths, *zip(*[(*args, c) for c in todo])))
         except concurrent.futures.process.BrokenProcessPool:
             raise RuntimeError(f"a process scoring the cells' widths died (out of memory?) after "
                                f"{len(widths)} of {draws} cells" + (f"; the next call continues from "
                                f"{cache}" if cache is not None else "")) from None
     else:
-        for c in todo:
-            part, seconds = _widths(*args, c)
-            widths, cpu = widths + part, cpu + seconds
-            save()
-            if progress:
-                progress(len(widths))
+        record(_widths(*args, c) for c in todo)
     from ..genotypes import genotype_from
 
     skip = {tuple(map(int, g)) if isinstance(g, (list, tuple, np.ndarray)) else tuple(space.encode(genotype_from(g)))
