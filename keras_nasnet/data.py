@@ -11,8 +11,11 @@ import hashlib
 import io
 import os
 import pickle
+import socket
 import sys
 import tarfile
+import urllib.parse
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -173,12 +176,40 @@ def _read_cache(cache_file: Path):
         return None
 
 
+# Where tfds' ``cifar10`` builder downloads the data (tensorflow_datasets' image_classification/cifar.py).
+_TFDS_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+
+
+def _unresolvable(url: str) -> str | None:
+    """Why ``url``'s host cannot be reached, when its name does not resolve; else ``None``.
+
+    Offline, tfds retries its download ten times with back-off and fails only after about 3.5
+    minutes; a failed name lookup answers in milliseconds. Behind a proxy the proxy resolves the
+    name, so nothing is checked there.
+    """
+    proxies = urllib.request.getproxies()
+    if any(k in proxies for k in ("https", "all")):
+        return None
+    host = urllib.parse.urlsplit(url).hostname
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror as e:
+        return f"{host} does not resolve ({e.strerror or e}): no network?"
+    except OSError:  # anything else is left to tfds' own retries and message
+        return None
+    return None
+
+
 def _from_tfds():
     try:
         import tensorflow_datasets as tfds
 
         # Read TFDS_DATA_DIR now: tfds reads it once, when it is first imported.
         data_dir = os.environ.get("TFDS_DATA_DIR") or None
+        if not tfds.builder("cifar10", data_dir=data_dir).is_prepared():
+            why = _unresolvable(_TFDS_CIFAR10_URL)
+            if why:
+                raise ConnectionError(f"cannot download {_TFDS_CIFAR10_URL}: {why}")
         splits = [tfds.load("cifar10", split=s, as_supervised=True, data_dir=data_dir)
                   for s in ("train", "test")]
     except Exception as e:  # tfds raises many types when offline; the advice is the same.

@@ -14,6 +14,11 @@ def _isolated_keras_home(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tensorflow_datasets"))
     monkeypatch.delenv("KERAS_NASNET_WEIGHTS_URL", raising=False)
+    # The tfds source looks up its download host before tfds' own retries; tests that reach it
+    # (with tfds' mock data or a stubbed download) must not make that lookup on the network.
+    import keras_nasnet.data
+
+    monkeypatch.setattr(keras_nasnet.data, "_unresolvable", lambda url: None)
 
 
 @pytest.fixture

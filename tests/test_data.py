@@ -11,6 +11,8 @@ import tensorflow as tf
 
 from keras_nasnet import data as D
 
+_REAL_UNRESOLVABLE = D._unresolvable  # conftest stubs it for every test: tests here use the real one
+
 PER_CLASS = 2
 
 
@@ -199,11 +201,50 @@ def test_tfds_prepares_cifar10_from_its_download(tmp_path, monkeypatch):
         (src / n).write_bytes(b"".join(bytes([int(label)]) + img.transpose(2, 0, 1).tobytes()
                                        for img, label in zip(x, y)))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    urls = []
     monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract",
-                        lambda self, url: str(src.parent))
+                        lambda self, url: urls.append(url) or str(src.parent))
     (xtr, ytr), (xte, yte) = D.load_cifar10("tfds")
     assert xtr.shape == (10, 32, 32, 3) and xte.shape == (2, 32, 32, 3) and ytr.dtype == np.int64
     assert sorted(map(bytes, xte)) == sorted(map(bytes, _images(2, 5)[0]))
+    # The host the offline check looks up is the one tfds downloads from.
+    assert urls == [D._TFDS_CIFAR10_URL]
+    # Once prepared, the data loads offline: the lookup is made only before a download.
+    monkeypatch.setattr(D, "_unresolvable", _REAL_UNRESOLVABLE)
+    monkeypatch.setattr(D.socket, "getaddrinfo", lambda *a, **k: pytest.fail("looked up a host"))
+    (xtr2, _), _ = D.load_cifar10("tfds")
+    assert np.array_equal(np.sort(xtr2, axis=0), np.sort(xtr, axis=0))
+
+
+def test_tfds_offline_fails_at_once_without_tfds_retries(monkeypatch):
+    """Offline, tfds retries its download for minutes; an unresolvable host fails in a moment with
+    the same advice, and tfds is never asked to download."""
+    import socket
+
+    import tensorflow_datasets as tfds
+
+    looked_up = []
+
+    def no_dns(host, *a, **k):
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(D, "_unresolvable", _REAL_UNRESOLVABLE)
+    monkeypatch.setattr(D.socket, "getaddrinfo", no_dns)
+    for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(tfds, "load", lambda *a, **k: pytest.fail("tfds.load was called"))
+    with pytest.raises(D.DataError, match="www.cs.toronto.edu does not resolve.*pass a local copy"):
+        D.load_cifar10()
+    assert looked_up == ["www.cs.toronto.edu"]
+
+    # Behind a proxy the proxy resolves names: no lookup, tfds gets its try.
+    looked_up.clear()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setattr(tfds, "load", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("proxy down")))
+    with pytest.raises(D.DataError, match="proxy down"):
+        D.load_cifar10()
+    assert looked_up == []
 
 
 def test_tfds_failure_gives_online_and_offline_advice(monkeypatch):
