@@ -251,11 +251,20 @@ def fit(args) -> dict:
 
 
 def check_model_settings(args) -> None:
-    """Checks ``--genotype``, ``--num-cells`` and ``--penultimate-filters`` before anything is
-    written (raises :class:`TrainingError` naming the flag); a ``penultimate_filters`` of ``None``
-    becomes the valid value nearest to 768 for the genotype (768 itself for NASNet-A)."""
+    """Checks ``--genotype``, ``--num-cells``, ``--penultimate-filters`` and that ``--distribute``
+    has the TensorFlow backend, before anything is written (raises :class:`TrainingError` naming
+    the flag); a ``penultimate_filters`` of ``None`` becomes the valid value nearest to 768 for the
+    genotype (768 itself for NASNet-A)."""
+    import keras
+
     from .models import _check_arguments, _nearest_multiple, _num_cells, _penultimate_step
 
+    if getattr(args, "distribute", None) and keras.backend.backend() != "tensorflow":
+        # make_distribution() says the same, but only after the run's config.json is written.
+        raise TrainingError(
+            f"--distribute {args.distribute} needs the TensorFlow backend; this process runs Keras "
+            f"on {keras.backend.backend()}. Run with KERAS_BACKEND=tensorflow, or leave "
+            "--distribute out to train on one device.")
     genotype = genotype_from(args.genotype)  # a GenotypeError names --genotype in main()
     try:
         if args.penultimate_filters is None:

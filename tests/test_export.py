@@ -296,6 +296,12 @@ def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, m
           folder), 1, "broken.jpg is not a PNG/JPEG image"),
         ((free, tmp_path / "m.tflite", "--input-size", "32", "32", "--quantize", "int8", "--calibration",
           npy, "--batch-size", "2"), 2, "--calibration gave 1 image(s)"),
+        # a source smaller than --calibration-count is said, not silently used
+        ((free, tmp_path / "m.tflite", "--input-size", "32", "32", "--quantize", "int8", "--calibration",
+          npy, "--batch-size", "2"), 2, "holds 1 image(s), fewer than --calibration-count 500"),
+        # calibration images without int8 would be ignored: a forgotten --quantize int8
+        ((free, tmp_path / "m.tflite", "--input-size", "32", "32", "--calibration", npy), 2,
+         "--calibration is used with --quantize int8"),
         ((free, tmp_path / "m.txt"), 2, "name it .tflite or .onnx, give a folder path for a SavedModel, "
          "or pass --format"),
         ((free, tmp_path / "m.tflite", "--format", "onnx"), 2, "name OUT m.onnx"),
@@ -327,6 +333,35 @@ def test_cli_evaluates_the_export_and_the_keras_model_on_cifar10(tmp_path, capsy
     got = json.loads(shown.out.strip().splitlines()[-1])["cifar10"]
     assert got["images"] == 6 and got["top1_agreement"] == 1.0
     assert got["export_accuracy"] == got["keras_accuracy"]
+
+
+def test_cli_evaluate_refuses_a_model_that_is_not_a_cifar10_classifier(tmp_path, capsys, monkeypatch):
+    import keras_nasnet.export.__main__ as cli
+
+    features = kn.NASNet(kn.NASNET_A, num_cells=1, penultimate_filters=48, stem="cifar", include_top=False,
+                         pooling="avg", input_shape=(32, 32, 3))
+    monkeypatch.setattr(cli, "model_from_name", lambda name: (features, None))
+    code, err = _cli(capsys, "features.keras", tmp_path / "m.onnx", "--evaluate", tmp_path)
+    assert code == 2 and "needs a 10-class classifier of 32x32 RGB images" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_auxiliary_head_is_not_exported_and_other_multi_output_models_are_refused(tmp_path, images):
+    import keras
+
+    model = kn.NASNet(kn.NASNET_A, num_cells=1, penultimate_filters=48, stem="cifar", classes=10,
+                      input_shape=(32, 32, 3), include_preprocessing=True, auxiliary_head=True)
+    assert [t.shape[-1] for t in model.outputs] == [10, 10]
+    result = export(model, tmp_path / "sm")  # it used to fail its check against both outputs
+    got = load_exported(result.path)(images[:4])
+    assert got.shape == (4, 10) and result.max_abs_diff <= 1e-4
+    np.testing.assert_allclose(got, model.predict_on_batch(images[:4])[0], atol=1e-4)
+
+    x = keras.Input((4,))
+    two = keras.Model(x, [keras.layers.Dense(2, name="a")(x), keras.layers.Dense(3, name="b")(x)])
+    with pytest.raises(ValueError, match=r"2 outputs \(a, b\).*keras.Model\(model.input, model.outputs\[i\]\)"):
+        export(two, tmp_path / "two")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]
 
 
 def test_cli_refuses_int8_of_a_registry_model_without_calibration(tmp_path, capsys):

@@ -217,6 +217,18 @@ def test_expected_failures_are_one_line_errors(image_folder, tmp_path, capsys):
     assert main(["--out", str(damaged), "--data", str(image_folder)]) == 1
     assert "config.json cannot be read" in capsys.readouterr().err
 
+    # --distribute on another backend is refused before the run's folder is made (it used to
+    # write config.json first, so the same command without --distribute was then refused too).
+    import keras
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(keras.backend, "backend", lambda: "jax")
+        code = main(["--out", str(tmp_path / "jax"), "--data", str(image_folder), "--genotype", TINY,
+                     "--num-cells", "1", "--penultimate-filters", "48", "--distribute", "mirrored"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--distribute mirrored needs the TensorFlow backend" in err, err
+    assert "Traceback" not in err and not (tmp_path / "jax").exists()
+
     # evaluate reads the architecture a weights file records; flags that contradict it are refused.
     other = tmp_path / "other.h5"
     write_h5(NASNetCIFAR(1, 48, genotype=TINY), other)

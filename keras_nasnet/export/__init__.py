@@ -85,6 +85,21 @@ def _format_of(path, format) -> str:
     return format
 
 
+def _main_output(model):
+    """The model to export: one with the auxiliary head (``auxiliary_head=True``, a training
+    device) without it; a single-output model as it is. Other multi-output models are refused."""
+    import keras
+
+    if len(getattr(model, "outputs", None) or ()) <= 1:
+        return model
+    names = [t._keras_history.operation.name for t in model.outputs]
+    if names[1:] == ["aux_predictions"]:
+        return keras.Model(model.inputs, model.outputs[0], name=model.name)
+    raise ValueError(
+        f"export handles single-output models; {model.name!r} has {len(names)} outputs "
+        f"({', '.join(names)}). Export the one to deploy: keras.Model(model.input, model.outputs[i]).")
+
+
 def _static_shape(model, input_shape, batch_size) -> tuple:
     """The shape to export: the model's input shape with ``None`` sizes fixed by ``input_shape``."""
     if len(model.inputs) != 1:
@@ -385,6 +400,8 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
 
     Args:
         model: a functional Keras model (any ``keras_nasnet`` model, or a ``.keras`` file loaded).
+            A model built with ``auxiliary_head=True`` is exported without that head (it only
+            helps training): the export has one output, ``predictions``.
         path: where to write: ``*.tflite``, ``*.onnx``, or a folder for a SavedModel.
         format: ``"litert"``, ``"onnx"`` or ``"saved_model"``; by default from ``path``'s suffix.
         quantize: LiteRT only: ``None`` (float32), ``"float16"`` (float16 weights, half the size)
@@ -418,6 +435,7 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
         raise ValueError(f'quantize={quantize!r} is for format="litert"; {format} exports are float32.')
     if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
         raise ValueError(f"export needs a functional Keras model; got {type(model).__name__}.")
+    model = _main_output(model)
     shape = _static_shape(model, input_shape, batch_size)
     path = Path(path)
     _check_destination(path, format)

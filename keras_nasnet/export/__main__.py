@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import export, load_exported
+from . import _main_output, export, load_exported
 
 
 def model_from_name(name: str):
@@ -135,6 +135,19 @@ def _check_arguments(p, a, model, spec):
     if fmt == "litert" and None in size[:2]:
         p.error(f"{a.model} takes any input size {tuple(size)}, but LiteRT needs a fixed one: pass "
                 "--input-size H W (e.g. --input-size 224 224)")
+    if a.calibration and a.quantize not in ("int8", "dynamic_int8"):
+        # Only int8 calibrates on them (dynamic_int8 checks the export on them): anything else
+        # would ignore them, and a user who forgot --quantize int8 would think the file int8.
+        p.error(f"--calibration is used with --quantize int8 (to calibrate it) or dynamic_int8 (to "
+                f"check it); this export is {a.quantize or 'float32'}: add --quantize int8, or "
+                "leave --calibration out")
+    if a.evaluate:
+        classes = model.outputs[0].shape[-1]
+        if len(model.outputs[0].shape) != 2 or classes != 10 or size[:2] not in ((32, 32), (None, None)) \
+                or size[2] != 3:
+            p.error(f"--evaluate measures CIFAR-10 test accuracy, which needs a 10-class classifier "
+                    f"of 32x32 RGB images; {a.model} takes {tuple(size)} and gives "
+                    f"{tuple(model.outputs[0].shape[1:])}: leave --evaluate out")
     if a.quantize == "int8" and not a.calibration:
         hint = ("cifar10:PATH (CIFAR-10 training images from a local copy, e.g. "
                 "cifar10:cifar-10-python.tar.gz), " if spec is None or spec.dataset == "cifar10"
@@ -198,6 +211,7 @@ def main(argv=None) -> int:
     result = None
     try:
         model, spec = model_from_name(a.model)
+        model = _main_output(model)  # an auxiliary head (training only) is not exported
         input_shape, size = _check_arguments(p, a, model, spec)
         # The test images are read before converting: a wrong --evaluate source then fails at once,
         # not after a long conversion that leaves an export behind.
@@ -209,6 +223,10 @@ def main(argv=None) -> int:
         calibration = None
         if a.calibration:
             calibration = calibration_images(a.calibration, size, spec, a.calibration_count)
+            if len(calibration) < a.calibration_count:
+                print(f"note: --calibration {a.calibration} holds {len(calibration)} image(s), fewer "
+                      f"than --calibration-count {a.calibration_count}: all of them are used.",
+                      file=sys.stderr)
             if len(calibration) < (a.batch_size or 1):
                 p.error(f"--calibration gave {len(calibration)} image(s); int8 calibration with "
                         f"--batch-size {a.batch_size} needs at least {a.batch_size} (about 100-500 "
