@@ -516,6 +516,21 @@ def _aux_head(x, classes, activation, cfg, dtype=None):
     return layers.Dense(classes, activation=activation, name="aux_predictions", dtype=dtype)(x)
 
 
+# What NASNetMobile and NASNetLarge fix (PNASNet5Large fixes PNASNET5_LARGE's keys).
+_NASNET_A_FIXED = ("genotype", "num_cells", "penultimate_filters", "stem", "stem_filters",
+                   "skip_reduction", "default_size")
+
+
+def _refuse_fixed(constructor: str, what: str, kwargs: dict, names=_NASNET_A_FIXED) -> None:
+    """Refuses keyword arguments that a named architecture fixes (``NASNetMobile(genotype=...)``
+    gave Python's ``got multiple values for argument 'genotype'``)."""
+    fixed = sorted(k for k in names if k in kwargs)
+    if fixed:
+        raise TypeError(
+            f"{constructor} is {what}: {', '.join(fixed)} cannot be changed. For another genotype or "
+            f"size use NASNet(genotype, num_cells=..., penultimate_filters=..., stem=\"imagenet\", ...).")
+
+
 def NASNetMobile(
     input_shape=None,
     include_top=True,
@@ -536,6 +551,7 @@ def NASNetMobile(
     Example:
         >>> model = NASNetMobile(weights=None)
     """
+    _refuse_fixed("NASNetMobile", "NASNet-A (4 @ 1056)", kwargs)
     if not include_top and input_shape is None and input_tensor is None:
         input_shape = (224, 224, 3)
     return NASNet(
@@ -566,6 +582,7 @@ def NASNetLarge(
     Example:
         >>> model = NASNetLarge(weights=None, include_top=False, pooling="avg")
     """
+    _refuse_fixed("NASNetLarge", "NASNet-A (6 @ 4032)", kwargs)
     if not include_top and input_shape is None and input_tensor is None:
         input_shape = (None, None, 3)
     return NASNet(
@@ -676,6 +693,7 @@ def PNASNet5Large(
     Example:
         >>> model = PNASNet5Large(weights=None, include_top=False, pooling="avg")
     """
+    _refuse_fixed("PNASNet5Large", "PNASNet-5 (4, 3, 3 @ 4320)", kwargs, (*PNASNET5_LARGE, "default_size"))
     if not include_top and input_shape is None and input_tensor is None:
         input_shape = (None, None, 3)
     return NASNet(

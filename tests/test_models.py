@@ -153,6 +153,16 @@ def test_bad_arguments_get_clear_errors(kwargs, match):
         kn.NASNet(**kwargs)
 
 
+def test_named_architectures_refuse_what_they_fix():
+    # It used to be Python's "NASNet() got multiple values for argument 'genotype'".
+    with pytest.raises(TypeError, match=r"NASNetMobile is NASNet-A \(4 @ 1056\): genotype cannot be changed.*NASNet\(genotype"):
+        kn.NASNetMobile(genotype=kn.AMOEBANET_A, weights=None)
+    with pytest.raises(TypeError, match="NASNetLarge .*: num_cells, penultimate_filters cannot"):
+        kn.NASNetLarge(num_cells=2, penultimate_filters=96, weights=None)
+    with pytest.raises(TypeError, match="PNASNet5Large .*: op_style cannot"):
+        kn.PNASNet5Large(op_style="keras", weights=None)
+
+
 def test_numpy_integers_are_accepted_and_searched_genotypes_get_the_valid_sizes():
     m = kn.NASNet(NASNET_A, num_cells=np.int64(1), penultimate_filters=np.int32(24), stem="cifar",
                   include_top=False, input_shape=(32, 32, 3))
