@@ -148,5 +148,18 @@ def test_inputs_in_a_list_or_dict_and_convolutions_it_cannot_reproduce():
         model = _with_random_bn_statistics(
             keras.Model(inputs, keras.layers.BatchNormalization(axis=-1)(conv(inputs))), rng)
         folded = kn.fold_batch_norm(model)
+        assert len(_bns(folded)) == 1
+        if inputs is first and not _channels_first_runs_here():
+            continue
         data = rng.normal(size=(2, *inputs.shape[1:])).astype("float32")
         _assert_same_function(folded(data), model(data, training=False))
+
+
+def _channels_first_runs_here() -> bool:
+    """TensorFlow runs a channels-first convolution on the CPU only with its oneDNN kernels, which
+    it turns on by default only on some CPUs (AVX-512 ones; not on an AVX2-only AMD EPYC)."""
+    try:
+        keras.layers.Conv2D(1, 1, data_format="channels_first")(np.zeros((1, 1, 2, 2), "float32"))
+    except Exception:  # tf.errors.UnimplementedError: "only supports the NHWC tensor format"
+        return False
+    return True
