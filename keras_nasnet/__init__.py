@@ -10,11 +10,14 @@ Genotypes go in, Keras models come out::
 import importlib as _importlib
 
 from ._cli import light_command as _light_command
+from ._cli import prefer_onednn as _prefer_onednn
 from ._cli import quiet_startup as _quiet_startup
 from ._cli import stop_on_sigterm_like_ctrl_c as _stop_on_sigterm_like_ctrl_c
 
-# Before anything imports TensorFlow: a quiet start for ``python -m keras_nasnet...`` (only then),
-# and ``kill PID`` stopping it as Ctrl-C does (checkpoint kept, one line on how to resume).
+# Before anything imports TensorFlow: oneDNN's CPU kernels and a quiet start for
+# ``python -m keras_nasnet...`` (only then), and ``kill PID`` stopping it as Ctrl-C does
+# (checkpoint kept, one line on how to resume).
+_prefer_onednn()
 _quiet_startup()
 _stop_on_sigterm_like_ctrl_c()
 

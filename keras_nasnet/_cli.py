@@ -129,6 +129,25 @@ def stop_signals() -> list:
     return found
 
 
+#: TensorFlow's switch for its oneDNN CPU kernels (``1`` on, ``0`` off; unset: TensorFlow decides).
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def prefer_onednn() -> None:
+    """Turns TensorFlow's oneDNN CPU kernels on in this package's command lines, unless the user
+    set ``TF_ENABLE_ONEDNN_OPTS`` (``0`` keeps them off).
+
+    TensorFlow turns oneDNN on by default only on CPUs with AVX-512 VNNI/BF16, AVX-VNNI or AMX;
+    elsewhere (an AVX2-only AMD EPYC here) it runs its Eigen kernels, and a search child then
+    trained in 268.6 CPU-seconds against 78.6 with oneDNN (3.4x; ``speed_check.py`` in
+    ``search/evolve-scratch/``). The variable is read when TensorFlow is imported, so this runs
+    first, and search workers inherit it. Outside ``python -m keras_nasnet...`` nothing is changed: a library user's process is
+    theirs (docs/performance.md says how to set it there).
+    """
+    if running_as_cli():
+        os.environ.setdefault(ONEDNN_ENV, "1")
+
+
 def quiet_startup() -> None:
     """Silences TensorFlow's start-up lines when run as one of this package's command lines.
 

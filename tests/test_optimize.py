@@ -157,7 +157,7 @@ def test_inputs_in_a_list_or_dict_and_convolutions_it_cannot_reproduce():
 
 def _channels_first_runs_here() -> bool:
     """TensorFlow runs a channels-first convolution on the CPU only with its oneDNN kernels, which
-    it turns on by default only on some CPUs (AVX-512 ones; not on an AVX2-only AMD EPYC)."""
+    it turns on by default only on some CPUs (not on an AVX2-only AMD EPYC)."""
     try:
         keras.layers.Conv2D(1, 1, data_format="channels_first")(np.zeros((1, 1, 2, 2), "float32"))
     except Exception:  # tf.errors.UnimplementedError: "only supports the NHWC tensor format"

@@ -16,8 +16,14 @@ measures the machine as the search's children see it.
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
+
+# As the search's workers run since session 33 (every `python -m keras_nasnet...` command turns
+# oneDNN on unless the variable is set; docs/performance.md): TF_ENABLE_ONEDNN_OPTS=0 times
+# TensorFlow's own default instead. Set before TensorFlow is imported, which reads it once.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def main(argv=None) -> int:
@@ -52,7 +58,8 @@ def main(argv=None) -> int:
     ratio = cpu / record["cpu_seconds"]
     print(json.dumps({"trial": a.trial, "reward_then": record["reward"], "reward_now": round(float(value), 4),
                       "cpu_seconds_then": round(record["cpu_seconds"], 1), "cpu_seconds_now": round(cpu, 1),
-                      "wall_seconds_now": round(wall, 1), "now_over_then": round(ratio, 2)}))
+                      "wall_seconds_now": round(wall, 1), "now_over_then": round(ratio, 2),
+                      "onednn": os.environ["TF_ENABLE_ONEDNN_OPTS"]}))
     if round(float(value), 4) != round(record["reward"], 4):
         print("warning: the reward differs from the record, so the work timed may differ too.")
     return 0
