@@ -315,20 +315,29 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
 # ---------------------------------------------------------------- worker processes
 
 
-def test_workers_start_ignoring_ctrl_c_with_quiet_logs_in_the_log_file(tmp_path):
+def test_workers_start_ignoring_ctrl_c_with_quiet_logs_in_the_log_file(tmp_path, monkeypatch):
     from keras_nasnet.search.workers import _child_start_environment
 
+    # Workers also get TensorFlow's oneDNN kernels unless the user chose (docs/performance.md),
+    # and the driver's own environment is left as it was.
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     child = ("import os, signal, sys; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN, "
-             "os.environ['TF_CPP_MIN_LOG_LEVEL']); print('tensorflow says hello', file=sys.stderr)")
+             "os.environ['TF_CPP_MIN_LOG_LEVEL'], os.environ.get('TF_ENABLE_ONEDNN_OPTS')); "
+             "print('tensorflow says hello', file=sys.stderr)")
     # The driver's handler is set here: a pytest started in the background (nohup, `cmd &`)
     # inherits SIGINT ignored, and then Python installs no handler of its own.
     original = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with _child_start_environment(tmp_path / "workers.log"):
             p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
-        assert p.communicate(timeout=60)[0].split() == ["True", "3"]
+        assert p.communicate(timeout=60)[0].split() == ["True", "3", "1"]
         assert "tensorflow says hello" in (tmp_path / "workers.log").read_text()
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the driver's is back
+        assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # a user's choice stands
+        with _child_start_environment(None):
+            p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+        assert p.communicate(timeout=60)[0].split() == ["True", "3", "0"]
     finally:
         signal.signal(signal.SIGINT, original)
 

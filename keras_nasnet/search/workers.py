@@ -187,11 +187,19 @@ def receive(conn):
 @contextlib.contextmanager
 def _child_start_environment(log_path):
     """What a worker process inherits at its start: Ctrl-C ignored (the driver stops it), quiet
-    TensorFlow logging, and standard error into ``log_path`` (TensorFlow's start-up lines come
-    from C++ before any Python code of the worker runs, so only the inherited file can catch them).
+    TensorFlow logging, TensorFlow's oneDNN kernels unless the user set ``TF_ENABLE_ONEDNN_OPTS``
+    (off by default on CPUs without AVX-512 VNNI/BF16 or AMX, where a child trains about 3x slower
+    without them: docs/performance.md; a worker imports TensorFlow before any of its own code
+    runs, so only its inherited environment can say it), and standard error into ``log_path``
+    (TensorFlow's start-up lines come from C++ before any Python code of the worker runs, so only
+    the inherited file can catch them).
     """
+    from .._cli import ONEDNN_ENV
+
     old_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    old_onednn = os.environ.get(ONEDNN_ENV)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault(ONEDNN_ENV, "1")
     in_main = threading.current_thread() is threading.main_thread()
     old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
     saved = log = None
@@ -213,6 +221,8 @@ def _child_start_environment(log_path):
             signal.signal(signal.SIGINT, old_int)
         if old_level is None:
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        if old_onednn is None:
+            os.environ.pop(ONEDNN_ENV, None)
 
 
 class LocalExecutor:
