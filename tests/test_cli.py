@@ -49,6 +49,7 @@ def test_verbose_variable_keeps_tensorflow_logging(monkeypatch):
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
 
 
+@pytest.mark.slow
 def test_command_lines_turn_onednn_on_unless_the_user_chose():
     # TensorFlow leaves its oneDNN kernels off on CPUs without AVX-512 VNNI/BF16 or AMX (a search
     # child 3.4x slower on such a CPU here); the command lines turn them on, a user's own setting
