@@ -141,8 +141,9 @@ def prefer_onednn() -> None:
     elsewhere (an AVX2-only AMD EPYC here) it runs its Eigen kernels, and a search child then
     trained in 268.6 CPU-seconds against 78.6 with oneDNN (3.4x; ``speed_check.py`` in
     ``search/evolve-scratch/``). The variable is read when TensorFlow is imported, so this runs
-    first, and search workers inherit it. Outside ``python -m keras_nasnet...`` nothing is changed: a library user's process is
-    theirs (docs/performance.md says how to set it there).
+    first. Outside ``python -m keras_nasnet...`` nothing is changed: a library user's process is
+    theirs (docs/performance.md says how to set it there; a search's worker processes get it from
+    ``keras_nasnet.search.workers`` either way).
     """
     if running_as_cli():
         os.environ.setdefault(ONEDNN_ENV, "1")

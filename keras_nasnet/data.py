@@ -196,7 +196,7 @@ def _unresolvable(url: str) -> str | None:
     except socket.gaierror as e:
         return f"{host} does not resolve ({e.strerror or e}): no network?"
     except OSError:  # anything else is left to tfds' own retries and message
-        return None
+        pass
     return None
 
 
