@@ -59,6 +59,29 @@ def test_children_run_as_ray_tasks(local_ray):
     assert ray.is_initialized()  # an executor does not shut down a runtime it did not start
 
 
+@pytest.mark.parametrize("driver,worker", [(None, "1"), ("0", "0")], ids=["default-on", "user-choice"])
+def test_child_workers_get_the_drivers_onednn_choice(local_ray, monkeypatch, driver, worker):
+    # TensorFlow reads the variable at import, in the worker: Ray workers (on other nodes too)
+    # take their environment from Ray, so the executor sends it with each task.
+    if driver is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", driver)
+    ex = RayExecutor(_spec(3.0), workers=1)
+    ex.submit(_task(3))
+    seen, deadline = None, time.time() + 300
+    while seen is None and time.time() < deadline:
+        for p in psutil.process_iter(["cmdline"]):
+            if " ".join(p.info["cmdline"] or []).startswith("ray::_evaluate_remote"):
+                seen = p.environ().get("TF_ENABLE_ONEDNN_OPTS", "unset")
+                break
+        time.sleep(0.2)
+    got = _wait(ex, 1)
+    ex.close()
+    assert got[0]["status"] == "ok"
+    assert seen == worker
+
+
 @pytest.mark.parametrize("retries,status", [(2, "ok"), (0, "error")], ids=["retried", "beyond-retries"])
 def test_worker_killed_mid_child(local_ray, retries, status):
     # Killed once: with retries Ray runs the child again; without, it is an infrastructure error

@@ -9,14 +9,14 @@ lost. Needs ``pip install "keras_nasnet[distributed]"``.
 
 from __future__ import annotations
 
+import os
 import time
 
+from .._cli import ONEDNN_ENV
 from .workers import error_record
 
 
 def _evaluate_remote(reward_spec: dict, task: dict) -> dict:
-    import os
-
     from .workers import evaluate, make_reward
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -26,6 +26,24 @@ def _evaluate_remote(reward_spec: dict, task: dict) -> dict:
     if key not in cache:
         cache[key] = make_reward(reward_spec)
     return evaluate(cache[key], task, f"ray-{os.getpid()}")
+
+
+def _task_env_vars(ray) -> dict:
+    """The environment variables each child's Ray worker process starts with.
+
+    TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported, and leaves its oneDNN
+    kernels off on CPUs without AVX-512 VNNI/BF16 or AMX, where a child then trains about 3x
+    slower (docs/performance.md). A Ray worker, on this machine or another node, takes its
+    environment from Ray, not from the driver, so the driver's choice (``1`` unless the user set
+    it) travels with each task. A value set in the job's own ``runtime_env`` is left as it is.
+    """
+    try:
+        job = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
+    except Exception:  # an older Ray without the runtime context's runtime_env: nothing to keep
+        job = {}
+    if ONEDNN_ENV in job:
+        return {}
+    return {ONEDNN_ENV: os.environ.get(ONEDNN_ENV, "1")}
 
 
 class RayExecutor:
@@ -56,7 +74,9 @@ class RayExecutor:
         self.reward_spec = reward_spec
         self.capacity = workers
         self.max_retries = max_retries
-        self._fn = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_evaluate_remote)
+        env = _task_env_vars(ray)
+        self._fn = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries,
+                              runtime_env={"env_vars": env} if env else None)(_evaluate_remote)
         self._pending: dict = {}
 
     def submit(self, task: dict) -> None:
