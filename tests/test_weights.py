@@ -514,3 +514,47 @@ def test_skip_mismatch_loads_a_backbone_under_another_head(tmp_path):
     a2.save_weights(path)
     with pytest.raises(W.WeightsError, match="another architecture.*avg_pool_3x3"):
         c.load_weights(path, skip_mismatch=True)
+
+
+def test_weights_h5_files_load_with_or_without_drop_path_and_auxiliary_head(tmp_path):
+    # Keras numbers a .weights.h5 file's layers by class and order, and drop-path layers and an
+    # auxiliary head change that order: a PNASNet-5 file trained with drop path used to load
+    # other BN layers' weights into a model without it, without a word.
+    import h5py
+
+    kw = dict(genotype="PNASNET_5", num_cells=1, penultimate_filters=80, stem="cifar", classes=10,
+              input_shape=(32, 32, 3))
+    trained = kn.NASNet(**kw, drop_path_rate=0.2, auxiliary_head=True)
+    rng = np.random.default_rng(0)
+    for v in trained.weights:  # away from the initial values, which many layers share
+        v.assign(np.asarray(v) + 0.05 * rng.standard_normal(v.shape).astype("float32"))
+    path = tmp_path / "trained.weights.h5"
+    trained.save_weights(path)  # Keras' own method, as ModelCheckpoint(save_weights_only=True) calls it
+    x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    want = np.asarray(trained(x)[0])
+
+    plain = kn.NASNet(**kw)
+    plain.load_weights(path)
+    assert np.allclose(np.asarray(plain(x)), want, atol=1e-5)
+    assert np.allclose(np.asarray(kn.NASNet(**kw, weights=str(path))(x)), want, atol=1e-5)
+
+    # The other way: a file without drop path into a model with it (its schedule stays as built).
+    back = tmp_path / "plain.weights.h5"
+    plain.save_weights(back)
+    dropping = kn.NASNet(**kw, drop_path_rate=0.3)
+    dropping.load_weights(back)
+    assert np.allclose(np.asarray(dropping(x)), want, atol=1e-5)
+    assert all(float(np.asarray(l.progress)) == 1.0 for l in dropping.layers if hasattr(l, "progress"))
+
+    # A file from before the layer map: refused, saying how to build a model that loads it.
+    old = tmp_path / "old.weights.h5"
+    old.write_bytes(path.read_bytes())
+    with h5py.File(old, "a") as f:
+        del f.attrs["keras_nasnet_layer_paths"]
+    fresh = kn.NASNet(**kw)
+    before = [np.array(v) for v in fresh.weights]
+    for load in (fresh.load_weights, lambda p: W.load_file(fresh, p)):
+        with pytest.raises(W.WeightsError, match=r"drop_path_rate > 0 \(any rate\) and auxiliary_head=True"):
+            load(old)
+    assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, fresh.weights))
+    kn.NASNet(**kw, drop_path_rate=0.1, auxiliary_head=True).load_weights(old)  # as the error says

@@ -76,9 +76,10 @@ def _save_weights(model, filepath, *args, **kwargs):
     type(model).save_weights(model, filepath, *args, **kwargs)
     record = architecture_of(model)
     if record is not None and _is_hdf5(filepath):  # sharded saves write a .json index instead
-        from .h5 import write_record
+        from .h5 import write_layer_paths, write_record
 
         write_record(filepath, record)
+        write_layer_paths(filepath, model)
 
 
 def _load_weights(model, filepath, *args, **kwargs):
@@ -93,6 +94,14 @@ def _load_weights(model, filepath, *args, **kwargs):
         check_architecture(model, filepath, ignore_classes=bool(skip),
                            hint="" if skip else ", or, for another number of classes (a backbone "
                            "under a new head), call load_weights(..., skip_mismatch=True)")
+        if os.fspath(filepath).endswith(".weights.h5"):
+            from .h5 import load_by_name, load_plan
+
+            # Keras numbers a file's layers by class and order, which drop-path layers and an
+            # auxiliary head change: load by name where the file says its numbering differs.
+            plan = load_plan(model, filepath)
+            if plan is not None:
+                return load_by_name(model, filepath, plan, skip_mismatch=bool(skip))
     return type(model).load_weights(model, filepath, *args, **kwargs)
 
 

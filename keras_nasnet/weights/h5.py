@@ -15,6 +15,9 @@ from .catalog import FileWeights, WeightsError
 
 #: Root attribute of the files :func:`write_h5` writes: the model's architecture record as JSON.
 RECORD_ATTR = "keras_nasnet_architecture"
+#: Root attribute of the ``.weights.h5`` files our models' ``save_weights`` write: which group
+#: holds which layer (:func:`native_layer_paths`), as JSON.
+LAYER_PATHS_ATTR = "keras_nasnet_layer_paths"
 
 
 def _weight_layers(model):
@@ -171,36 +174,170 @@ def load_h5_by_name(model, path) -> None:
         layer.set_weights(arrays)
 
 
-def _native_layout_problems(model, path) -> list[str]:
-    """Where a Keras 3 ``.weights.h5`` file and ``model`` disagree, found before Keras loads it.
+def _own_variables(layer) -> dict:
+    store = {}
+    layer.save_own_variables(store)
+    return store
 
-    Keras stores each layer's own variables under ``layers/<snake_case class name>[_<n>]/vars``,
-    numbered per class in ``model.layers`` order (keras/src/saving/saving_lib.py); this walks the
-    model the same way and compares the shapes.
+
+def native_layer_paths(model) -> dict[str, str]:
+    """``{layer name: group}`` for the layers of ``model`` that have variables of their own, as a
+    Keras 3 ``.weights.h5`` file of it names them: ``<snake_case class name>[_<n>]`` under
+    ``layers/``, numbered per class in ``model.layers`` order (keras/src/saving/saving_lib.py).
+
+    The order is the functional graph's, by depth: layers without weights of their own (a
+    drop-path layer, an auxiliary head) move other layers' numbers, so two models with the same
+    weights can number them differently.
     """
-    import h5py
     from keras.src.utils.naming import to_snake_case
+
+    used, paths = {}, {}
+    for layer in model.layers:
+        base = to_snake_case(type(layer).__name__)
+        used[base] = used.get(base, -1) + 1
+        if _own_variables(layer):
+            paths[layer.name] = base if used[base] == 0 else f"{base}_{used[base]}"
+    return paths
+
+
+def write_layer_paths(path, model) -> None:
+    """Adds :func:`native_layer_paths` of ``model`` to the root attributes of the ``.weights.h5``
+    file ``path`` that ``model.save_weights`` just wrote, so that it can be loaded by layer name
+    into a model whose layers Keras numbers otherwise (see :func:`load_plan`)."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f.attrs[LAYER_PATHS_ATTR] = json.dumps(native_layer_paths(model), sort_keys=True)
+
+
+def _read_layer_paths(path) -> dict | None:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        raw = f.attrs.get(LAYER_PATHS_ATTR)
+    if raw is None:
+        return None
+    try:
+        paths = json.loads(_text(raw))
+    except ValueError:
+        paths = None
+    if not isinstance(paths, dict):
+        raise WeightsError(f"{path} has a damaged {LAYER_PATHS_ATTR!r} attribute: not a JSON object.")
+    return paths
+
+
+def _drop_path_groups(path) -> int:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        root = f.get("layers")
+        return 0 if root is None else sum(1 for k in root if k.startswith("scheduled_drop_path"))
+
+
+def load_plan(model, path) -> dict | None:
+    """How a ``.weights.h5`` file must be loaded into ``model``: ``None`` where Keras' own
+    loading (by layer class and order) puts every weight in its layer, else the file's
+    ``{layer name: group}`` to load by name (:func:`load_by_name`).
+
+    Files written by ``save_weights`` of a model built by keras_nasnet say which group holds which
+    layer, so a file written with drop-path layers or an auxiliary head loads into the same
+    network without them, and the other way round. Older files cannot say: where their
+    drop-path layers or auxiliary head differ from ``model``'s, Keras' numbering would put weights
+    into other layers of the same shapes without a word, so they are refused, saying how to build
+    a model that loads them.
+    """
+    import keras
+
+    if any(isinstance(l, keras.Model) for l in model.layers):
+        return None  # a nested model has paths of its own; Keras' loading is the only one there is
+    file_paths = _read_layer_paths(path)
+    if file_paths is not None:
+        return None if file_paths == native_layer_paths(model) else file_paths
+    record, model_record = read_record(path), architecture.architecture_of(model)
+    if record is None or model_record is None:
+        return None  # nothing says how the file's model was built: Keras' order is all there is
+    from ..ops import ScheduledDropPath
+
+    fixes = []
+    in_file = _drop_path_groups(path)
+    in_model = sum(isinstance(l, ScheduledDropPath) for l in model.layers)
+    if bool(in_file) != bool(in_model):
+        fixes.append("drop_path_rate > 0 (any rate)" if in_file else "drop_path_rate=0")
+    if bool(record.get("auxiliary_head")) != bool(model_record.get("auxiliary_head")):
+        fixes.append(f"auxiliary_head={bool(record.get('auxiliary_head'))}")
+    if fixes:
+        raise WeightsError(
+            f"{path} was written by an older keras_nasnet for this network built with "
+            f"{' and '.join(fixes)}, and Keras' .weights.h5 loading goes by layer class and order, "
+            "which those layers change: it would load weights into other layers. Nothing was "
+            f"loaded. Build the model with {', '.join(fixes)} to load it, then save_weights again: "
+            "files written now load into the network with or without them."
+        )
+    return None
+
+
+def load_by_name(model, path, file_paths: dict, skip_mismatch: bool = False) -> None:
+    """Loads a ``.weights.h5`` file into ``model`` by layer name, through the file's ``{layer
+    name: group}`` (:func:`load_plan`). Every layer of ``model`` with weights must be in the file
+    with the same shapes, or nothing is loaded; ``skip_mismatch`` leaves layers whose shapes differ
+    as they are (Keras' meaning). The file's extra layers (an auxiliary head) are ignored, and
+    a drop-path layer missing from the file keeps its schedule's progress (training state, not a
+    weight)."""
+    import h5py
+
+    from ..ops import ScheduledDropPath
+
+    missing, mismatched, updates = [], [], []
+    with h5py.File(path, "r") as f:
+        for layer in model.layers:
+            want = _own_variables(layer)
+            if not want:
+                continue
+            group = f.get(f"layers/{file_paths[layer.name]}/vars") if layer.name in file_paths else None
+            if group is None:
+                if not isinstance(layer, ScheduledDropPath):
+                    missing.append(layer.name)
+                continue
+            got = {k: np.asarray(group[k]) for k in group}
+            shapes = [tuple(want[str(i)].shape) for i in range(len(want))]
+            if sorted(got) != sorted(want) or [got[str(i)].shape for i in range(len(want))] != shapes:
+                if not skip_mismatch:
+                    mismatched.append(f"{layer.name}: model {shapes}, file "
+                                      f"{[got[k].shape for k in sorted(got)]}")
+                continue
+            updates.append((layer, got))
+    if missing or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} layer(s) not in the file: {', '.join(missing[:10])}"
+                         + (" ..." if len(missing) > 10 else ""))
+        if mismatched:
+            parts.append(f"{len(mismatched)} layer(s) with other shapes: {'; '.join(mismatched[:3])}"
+                         + (" ..." if len(mismatched) > 3 else ""))
+        raise WeightsError(f"Weights in {path} do not fit model {model.name!r}: " + ". ".join(parts)
+                           + ". Nothing was loaded.")
+    for layer, arrays in updates:
+        layer.load_own_variables(arrays)
+
+
+def _native_layout_problems(model, path) -> list[str]:
+    """Where a Keras 3 ``.weights.h5`` file and ``model`` disagree, found before Keras loads it
+    (by :func:`native_layer_paths`, the groups Keras will read) and compared by shape."""
+    import h5py
 
     problems = []
     with h5py.File(path, "r") as f:
         root = f.get("layers")
         if root is None:
             return [f"{path} has no 'layers' group: it was not written by save_weights of a functional model"]
-        used = {}
-        for layer in model.layers:
-            base = to_snake_case(type(layer).__name__)
-            used[base] = used.get(base, -1) + 1
-            key = base if used[base] == 0 else f"{base}_{used[base]}"
-            store = {}
-            layer.save_own_variables(store)
-            if not store:
-                continue
+        for name, key in native_layer_paths(model).items():
+            store = _own_variables(model.get_layer(name))
             want = [tuple(store[str(i)].shape) for i in range(len(store))]
             group = root.get(f"{key}/vars")
             got = [] if group is None else [tuple(group[str(i)].shape) for i in range(len(group))
                                            if str(i) in group]
             if want != got:
-                problems.append(f"{layer.name!r} ({key}): model {want}, file {got or 'nothing'}")
+                problems.append(f"{name!r} ({key}): model {want}, file {got or 'nothing'}")
     return problems
 
 
@@ -214,9 +351,14 @@ def load_file(model, path) -> None:
         # Nested models have their own paths; Keras' own error is then the best there is.
         nested = any(isinstance(l, keras.Model) for l in model.layers)
         try:
-            problems = [] if nested else _native_layout_problems(model, path)
+            plan = load_plan(model, path)
+            problems = [] if nested or plan is not None else _native_layout_problems(model, path)
         except OSError as e:
             raise WeightsError(f"{path} is not a readable HDF5 weights file ({e}).") from None
+        if plan is not None:
+            check_architecture(model, path)
+            load_by_name(model, path, plan)
+            return
         if problems:
             raise WeightsError(
                 f"{path} does not fit model {model.name!r}: it holds the weights of another "
