@@ -265,10 +265,19 @@ def test_names_win_over_files_of_the_same_name(tmp_path, monkeypatch, source):
     (tmp_path / "imagenet").write_bytes(source[1].read_bytes())
     spec = W.resolve("imagenet", "nasnet_mobile", True, 1000)
     assert isinstance(spec, W.WeightSpec) and spec.name == "nasnet_mobile_imagenet"
-    assert W.resolve("./imagenet", "nasnet_mobile", True, 1000) == W.FileWeights("./imagenet")
-    assert W.resolve(Path("imagenet"), None, True, 10) == W.FileWeights("imagenet")
-    with pytest.raises(ValueError, match="no such file"):
-        W.resolve(tmp_path / "absent.h5", None, True, 10)
+    # A file is known by its suffix (which says its layout): refused before any model is built.
+    for path in ("./imagenet", Path("imagenet")):
+        with pytest.raises(ValueError, match="unknown weights file type.*known by its suffix"):
+            W.resolve(path, "nasnet_mobile", True, 1000)
+    (tmp_path / "imagenet.h5").write_bytes(source[1].read_bytes())
+    assert W.resolve("imagenet.h5", "nasnet_mobile", True, 1000) == W.FileWeights("imagenet.h5")
+    assert W.resolve(Path("imagenet.h5"), None, True, 10) == W.FileWeights("imagenet.h5")
+    for absent in (tmp_path / "absent.h5", "absent.h5", "runs/a/weights.h5"):
+        with pytest.raises(ValueError, match="no such file"):
+            W.resolve(absent, None, True, 10)
+    (tmp_path / "m.keras").write_bytes(b"PK")
+    with pytest.raises(ValueError, match=r"whole saved model.*keras.models.load_model\('m.keras'\)"):
+        W.resolve("m.keras", None, True, 10)
 
 
 def test_broken_manifest_names_the_entry_and_keeps_official_weights(tmp_path, monkeypatch):

@@ -272,8 +272,10 @@ def resolve(weights, architecture, include_top, classes, classifier_activation="
     or ``None``, raising a clear ``ValueError`` for anything that cannot fit the model.
 
     A string that is a registry name or a dataset (``"imagenet"``, ``"cifar10"``) always means those
-    weights, even if a file of that name sits in the current folder; to load such a file, pass a
-    path with a folder part (``"./imagenet"``) or a ``pathlib.Path``. Any other string is a path.
+    weights, even if a file of that name sits in the current folder. Any other string is a path,
+    and a file is known by its suffix (``.h5`` or ``.weights.h5``, which also says its layout):
+    a missing file, a ``.keras`` model or another suffix is refused here, before the model is
+    built.
     """
     if weights is None:
         return None
@@ -303,8 +305,8 @@ def resolve(weights, architecture, include_top, classes, classifier_activation="
         # Prefer the file whose top matches; a file with a top also serves a model without one.
         matches.sort(key=lambda s: s.include_top != include_top)
         spec = matches[0]
-    elif os.path.isfile(weights):
-        return FileWeights(weights)
+    elif os.path.isfile(weights) or _looks_like_a_path(weights):
+        return _file_weights(weights)
     else:
         raise ValueError(
             f"weights={weights!r} is not None, a dataset ({', '.join(datasets)}), a registry "
@@ -320,9 +322,30 @@ def resolve(weights, architecture, include_top, classes, classifier_activation="
     return spec
 
 
+#: The weights files ``weights=`` loads, known by their suffix (which also says their layout).
+WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5")
+
+
+def _looks_like_a_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.endswith((*WEIGHTS_SUFFIXES, ".keras"))
+
+
 def _file_weights(path: str) -> FileWeights:
+    # Checked here, before the constructor builds the model (minutes for NASNetLarge on a CPU).
     if not os.path.isfile(path):
-        raise ValueError(f"weights={path!r}: no such file.")
+        raise ValueError(f"weights={path!r}: no such file (looked for {os.path.abspath(path)}).")
+    if path.endswith(".keras"):
+        raise ValueError(
+            f"weights={path!r} is a whole saved model, not a weights file: load it with "
+            f"keras.models.load_model({path!r}) after `import keras_nasnet`, or pass a file written "
+            "by model.save_weights('name.weights.h5')."
+        )
+    if not path.endswith(WEIGHTS_SUFFIXES):
+        raise ValueError(
+            f"weights={path!r}: unknown weights file type. A weights file is known by its suffix, "
+            "which also says its layout: .h5 (keras.applications layout, loaded by layer name) or "
+            ".weights.h5 (written by model.save_weights()); name the file with its suffix."
+        )
     return FileWeights(path)
 
 
