@@ -164,6 +164,25 @@ class Cell:
         object.__setattr__(self, "concat", tuple(int(i) for i in self.concat))
         if len(set(self.concat)) != len(self.concat):
             raise GenotypeError(f"The concat list repeats a state: {list(self.concat)}.")
+        # A block that reaches the output neither through concat nor through a later block would
+        # be built into nothing (Keras drops layers the outputs do not need), so its ops would
+        # silently be missing from the model.
+        reached, stack = set(self.concat), list(self.concat)
+        while stack:
+            i = stack.pop()
+            if i >= NUM_INPUTS:
+                for j in blocks[i - NUM_INPUTS].inputs:
+                    if j not in reached:
+                        reached.add(j)
+                        stack.append(j)
+        unused = [i for i in range(NUM_INPUTS, num_states) if i not in reached]
+        if unused:
+            raise GenotypeError(
+                f"Hidden state(s) {unused} (block(s) {[i - 1 for i in unused]}) feed neither the "
+                f"concat list {list(self.concat)} nor a block that does: the model would leave them "
+                "out. Add them to concat (TF-slim concatenates every block output that no block "
+                "reads) or remove those blocks."
+            )
 
     @property
     def num_states(self) -> int:

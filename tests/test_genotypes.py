@@ -97,6 +97,18 @@ def test_bad_concat_rejected(concat, msg):
         Genotype.from_dict(_cell_dict(concat=concat))
 
 
+def test_blocks_that_reach_no_output_are_rejected():
+    # Keras would build a model without them: the genotype and the model would disagree silently.
+    d = NASNET_A.to_dict()
+    d["normal"]["concat"] = [2]
+    with pytest.raises(GenotypeError, match=r"Hidden state\(s\) \[3, 4, 5, 6\] \(block\(s\) \[2, 3, 4, 5\]\).*Add them to concat"):
+        Genotype.from_dict(d)
+    # A block read only by a block that reaches the output is used.
+    chained = {"blocks": [{"inputs": [0, 1], "ops": ["identity", "identity"]},
+                          {"inputs": [2, 0], "ops": ["identity", "identity"]}], "concat": [3]}
+    assert Cell.from_dict(chained).concat == (3,)
+
+
 def test_wrong_combine_rejected():
     d = NASNET_A.to_dict()
     d["normal"]["blocks"][0]["combine"] = "multiply"
@@ -106,7 +118,7 @@ def test_wrong_combine_rejected():
 
 def test_reduction_cannot_output_its_inputs():
     d = NASNET_A.to_dict()
-    d["reduction"]["concat"] = [0, 3]
+    d["reduction"]["concat"] = [0, *d["reduction"]["concat"]]
     with pytest.raises(GenotypeError, match="twice the spatial size"):
         Genotype.from_dict(d)
 
