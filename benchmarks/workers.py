@@ -51,7 +51,9 @@ def main(argv=None):
             t = time.time()
             search_main(["--reward", "cifar10", "--strategy", "random", "--data", str(data),
                          "--child-train-images", str(a.train_images), "--trials", str(a.children),
-                         "--workers", str(workers), "--executor", executor, "--threads-per-worker",
+                         "--workers", str(workers), "--executor", executor,
+                         # a local worker's threads; a Ray child's CPUs (the flag each executor takes)
+                         "--threads-per-worker" if executor == "local" else "--cpus-per-child",
                          str(max(1, (os.cpu_count() or 2) // workers)), "--out", str(out), "--no-progress"])
             hours = (time.time() - t) / 3600
             rows.append({"executor": executor, "workers": workers, "children_per_hour": a.children / hours})

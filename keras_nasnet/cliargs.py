@@ -38,6 +38,13 @@ class ArgumentParser(argparse.ArgumentParser):
     many flags (the search's runs to about 60 lines) is replaced by a pointer to ``--help``, so the
     one line that says what was wrong is not buried under it. Exit code 2, as argparse's."""
 
+    def __init__(self, *args, **kwargs):
+        # Prefixes of flags (`--child-ep` for `--child-epochs`) would slip past the checks that
+        # refuse flags a command would ignore, which compare full names; argparse's own message
+        # for an unknown flag names the flags that exist.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         # Decided by the flags, not the formatted usage, whose line count depends on the terminal's
         # width; a usage the parser was given (short by design) is kept.

@@ -333,11 +333,81 @@ def test_search_scripts_run_with_help(script):
     (["--reward", "cifar10", "--val-images", "100"], "--val-images"),
     (["--reward", "synthetic", "--strategy", "random", "--entropy-weight", "0.1"], "--entropy-weight"),
     (["--reward", "synthetic", "--data", "x.zip"], "--data"),
+    # a prefix of a flag is not taken for it: it would slip past the check above
+    (["--reward", "synthetic", "--child-ep", "3"], "--child-ep"),
+    (["--reward", "synthetic", "--strategy", "random", "--pres", "paper"], "--pres"),
+    # executor settings this run would not use
+    (["--reward", "synthetic", "--ray-address", "1.2.3.4:6379"], "--ray-address"),
+    (["--reward", "synthetic", "--gpus-per-child", "1"], "--gpus-per-child"),
+    (["--reward", "synthetic", "--workers", "0", "--threads-per-worker", "2"], "--threads-per-worker"),
+    (["--reward", "synthetic", "--out", ""], "--out is empty"),
+    (["--reward", "synthetic", "--ops", "identity,sep_conv_3x3,identity"], "ops repeat identity"),
 ])
-def test_flags_of_another_reward_or_strategy_are_refused_not_ignored(tmp_path, capsys, flags, named):
+def test_flags_of_another_reward_or_strategy_are_refused_not_ignored(tmp_path, capsys, monkeypatch,
+                                                                     flags, named):
     from keras_nasnet.search.__main__ import main
 
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
-        main([*flags, "--out", str(tmp_path / "s")])
+        main([*flags, "--out", str(tmp_path / "s")] if "--out" not in flags else flags)
     assert e.value.code == 2 and named in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def _tiny_config(**kw):
+    from keras_nasnet.search import SearchConfig, SearchSpace
+
+    cell = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}],
+            "concat": [2]}
+    return SearchConfig(reward="synthetic", space=SearchSpace(**SPACE_KW),
+                        target={"normal": cell, "reduction": cell}, **kw)
+
+
+def test_another_configuration_is_named_setting_by_setting(tmp_path, capsys):
+    from keras_nasnet.search import ConfigMismatch, PPOConfig, run_search
+    from keras_nasnet.search.journal import read_config
+
+    out = tmp_path / "s"
+    run_search(_tiny_config(ppo=PPOConfig(batch_size=2)), out, trials=2, progress=False)
+    with pytest.raises(ConfigMismatch) as e:
+        run_search(_tiny_config(ppo=PPOConfig(batch_size=2, entropy_weight=0.1)), out, trials=2,
+                   progress=False)
+    assert "ppo.entropy_weight: stored 0.05, given 0.1." in str(e.value)
+    assert "target" not in str(e.value)  # only what differs, not whole sections
+    assert read_config(out) == read_config(out / "config.json")  # a folder or its file
+    with pytest.raises(FileNotFoundError, match="no search was started there"):
+        read_config(tmp_path / "nowhere")
+    # A scheduled search spans its trials: extending it is refused, saying why.
+    sched = tmp_path / "sched"
+    scheduled = _tiny_config(ppo=PPOConfig(batch_size=2, lr_final=1e-4, total_trials=2))
+    run_search(scheduled, sched, trials=2, progress=False)
+    longer = _tiny_config(ppo=PPOConfig(batch_size=2, lr_final=1e-4, total_trials=4))
+    with pytest.raises(ConfigMismatch, match="ppo.total_trials: stored 2, given 4.*schedule.*spans its --trials"):
+        run_search(longer, sched, trials=4, progress=False)
+    # Fewer trials than recorded: nothing trained, and said.
+    capsys.readouterr()
+    assert run_search(_tiny_config(ppo=PPOConfig(batch_size=2)), out, trials=1, progress=False)["trials"] == 2
+    assert "already holds 2 trials, more than --trials 1" in capsys.readouterr().err
+
+
+def test_search_api_refuses_bad_spaces_executor_settings_and_unguarded_scripts(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from keras_nasnet.search import InvalidSettings, SearchConfig, SearchSpace, run_search
+
+    with pytest.raises(ValueError, match="combines repeat add"):
+        SearchSpace(1, ("identity",), ("add", "add"))
+    with pytest.raises(ValueError, match="sequences of names"):
+        SearchSpace(1, "identity", ("add",))
+    with pytest.raises(InvalidSettings, match="a mapping .* got list"):
+        SearchConfig.from_dict([1, 2])
+    for kw, match in (({"executor": "ray", "threads_per_worker": 2}, "--cpus-per-child"),
+                      ({"cpus_per_child": 0}, "must be a number > 0"),
+                      ({"threads_per_worker": 0, "workers": 1}, "integer >= 1")):
+        with pytest.raises(InvalidSettings, match=match):
+            run_search(_tiny_config(), tmp_path / "s", progress=False, **kw)
     assert not (tmp_path / "s").exists()
+    # In a spawned worker importing an unguarded script: refused, saying what to write.
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(RuntimeError, match='if __name__ == "__main__":'):
+        run_search(_tiny_config(), tmp_path / "s", progress=False)

@@ -5,8 +5,9 @@ The library API::
 
     from keras_nasnet.search import SearchConfig, PPOConfig, run_search
 
-    config = SearchConfig(reward="synthetic", ppo=PPOConfig.preset("paper"))
-    summary = run_search(config, "runs/synthetic", trials=2000)
+    if __name__ == "__main__":  # worker processes import the script (spawn): search only here
+        config = SearchConfig(reward="synthetic", ppo=PPOConfig.preset("paper"))
+        summary = run_search(config, "runs/synthetic", trials=2000)
 
 ``python -m keras_nasnet.search`` maps its flags onto a :class:`SearchConfig` and calls
 :func:`run_search`; ``python -m keras_nasnet.search report DIR`` lists a search's best trials.

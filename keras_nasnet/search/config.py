@@ -289,8 +289,10 @@ class SearchConfig:
             try:
                 self.space.encode(target)
             except (ValueError, KeyError, IndexError) as e:
-                raise InvalidSettings(f"target is not in the search space ({e}); it needs "
-                                      f"{self.space.num_blocks} blocks and only the space's ops and combines.") from None
+                raise InvalidSettings(
+                    f"the synthetic reward's target (--target, default NASNET_A) is not in the "
+                    f"search space ({e}): give a --target with {self.space.num_blocks} block(s) a "
+                    "cell that uses only the space's ops and combines.") from None
         if self.reward == "cifar10-shared":
             self.shared.validate(self.space)
         if self.reward == "cifar10":
@@ -360,6 +362,9 @@ class SearchConfig:
         from .rewards import ProxyConfig
         from .shared_reward import SharedConfig
 
+        if not isinstance(cfg, dict):
+            raise InvalidSettings(f"not a search configuration: a mapping (the contents of a "
+                                  f"config.json) is needed; got {type(cfg).__name__}.")
         try:
             args = cfg.get("reward_args", {})
             kw = {"reward": cfg["reward"], "strategy": cfg["strategy"], "seed": cfg["seed"],
@@ -394,7 +399,8 @@ class SearchConfig:
     @classmethod
     def load(cls, path) -> "SearchConfig":
         """Reads a ``config.json`` (or the one in a search folder); a damaged file raises
-        :class:`~keras_nasnet.search.errors.StateCorrupt` naming it."""
+        :class:`~keras_nasnet.search.errors.StateCorrupt` naming it, a missing one
+        ``FileNotFoundError``."""
         from .journal import read_config
 
         path = Path(path)

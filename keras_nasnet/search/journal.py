@@ -28,9 +28,15 @@ _CONFIG_KEYS = ("space", "reward", "strategy", "seed")
 
 
 def read_config(path) -> dict:
-    """The configuration stored in a search folder's ``config.json``; a damaged file raises
-    :class:`StateCorrupt` naming it."""
+    """The configuration stored in a search folder's ``config.json`` (``path`` is the file or the
+    folder); a damaged file raises :class:`StateCorrupt` naming it, a missing one
+    ``FileNotFoundError``."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: no search was started there (a search "
+                                "folder holds config.json from its first run).")
     try:
         config = json.loads(path.read_text())
         problem = None if isinstance(config, dict) and all(k in config for k in _CONFIG_KEYS) else \
@@ -44,6 +50,27 @@ def read_config(path) -> dict:
             "with another --out."
         )
     return config
+
+def config_differences(stored: dict, given: dict, prefix: str = "") -> list[str]:
+    """What differs between two ``config.json`` dicts, one readable line per differing setting
+    (``ppo.entropy_weight: stored 0.05, given 0.1``), nested settings by their dotted path."""
+    def shown(value):
+        text = "(not set)" if value is _UNSET else json.dumps(value, sort_keys=True)
+        return text if len(text) <= 120 else text[:117] + "..."
+
+    lines = []
+    for key in sorted(set(stored) | set(given)):
+        a, b = stored.get(key, _UNSET), given.get(key, _UNSET)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines.extend(config_differences(a, b, f"{prefix}{key}."))
+        else:
+            lines.append(f"{prefix}{key}: stored {shown(a)}, given {shown(b)}")
+    return lines
+
+
+_UNSET = object()
 
 #: Fields every record of an event type must have.
 _REQUIRED = {"proposed": ("trial", "actions", "logp", "seed"),
@@ -125,11 +152,15 @@ class Journal:
         if cfg_file.exists():
             old = read_config(cfg_file)
             if old != config:
-                diff = {k: {"stored": old.get(k), "given": config.get(k)}
-                        for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k)}
+                lines = config_differences(old, config)
+                hint = ""
+                if any(line.startswith("ppo.total_trials:") for line in lines):
+                    hint = (" A search with a learning-rate or entropy schedule (--lr-final, "
+                            "--entropy-final) spans its --trials, so it keeps them: run it with its "
+                            "own --trials, or start a new --out to search longer.")
                 raise ConfigMismatch(
-                    f"{self.out} holds a search with another configuration: {json.dumps(diff)}. "
-                    "Run with the same settings to resume it, or choose a new --out."
+                    f"{self.out} holds a search with another configuration: {'; '.join(lines)}. "
+                    "Run with the same settings to resume it, or choose a new --out." + hint
                 )
         else:
             write_json_atomic(cfg_file, config, indent=2, sort_keys=True)

@@ -189,11 +189,11 @@ def draw_cell(ax, cell: Cell, title: str = "", reduction: bool = False) -> None:
 
 def main(argv=None) -> int:
     """Prints the top trials of a search folder and writes ``best_cells.png``."""
-    from ..cliargs import ArgumentParser
+    from ..cliargs import ArgumentParser, positive_int
 
     p = ArgumentParser(prog="python -m keras_nasnet.search report")
     p.add_argument("out", help="a search folder")
-    p.add_argument("--top", type=int, default=10, help="how many trials to list")
+    p.add_argument("--top", type=positive_int, default=10, help="how many trials to list")
     a = p.parse_args(argv)
     out = Path(a.out)
     if not (out / "config.json").exists() or not (out / "trials.jsonl").exists():
@@ -230,8 +230,10 @@ def main(argv=None) -> int:
     # After the stages, best_genotype.json is their final cell, not the best reward: keep it.
     write_outputs(out, space, config, trials, None, trials_planned=planned, write_best=final is None,
                   **kept, **({} if final is None else {"final_cell": final["final_cell"]}))
-    print(f"{out}: {len(trials)} trials ({len(trials) - len(ok)} failed), strategy {config['strategy']}, "
-          f"reward {config['reward']}")
+    of_planned = (f" of {planned} planned (not finished: run the search's command to go on)"
+                  if isinstance(planned, int) and len(trials) < planned else "")
+    print(f"{out}: {len(trials)} trials{of_planned} ({len(trials) - len(ok)} failed), strategy "
+          f"{config['strategy']}, reward {config['reward']}")
     ranked = sorted(ok, key=lambda r: -r["reward"])[: a.top]
     print(f"{'rank':>4} {'trial':>6} {'reward':>8} {'seconds':>8}")
     for i, r in enumerate(ranked, 1):

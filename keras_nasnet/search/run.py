@@ -161,6 +161,41 @@ def check_run_settings(out, config: dict, workers: int, executor: str) -> None:
                               "--executor local.")
 
 
+def _check_executor_settings(out, executor, workers, stages, threads_per_worker, ray_address,
+                             cpus_per_child, gpus_per_child) -> None:
+    """Refuses an empty ``out`` and executor settings that are out of range or that this run
+    would ignore (as the command line refuses a reward's flags under another reward)."""
+    from .errors import InvalidSettings
+
+    if not str(out).strip():
+        raise InvalidSettings("--out is empty: name the search folder (an unset shell variable?); "
+                              "an empty name would write the search into the current folder.")
+    if threads_per_worker is not None and (isinstance(threads_per_worker, bool)
+                                           or not isinstance(threads_per_worker, int) or threads_per_worker < 1):
+        raise InvalidSettings(f"threads_per_worker (--threads-per-worker) must be an integer >= 1; "
+                              f"got {threads_per_worker!r}.")
+    for name, value, least in (("cpus_per_child (--cpus-per-child)", cpus_per_child, "> 0"),
+                               ("gpus_per_child (--gpus-per-child)", gpus_per_child, ">= 0")):
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
+                or (value <= 0 if least == "> 0" else value < 0)):
+            raise InvalidSettings(f"{name} must be a number {least}; got {value!r}.")
+    if executor == "local":
+        ignored = [flag for flag, value, default in (("--ray-address", ray_address, None),
+                                                     ("--cpus-per-child", cpus_per_child, 1),
+                                                     ("--gpus-per-child", gpus_per_child, 0))
+                   if value != default]
+        if ignored:
+            raise InvalidSettings(f"{', '.join(ignored)} apply to --executor ray only: add "
+                                  "--executor ray, or leave them out.")
+        if threads_per_worker is not None and workers == 0 and stages is None:
+            raise InvalidSettings("--threads-per-worker sets the threads of worker processes, and "
+                                  "--workers 0 evaluates the children in this process: give "
+                                  "--workers N, or leave it out.")
+    elif threads_per_worker is not None:
+        raise InvalidSettings("--threads-per-worker applies to --executor local; a Ray child "
+                              "takes its CPUs from --cpus-per-child.")
+
+
 def run_search(config, out, *, trials: int | None = None, workers: int | None = None,
                executor: str = "local", progress: bool = True,
                max_failures: int = MAX_CONSECUTIVE_FAILURES, threads_per_worker: int | None = None,
@@ -174,7 +209,8 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         out: the search folder: records, state and results (``best_genotype.json``,
             ``summary.json``, ``rewards.png``, kept up to date as the search goes).
         trials: children to evaluate in total (default: ``config.default_trials``). Running again
-            with a larger number extends a finished search.
+            with a larger number extends a finished search (not one with a PPO learning-rate
+            or entropy schedule, which spans its trials).
         workers: parallel child workers (processes, or Ray tasks); 0 evaluates in this process.
             Default: 1 for the ``cifar10`` reward, else 0.
         executor: ``local`` (processes on this machine) or ``ray``.
@@ -202,9 +238,19 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
     search cannot start or go on; on ``KeyboardInterrupt`` everything recorded is kept and the same
     call resumes.
     """
+    import multiprocessing
+
     from .config import SearchConfig
     from .errors import InvalidSettings
 
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A worker process (started with spawn) imports the user's script before it runs a child:
+        # an unguarded run_search there would start the search again in every worker.
+        raise RuntimeError(
+            "run_search() was called while a search worker process was importing your script: "
+            "the workers start by importing the main script, so put the call under "
+            '`if __name__ == "__main__":`.'
+        )
     if isinstance(config, dict):
         config = SearchConfig.from_dict(config)
     elif not isinstance(config, SearchConfig):
@@ -221,6 +267,8 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         workers = 1 if config.reward == "cifar10" else 0
     if executor == "ray" and workers == 0:
         workers = 1
+    _check_executor_settings(out, executor, workers, stages, threads_per_worker, ray_address,
+                             cpus_per_child, gpus_per_child)
     if stages is not None:  # before anything is written: the sizes, and the stand-alone data
         from .stages import StandaloneReward, standalone_spec
 
@@ -306,6 +354,11 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
         # said even without a progress bar, so a log shows the run continued an earlier one
         of = f" of {trials:,}" if trials else ""
         print(f"Resuming {out}: {len(journal.finished):,}{of} trials recorded.", file=sys.stderr, flush=True)
+    elif trials and len(journal.finished) > trials:
+        # nothing is dropped: the records stand, and the results count all of them
+        print(f"note: {out} already holds {len(journal.finished):,} trials, more than --trials "
+              f"{trials:,}; no child is trained, and the results count all {len(journal.finished):,}.",
+              file=sys.stderr, flush=True)
     ex_kwargs = {"batch_size": config.get("ppo", {}).get("batch_size", 20), "log_path": out / "workers.log",
                  "state_dir": out, "progress": progress, **(executor_kwargs or {})}
     ex = make_executor(executor, reward_spec, workers, **ex_kwargs)

@@ -34,6 +34,9 @@ class SearchSpace:
     combines: tuple[str, ...] = COMBINES
 
     def __post_init__(self):
+        if isinstance(self.ops, str) or isinstance(self.combines, str):
+            raise ValueError("ops and combines are sequences of names, e.g. ops=('identity',), not "
+                             "a single string.")
         object.__setattr__(self, "ops", tuple(self.ops))
         object.__setattr__(self, "combines", tuple(self.combines))
         if self.num_blocks < 1:
@@ -43,6 +46,12 @@ class SearchSpace:
             raise ValueError(f"Unknown or no ops {unknown}; choose from {', '.join(OPS)}.")
         if not self.combines or any(c not in COMBINES for c in self.combines):
             raise ValueError(f"combines must be a non-empty subset of {COMBINES}; got {self.combines}.")
+        # A repeated choice is drawn more often (identity twice in three ops: 2/3 of the draws)
+        # and gets two indices for one op: never what a search space means.
+        for name, values in (("ops", self.ops), ("combines", self.combines)):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"{name} repeat {', '.join(repeated)}: name each choice once.")
 
     @property
     def num_decisions(self) -> int:
