@@ -411,3 +411,20 @@ def test_search_api_refuses_bad_spaces_executor_settings_and_unguarded_scripts(t
     monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
     with pytest.raises(RuntimeError, match='if __name__ == "__main__":'):
         run_search(_tiny_config(), tmp_path / "s", progress=False)
+
+
+def test_report_says_a_search_is_unfinished_and_refuses_an_empty_list(tmp_path, capsys):
+    from keras_nasnet.search import run_search
+    from keras_nasnet.search.report import main as report
+
+    out = tmp_path / "s"
+    run_search(_tiny_config(strategy="random"), out, trials=3, progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    # as a search stopped at 3 of 6 leaves it
+    (out / "summary.json").write_text(json.dumps({**summary, "trials_planned": 6, "complete": False}))
+    capsys.readouterr()
+    assert report([str(out)]) == 0
+    assert "3 trials of 6 planned (not finished" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        report([str(out), "--top", "0"])
+    assert e.value.code == 2
