@@ -100,6 +100,12 @@ def _load_weights(model, filepath, *args, **kwargs):
             # Keras numbers a file's layers by class and order, which drop-path layers and an
             # auxiliary head change: load by name where the file says its numbering differs.
             plan = load_plan(model, filepath)
+            if plan is None and skip and not any(hasattr(l, "layers") for l in model.layers):
+                # Keras' own skip_mismatch warns with the whole weight tensors it skips: the same
+                # groups Keras would read, loaded by name, with one line naming what was skipped.
+                from .h5 import native_layer_paths
+
+                plan = native_layer_paths(model)
             if plan is not None:
                 return load_by_name(model, filepath, plan, skip_mismatch=bool(skip))
     return type(model).load_weights(model, filepath, *args, **kwargs)

@@ -287,7 +287,7 @@ def load_by_name(model, path, file_paths: dict, skip_mismatch: bool = False) -> 
 
     from ..ops import ScheduledDropPath
 
-    missing, mismatched, updates = [], [], []
+    missing, mismatched, updates, skipped = [], [], [], []
     with h5py.File(path, "r") as f:
         for layer in model.layers:
             want = _own_variables(layer)
@@ -301,6 +301,7 @@ def load_by_name(model, path, file_paths: dict, skip_mismatch: bool = False) -> 
             got = {k: np.asarray(group[k]) for k in group}
             shapes = [tuple(want[str(i)].shape) for i in range(len(want))]
             if sorted(got) != sorted(want) or [got[str(i)].shape for i in range(len(want))] != shapes:
+                skipped.append(layer.name)
                 if not skip_mismatch:
                     mismatched.append(f"{layer.name}: model {shapes}, file "
                                       f"{[got[k].shape for k in sorted(got)]}")
@@ -318,6 +319,10 @@ def load_by_name(model, path, file_paths: dict, skip_mismatch: bool = False) -> 
                            + ". Nothing was loaded.")
     for layer, arrays in updates:
         layer.load_own_variables(arrays)
+    if skipped:
+        warnings.warn(f"{path}: {len(skipped)} layer(s) with other shapes than the model's were left "
+                      f"as they are (skip_mismatch): {', '.join(skipped[:10])}"
+                      + (" ..." if len(skipped) > 10 else "") + ".", stacklevel=3)
 
 
 def _native_layout_problems(model, path) -> list[str]:
