@@ -139,6 +139,12 @@ class Cell:
         for k, b in enumerate(blocks):
             if not isinstance(b, (Block, dict)):
                 raise GenotypeError(f"Block {k + 1} must be a Block or a mapping; got {b!r:.100}.")
+        for k, b in enumerate(blocks):
+            if isinstance(b, dict) and set(b) - {"inputs", "ops", "combine"}:
+                raise GenotypeError(
+                    f'Block {k + 1} has unknown key(s) {sorted(set(b) - {"inputs", "ops", "combine"}, key=str)}: '
+                    'a block has "inputs", "ops" and optionally "combine".'
+                )
         blocks = tuple(b if isinstance(b, Block) else Block(**b) for b in blocks)
         object.__setattr__(self, "blocks", blocks)
         object.__setattr__(self, "concat", _sequence(self.concat, "concat", "[2, 3]"))
@@ -208,10 +214,20 @@ class Cell:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Cell":
-        """Builds a cell from :meth:`to_dict` output, with clear errors for malformed input."""
+        """Builds a cell from :meth:`to_dict` output, with clear errors for malformed input (a
+        :class:`Cell` is returned as it is)."""
+        if isinstance(data, Cell):
+            return data
         if not isinstance(data, dict) or set(data) != {"blocks", "concat"}:
+            what = ""
+            if isinstance(data, dict):
+                missing = sorted({"blocks", "concat"} - set(data))
+                extra = sorted(set(data) - {"blocks", "concat"}, key=str)
+                what = " (" + "; ".join(
+                    ([f"missing {', '.join(map(repr, missing))}"] if missing else [])
+                    + ([f"unknown {', '.join(map(repr, extra))}"] if extra else [])) + ")"
             raise GenotypeError(
-                'A cell is a mapping with exactly the keys "blocks" and "concat"; '
+                f'A cell is a mapping with exactly the keys "blocks" and "concat"{what}; '
                 f"got {data!r:.200}."
             )
         blocks = []

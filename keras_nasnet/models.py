@@ -73,8 +73,10 @@ def _input_shape(input_shape, input_tensor, default_size, include_top, weights_i
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
         input_shape = (default_size, default_size, 3)
-    if isinstance(input_shape, (str, bytes)):  # tuple("331") would read as three sizes
-        raise ValueError(f"input_shape must be (height, width, channels); got {input_shape!r}.")
+    # tuple("331") would read as three sizes; tuple(32) fails with "not iterable"
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise ValueError(f"input_shape must be (height, width, channels), e.g. (32, 32, 3); "
+                         f"got {input_shape!r}.")
     input_shape = tuple(input_shape)
     if len(input_shape) != 3:
         raise ValueError(
@@ -626,6 +628,8 @@ def NASNetCIFAR(
     Example:
         >>> model = NASNetCIFAR(num_cells=2, penultimate_filters=384)
     """
+    _refuse_fixed("NASNetCIFAR", "the CIFAR network (a 3x3 stem conv, 32x32 inputs)", kwargs,
+                  names=("stem", "default_size"))
     if (num_cells is None or penultimate_filters is None) and isinstance(weights, str):
         from . import weights as weights_lib
 

@@ -191,3 +191,12 @@ def test_numpy_integers_are_taken_as_plain_ints():
     assert block == Block((0, 1), ("identity", "sep_conv_3x3"))
     assert all(type(i) is int for i in (*block.inputs, *cell.concat))
     assert hash(cell) == hash(Cell([Block((0, 1), ("identity", "sep_conv_3x3"))], [2]))
+
+
+def test_cell_errors_name_the_key_and_cells_mix_with_dicts():
+    with pytest.raises(GenotypeError, match=r"\(missing 'concat'\)"):
+        Cell.from_dict({"blocks": NASNET_A.normal.to_dict()["blocks"]})
+    with pytest.raises(GenotypeError, match=r"Block 1 has unknown key\(s\) \['bad'\]"):
+        Cell(blocks=[{"inputs": [0, 1], "ops": ["identity", "identity"], "bad": 1}], concat=[2])
+    mixed = Genotype.from_dict({"normal": NASNET_A.normal, "reduction": NASNET_A.reduction.to_dict()})
+    assert mixed == NASNET_A

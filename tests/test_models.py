@@ -146,7 +146,7 @@ def test_keras_argument_conventions():
     (dict(include_top="no"), "include_top must be True or False; got 'no'"),
     (dict(bn_momentum=5), r"bn_momentum must be in \[0, 1\].*got 5"),
     (dict(bn_epsilon=-1), "bn_epsilon must be a positive number.*got -1"),
-    (dict(input_shape="331"), r"input_shape must be \(height, width, channels\); got '331'"),
+    (dict(input_shape="331"), r"input_shape must be \(height, width, channels\).*got '331'"),
 ])
 def test_bad_arguments_get_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -161,6 +161,10 @@ def test_named_architectures_refuse_what_they_fix():
         kn.NASNetLarge(num_cells=2, penultimate_filters=96, weights=None)
     with pytest.raises(TypeError, match="PNASNet5Large .*: op_style cannot"):
         kn.PNASNet5Large(op_style="keras", weights=None)
+    with pytest.raises(TypeError, match="NASNetCIFAR is the CIFAR network .*: stem cannot"):
+        kn.NASNetCIFAR(1, 48, stem="imagenet")
+    with pytest.raises(ValueError, match=r"input_shape must be \(height, width, channels\).*got 32"):
+        kn.NASNetCIFAR(1, 48, input_shape=32)
 
 
 def test_numpy_integers_are_accepted_and_searched_genotypes_get_the_valid_sizes():
