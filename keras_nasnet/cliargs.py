@@ -43,6 +43,8 @@ class ArgumentParser(argparse.ArgumentParser):
         # refuse flags a command would ignore, which compare full names; argparse's own message
         # for an unknown flag names the flags that exist.
         kwargs.setdefault("allow_abbrev", False)
+        if kwargs.get("description"):  # module docstrings are reST: ``x`` reads as `x` in --help
+            kwargs["description"] = kwargs["description"].replace("``", "`")
         super().__init__(*args, **kwargs)
 
     def error(self, message):

@@ -183,6 +183,19 @@ def test_mirror_url_from_environment(spec, server, monkeypatch, source):
     with pytest.raises(W.WeightsError, match=r"ftp:// URLs are not supported.*http\(s\)://"):
         kn.NASNetCIFAR(1, 48, weights="testset")
     assert not (W.cache_dir() / spec.file_name).exists()
+    # A folder mirror without the file is a missing file, not a network problem; a bad file
+    # there is named by where it came from, not by the download's temporary name.
+    monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", str(source[0] / "no_such_folder"))
+    with pytest.raises(W.WeightsError, match="Could not read tiny_cached.h5 from file://") as e:
+        kn.NASNetCIFAR(1, 48, weights="testset")
+    assert "no network" not in str(e.value)
+    bad = source[0] / "bad_mirror"
+    bad.mkdir(exist_ok=True)
+    (bad / "tiny.h5").write_bytes(b"not the weights")
+    monkeypatch.setenv("KERAS_NASNET_WEIGHTS_URL", str(bad))
+    with pytest.raises(W.WeightsError, match="tiny_cached.h5 from file://.*fails its check: the downloaded file") as e:
+        kn.NASNetCIFAR(1, 48, weights="testset")
+    assert ".part" not in str(e.value)
 
 
 def test_weights_path_and_mismatch_report(source, narrow, tmp_path):

@@ -114,6 +114,8 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
                 _download(url, out, spec, dest, progress)
             what = problem(spec, tmp)
             if what:
+                # the temporary file's name means nothing to the user: it is the download
+                what = what.replace(str(tmp), "the downloaded file")
                 raise WeightsError(
                     f"{spec.file_name} from {url} fails its check: {what} The file was not kept. "
                     f"{_manual_hint(spec, dest)}"
@@ -170,6 +172,9 @@ def _download(url, out, spec, dest, progress):
         raise stopped(total) from None
     except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
+        if scheme == "file":  # a local mirror: the file is missing or unreadable, not the network
+            raise WeightsError(f"Could not read {spec.file_name} from {url} ({reason}). "
+                               f"{_manual_hint(spec, dest)}") from None
         raise WeightsError(
             f"Could not fetch {spec.file_name} from {url} ({reason}); no network? "
             f"{_manual_hint(spec, dest)}"
