@@ -428,3 +428,7 @@ def test_report_says_a_search_is_unfinished_and_refuses_an_empty_list(tmp_path, 
     with pytest.raises(SystemExit) as e:
         report([str(out), "--top", "0"])
     assert e.value.code == 2
+    from keras_nasnet.search import search_cost
+
+    with pytest.raises(FileNotFoundError, match="not a search folder"):
+        search_cost(tmp_path / "nowhere")  # not a search that cost nothing
