@@ -53,6 +53,8 @@ def test_ppo_config_defaults_are_the_cli_default_and_the_paper_is_a_preset():
     ({"reward": "synthetic", "ppo": {"lrr": 0.1}}, r"ppo: unknown setting\(s\) 'lrr'; PPOConfig has lr, "),
     ({"reward": "synthetic", "ppo": {"normalize_advantages": "no"}}, "normalize_advantages must be True or False"),
     ({"reward": "synthetic", "strategy": "evolution", "evolution": {"size": 3}}, "evolution: unknown setting"),
+    ({"reward": "synthetic", "strategy": "evolution", "evolution": {"population": 0}}, r"population\) must be an integer >= 2"),
+    ({"reward": "synthetic", "ppo": {"clip": 5}}, r"ppo.clip \(--clip\) must be below 1"),
 ])
 def test_search_config_refuses_what_cannot_work(kwargs, flag):
     from keras_nasnet.search import InvalidSettings, PPOConfig, SearchConfig

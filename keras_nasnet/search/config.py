@@ -76,6 +76,9 @@ class PPOConfig:
         """Raises :class:`InvalidSettings` for a value PPO cannot use."""
         for name in ("lr", "clip", "temperature"):
             _positive(f"ppo.{name}", getattr(self, name))
+        if self.clip >= 1:  # the ratio is clipped to [1 - clip, 1 + clip]: a clip of 1 or more clips nothing below
+            raise InvalidSettings(f"ppo.clip (--clip) must be below 1 (PPO's epsilon, 0.2 by default); "
+                                  f"got {self.clip}.")
         for name in ("entropy_weight", "entropy_final", "lr_final"):
             if getattr(self, name) is not None:
                 _nonnegative(f"ppo.{name}", getattr(self, name))
@@ -148,11 +151,11 @@ class EvolutionConfig:
         """Raises :class:`InvalidSettings` for settings evolution cannot use (with ``space``: also
         an initial cell outside it)."""
         # The messages name the field and its flag, since most users set them on the command line.
-        _positive_int("evolution.population (--population)", self.population)
+        p = self.population
+        if isinstance(p, bool) or not isinstance(p, int) or p < 2:  # two to compare, at least
+            raise InvalidSettings(f"evolution.population (--population) must be an integer >= 2; "
+                                  f"got {p!r}.")
         _positive_int("evolution.tournament_size (--tournament-size)", self.tournament_size)
-        if self.population < 2:
-            raise InvalidSettings(f"evolution.population (--population) must be at least 2; got "
-                                  f"{self.population}.")
         if self.tournament_size > self.population:
             raise InvalidSettings(f"evolution.tournament_size (--tournament-size {self.tournament_size}) is "
                                   f"larger than the population ({self.population}); draw at most the whole "
