@@ -59,14 +59,12 @@ def test_children_run_as_ray_tasks(local_ray):
     assert ray.is_initialized()  # an executor does not shut down a runtime it did not start
 
 
-@pytest.mark.parametrize("driver,worker", [(None, "1"), ("0", "0")], ids=["default-on", "user-choice"])
+@pytest.mark.parametrize("driver,worker", [("1", "1"), ("0", "0")], ids=["command-line-default", "user-choice"])
 def test_child_workers_get_the_drivers_onednn_choice(local_ray, monkeypatch, driver, worker):
     # TensorFlow reads the variable at import, in the worker: Ray workers (on other nodes too)
-    # take their environment from Ray, so the executor sends it with each task.
-    if driver is None:
-        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
-    else:
-        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", driver)
+    # take their environment from Ray, so the executor sends the driver's value with each task
+    # (the command lines set 1 unless the user chose; the test's Ray runtime started without it).
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", driver)
     ex = RayExecutor(_spec(3.0), workers=1)
     ex.submit(_task(3))
     seen, deadline = None, time.time() + 300

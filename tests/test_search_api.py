@@ -377,8 +377,11 @@ def test_another_configuration_is_named_setting_by_setting(tmp_path, capsys):
     assert "ppo.entropy_weight: stored 0.05, given 0.1." in str(e.value)
     assert "target" not in str(e.value)  # only what differs, not whole sections
     assert read_config(out) == read_config(out / "config.json")  # a folder or its file
-    with pytest.raises(FileNotFoundError, match="no search was started there"):
+    from keras_nasnet.search import SearchError
+
+    with pytest.raises(FileNotFoundError, match="no search was started there") as e:
         read_config(tmp_path / "nowhere")
+    assert isinstance(e.value, SearchError)  # handlers of the search's errors see it too
     # A scheduled search spans its trials: extending it is refused, saying why.
     sched = tmp_path / "sched"
     scheduled = _tiny_config(ppo=PPOConfig(batch_size=2, lr_final=1e-4, total_trials=2))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import json
 import http.server
 import os
 import threading
@@ -530,11 +531,16 @@ def test_skip_mismatch_loads_a_backbone_under_another_head(tmp_path):
         b.load_weights(path, skip_mismatch=True)
     # One line naming the skipped layer (Keras' own warning printed the whole kernel).
     assert [str(w.message) for w in caught] == [
-        f"{path}: 1 layer(s) with other shapes than the model's were left as they are "
-        "(skip_mismatch): predictions."]
+        f"{path}: 1 layer(s) not in the file or with other shapes than the model's were left as "
+        "they are (skip_mismatch): predictions."]
     conv = "stem_conv1"
     assert np.array_equal(np.asarray(a.get_layer(conv).kernel), np.asarray(b.get_layer(conv).kernel))
     assert b.get_layer("predictions").kernel.shape == (b.get_layer("predictions").kernel.shape[0], 5)
+    # A backbone file (no top) under a head: skipped too, as Keras' skip_mismatch does.
+    notop = tmp_path / "notop.weights.h5"
+    kn.NASNetCIFAR(1, 48, include_top=False).save_weights(notop)
+    with pytest.warns(UserWarning, match="1 layer.*: predictions"):
+        kn.NASNetCIFAR(1, 48, classes=5).load_weights(notop, skip_mismatch=True)
     # Another genotype with the same layer shapes is still refused: Keras would load it silently.
     c = kn.NASNetCIFAR(1, 48, classes=5, genotype=_pool_genotype("avg_pool_3x3"))
     a2 = kn.NASNetCIFAR(1, 48, classes=10, genotype=_pool_genotype("max_pool_3x3"))
@@ -573,11 +579,22 @@ def test_weights_h5_files_load_with_or_without_drop_path_and_auxiliary_head(tmp_
     assert np.allclose(np.asarray(dropping(x)), want, atol=1e-5)
     assert all(float(np.asarray(l.progress)) == 1.0 for l in dropping.layers if hasattr(l, "progress"))
 
-    # A file from before the layer map: refused, saying how to build a model that loads it.
+    # Keras names each layer's group; the map save_weights adds says the same (for a Keras that
+    # does not name them).
+    with h5py.File(path, "r") as f:
+        ours = json.loads(f.attrs["keras_nasnet_layer_paths"])
+    assert {n: g for n, g in W.file_layer_paths(path).items() if n in ours} == ours
+
+    # A file that names nothing (an older Keras and keras_nasnet): refused where drop path or the
+    # auxiliary head differ, saying how to build a model that loads it.
     old = tmp_path / "old.weights.h5"
     old.write_bytes(path.read_bytes())
     with h5py.File(old, "a") as f:
         del f.attrs["keras_nasnet_layer_paths"]
+        for key in f["layers"]:
+            if "vars" in f["layers"][key]:
+                f["layers"][key]["vars"].attrs.pop("name", None)
+    assert W.file_layer_paths(old) is None
     fresh = kn.NASNet(**kw)
     before = [np.array(v) for v in fresh.weights]
     for load in (fresh.load_weights, lambda p: W.load_file(fresh, p)):

@@ -403,7 +403,7 @@ class SearchConfig:
     def load(cls, path) -> "SearchConfig":
         """Reads a ``config.json`` (or the one in a search folder); a damaged file raises
         :class:`~keras_nasnet.search.errors.StateCorrupt` naming it, a missing one
-        ``FileNotFoundError``."""
+        :class:`~keras_nasnet.search.errors.NotASearch` (a ``FileNotFoundError``)."""
         from .journal import read_config
 
         path = Path(path)

@@ -26,3 +26,7 @@ class InvalidSettings(SearchError, ValueError):
 class StateCorrupt(SearchError):
     """A file of the search folder (``config.json``, ``strategy.npz``, ``supernet.npz``) cannot be
     read; the message names it and what to do."""
+
+
+class NotASearch(SearchError, FileNotFoundError):
+    """A path that holds no search (no ``config.json``): a wrong path, not a damaged search."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import FolderLock, savez_atomic, write_json_atomic
-from .errors import ConfigMismatch, JournalCorrupt, StateCorrupt
+from .errors import ConfigMismatch, JournalCorrupt, NotASearch, StateCorrupt
 
 #: Keys every ``config.json`` has.
 _CONFIG_KEYS = ("space", "reward", "strategy", "seed")
@@ -30,12 +30,12 @@ _CONFIG_KEYS = ("space", "reward", "strategy", "seed")
 def read_config(path) -> dict:
     """The configuration stored in a search folder's ``config.json`` (``path`` is the file or the
     folder); a damaged file raises :class:`StateCorrupt` naming it, a missing one
-    ``FileNotFoundError``."""
+    :class:`~keras_nasnet.search.errors.NotASearch` (a ``FileNotFoundError``)."""
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: no search was started there (a search "
+        raise NotASearch(f"{path} does not exist: no search was started there (a search "
                                 "folder holds config.json from its first run).")
     try:
         config = json.loads(path.read_text())

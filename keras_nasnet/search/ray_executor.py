@@ -34,16 +34,18 @@ def _task_env_vars(ray) -> dict:
     TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported, and leaves its oneDNN
     kernels off on CPUs without AVX-512 VNNI/BF16 or AMX, where a child then trains about 3x
     slower (docs/performance.md). A Ray worker, on this machine or another node, takes its
-    environment from Ray, not from the driver, so the driver's choice (``1`` unless the user set
-    it) travels with each task. A value set in the job's own ``runtime_env`` is left as it is.
+    environment from Ray, not from the driver, so the driver's value travels with each task: the
+    command lines set ``1`` unless the user set it. A driver without the variable (a script that
+    did not set it) sends nothing, leaving the nodes' own environment to decide, and a value in
+    the job's own ``runtime_env`` is left as it is.
     """
     try:
         job = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
     except Exception:  # an older Ray without the runtime context's runtime_env: nothing to keep
         job = {}
-    if ONEDNN_ENV in job:
+    if ONEDNN_ENV in job or ONEDNN_ENV not in os.environ:
         return {}
-    return {ONEDNN_ENV: os.environ.get(ONEDNN_ENV, "1")}
+    return {ONEDNN_ENV: os.environ[ONEDNN_ENV]}
 
 
 class RayExecutor:

@@ -51,7 +51,9 @@ def search_cost(out) -> dict:
     out = Path(out)
     if not any((out / n).is_file() for n in ("config.json", "trials.jsonl")):
         # a wrong path would otherwise read as a search that cost 0 CPU-seconds
-        raise FileNotFoundError(f"{out} is not a search folder (no config.json or trials.jsonl).")
+        from .errors import NotASearch
+
+        raise NotASearch(f"{out} is not a search folder (no config.json or trials.jsonl).")
     parts, supernet, setup, partial = {}, None, 0.0, False
     journals = [("search", out / "trials.jsonl")]
     journals += [(p.parent.name, p) for p in sorted((out / "stages").glob("*/trials.jsonl"))]

@@ -13,8 +13,8 @@
 from .architecture import architecture_of, architecture_record, attach_architecture
 from .download import cache_dir, fetch, file_digest, verify
 from .h5 import (
-    check_architecture, load_file, load_h5_by_name, load_into, local_path, read_h5, read_record,
-    write_h5, write_record,
+    check_architecture, file_layer_paths, load_file, load_h5_by_name, load_into, local_path, read_h5,
+    read_record, write_h5, write_record,
 )
 from .catalog import (
     DIR_ENV, KERAS_BASE_URL, URL_ENV, FileWeights, WeightsError, WeightSpec, project_weights_dir,
@@ -25,7 +25,7 @@ from .timm import convert as convert_timm
 __all__ = [
     "DIR_ENV", "KERAS_BASE_URL", "URL_ENV", "FileWeights", "WeightSpec", "WeightsError",
     "architecture_of", "architecture_record", "attach_architecture", "cache_dir", "convert_timm",
-    "check_architecture", "fetch", "file_digest", "load_file", "load_h5_by_name", "load_into", "local_path",
+    "check_architecture", "fetch", "file_digest", "file_layer_paths", "load_file", "load_h5_by_name", "load_into", "local_path",
     "project_weights_dir", "read_h5", "read_manifest", "read_record", "registry", "resolve",
     "verify", "write_h5", "write_record",
 ]

@@ -71,11 +71,23 @@ def _is_hdf5(path) -> bool:
         return False
 
 
+def _stamp(path):
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def _save_weights(model, filepath, *args, **kwargs):
     """``keras.Model.save_weights``, then the architecture record into the file's root attributes."""
+    before = _stamp(filepath)
     type(model).save_weights(model, filepath, *args, **kwargs)
     record = architecture_of(model)
-    if record is not None and _is_hdf5(filepath):  # sharded saves write a .json index instead
+    # Only a file this call wrote: a sharded save writes its .json index and shards elsewhere,
+    # and overwrite=False with the prompt declined leaves the old file as it was.
+    wrote = _stamp(filepath) not in (None, before) and not kwargs.get("max_shard_size")
+    if record is not None and wrote and _is_hdf5(filepath):
         from .h5 import write_layer_paths, write_record
 
         write_record(filepath, record)
@@ -100,14 +112,21 @@ def _load_weights(model, filepath, *args, **kwargs):
             # Keras numbers a file's layers by class and order, which drop-path layers and an
             # auxiliary head change: load by name where the file says its numbering differs.
             plan = load_plan(model, filepath)
-            if plan is None and skip and not any(hasattr(l, "layers") for l in model.layers):
-                # Keras' own skip_mismatch warns with the whole weight tensors it skips: the same
-                # groups Keras would read, loaded by name, with one line naming what was skipped.
-                from .h5 import native_layer_paths
-
-                plan = native_layer_paths(model)
             if plan is not None:
                 return load_by_name(model, filepath, plan, skip_mismatch=bool(skip))
+            if skip and not any(hasattr(l, "layers") for l in model.layers):
+                # Keras' own skip_mismatch warns with the whole tensors it skips: its loading
+                # (optimizer state included), quiet, then one line naming the skipped layers.
+                import warnings
+
+                from .h5 import native_layout_mismatches, warn_skipped
+
+                skipped = native_layout_mismatches(model, filepath)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    result = type(model).load_weights(model, filepath, *args, **kwargs)
+                warn_skipped(filepath, skipped)
+                return result
     return type(model).load_weights(model, filepath, *args, **kwargs)
 
 

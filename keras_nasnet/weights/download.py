@@ -172,7 +172,7 @@ def _download(url, out, spec, dest, progress):
         raise stopped(total) from None
     except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
-        if scheme == "file":  # a local mirror: the file is missing or unreadable, not the network
+        if scheme == "file" and isinstance(e, urllib.error.URLError):  # a local mirror's file, not the network
             raise WeightsError(f"Could not read {spec.file_name} from {url} ({reason}). "
                                f"{_manual_hint(spec, dest)}") from None
         raise WeightsError(

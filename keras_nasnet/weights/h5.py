@@ -210,11 +210,25 @@ def write_layer_paths(path, model) -> None:
         f.attrs[LAYER_PATHS_ATTR] = json.dumps(native_layer_paths(model), sort_keys=True)
 
 
-def _read_layer_paths(path) -> dict | None:
+def file_layer_paths(path) -> dict | None:
+    """``{layer name: group}`` of a Keras 3 ``.weights.h5`` file, or ``None`` when the file cannot
+    say: the name Keras writes on each layer's group (recent Keras 3 versions), else the map that
+    ``save_weights`` of a model built by keras_nasnet adds (:func:`write_layer_paths`)."""
     import h5py
 
     with h5py.File(path, "r") as f:
+        root = f.get("layers")
+        named = {}
+        for key in (root if isinstance(root, h5py.Group) else []):
+            group = root[key].get("vars") if isinstance(root[key], h5py.Group) else None
+            name = None if group is None else group.attrs.get("name")
+            if name is None:  # a Keras that did not name its groups: all or nothing
+                named = None
+                break
+            named[_text(name)] = key
         raw = f.attrs.get(LAYER_PATHS_ATTR)
+    if named:
+        return named
     if raw is None:
         return None
     try:
@@ -239,20 +253,32 @@ def load_plan(model, path) -> dict | None:
     loading (by layer class and order) puts every weight in its layer, else the file's
     ``{layer name: group}`` to load by name (:func:`load_by_name`).
 
-    Files written by ``save_weights`` of a model built by keras_nasnet say which group holds which
-    layer, so a file written with drop-path layers or an auxiliary head loads into the same
-    network without them, and the other way round. Older files cannot say: where their
-    drop-path layers or auxiliary head differ from ``model``'s, Keras' numbering would put weights
-    into other layers of the same shapes without a word, so they are refused, saying how to build
-    a model that loads them.
+    Drop-path layers and an auxiliary head can change the order in which Keras numbers the
+    groups. Where the file names its groups (:func:`file_layer_paths`) and a layer of ``model``
+    sits in another group than Keras would read for it, loading goes by name, so a file written
+    with drop path or the auxiliary head loads into the same network without them, and back.
+    A file that names nothing, written by an older Keras and keras_nasnet, cannot say: where its
+    drop-path layers or auxiliary head differ from ``model``'s it is refused (Keras' numbering
+    could put weights into other layers of the same shapes without a word), saying how to build
+    a model that loads it.
     """
     import keras
 
     if any(isinstance(l, keras.Model) for l in model.layers):
         return None  # a nested model has paths of its own; Keras' loading is the only one there is
-    file_paths = _read_layer_paths(path)
+    file_paths = file_layer_paths(path)
     if file_paths is not None:
-        return None if file_paths == native_layer_paths(model) else file_paths
+        from ..ops import ScheduledDropPath
+
+        ours = native_layer_paths(model)
+        # A layer in another group than Keras would read for it, or a drop-path layer the file
+        # lacks (its schedule's progress, which Keras would miss). Other names missing from the
+        # file do not count: a user's auto-named layer (input_tensor=...) can be named otherwise
+        # in another session, and Keras' order still fits it.
+        moved = [n for n, key in ours.items()
+                 if (n in file_paths and file_paths[n] != key)
+                 or (n not in file_paths and isinstance(model.get_layer(n), ScheduledDropPath))]
+        return file_paths if moved else None
     record, model_record = read_record(path), architecture.architecture_of(model)
     if record is None or model_record is None:
         return None  # nothing says how the file's model was built: Keras' order is all there is
@@ -267,11 +293,12 @@ def load_plan(model, path) -> dict | None:
         fixes.append(f"auxiliary_head={bool(record.get('auxiliary_head'))}")
     if fixes:
         raise WeightsError(
-            f"{path} was written by an older keras_nasnet for this network built with "
-            f"{' and '.join(fixes)}, and Keras' .weights.h5 loading goes by layer class and order, "
-            "which those layers change: it would load weights into other layers. Nothing was "
-            f"loaded. Build the model with {', '.join(fixes)} to load it, then save_weights again: "
-            "files written now load into the network with or without them."
+            f"{path} names none of its layers (it was written by an older Keras and keras_nasnet) "
+            f"and comes from this network built with {' and '.join(fixes)}, which can change the "
+            "order in which Keras' .weights.h5 loading matches layers, so it could load weights "
+            "into other layers of the same shapes. Nothing was loaded. Build the model with "
+            f"{', '.join(fixes)} to load it, then save_weights again: files written now load into "
+            "the network with or without them."
         )
     return None
 
@@ -280,9 +307,11 @@ def load_by_name(model, path, file_paths: dict, skip_mismatch: bool = False) -> 
     """Loads a ``.weights.h5`` file into ``model`` by layer name, through the file's ``{layer
     name: group}`` (:func:`load_plan`). Every layer of ``model`` with weights must be in the file
     with the same shapes, or nothing is loaded; ``skip_mismatch`` leaves layers whose shapes differ
-    as they are (Keras' meaning). The file's extra layers (an auxiliary head) are ignored, and
-    a drop-path layer missing from the file keeps its schedule's progress (training state, not a
-    weight)."""
+    as they are, and those missing from the file too (Keras' meaning), with one warning naming
+    them. The file's extra layers (an auxiliary head) are ignored, and a drop-path layer missing
+    from the file keeps its schedule's progress (training state, not a weight). Only layers are
+    loaded: a compiled model's optimizer state, which Keras' own loading also restores, is not
+    (its variables follow the layers' order, which differs here)."""
     import h5py
 
     from ..ops import ScheduledDropPath
@@ -296,7 +325,7 @@ def load_by_name(model, path, file_paths: dict, skip_mismatch: bool = False) -> 
             group = f.get(f"layers/{file_paths[layer.name]}/vars") if layer.name in file_paths else None
             if group is None:
                 if not isinstance(layer, ScheduledDropPath):
-                    missing.append(layer.name)
+                    (skipped if skip_mismatch else missing).append(layer.name)
                 continue
             got = {k: np.asarray(group[k]) for k in group}
             shapes = [tuple(want[str(i)].shape) for i in range(len(want))]
@@ -319,22 +348,29 @@ def load_by_name(model, path, file_paths: dict, skip_mismatch: bool = False) -> 
                            + ". Nothing was loaded.")
     for layer, arrays in updates:
         layer.load_own_variables(arrays)
+    warn_skipped(path, skipped)
+
+
+def warn_skipped(path, skipped: list) -> None:
+    """One warning naming the layers ``skip_mismatch`` left as they were (Keras' own prints the
+    whole tensors)."""
     if skipped:
-        warnings.warn(f"{path}: {len(skipped)} layer(s) with other shapes than the model's were left "
-                      f"as they are (skip_mismatch): {', '.join(skipped[:10])}"
-                      + (" ..." if len(skipped) > 10 else "") + ".", stacklevel=3)
+        warnings.warn(f"{path}: {len(skipped)} layer(s) not in the file or with other shapes than "
+                      f"the model's were left as they are (skip_mismatch): {', '.join(skipped[:10])}"
+                      + (" ..." if len(skipped) > 10 else "") + ".", stacklevel=4)
 
 
-def _native_layout_problems(model, path) -> list[str]:
-    """Where a Keras 3 ``.weights.h5`` file and ``model`` disagree, found before Keras loads it
-    (by :func:`native_layer_paths`, the groups Keras will read) and compared by shape."""
+def _native_layout(model, path):
+    """``(name, group, model shapes, file shapes)`` for each of ``model``'s layers whose group in a
+    Keras 3 ``.weights.h5`` file (the one Keras will read, :func:`native_layer_paths`) is missing
+    or holds other shapes; ``None`` if the file has no ``layers`` group."""
     import h5py
 
-    problems = []
+    found = []
     with h5py.File(path, "r") as f:
         root = f.get("layers")
         if root is None:
-            return [f"{path} has no 'layers' group: it was not written by save_weights of a functional model"]
+            return None
         for name, key in native_layer_paths(model).items():
             store = _own_variables(model.get_layer(name))
             want = [tuple(store[str(i)].shape) for i in range(len(store))]
@@ -342,8 +378,23 @@ def _native_layout_problems(model, path) -> list[str]:
             got = [] if group is None else [tuple(group[str(i)].shape) for i in range(len(group))
                                            if str(i) in group]
             if want != got:
-                problems.append(f"{name!r} ({key}): model {want}, file {got or 'nothing'}")
-    return problems
+                found.append((name, key, want, got))
+    return found
+
+
+def native_layout_mismatches(model, path) -> list[str]:
+    """The names of ``model``'s layers that Keras' own loading of the ``.weights.h5`` file at
+    ``path`` would find missing or with other shapes."""
+    return [name for name, *_ in (_native_layout(model, path) or [])]
+
+
+def _native_layout_problems(model, path) -> list[str]:
+    """Where a Keras 3 ``.weights.h5`` file and ``model`` disagree, found before Keras loads it
+    (:func:`_native_layout`), as readable lines."""
+    found = _native_layout(model, path)
+    if found is None:
+        return [f"{path} has no 'layers' group: it was not written by save_weights of a functional model"]
+    return [f"{name!r} ({key}): model {want}, file {got or 'nothing'}" for name, key, want, got in found]
 
 
 def load_file(model, path) -> None:
