@@ -65,9 +65,12 @@ def test_every_op_builds_in_both_cells_and_with_none_sizes(tmp_path):
               for i, op in enumerate(OPS)]
     # Chain the blocks so later blocks read earlier outputs too.
     blocks = [Block((b.inputs[0], min(b.inputs[1] + k, 1 + k)), b.ops, b.combine) for k, b in enumerate(blocks)]
-    cell = Cell(tuple(blocks), (len(blocks) + 1,))
+    # Concatenate every state no block reads, as TF-slim does: with only the last one (as this
+    # test had it), the blocks it did not reach were left out of the model, ops and all.
+    read = {i for b in blocks for i in b.inputs}
+    cell = Cell(tuple(blocks), tuple(i for i in range(2, len(blocks) + 2) if i not in read))
     g = Genotype(cell, cell)
-    m = kn.NASNet(g, num_cells=1, penultimate_filters=2 * 4 * 8, stem="cifar",
+    m = kn.NASNet(g, num_cells=1, penultimate_filters=cell.width * 4 * 8, stem="cifar",
                   input_shape=(None, None, 3), classes=3, include_top=True)
     for size in (32, 37):
         x = np.random.default_rng(size).uniform(0, 1, (1, size, size, 3)).astype("float32")
