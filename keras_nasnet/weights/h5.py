@@ -160,18 +160,25 @@ def load_h5_by_name(model, path) -> None:
             mismatched.append(f"{layer.name}: model {shapes}, file {[a.shape for a in arrays]}")
             continue
         updates.append((layer, arrays))
-    if missing or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} layer(s) not in the file: {', '.join(missing[:10])}"
-                         + (" ..." if len(missing) > 10 else ""))
-        if mismatched:
-            parts.append(f"{len(mismatched)} layer(s) with other shapes: {'; '.join(mismatched[:5])}"
-                         + (" ..." if len(mismatched) > 5 else ""))
-        raise WeightsError(f"Weights in {path} do not fit model {model.name!r}: " + ". ".join(parts)
-                           + ". Nothing was loaded.")
+    _refuse_unfit(model, path, missing, mismatched, shown=5)
     for layer, arrays in updates:
         layer.set_weights(arrays)
+
+
+def _refuse_unfit(model, path, missing: list, mismatched: list, shown: int) -> None:
+    """Raises the one "do not fit" error of the by-name loaders, naming what is missing and what
+    has other shapes (``shown`` of those), when either list has anything."""
+    if not (missing or mismatched):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} layer(s) not in the file: {', '.join(missing[:10])}"
+                     + (" ..." if len(missing) > 10 else ""))
+    if mismatched:
+        parts.append(f"{len(mismatched)} layer(s) with other shapes: {'; '.join(mismatched[:shown])}"
+                     + (" ..." if len(mismatched) > shown else ""))
+    raise WeightsError(f"Weights in {path} do not fit model {model.name!r}: " + ". ".join(parts)
+                       + ". Nothing was loaded.")
 
 
 def _own_variables(layer) -> dict:
@@ -330,22 +337,14 @@ def load_by_name(model, path, file_paths: dict, skip_mismatch: bool = False) -> 
             got = {k: np.asarray(group[k]) for k in group}
             shapes = [tuple(want[str(i)].shape) for i in range(len(want))]
             if sorted(got) != sorted(want) or [got[str(i)].shape for i in range(len(want))] != shapes:
-                skipped.append(layer.name)
-                if not skip_mismatch:
+                if skip_mismatch:
+                    skipped.append(layer.name)
+                else:
                     mismatched.append(f"{layer.name}: model {shapes}, file "
                                       f"{[got[k].shape for k in sorted(got)]}")
                 continue
             updates.append((layer, got))
-    if missing or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} layer(s) not in the file: {', '.join(missing[:10])}"
-                         + (" ..." if len(missing) > 10 else ""))
-        if mismatched:
-            parts.append(f"{len(mismatched)} layer(s) with other shapes: {'; '.join(mismatched[:3])}"
-                         + (" ..." if len(mismatched) > 3 else ""))
-        raise WeightsError(f"Weights in {path} do not fit model {model.name!r}: " + ". ".join(parts)
-                           + ". Nothing was loaded.")
+    _refuse_unfit(model, path, missing, mismatched, shown=3)
     for layer, arrays in updates:
         layer.load_own_variables(arrays)
     warn_skipped(path, skipped)
