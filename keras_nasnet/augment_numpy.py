@@ -97,5 +97,8 @@ def make_dataset(x, y, batch_size: int, training: bool, seed: int = 0, epoch: in
 
     ``workers`` threads prepare batches ahead of the model; the batches do not depend on it.
     """
+    from .data import _images_and_labels
+
+    x, y = _images_and_labels(x, y, "make_dataset")
     return CIFARBatches(x, y, batch_size, training, seed, epoch, cutout, outputs,
                         workers=workers, use_multiprocessing=False)

@@ -87,18 +87,49 @@ def load_cifar10(source: str | os.PathLike | None = None, cache: bool = True):
         arrays = _from_tar(path)
     elif zipfile.is_zipfile(path):
         arrays = _from_image_zip(path)
+    elif _starts_like_zip(path):
+        raise DataError(f"{path} is a corrupt or truncated zip archive (it has no central directory); "
+                        "copy or download it again.")
     else:
         raise DataError(
             f"{path} is neither a folder, a tar archive nor a zip archive; cannot read CIFAR-10 "
             "from it."
         )
     if cache_file is not None:
-        from .fileio import savez_atomic
-
-        # Unique temporary names: several workers may cache the same source at once.
-        (xtr, ytr), (xte, yte) = arrays
-        savez_atomic(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+        _write_cache(cache_file, arrays, path.resolve())
     return arrays
+
+
+def _write_cache(cache_file: Path, arrays, source: Path) -> None:
+    """Writes the decoded arrays to ``cache_file`` and removes older copies of the same source.
+
+    The cache is only a copy: a folder that cannot be written (a read-only ``KERAS_HOME``, a full
+    disk) costs a note on stderr, not the run. Each copy records its source, so a source rewritten
+    (a new download, a ``cp`` without ``-p``) replaces its old copy (about 180 MB for CIFAR-10)
+    instead of adding one.
+    """
+    from .fileio import savez_atomic
+
+    (xtr, ytr), (xte, yte) = arrays
+    try:
+        # Unique temporary names: several workers may cache the same source at once.
+        savez_atomic(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte,
+                     source=np.asarray(str(source)))
+    except OSError as e:
+        print(f"keras_nasnet: cannot write the CIFAR-10 cache {cache_file} ({e.strerror or e}); "
+              "going on without it (set KERAS_HOME to a writable folder to keep one).",
+              file=sys.stderr)
+        return
+    for other in cache_file.parent.glob("cifar10-*.npz"):
+        if other == cache_file:
+            continue
+        try:
+            with np.load(other, allow_pickle=False) as z:
+                same = "source" in z.files and str(z["source"]) == str(source)
+            if same:
+                other.unlink()
+        except Exception:  # another process's file being replaced, a damaged copy: leave it
+            pass
 
 
 _FINGERPRINTS: dict = {}
@@ -284,11 +315,26 @@ class _BatchUnpickler(pickle.Unpickler):
         return allowed[(module, name)]
 
 
+class _EditedBatch(Exception):
+    """Raised inside :func:`_unpickle_batch`'s guard for values a batch never holds."""
+
+
 def _unpickle_batch(raw: bytes, name: str):
     try:
         d = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
-        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        y = np.asarray(d[b"labels"], dtype=np.int64)
+        x, y = np.asarray(d[b"data"]), np.asarray(d[b"labels"])
+        # Checked before the casts, which would wrap 256 to 0 and cut a label 1.7 to 1 silently.
+        # (The labels' range is checked below, with the other label errors.)
+        for what, a, top in (("pixels", x, 255), ("labels", y, None)):
+            if a.size and (a.dtype.kind not in "ui" or (top is not None and (a.min() < 0 or a.max() > top))):
+                raise _EditedBatch(
+                    f"CIFAR-10 batch {name} has {what} of type {a.dtype} in {a.min()}..{a.max()}; a "
+                    f"CIFAR-10 batch holds integers{f' 0..{top}' if top else ''}. It is damaged or was "
+                    "edited: download cifar-10-python.tar.gz again.")
+        x = x.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        y = y.astype(np.int64)
+    except _EditedBatch as e:
+        raise DataError(str(e)) from None
     except UnsafePickleError as e:
         raise UnsafePickleError(
             f"CIFAR-10 batch {name} references {e}, which a CIFAR-10 batch never holds; it was not "
@@ -318,12 +364,22 @@ def _from_batches(read, where: str):
             raw = read(n)
         except (KeyError, FileNotFoundError):
             raise DataError(
-                f"The CIFAR-10 archive has no {n}; expected data_batch_1..5 and test_batch."
+                f"{where} has no {n}; a CIFAR-10 python archive holds data_batch_1..5 and test_batch. "
+                "Download cifar-10-python.tar.gz again (https://www.cs.toronto.edu/~kriz/cifar.html)."
             ) from None
         parts.append(_unpickle_batch(raw, f"{where}/{n}"))
     xtr = np.concatenate([p[0] for p in parts[:5]])
     ytr = np.concatenate([p[1] for p in parts[:5]])
     return (xtr, ytr), parts[5]
+
+
+def _starts_like_zip(path: Path) -> bool:
+    """A file that begins as a zip does, whether or not its end (the central directory) is there."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+    except OSError:
+        return False
 
 
 def _looks_like_tar(path: Path) -> bool:
@@ -338,7 +394,10 @@ def _looks_like_tar(path: Path) -> bool:
 def _from_tar(path: Path):
     try:
         with tarfile.open(path) as tf:
-            members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
+            files = [m for m in tf.getmembers() if m.isfile()]
+            members = {Path(m.name).name: m for m in files}
+            if "data_batch_1" not in members:
+                _not_python_batches(path, [m.name for m in files])
 
             def read(n):
                 return tf.extractfile(members[n]).read()
@@ -346,6 +405,22 @@ def _from_tar(path: Path):
             return _from_batches(read, str(path))
     except (tarfile.TarError, EOFError, OSError) as e:
         raise DataError(f"{path} is a corrupt or truncated tar archive ({e}).") from None
+
+
+def _not_python_batches(path: Path, names) -> None:
+    """Raises a :class:`DataError` saying what ``path`` holds instead of the python batches, when
+    that is recognisable: the binary version (what tfds downloads) or a tree of images."""
+    base = {Path(n).name for n in names}
+    if "data_batch_1.bin" in base:
+        raise DataError(
+            f"{path} holds the binary version of CIFAR-10 (data_batch_1.bin, ...); keras_nasnet reads "
+            "the python version: download cifar-10-python.tar.gz from "
+            "https://www.cs.toronto.edu/~kriz/cifar.html, or omit --data to use tfds.")
+    if any(Path(n).suffix.lower() in _IMAGE_EXT and len(Path(n).parts) >= 3
+           and Path(n).parts[-3] in ("train", "test") for n in names):
+        raise DataError(
+            f"{path} is a tar archive of train/<class>/ images; image trees are read from a folder or "
+            "a zip: extract it and pass the folder.")
 
 
 def _decoder() -> str:
@@ -395,8 +470,13 @@ def _progress(items, total: int, describe: str):
     return items
 
 
-def _collect(entries, describe):
-    """entries: iterable of (split, class_name, name, read_fn)."""
+def _collect(entries, describe, misplaced=(), unreadable=()):
+    """entries: iterable of (split, class_name, name, read_fn). ``misplaced``: images found elsewhere
+    than at ``split/class/name`` (left out, with a note); ``unreadable``: files under the splits
+    without a PNG/JPEG suffix (named when no image is found)."""
+    if misplaced:
+        print(f"keras_nasnet: {describe} has {len(misplaced)} image(s) outside train/<class>/ and "
+              f"test/<class>/ (e.g. {misplaced[0]}); they are left out.", file=sys.stderr)
     out = {"train": ([], []), "test": ([], [])}
     entries = sorted(entries, key=lambda e: (e[0], e[1], e[2]))
     for split, cls, name, read in _progress(entries, len(entries), describe):
@@ -409,9 +489,11 @@ def _collect(entries, describe):
         out[split][1].append(CLASSES.index(cls))
     for split in ("train", "test"):
         if not out[split][0]:
+            other = (f" It has {len(unreadable)} file(s) of other types (e.g. {unreadable[0]}): only "
+                     "PNG and JPEG images are read." if unreadable else "")
             raise DataError(
                 f"{describe} has no {split}/<class>/ images; expected train/<class>/*.jpg|png and "
-                "test/<class>/*.jpg|png."
+                f"test/<class>/*.jpg|png.{other}"
             )
     return tuple(
         (np.stack(out[s][0]).astype(np.uint8), np.asarray(out[s][1], dtype=np.int64))
@@ -429,12 +511,20 @@ def _macos_metadata(parts) -> bool:
 
 
 def _from_image_folder(path: Path):
-    entries = []
+    _not_python_batches(path, [f.name for f in path.iterdir()] if path.is_dir() else [])
+    entries, misplaced, unreadable = [], [], []
     for split in ("train", "test"):
-        for f in (path / split).glob("*/*") if (path / split).is_dir() else []:
-            if f.suffix.lower() in _IMAGE_EXT and not _macos_metadata(f.parts):
+        for f in (path / split).rglob("*") if (path / split).is_dir() else []:
+            rel = f.relative_to(path)
+            if not f.is_file() or _macos_metadata(f.parts) or f.name.startswith("."):
+                continue
+            if f.suffix.lower() not in _IMAGE_EXT:
+                unreadable.append(str(rel))
+            elif len(rel.parts) == 3:
                 entries.append((split, f.parent.name, f.name, f.read_bytes))
-    return _collect(entries, f"Folder {path}")
+            else:
+                misplaced.append(str(rel))
+    return _collect(entries, f"Folder {path}", sorted(misplaced), sorted(unreadable))
 
 
 def _from_image_zip(path: Path):
@@ -452,11 +542,36 @@ def _from_image_zip(path: Path):
             # Accept an optional top folder: [root/]split/class/file.
             if len(parts) >= 3 and parts[-3] in ("train", "test"):
                 entries.append((parts[-3], parts[-2], parts[-1],
-                                lambda n=info.filename: zf.read(n)))
+                                lambda n=info.filename: zf.read(n), parts[:-3]))
+        roots = sorted({"/".join(e[4]) + "/" if e[4] else "(top level)" for e in entries})
+        if len(roots) > 1:
+            # Read together they would count every image twice (a tree zipped beside its copy).
+            raise DataError(f"{path} holds {len(roots)} image trees ({', '.join(roots[:4])}); a CIFAR-10 "
+                            "zip holds one train/ and test/ tree. Zip one of them.")
+        entries = [e[:4] for e in entries]
         try:
             return _collect(entries, f"Zip {path}")
         except zipfile.BadZipFile as e:
             raise DataError(f"{path} is a corrupt zip archive ({e}).") from None
+
+
+def _images_and_labels(x, y, caller: str = "keras_nasnet"):
+    """``(x, y)`` as the training and evaluation code takes them: ``x`` a NumPy array of ``(N, H, W,
+    C)`` images and ``y`` ``N`` integer labels. ``(N, 1)`` labels, as ``keras.datasets.cifar10``
+    gives them, are flattened (compared as they are they broadcast to an ``N x N`` matrix, silently);
+    anything else raises a ``ValueError`` naming ``caller``."""
+    x, y = np.asarray(x), np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if x.ndim != 4:
+        raise ValueError(f"{caller}: images must be an (N, height, width, channels) array; got shape "
+                         f"{x.shape}.")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"{caller}: labels must be one integer per image, shape ({len(x)},); got shape "
+                         f"{y.shape} for {len(x)} images.")
+    if y.size and y.dtype.kind not in "ui":
+        raise ValueError(f"{caller}: labels must be integers (class indices); got {y.dtype}.")
+    return x, y
 
 
 def train_val_split(x, y, val_size: int = VALIDATION_SIZE, seed: int = 0, hint: str = ""):
@@ -469,6 +584,8 @@ def train_val_split(x, y, val_size: int = VALIDATION_SIZE, seed: int = 0, hint: 
     """
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or val_size < 1:
         raise ValueError(f"val_size must be a positive integer; got {val_size!r}.")
+    if len(x) != len(y):
+        raise ValueError(f"train_val_split: {len(x)} images but {len(y)} labels; give one label per image.")
     if val_size >= len(x):
         raise DataError(
             f"The data set has {len(x):,} training images; holding out {val_size:,} of them for "
@@ -480,19 +597,26 @@ def train_val_split(x, y, val_size: int = VALIDATION_SIZE, seed: int = 0, hint: 
 
 
 def augment(image, seed, cutout: int = 16):
-    """The paper's CIFAR augmentation for one uint8 image, deterministic given ``seed`` (shape [2]):
-    pad 4 and random 32x32 crop, horizontal flip, and a ``cutout`` x ``cutout`` zeroed square
-    (0 disables it)."""
+    """The paper's CIFAR augmentation for one uint8 ``(H, W, C)`` image (32x32x3 for CIFAR-10),
+    deterministic given ``seed`` (shape [2]): pad 4 and random ``H x W`` crop, horizontal flip, and
+    a ``cutout`` x ``cutout`` zeroed square (0 disables it), as
+    :func:`keras_nasnet.augment_numpy.augment_batch` does."""
     import tensorflow as tf
 
+    h, w, c = image.shape
+    if h is None or w is None or c is None:
+        raise ValueError(f"augment needs an image of known size (H, W, C); got shape {image.shape}.")
     seeds = tf.random.experimental.stateless_split(seed, 4)
     x = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    x = tf.image.stateless_random_crop(x, [32, 32, 3], seed=seeds[0])
+    x = tf.image.stateless_random_crop(x, [h, w, c], seed=seeds[0])
     x = tf.image.stateless_random_flip_left_right(x, seed=seeds[1])
     if cutout:
-        center = tf.random.stateless_uniform([2], seeds[2], 0, 32, dtype=tf.int32)
-        rows = tf.range(32)[:, None]
-        cols = tf.range(32)[None, :]
+        # One bound for both coordinates, as the CIFAR pipeline has always drawn them (square images).
+        center = (tf.random.stateless_uniform([2], seeds[2], 0, h, dtype=tf.int32) if h == w else
+                  tf.stack([tf.random.stateless_uniform([], seeds[2], 0, h, dtype=tf.int32),
+                            tf.random.stateless_uniform([], seeds[3], 0, w, dtype=tf.int32)]))
+        rows = tf.range(h)[:, None]
+        cols = tf.range(w)[None, :]
         half = cutout // 2
         inside = ((rows >= center[0] - half) & (rows < center[0] + cutout - half)
                   & (cols >= center[1] - half) & (cols < center[1] + cutout - half))
@@ -502,7 +626,8 @@ def augment(image, seed, cutout: int = 16):
 
 def make_dataset(x, y, batch_size: int, training: bool, seed: int = 0, epoch: int = 0,
                  cutout: int = 16, outputs: int = 1):
-    """A tf.data pipeline of ``(float32 pixels in [0, 255], label)`` batches.
+    """A tf.data pipeline of ``(float32 pixels in [0, 255], label)`` batches of uint8 images ``x``
+    (``(N, H, W, C)``, 32x32x3 for CIFAR-10) and integer labels ``y``.
 
     Training data is shuffled and augmented deterministically from ``(seed, epoch)``, so a resumed
     run sees exactly the batches the uninterrupted run would have seen. ``outputs=2`` repeats the
@@ -510,6 +635,7 @@ def make_dataset(x, y, batch_size: int, training: bool, seed: int = 0, epoch: in
     """
     import tensorflow as tf
 
+    x, y = _images_and_labels(x, y, "make_dataset")
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
         order = np.random.default_rng([seed, epoch]).permutation(len(x))

@@ -136,7 +136,7 @@ def restore_checkpoint(model, path: Path) -> int:
 
 #: Keys of a run's identity added after the first release; a config.json without them (written by
 #: an older version) is compared on the other keys only.
-_LATER_KEYS = ("data", "limit", "genotype_cells")
+_LATER_KEYS = ("data", "limit", "genotype_cells", "data_fingerprint")
 
 
 def _config_of(args) -> dict:
@@ -164,6 +164,9 @@ def _check_same_run(cfg_file: Path, config: dict) -> None:
             f"{cfg_file} cannot be read ({type(e).__name__}: {str(e)[:120]}); it says which run the "
             "folder holds. Restore it from a copy, or use a new --out.") from None
     compared = {k: v for k, v in config.items() if k in old or k not in _LATER_KEYS}
+    # The data's fingerprint is compared once the data is read (the second call): before that, the
+    # stored one has nothing to be compared with.
+    old = {k: v for k, v in old.items() if k in config or k not in _LATER_KEYS}
     if "genotype_cells" not in old:
         # Written before the cells were stored: the name or JSON it stored stands for them.
         try:
@@ -178,6 +181,9 @@ def _check_same_run(cfg_file: Path, config: dict) -> None:
         compared["genotype"] = old.get("genotype")
     if old != compared:
         diff = {k: (old.get(k), v) for k, v in compared.items() if old.get(k) != v}
+        if "data_fingerprint" in diff:
+            diff["data_fingerprint"] = ("stored images", "other images or labels (the --data source "
+                                        "was replaced or changed since the run started)")
         if "genotype_cells" in diff:
             diff["genotype_cells"] = ("stored cells", "other cells (the --genotype given differs "
                                       "from the run's, or its file was changed)")
@@ -187,13 +193,37 @@ def _check_same_run(cfg_file: Path, config: dict) -> None:
         )
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Removes the temporary files of writes a killed run left (``.checkpoint.npz.<random>.part.npz``,
+    see :func:`keras_nasnet.fileio.atomic_write`); the caller holds the folder's lock, so no
+    write of another process is under way."""
+    for f in out.glob(".*.part*"):
+        if f.is_file() and ".part" in f.name:
+            f.unlink(missing_ok=True)
+
+
+def _refuse_other_files(out: Path) -> None:
+    """Refuses a ``--out`` that holds files but no run: a run writes ``log.csv``, ``weights.h5``
+    and ``result.json``, and would replace the user's own files of those names."""
+    # Hidden files (.lock, .DS_Store, .gitkeep) are left out: no run writes over them.
+    other = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if other:
+        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        raise RunConfigMismatch(
+            f"{out} holds files ({shown}) but no run of keras_nasnet.train (it has no config.json); "
+            "a run would overwrite files of its own names there. Give a new or empty folder as --out.")
+
+
 def _load_data(args):
     """The run's arrays, checked: ``(xtr, ytr), (xval, yval) or (None, None), (xte, yte)``.
 
     ``--limit N`` keeps N images of each split (training, validation and test), so a smoke run is
     short from start to end.
     """
-    (xtr, ytr), (xte, yte) = data_lib.load_cifar10(args.data)
+    arrays = data_lib.load_cifar10(args.data)
+    # Kept for data_fingerprint(), which then need not read the data a second time.
+    data_lib._remember_fingerprint(args.data, arrays)
+    (xtr, ytr), (xte, yte) = arrays
     if args.split == "45k":
         (xtr, ytr), (xval, yval) = data_lib.train_val_split(
             xtr, ytr, seed=0, hint="Use --split full to train on all of them (no validation), or "
@@ -285,11 +315,18 @@ def _fit(args, out: Path) -> dict:
 
     config = _config_of(args)
     cfg_file = out / "config.json"
+    _remove_stale_temporaries(out)
     if cfg_file.exists():
         _check_same_run(cfg_file, config)
+    else:
+        _refuse_other_files(out)
     genotype_from(args.genotype)  # a typo fails here, before config.json makes it sticky
     (xtr, ytr), (xval, yval), (xte, yte) = _load_data(args)
-    if not cfg_file.exists():
+    # What the images are, not only where: a file at the same path may hold other data by now.
+    config["data_fingerprint"] = data_lib.data_fingerprint(args.data)
+    if cfg_file.exists():
+        _check_same_run(cfg_file, config)
+    else:
         write_json_atomic(cfg_file, config)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -464,13 +501,15 @@ def _subset(x, y, n):
 
 
 def evaluate_model(model, x, y, batch_size: int = 250) -> dict:
-    """Test accuracy and loss of ``model`` (main output) on uint8 images ``x`` and labels ``y``.
+    """Test accuracy and loss of ``model`` (main output) on uint8 images ``x`` and integer labels
+    ``y`` (``(N,)``, or ``(N, 1)`` as ``keras.datasets.cifar10`` gives them).
 
     Runs through ``model.predict``, one compiled inference function for every batch, so memory stays
     about one forward pass of ``batch_size`` images. An eager ``model(x)`` call instead keeps every
     intermediate tensor of the functional graph alive until the call returns: about 100 MB per
     image for the 6@768 model, 25 GB for a batch of 250.
     """
+    x, y = data_lib._images_and_labels(x, y, "evaluate_model")
     probs = []
     # Slices of the uint8 array are cast one at a time: no float32 copy of the whole set.
     for i in range(0, len(x), 10 * batch_size):
@@ -551,6 +590,11 @@ def evaluate_main(argv) -> dict:
     from .models import NASNetCIFAR
 
     genotype, num_cells, filters = a.genotype, a.num_cells, a.penultimate_filters
+    if Path(a.weights).is_dir():
+        inside = Path(a.weights) / "weights.h5"
+        hint = (f"; a finished run keeps its weights in {inside}: pass that" if inside.is_file() else
+                "; pass the weights file itself (a finished run's weights.h5)")
+        raise ValueError(f"--weights {a.weights} is a folder{hint}.")
     if Path(a.weights).is_file():
         from .weights import read_record
 

@@ -361,3 +361,109 @@ def test_macos_metadata_files_are_skipped(tmp_path):
         _write_image_tree(write)
     (a, b), _ = D.load_cifar10(zpath, cache=False)
     assert a.shape == xtr.shape and sorted(b.tolist()) == sorted(ytr.tolist())
+
+
+def test_batches_with_values_a_batch_never_holds_are_refused_not_cast(batches_dir):
+    # The casts to uint8/int64 would wrap 300 to 44, turn [0, 1] floats into black images and cut a
+    # label 1.7 to 1, all without a word.
+    x, y = _images(10, 3)
+    flat = x.transpose(0, 3, 1, 2).reshape(10, -1)
+    for data, labels, message in ((flat / 255.0, list(y), "pixels of type float64 in 0.0..1.0"),
+                                  (flat.astype(np.int32) + 100, list(y), r"pixels of type int32 in 100\.\.355"),
+                                  (flat, [v + 0.7 for v in y], "labels of type float64")):
+        (batches_dir / "data_batch_2").write_bytes(pickle.dumps({b"data": data, b"labels": labels}))
+        with pytest.raises(D.DataError, match=f"data_batch_2 has {message}.*download cifar-10-python"):
+            D.load_cifar10(batches_dir, cache=False)
+
+
+def test_sources_of_the_wrong_kind_say_what_they_are(tmp_path, batches_dir):
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as z:
+        _write_image_tree(lambda n, d: z.writestr("cifar10/" + n, d))
+    (tmp_path / "half.zip").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(D.DataError, match="half.zip is a corrupt or truncated zip archive"):
+        D.load_cifar10(tmp_path / "half.zip", cache=False)
+    # The binary version (what tfds downloads), as an archive and extracted.
+    binary = tmp_path / "cifar-10-batches-bin"
+    binary.mkdir()
+    for n in ("data_batch_1.bin", "test_batch.bin", "batches.meta.txt"):
+        (binary / n).write_bytes(b"\x00" * 3073)
+    with tarfile.open(tmp_path / "cifar-10-binary.tar.gz", "w:gz") as t:
+        t.add(binary, arcname="cifar-10-batches-bin")
+    for source in (tmp_path / "cifar-10-binary.tar.gz", binary):
+        with pytest.raises(D.DataError, match=f"{source.name} holds the binary version.*cifar-10-python.tar.gz"):
+            D.load_cifar10(source, cache=False)
+    # A tar of an image tree, and a tar that is neither.
+    tree = tmp_path / "tree"
+    _write_image_tree(_folder_writer(tree))
+    with tarfile.open(tmp_path / "tree.tar.gz", "w:gz") as t:
+        t.add(tree, arcname="cifar10")
+    with pytest.raises(D.DataError, match="tree.tar.gz is a tar archive of train/<class>/ images.*extract it"):
+        D.load_cifar10(tmp_path / "tree.tar.gz", cache=False)
+    with tarfile.open(tmp_path / "other.tar", "w") as t:
+        t.add(batches_dir / "data_batch_2", arcname="data_batch_2")
+    with pytest.raises(D.DataError, match="other.tar has no data_batch_1; a CIFAR-10 python archive"):
+        D.load_cifar10(tmp_path / "other.tar", cache=False)
+
+
+def test_image_trees_laid_out_otherwise_are_not_read_silently(tmp_path, capsys):
+    # A zip holding the tree twice would have counted every image twice.
+    twice = tmp_path / "twice.zip"
+    with zipfile.ZipFile(twice, "w") as z:
+        _write_image_tree(lambda n, d: (z.writestr("cifar10/" + n, d), z.writestr("cifar10 copy/" + n, d)))
+    with pytest.raises(D.DataError, match=r"holds 2 image trees \(cifar10 copy/, cifar10/\)"):
+        D.load_cifar10(twice, cache=False)
+    # An image one folder too deep is left out with a note; files of other types are named when
+    # they are all there is.
+    root = tmp_path / "imgs"
+    _write_image_tree(_folder_writer(root))
+    deep = root / "train" / "cat" / "more" / "x.png"
+    deep.parent.mkdir()
+    deep.write_bytes((root / "train" / "cat" / "0000.png").read_bytes())
+    (xtr, _), _ = D.load_cifar10(root, cache=False)
+    assert len(xtr) == 10 * PER_CLASS
+    assert "1 image(s) outside train/<class>/ and test/<class>/ (e.g. train/cat/more/x.png)" in capsys.readouterr().err
+    bmp = tmp_path / "bmp"
+    _write_image_tree(lambda n, d: _folder_writer(bmp)(n.replace(".png", ".bmp"), d))
+    with pytest.raises(D.DataError, match=r"has no train/<class>/ images.*file\(s\) of other types \(e\.g\. "
+                                          r"test/airplane/0000\.bmp\): only PNG and JPEG"):
+        D.load_cifar10(bmp, cache=False)
+
+
+def test_the_cache_is_optional_and_keeps_one_copy_per_source(batches_dir, tmp_path, monkeypatch, capsys):
+    import os
+
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "a_file" / "home"))  # cannot be created
+    (xtr, _), _ = D.load_cifar10(batches_dir)
+    assert len(xtr) == 50 and "cannot write the CIFAR-10 cache" in capsys.readouterr().err
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    cache = tmp_path / "home" / "datasets" / "keras_nasnet"
+    D.load_cifar10(batches_dir)
+    first = sorted(cache.glob("cifar10-*.npz"))
+    st = (batches_dir / "data_batch_1").stat()
+    os.utime(batches_dir / "data_batch_1", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a re-download
+    D.load_cifar10(batches_dir)
+    second = sorted(cache.glob("cifar10-*.npz"))
+    assert len(first) == len(second) == 1 and first != second
+
+
+def test_the_pipelines_take_keras_datasets_labels_and_other_image_sizes():
+    from keras_nasnet import augment_numpy
+
+    x, y = _images(8, 0)
+    flat = [b[1].numpy() for b in D.make_dataset(x, y, 4, training=True)]
+    column = [b[1].numpy() for b in D.make_dataset(x, y[:, None], 4, training=True)]  # keras.datasets' (N, 1)
+    assert all(np.array_equal(a, b) for a, b in zip(flat, column)) and column[0].shape == (4,)
+    for shape in ((8, 48, 40, 3), (8, 32, 32, 1)):
+        images = np.zeros(shape, np.uint8)
+        tf_batch = next(iter(D.make_dataset(images, y, 8, training=True)))[0]
+        np_batch = augment_numpy.make_dataset(images, y, 8, training=True)[0][0]
+        assert tuple(tf_batch.shape) == tuple(np_batch.shape) == shape
+    for make in (D.make_dataset, augment_numpy.make_dataset):
+        with pytest.raises(ValueError, match=r"labels must be one integer per image, shape \(8,\); got shape \(8, 2\)"):
+            make(x, np.zeros((8, 2), int), 4, training=False)
+        with pytest.raises(ValueError, match=r"images must be an \(N, height, width, channels\) array"):
+            make(x[0], y, 4, training=False)
+    with pytest.raises(ValueError, match="8 images but 5 labels"):
+        D.train_val_split(x, y[:5], val_size=2)

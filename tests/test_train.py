@@ -156,6 +156,36 @@ def test_evaluation_compiles_once_instead_of_calling_the_model_eagerly_per_batch
     assert first == again and first["test_images"] == 48
     probs = np.asarray(model(x.astype("float32"), training=False)[0])
     assert first["test_accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == y)))
+    # keras.datasets.cifar10 gives (N, 1) labels: compared as they are, they broadcast to N x N.
+    assert evaluate_model(model, x, y[:, None], batch_size=8) == first
+
+
+def test_out_holding_other_files_or_a_run_on_other_data_is_refused(image_folder, tmp_path, capsys):
+    from keras_nasnet import train
+
+    argv = ["--data", str(image_folder), "--genotype", TINY, "--num-cells", "1", "--penultimate-filters",
+            "48", "--epochs", "1", "--split", "full", "--verbose", "0"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "log.csv").write_text("step,loss\n1,0.5\n")
+    assert train.main(["--out", str(mine), *argv]) == 2
+    assert "holds files (log.csv) but no run of keras_nasnet.train" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir() if p.name != ".lock") == ["log.csv"]
+    assert (mine / "log.csv").read_text() == "step,loss\n1,0.5\n"
+
+    # A run whose --data file now holds other images (a new download at the same path), with the
+    # temporary file of a checkpoint write that a kill -9 cut short.
+    run = tmp_path / "run"
+    run.mkdir()
+    config = train._config_of(train.parser().parse_args(["--out", str(run), *argv]))
+    (run / "config.json").write_text(json.dumps({**config, "data_fingerprint": "0" * 16}))
+    (run / ".checkpoint.npz.x1y2z3.part.npz").write_bytes(b"cut short")
+    assert train.main(["--out", str(run), *argv]) == 2
+    assert "other images or labels (the --data source was replaced" in capsys.readouterr().err
+    assert not (run / ".checkpoint.npz.x1y2z3.part.npz").exists()
+
+    assert train.main(["evaluate", "--weights", str(tmp_path)]) == 1
+    assert f"--weights {tmp_path} is a folder; pass the weights file itself" in capsys.readouterr().err
 
 
 def test_limit_shortens_training_validation_and_test(tmp_path, monkeypatch):
