@@ -40,6 +40,21 @@ def atomic_write(path, suffix: str = ""):
             os.unlink(tmp)
 
 
+def unwritable_reason(out) -> str | None:
+    """Why the file or folder ``out`` cannot be written, or ``None``; checked before minutes of
+    work (a conversion, an export) that would end in writing it. Missing parent folders count as
+    writable where the first existing one is a writable folder (they are created)."""
+    out = Path(out)
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:  # created when written
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    return None
+
+
 def write_text_atomic(path, text: str) -> None:
     """Writes ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path) as tmp:

@@ -140,6 +140,35 @@ def test_bad_arguments_say_what_to_do(tmp_path):
     assert issubclass(ExportError, RuntimeError)
 
 
+def test_export_refuses_before_converting_what_would_fail_or_mislead(tmp_path, images):
+    model = _tiny()  # raw pixels in [0, 255]: it starts with a rescaling layer
+    for size in (0, -2, 1.5):
+        with pytest.raises(ValueError, match=f"batch_size={size!r}; use a positive integer, or None"):
+            export(model, tmp_path / "m.onnx", batch_size=size)
+    # Calibrated on [0, 1] images, the int8 ranges fit no real input, and the agreement check
+    # (which runs on the calibration images) would have said 1.0.
+    with pytest.raises(ValueError, match=r"calibration images are in \[0, 0\.99\d*\].*takes raw pixels in \[0, 255\]"):
+        export(model, tmp_path / "m.tflite", quantize="int8", calibration=images / 255.0)
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match="a_file is a file, not a folder"):
+        export(model, tmp_path / "a_file" / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_cli_says_a_file_that_is_not_a_keras_archive_is_not_one(tmp_path, capsys):
+    (tmp_path / "junk.keras").write_bytes(b"\x89HDF\r\n\x1a\n not a zip")
+    code, err = _cli(capsys, tmp_path / "junk.keras", tmp_path / "m.onnx")
+    assert code == 1 and "junk.keras is not a .keras model (a .keras file is a zip archive" in err
+
+
+def test_a_saved_model_folder_gets_a_plain_folders_permissions(exports):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert exports["saved_model"].path.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
 def test_a_missing_export_package_is_named_before_the_conversion(tmp_path, monkeypatch):
     import importlib.util
 
@@ -309,6 +338,12 @@ def test_cli_refuses_up_front_in_its_own_terms(tmp_path, capsys, tiny, images, m
         ((free, tmp_path / "old.onnx"), 2, "old.onnx exists; pass --overwrite"),
         # a wrong --evaluate source fails before converting, and leaves no export behind
         ((free, tmp_path / "m.onnx", "--evaluate", tmp_path / "missing.tar.gz"), 1, "does not exist"),
+        ((free, tmp_path / "m.onnx", "--evaluate", "cifar10:x.tar.gz"), 2,
+         "--evaluate takes the CIFAR-10 source itself (x.tar.gz), without the cifar10:"),
+        ((free, tmp_path / "m.tflite", "--input-size", "32", "32", "--quantize", "int8", "--calibration",
+          "cifar10:nowhere.tar.gz"), 1, "--calibration cifar10:nowhere.tar.gz: CIFAR-10 source"),
+        # an OUT under a file: said before converting, in words
+        ((free, a_file / "m.onnx"), 1, f"Cannot write {a_file / 'm.onnx'}: {a_file} is a file, not a folder"),
     ]
     for argv, code, message in cases:
         got, err = _cli(capsys, *argv)

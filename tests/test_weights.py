@@ -6,6 +6,7 @@ import json
 import http.server
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -602,3 +603,61 @@ def test_weights_h5_files_load_with_or_without_drop_path_and_auxiliary_head(tmp_
             load(old)
     assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, fresh.weights))
     kn.NASNet(**kw, drop_path_rate=0.1, auxiliary_head=True).load_weights(old)  # as the error says
+
+
+def test_a_legacy_h5_file_loads_under_an_auxiliary_head_it_lacks(source, tmp_path):
+    # Keras reads a legacy .h5 by layer order and refused a model with more layers ("Layer count
+    # mismatch"); the refusal of weights= says how to get there, and that way works.
+    _, path, want, x, _ = source
+    with pytest.raises(W.WeightsError, match=r"no auxiliary head: build the model with auxiliary_head=False.*"
+                                             r"skip_mismatch=True"):
+        kn.NASNetCIFAR(1, 48, auxiliary_head=True, weights=str(path))
+    m = kn.NASNetCIFAR(1, 48, auxiliary_head=True)
+    with pytest.warns(UserWarning, match="5 layer.*skip_mismatch.*aux_conv_1"):
+        m.load_weights(path, skip_mismatch=True)
+    assert np.array_equal(np.asarray(m(x)[0]), want)
+
+
+def test_a_cache_that_cannot_be_written_and_killed_downloads(spec, server, tmp_path, monkeypatch, capsys):
+    import time
+
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "a_file" / "home"))  # its folder cannot be made
+    with pytest.raises(W.WeightsError, match=r"Cannot write the weights cache .*home/models .*KERAS_HOME"):
+        W.fetch(spec)
+    assert weights_cli(["fetch", spec.name]) == 1 and "Traceback" not in capsys.readouterr().err
+    # What kill -9 left during a download: removed by the next fetch once an hour old; a younger
+    # one may be another process's download under way, and stays.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    W.cache_dir().mkdir(parents=True)
+    old, young = (W.cache_dir() / f".{spec.file_name}.{k}.part" for k in ("abc123", "def456"))
+    for f in (old, young):
+        f.write_bytes(b"partial")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert weights_cli(["verify"]) == 0
+    assert f"note: {old} is what an interrupted download left" in capsys.readouterr().err
+    W.fetch(spec)
+    assert not old.exists() and young.exists()
+    # A relative file:// mirror lost its folder (read as a host name).
+    monkeypatch.setenv(W.URL_ENV, "file://mirror")
+    with pytest.raises(W.WeightsError, match="a file:// URL needs an absolute path"):
+        spec.url
+
+
+def test_cli_verify_a_copied_cache_folder_and_a_broken_manifest(spec, server, tmp_path, monkeypatch, capsys):
+    W.fetch(spec)
+    assert weights_cli(["verify", str(W.cache_dir())]) == 0
+    assert f"{W.cache_dir() / spec.file_name}: OK" in capsys.readouterr().out
+    assert weights_cli(["verify", str(tmp_path)]) == 1
+    assert "is a folder without registry files" in capsys.readouterr().err
+    # The shipped files are promised: a manifest that is gone or broken fails verify.
+    for manifest in (None, "garbage{"):
+        folder = tmp_path / f"files{manifest is None}"
+        folder.mkdir()
+        if manifest:
+            (folder / "manifest.json").write_text(manifest)
+        monkeypatch.setenv(W.DIR_ENV, str(folder))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert weights_cli(["verify"]) == 1
+        assert "reinstall keras_nasnet" in capsys.readouterr().err

@@ -174,6 +174,21 @@ def _calibration_batches(calibration, shape, limit: int = 1000):
     return gen, len(images)
 
 
+def _check_calibration_range(model, calibration_gen) -> None:
+    """Refuses calibration images on another scale than the model's input: a model that takes raw
+    pixels (its first layer a ``rescaling``) calibrated on images in [0, 1] gets int8 ranges for
+    inputs it never sees. The agreement check runs on the same images, so it would report 1.0
+    for an export that is wrong on real pixels."""
+    if not any(layer.name == "rescaling" for layer in model.layers):
+        return
+    top = max(float(np.max(b[0])) for b in calibration_gen())
+    if top <= 1.0:
+        raise ValueError(
+            f"The calibration images are in [0, {top:g}], but {model.name!r} takes raw pixels in "
+            "[0, 255] (it rescales them itself): pass the images as the model takes them (e.g. "
+            "uint8 pixel values, not divided by 255).")
+
+
 def _check_litert_shape(shape):
     if None in shape[1:]:
         raise ValueError(
@@ -364,6 +379,10 @@ def _temporary_beside(path: Path, format: str) -> Path:
 def _move_into_place(tmp: Path, path: Path) -> None:
     """Renames the finished export onto ``path``; an existing SavedModel folder there is replaced
     (moved aside first, since a folder cannot be renamed onto a non-empty one, then removed)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if tmp.is_dir():
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 is not what a plain mkdir gives
     if tmp.is_dir() and path.is_dir():
         import tempfile
 
@@ -377,8 +396,6 @@ def _move_into_place(tmp: Path, path: Path) -> None:
         finally:
             _remove(old)
     else:
-        umask = os.umask(0)
-        os.umask(umask)
         if tmp.is_file():
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a plain write gives
         os.replace(tmp, path)
@@ -437,8 +454,17 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
         raise ValueError(f"export needs a functional Keras model; got {type(model).__name__}.")
     model = _main_output(model)
     shape = _static_shape(model, input_shape, batch_size)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size={batch_size!r}; use a positive integer, or None to keep the "
+                         "batch size free.")
     path = Path(path)
     _check_destination(path, format)
+    from ..fileio import unwritable_reason
+
+    refusal = unwritable_reason(path)
+    if refusal:
+        raise ValueError(f"Cannot write {path}: {refusal}. Give a path in a folder you can write.")
     # Everything that can be checked is checked before the slow work: the size LiteRT needs, and
     # enough calibration images for one batch.
     _check_tools(format, verify)
@@ -447,12 +473,16 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
         _check_litert_shape(shape)
         if quantize == "int8":
             calibration_gen, _ = _calibration_batches(calibration, shape)
+            _check_calibration_range(model, calibration_gen)
 
     from ..optimize import fold_batch_norm
 
     static = _rebuild_at(model, shape)
     target = fold_batch_norm(static) if fold_bn else static
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"Cannot write {path}: cannot create {path.parent} ({e.strerror or e}).") from None
     # Written beside ``path`` under a temporary name, verified there, then renamed onto ``path``: a
     # failed or interrupted export (Ctrl-C included) leaves ``path`` as it was and no partial file
     # or folder.

@@ -36,6 +36,13 @@ def model_from_name(name: str):
 
         if not Path(name).is_file():
             raise ValueError(f"No such model file: {name}.")
+        import zipfile
+
+        if not zipfile.is_zipfile(name):
+            # Keras says "File not found" for a file that is there but is no .keras archive.
+            raise ValueError(f"{name} is not a .keras model (a .keras file is a zip archive, written "
+                             "by model.save); a weights file is loaded with the constructor's "
+                             "weights= or model.load_weights.")
         return keras.saving.load_model(name, compile=False), None
     reg = registry()
     if name not in reg:
@@ -54,7 +61,12 @@ def calibration_images(source: str, size, spec, count: int, seed: int = 0) -> np
     if source == "cifar10" or source.startswith("cifar10:"):
         from ..data import load_cifar10
 
-        (x, _), _ = load_cifar10(source.partition(":")[2] or None)
+        from ..data import DataError
+
+        try:
+            (x, _), _ = load_cifar10(source.partition(":")[2] or None)
+        except DataError as e:
+            raise ValueError(f"--calibration {source}: {e}") from None
         x = x[rng.permutation(len(x))[:count]].astype(np.float32)
         if x.shape[1:3] != tuple(size[:2]):
             raise ValueError(f"CIFAR-10 images are 32x32; this model takes {size[:2]}.")
@@ -219,6 +231,9 @@ def main(argv=None) -> int:
         if a.evaluate:
             from ..data import load_cifar10
 
+            if a.evaluate.startswith("cifar10:") and not Path(a.evaluate).exists():
+                p.error(f"--evaluate takes the CIFAR-10 source itself ({a.evaluate.partition(':')[2]}), "
+                        "without the cifar10: that --calibration uses")
             test_split = load_cifar10(a.evaluate)[1]
         calibration = None
         if a.calibration:

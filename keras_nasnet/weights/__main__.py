@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 
 from . import WeightsError, cache_dir, fetch, project_weights_dir, registry
+from .catalog import DIR_ENV, read_manifest
 from ..cliargs import ArgumentParser
+from ..fileio import unwritable_reason
 from .download import problem
 
 
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         return _command(a)
-    except WeightsError as e:  # e.g. KERAS_HOME is a file
+    except WeightsError as e:  # e.g. KERAS_HOME is a file, or the cache cannot be written
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # downloads go to a temporary file, renamed only once checked
@@ -78,7 +80,7 @@ def _command(a) -> int:
         if a.source and not Path(a.source).is_file():
             print(f"--source {a.source}: no such file.", file=sys.stderr)
             return 2
-        refusal = _unwritable(Path(a.out))
+        refusal = "is a folder, not a file" if Path(a.out).is_dir() else unwritable_reason(a.out)
         if not refusal and Path(a.out).exists() and not a.overwrite:
             refusal = "exists (pass --overwrite to replace it)"
         if refusal:
@@ -125,9 +127,31 @@ def _command(a) -> int:
         # Not a hub's generic name (PNASNet's is model.safetensors): any such file would match.
         if s.base_url and s.origin_name and not s.origin_name.startswith("model."):
             by_origin.setdefault(s.origin_name, s)
-    if a.path:
+    status = 0
+    if a.path and Path(a.path).is_dir():
+        # A copied cache folder (docs/weights.md's offline route): every registry file in it.
+        known = set(by_file) | set(by_origin)
+        paths = sorted(x for x in Path(a.path).iterdir() if x.is_file() and x.name in known)
+        if not paths:
+            print(f"{a.path} is a folder without registry files (the cache's names: "
+                  f"{', '.join(by_file)}); give a file, or the folder that holds them.", file=sys.stderr)
+            return 1
+    elif a.path:
         paths = [Path(a.path)]
     else:
+        # The registry promises the shipped files: a manifest that is missing or does not parse
+        # is a failure here, not an empty list.
+        manifest = project_weights_dir() / "manifest.json"
+        _, problems = read_manifest(project_weights_dir())
+        if not manifest.is_file():
+            problems = [f"{manifest} is missing, so the weights shipped with keras_nasnet are unknown"]
+        for what in problems:
+            print(f"{what}: reinstall keras_nasnet (or point {DIR_ENV} at the folder holding the "
+                  "project's weight files and their manifest.json).", file=sys.stderr)
+            status = 1
+        for leftover in sorted(cache_dir().glob(".*.part")) if cache_dir().is_dir() else []:
+            print(f"note: {leftover} is what an interrupted download left; `fetch` removes it after "
+                  "an hour, or delete it.", file=sys.stderr)
         # Every downloaded file in the cache, and every file shipped with the package (a missing
         # shipped file is reported: the registry promises it).
         paths = [cache_dir() / s.file_name for s in reg.values() if s.base_url]
@@ -136,8 +160,7 @@ def _command(a) -> int:
                                     if not s.base_url))
         if not paths:
             print(f"No cached weight files in {cache_dir()}, and no shipped ones.")
-            return 0
-    status = 0
+            return status
     for path in paths:
         if not path.is_file():
             print(f"{path}: no such file.", file=sys.stderr)
@@ -160,20 +183,6 @@ def _command(a) -> int:
             print(f"  to fix: {fix}.")
         status |= what is not None
     return status
-
-
-def _unwritable(out: Path) -> str | None:
-    """Why OUT cannot be written (checked before a minutes-long conversion), or ``None``."""
-    if out.is_dir():
-        return "is a folder, not a file"
-    folder = out.parent
-    while not folder.exists():  # missing folders are created; the first existing one must be a folder
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable"
-    return None
 
 
 if __name__ == "__main__":

@@ -127,6 +127,12 @@ def _load_weights(model, filepath, *args, **kwargs):
                     result = type(model).load_weights(model, filepath, *args, **kwargs)
                 warn_skipped(filepath, skipped)
                 return result
+        elif skip and not any(hasattr(l, "layers") for l in model.layers):
+            from .h5 import load_h5_by_name
+
+            # Keras reads a legacy .h5 file by layer order and refuses one with another number of
+            # layers (a model with an auxiliary head the file lacks): by name, the rest loads.
+            return load_h5_by_name(model, filepath, skip_mismatch=True)
     return type(model).load_weights(model, filepath, *args, **kwargs)
 
 

@@ -108,6 +108,11 @@ class WeightSpec:
         if self.base_url is None:
             return None
         base = os.environ.get(URL_ENV) or self.base_url
+        if base.lower().startswith("file://") and not base[len("file://"):].startswith("/"):
+            # urllib reads file://mirror as the host "mirror" and drops it: the folder is lost.
+            raise WeightsError(
+                f"{URL_ENV}={base!r}: a file:// URL needs an absolute path (file:///abs/folder); or "
+                f"set {URL_ENV} to the folder path itself ({base[len('file://'):]!r}).")
         if "://" not in base:  # a plain path: a folder of the files (a mounted share, a USB copy)
             base = Path(base).expanduser().resolve().as_uri()
         return base.rstrip("/") + "/" + self.origin_name

@@ -7,6 +7,7 @@ transfer never sits where a good file should, and the file gets the umask's perm
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -106,10 +107,11 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
         print(f"keras_nasnet: cached {dest} fails its check ({stale.rstrip('.')}); fetching it again.",
               file=sys.stderr)
     url = spec.url
+    _remove_abandoned_downloads(dest)
     try:
         # The bad cached file stays until a verified copy replaces it (atomic_write's rename):
         # a failed download then neither loses it nor leaves a partial file.
-        with atomic_write(dest) as tmp:
+        with _cache_writes(dest), atomic_write(dest) as tmp:
             with open(tmp, "wb") as out:
                 _download(url, out, spec, dest, progress)
             what = problem(spec, tmp)
@@ -126,6 +128,41 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
         raise WeightsError(f"{e} (The file already at {dest} fails its check ({stale.rstrip('.')}) "
                            "and was left as it was: replace it.)") from None
     return dest
+
+
+class _CacheWriteFailed(Exception):
+    """An ``OSError`` writing the cache, kept apart from the network's own ``OSError``\ s."""
+
+
+@contextlib.contextmanager
+def _cache_writes(dest: Path):
+    """Turns a failure to write the cache (a read-only ``KERAS_HOME``, a full disk) into a
+    :class:`WeightsError` that names the folder, instead of a traceback or "no network?"."""
+    try:
+        yield
+    except (OSError, _CacheWriteFailed) as e:
+        e = e.__cause__ if isinstance(e, _CacheWriteFailed) else e
+        raise WeightsError(
+            f"Cannot write the weights cache {dest.parent} ({e.strerror or e}); nothing was kept. "
+            "Set KERAS_HOME to a folder you can write (Keras keeps downloaded weights in "
+            "$KERAS_HOME/models), or free disk space.") from None
+
+
+#: A temporary download older than this is no longer being written: a killed fetch left it.
+_ABANDONED_SECONDS = 3600
+
+
+def _remove_abandoned_downloads(dest: Path) -> None:
+    """Removes what killed downloads of ``dest`` left (``.<name>.<random>.part``, up to the whole
+    file's size each); one written in the last hour may be another process's download under way."""
+    import time
+
+    for leftover in dest.parent.glob(f".{dest.name}.*.part") if dest.parent.is_dir() else []:
+        try:
+            if time.time() - leftover.stat().st_mtime > _ABANDONED_SECONDS:
+                leftover.unlink()
+        except OSError:
+            pass
 
 
 def _download(url, out, spec, dest, progress):
@@ -154,7 +191,10 @@ def _download(url, out, spec, dest, progress):
 
                 bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=spec.file_name)
             for chunk in iter(lambda: r.read(1 << 20), b""):
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as e:  # the disk, not the network
+                    raise _CacheWriteFailed() from e
                 got += len(chunk)
                 if bar:
                     bar.update(len(chunk))

@@ -141,12 +141,15 @@ def check_architecture(model, path, hint: str = "", ignore_classes: bool = False
         )
 
 
-def load_h5_by_name(model, path) -> None:
+def load_h5_by_name(model, path, skip_mismatch: bool = False) -> None:
     """Loads a legacy-layout h5 file into ``model`` by layer name, checking that *every* weight
     layer of the model is matched with the right shapes (Keras' own by-name loading skips
     silently). Extra layers in the file (an auxiliary head, a top) are ignored. A file that records
-    its architecture must record the model's (see :func:`check_architecture`)."""
-    check_architecture(model, path)
+    its architecture must record the model's (see :func:`check_architecture`).
+
+    With ``skip_mismatch=True`` the layers the file lacks or holds with other shapes (a new
+    auxiliary head, another number of classes) keep their weights, named in one warning."""
+    check_architecture(model, path, ignore_classes=skip_mismatch)
     stored = read_h5(path)
     missing, mismatched = [], []
     updates = []
@@ -160,7 +163,10 @@ def load_h5_by_name(model, path) -> None:
             mismatched.append(f"{layer.name}: model {shapes}, file {[a.shape for a in arrays]}")
             continue
         updates.append((layer, arrays))
-    _refuse_unfit(model, path, missing, mismatched, shown=5)
+    if skip_mismatch:
+        warn_skipped(path, missing + [m.split(":")[0] for m in mismatched])
+    else:
+        _refuse_unfit(model, path, missing, mismatched, shown=5)
     for layer, arrays in updates:
         layer.set_weights(arrays)
 
@@ -177,8 +183,14 @@ def _refuse_unfit(model, path, missing: list, mismatched: list, shown: int) -> N
     if mismatched:
         parts.append(f"{len(mismatched)} layer(s) with other shapes: {'; '.join(mismatched[:shown])}"
                      + (" ..." if len(mismatched) > shown else ""))
+    hint = ""
+    if missing and not mismatched and all(name.startswith("aux_") for name in missing):
+        hint = (" The file has no auxiliary head: build the model with auxiliary_head=False to use "
+                "it; to train a new head beside these weights, build it with weights=None and call "
+                f"model.load_weights({str(path)!r}, skip_mismatch=True) (the head keeps its initial "
+                "weights).")
     raise WeightsError(f"Weights in {path} do not fit model {model.name!r}: " + ". ".join(parts)
-                       + ". Nothing was loaded.")
+                       + ". Nothing was loaded." + hint)
 
 
 def _own_variables(layer) -> dict:
