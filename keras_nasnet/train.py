@@ -197,8 +197,14 @@ def _remove_stale_temporaries(out: Path) -> None:
     """Removes the temporary files of writes a killed run left (``.checkpoint.npz.<random>.part.npz``,
     see :func:`keras_nasnet.fileio.atomic_write`); the caller holds the folder's lock, so no
     write of another process is under way."""
-    for f in out.glob(".*.part*"):
-        if f.is_file() and ".part" in f.name:
+    import re
+
+    # Only the names atomic_write gives this command's own files (mkstemp adds 8 characters): a
+    # folder is never cleared of files that are not the run's.
+    ours = re.compile(r"\.(config\.json|state\.json|checkpoint\.npz|weights\.h5|result\.json)"
+                      r"\.[a-z0-9_]{8}\.part(\.npz)?")
+    for f in out.iterdir():
+        if ours.fullmatch(f.name) and f.is_file():
             f.unlink(missing_ok=True)
 
 
@@ -315,8 +321,8 @@ def _fit(args, out: Path) -> dict:
 
     config = _config_of(args)
     cfg_file = out / "config.json"
-    _remove_stale_temporaries(out)
     if cfg_file.exists():
+        _remove_stale_temporaries(out)
         _check_same_run(cfg_file, config)
     else:
         _refuse_other_files(out)

@@ -179,10 +179,12 @@ def test_out_holding_other_files_or_a_run_on_other_data_is_refused(image_folder,
     run.mkdir()
     config = train._config_of(train.parser().parse_args(["--out", str(run), *argv]))
     (run / "config.json").write_text(json.dumps({**config, "data_fingerprint": "0" * 16}))
-    (run / ".checkpoint.npz.x1y2z3.part.npz").write_bytes(b"cut short")
+    (run / ".checkpoint.npz.x1y2z3w4.part.npz").write_bytes(b"cut short")
+    (run / ".notes.part1.txt").write_text("mine")
     assert train.main(["--out", str(run), *argv]) == 2
     assert "other images or labels (the --data source was replaced" in capsys.readouterr().err
-    assert not (run / ".checkpoint.npz.x1y2z3.part.npz").exists()
+    assert not (run / ".checkpoint.npz.x1y2z3w4.part.npz").exists()
+    assert (run / ".notes.part1.txt").read_text() == "mine"  # not a temporary of the run's
 
     assert train.main(["evaluate", "--weights", str(tmp_path)]) == 1
     assert f"--weights {tmp_path} is a folder; pass the weights file itself" in capsys.readouterr().err
