@@ -179,7 +179,7 @@ def _check_calibration_range(model, calibration_gen) -> None:
     pixels (its first layer a ``rescaling``) calibrated on images in [0, 1] gets int8 ranges for
     inputs it never sees. The agreement check runs on the same images, so it would report 1.0
     for an export that is wrong on real pixels."""
-    if not any(layer.name == "rescaling" for layer in model.layers):
+    if not _takes_raw_pixels(model):
         return
     top = max(float(np.max(b[0])) for b in calibration_gen())
     if top <= 1.0:
@@ -313,13 +313,18 @@ def _write_saved_model(model, path, shape):
     model.export(os.fspath(path), format="tf_saved_model", input_signature=spec, verbose=False)
 
 
+def _takes_raw_pixels(model) -> bool:
+    """Whether ``model`` normalises [0, 255] pixels itself (a ``rescaling`` layer, as the CIFAR
+    models have); otherwise its inputs are taken to be in [-1, 1] (``preprocess_input``)."""
+    return any(layer.name == "rescaling" for layer in model.layers)
+
+
 def check_images(model, shape, n: int = 8, seed: int = 0) -> np.ndarray:
     """``n`` random images for a quick comparison, uniform in [0, 255] for models that normalise
     raw pixels themselves (a ``rescaling`` layer) and in [-1, 1] otherwise."""
     rng = np.random.default_rng(seed)
     size = [s if s is not None else 32 for s in shape[1:]]
-    raw = any(layer.name == "rescaling" for layer in model.layers)
-    lo, hi = (0.0, 255.0) if raw else (-1.0, 1.0)
+    lo, hi = (0.0, 255.0) if _takes_raw_pixels(model) else (-1.0, 1.0)
     return rng.uniform(lo, hi, (n, *size)).astype(np.float32)
 
 
