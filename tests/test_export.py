@@ -65,6 +65,7 @@ def exports(tiny, images, tmp_path_factory):
 def test_float_exports_match_keras_in_their_runtime(kind, exports, tiny, images):
     result = exports[kind]
     assert result.format == kind and result.checked > 0 and result.max_abs_diff <= 1e-4
+    assert result.checked_on == "random images"
     run = load_exported(result.path, num_threads=1)
     for n in (1, 5):  # the batch size stays free in every format
         got = run(images[:n])
@@ -104,6 +105,11 @@ def test_int8_litert_is_integer_and_agrees(exports, tiny, images):
     got = load_exported(exports["int8"].path)(images)
     ref = tiny.predict_on_batch(images)
     assert np.mean(got.argmax(-1) == ref.argmax(-1)) >= 0.75
+    # The reported agreement is measured on the last quarter of the 16 images, kept out of
+    # calibration (on the calibrating images themselves it is overstated).
+    result = exports["int8"]
+    assert (result.checked, result.checked_on) == (4, "held-out calibration images")
+    assert result.top1_agreement == np.mean(got[-4:].argmax(-1) == ref[-4:].argmax(-1))
     assert np.abs(got - ref).max() < 0.2
 
 
@@ -113,6 +119,7 @@ def test_dynamic_int8_has_int8_weights_and_float_activations(exports):
     result = exports["dynamic_int8"]
     # export() compared it with the Keras model on the 16 images: same top-1 class, close outputs.
     assert result.quantize == "dynamic_int8" and result.checked == 16
+    assert result.checked_on == "given images"  # dynamic_int8 calibrates nothing on them
     assert result.top1_agreement >= 0.9 and result.max_abs_diff < 0.05
     it = Interpreter(model_path=str(result.path))
     int8 = [d for d in it.get_tensor_details() if d["dtype"] == np.int8]
@@ -239,6 +246,10 @@ def test_int8_loads_when_calibration_never_makes_a_relu_positive(tmp_path):
     images = np.random.default_rng(0).normal(size=(32, 8, 8, 3)).astype("float32")
     result = export(model, tmp_path / "m.tflite", quantize="int8", calibration=images)
     assert result.top1_agreement == 1.0
+    assert (result.checked, result.checked_on) == (8, "held-out calibration images")
+    # Too few to spare any: all calibrate, and the result says the check ran on them.
+    few = export(model, tmp_path / "few.tflite", quantize="int8", calibration=images[:6])
+    assert (few.checked, few.checked_on) == (6, "calibration images")
     assert not _undelegated_ops(result.path) & {"CONV_2D", "DEPTHWISE_CONV_2D", "RELU"}
 
 

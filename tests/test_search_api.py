@@ -55,6 +55,10 @@ def test_ppo_config_defaults_are_the_cli_default_and_the_paper_is_a_preset():
     ({"reward": "synthetic", "strategy": "evolution", "evolution": {"size": 3}}, "evolution: unknown setting"),
     ({"reward": "synthetic", "strategy": "evolution", "evolution": {"population": 0}}, r"population\) must be an integer >= 2"),
     ({"reward": "synthetic", "ppo": {"clip": 5}}, r"ppo.clip \(--clip\) must be below 1"),
+    # the schedules decay: a final value above the start is a swapped pair
+    ({"reward": "synthetic", "ppo": {"entropy_weight": 0.01, "entropy_final": 0.05}},
+     r"ppo.entropy_final \(0.05\) is above ppo.entropy_weight \(0.01\) \(--entropy-weight/--entropy-final\)"),
+    ({"reward": "synthetic", "ppo": {"lr_final": 0.1}}, r"ppo.lr_final \(0.1\) is above ppo.lr"),
 ])
 def test_search_config_refuses_what_cannot_work(kwargs, flag):
     from keras_nasnet.search import InvalidSettings, PPOConfig, SearchConfig

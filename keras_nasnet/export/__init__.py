@@ -61,6 +61,11 @@ class ExportResult:
             outputs on the check images (``None`` when not verified).
         top1_agreement: share of check images on which both give the same top-1 class.
         checked: number of check images.
+        checked_on: which images those were: ``"held-out calibration images"`` (int8: the last
+            quarter of the calibration images, at most 32, left out of calibration),
+            ``"calibration images"`` (int8 with fewer than 8 of them: the agreement is then
+            measured on the images that set the ranges, and overstated), ``"given images"``
+            (``dynamic_int8`` with ``calibration``), ``"random images"``, or ``None`` (not verified).
     """
 
     path: Path
@@ -70,6 +75,7 @@ class ExportResult:
     max_abs_diff: float | None = None
     top1_agreement: float | None = None
     checked: int = 0
+    checked_on: str | None = None
 
 
 def _format_of(path, format) -> str:
@@ -133,8 +139,8 @@ def _rebuild_at(model, shape):
     return static
 
 
-def _calibration_batches(calibration, shape, limit: int = 1000):
-    """A representative-dataset generator for the LiteRT converter: one image per step."""
+def _calibration_images(calibration, shape, limit: int = 1000) -> np.ndarray:
+    """The first ``limit`` calibration images as one float32 array, checked against ``shape``."""
     if calibration is None:
         raise ValueError(
             'quantize="int8" needs calibration images: pass calibration= an array of about 100-500 '
@@ -159,26 +165,43 @@ def _calibration_batches(calibration, shape, limit: int = 1000):
             break
     if not images:
         raise ValueError("The calibration data is empty; int8 needs representative images.")
-    step = shape[0] or 1  # a fixed batch size calibrates with batches of that size
+    step = shape[0] or 1
     if len(images) < step:
         # The converter would get no batch at all and write an uncalibrated model that still loads.
         raise ValueError(
             f"int8 calibration with batch_size={step} needs at least {step} calibration images; "
             f"calibration= has {len(images)} (about 100-500 are recommended)."
         )
+    return np.stack(images[:limit])
+
+
+def _hold_out(images: np.ndarray, step: int):
+    """Splits calibration images into ``(calibrate, check)``: the last quarter (at most 32) is
+    kept out of calibration so that the agreement check is not measured on the very images that
+    set the int8 ranges, which overstates it. Fewer than 8 images (or too few for a batch) are
+    all used to calibrate, and ``check`` is ``None``."""
+    k = min(32, len(images) // 4)
+    if k < 2 or len(images) - k < step:
+        return images, None
+    return images[:-k], images[-k:]
+
+
+def _batches(images: np.ndarray, step: int):
+    """A representative-dataset generator for the LiteRT converter: batches of ``step`` images
+    (a fixed batch size calibrates with batches of that size; a remainder is left out)."""
 
     def gen():
         for i in range(0, len(images) - step + 1, step):
-            yield [np.stack(images[i:i + step])]
+            yield [images[i:i + step]]
 
-    return gen, len(images)
+    return gen
 
 
 def _check_calibration_range(model, calibration_gen) -> None:
     """Refuses calibration images on another scale than the model's input: a model that takes raw
     pixels (its first layer a ``rescaling``) calibrated on images in [0, 1] gets int8 ranges for
-    inputs it never sees. The agreement check runs on the same images, so it would report 1.0
-    for an export that is wrong on real pixels."""
+    inputs it never sees. The agreement check runs on images of the same kind (held out of the same
+    set), so it would report 1.0 for an export that is wrong on real pixels."""
     if not _takes_raw_pixels(model):
         return
     top = max(float(np.max(b[0])) for b in calibration_gen())
@@ -431,13 +454,15 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
             faster than float32 in most runs here, docs/deploy.md) or ``"int8"`` (every op int8, float32 input and
             output; needs ``calibration``).
         calibration: representative inputs for int8: an array ``(N, H, W, C)``, an iterable of
-            such batches, or a function returning one; the first 1,000 images are used.
+            such batches, or a function returning one; the first 1,000 images are used. For
+            ``"int8"`` the last quarter of them (at most 32) is kept out of calibration and is
+            what ``verify`` checks agreement on.
         input_shape: ``(H, W, C)`` fixing sizes the model leaves ``None`` (LiteRT needs them).
         batch_size: a fixed batch size; ``None`` keeps it free.
         fold_bn: fold BatchNormalization into the convolutions first (same function to float
             rounding; fewer ops in every runtime).
-        verify: load the export back and compare it with ``model`` on a few images (the first
-            calibration images when given, else random ones); raises :class:`ExportError` when a
+        verify: load the export back and compare it with ``model`` on a few images
+            (:attr:`ExportResult.checked_on` says which); raises :class:`ExportError` when a
             float export differs by more than :data:`TOLERANCE`.
 
     Returns:
@@ -473,11 +498,12 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
     # Everything that can be checked is checked before the slow work: the size LiteRT needs, and
     # enough calibration images for one batch.
     _check_tools(format, verify)
-    calibration_gen = None
+    calibration_gen = check = None
     if format == "litert":
         _check_litert_shape(shape)
         if quantize == "int8":
-            calibration_gen, _ = _calibration_batches(calibration, shape)
+            calib, check = _hold_out(_calibration_images(calibration, shape), shape[0] or 1)
+            calibration_gen = _batches(calib, shape[0] or 1)
             _check_calibration_range(model, calibration_gen)
 
     from ..optimize import fold_batch_norm
@@ -504,12 +530,17 @@ def export(model, path, format: str | None = None, quantize: str | None = None, 
             _write_saved_model(target, tmp, shape)
         report = {}
         if verify:
-            if calibration_gen is not None or (calibration is not None and quantize == "dynamic_int8"):
-                gen = calibration_gen or _calibration_batches(calibration, shape, limit=32)[0]
-                images = np.concatenate([b[0] for b in gen()])[:32]
+            if check is not None:
+                images, report["checked_on"] = check, "held-out calibration images"
+            elif calibration_gen is not None:
+                images = np.concatenate([b[0] for b in calibration_gen()])[:32]
+                report["checked_on"] = "calibration images"
+            elif calibration is not None and quantize == "dynamic_int8":
+                # dynamic_int8 calibrates nothing: the caller's images are a fair check.
+                images, report["checked_on"] = _calibration_images(calibration, shape, limit=32), "given images"
             else:
-                images = check_images(static, shape, n=batch_size or 4)
-            report = verify_export(static, tmp, images)
+                images, report["checked_on"] = check_images(static, shape, n=batch_size or 4), "random images"
+            report.update(verify_export(static, tmp, images))
             tol = TOLERANCE.get(quantize)
             if tol is not None and report["max_abs_diff"] > tol:
                 raise ExportError(

@@ -252,7 +252,8 @@ def main(argv=None) -> int:
                             batch_size=a.batch_size, fold_bn=not a.no_fold)
         report = {"path": str(result.path), "format": result.format, "quantize": result.quantize,
                   "input_shape": list(result.input_shape), "max_abs_diff": result.max_abs_diff,
-                  "top1_agreement": result.top1_agreement, "checked": result.checked}
+                  "top1_agreement": result.top1_agreement, "checked": result.checked,
+                  "checked_on": result.checked_on}
         if a.evaluate:
             report["cifar10"] = evaluate(model, result.path, test_split, a.limit)
     except (ValueError, ImportError, RuntimeError, OSError) as e:  # ExportError, WeightsError

@@ -82,6 +82,14 @@ class PPOConfig:
         for name in ("entropy_weight", "entropy_final", "lr_final"):
             if getattr(self, name) is not None:
                 _nonnegative(f"ppo.{name}", getattr(self, name))
+        # The schedules decay (the flags say so): a final value above the start is a swapped pair.
+        for start, final, flags in (("entropy_weight", "entropy_final", "--entropy-weight/--entropy-final"),
+                                    ("lr", "lr_final", "--lr/--lr-final")):
+            if getattr(self, final) is not None and getattr(self, final) > getattr(self, start):
+                raise InvalidSettings(
+                    f"ppo.{final} ({getattr(self, final)}) is above ppo.{start} ({getattr(self, start)}) "
+                    f"({flags}): the schedule decays linearly from {start} to {final}; give a final "
+                    f"value at or below the start, or leave it out for a constant one.")
         if self.tanh_constant is not None:
             _positive("ppo.tanh_constant", self.tanh_constant)
         if not 0 <= self.baseline_decay < 1:
