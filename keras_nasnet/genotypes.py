@@ -361,13 +361,20 @@ class Genotype:
 
 
 def genotype_from(value) -> Genotype:
-    """Accepts a :class:`Genotype`, a registered name, a dict, a JSON string or a path to a JSON file."""
+    """Accepts a :class:`Genotype`, a registered name, a dict, a JSON string or a path (a string or a
+    :class:`pathlib.Path`) to a JSON file."""
     import os
 
     if isinstance(value, Genotype):
         return value
     if isinstance(value, dict):
         return Genotype.from_dict(value)
+    if isinstance(value, os.PathLike):  # a pathlib.Path: always a file, never a name
+        path = os.fspath(value)
+        if not os.path.isfile(path):
+            raise GenotypeError(f"{path!r}: no such genotype JSON file.")
+        with open(path) as f:
+            return Genotype.from_json(f.read())
     if isinstance(value, str):
         if value.upper() in GENOTYPES:
             return GENOTYPES[value.upper()]

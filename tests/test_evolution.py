@@ -100,13 +100,19 @@ def test_initial_cells_outside_the_space_are_refused():
     with pytest.raises(InvalidSettings, match=r"initial cell 0 \(--initial-cells\) is not in the search space"):
         SearchConfig(reward="synthetic", strategy="evolution", space=SPACE, target=_cell("identity"),
                      evolution=EvolutionConfig(initial=[NASNET_A], population=4, tournament_size=2))
+    # In the space, but with a concat list the space's cells never have (NASNet-A's keeps h[i-1]):
+    # it would be searched, and trained, as another cell.
+    with pytest.raises(InvalidSettings, match=r"initial cell 0 \(--initial-cells\) is not one the search space "
+                       r"can hold.*normal concat \(1, 2, 3, 4, 5, 6\) becomes \(2, 3, 4, 5, 6\)"):
+        SearchConfig(reward="synthetic", strategy="evolution",
+                     evolution=EvolutionConfig(initial=[NASNET_A], population=4, tournament_size=2))
 
 
 def test_the_cli_builds_evolution_and_matched_children(tmp_path):
     from keras_nasnet.search.rewards import nasnet_a_params
 
     cells = tmp_path / "cells.json"
-    cells.write_text(json.dumps(["NASNET_A"]))
+    cells.write_text(json.dumps(["KNAS_EVOLVE_B"]))  # an add-only cell a search found
     c = SearchConfig.from_flags(["--strategy", "evolution", "--population", "8", "--tournament-size", "2",
                                  "--initial-cells", cells, "--combines", "add",
                                  "--child-match-params", "nasnet-a", "--child-train-images", "15000"])

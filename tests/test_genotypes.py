@@ -141,6 +141,9 @@ def test_genotype_from_accepts_names_json_and_files(tmp_path):
     f = tmp_path / "g.json"
     f.write_text(PNASNET_5.to_json())
     assert genotype_from(str(f)) == PNASNET_5
+    assert genotype_from(f) == PNASNET_5  # a pathlib.Path too
+    with pytest.raises(GenotypeError, match="no such genotype JSON file"):
+        genotype_from(tmp_path / "missing.json")
     with pytest.raises(GenotypeError, match="neither a known genotype"):
         genotype_from("NOT_A_GENOTYPE")
 

@@ -234,6 +234,16 @@ def test_rank_correlations_match_hand_worked_cases():
     assert lo < kendall_tau(x, y) < hi and 0 < lo
     r = rank_correlations(x, y, reps=200)
     assert r["cells"] == 30 and r["spearman_95"][0] < r["spearman"] < r["spearman_95"][1]
+    # Infinities are ordinary values (a zero-cost score of -inf): two tied -inf were counted as a
+    # discordant pair (inf - inf is NaN). 5 concordant pairs, 1 tied in a only: 5 / sqrt(6 * 5).
+    inf, nan = float("inf"), float("nan")
+    assert kendall_tau([-inf, -inf, 1, 2], [1, 2, 3, 4]) == pytest.approx(5 / np.sqrt(6 * 5))
+    # A NaN (an accuracy not measured) gives NaN, as SciPy does, not a number.
+    assert np.isnan(kendall_tau([1, 2, nan, 4], [1, 2, 3, 4])) and np.isnan(spearman([nan] * 3, [1, 2, 3]))
+    # Undefined everywhere (a constant list, one cell, none): NaN intervals, not an IndexError.
+    for scores, truth in (([0.5] * 4, [1, 2, 3, 4]), ([1.0], [2.0]), ([], [])):
+        r = rank_correlations(scores, truth, reps=50)
+        assert np.isnan([r["kendall_tau"], *r["kendall_tau_95"], r["spearman"], *r["spearman_95"]]).all()
 
 
 def test_tau_difference_tells_a_better_ranking_from_luck():

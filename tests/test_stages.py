@@ -89,6 +89,20 @@ def test_stages_run_end_to_end_and_best_genotype_is_the_final_cell(tmp_path):
             in shown.getvalue())
     assert Genotype.from_json((out / "best_genotype.json").read_text()) == NASNET_A
     assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
+    # A damaged final.json (cut short, a merge conflict) is said, and best_genotype.json is kept.
+    whole = (out / "final.json").read_text()
+    (out / "final.json").write_text(whole[:300])
+    shown, said = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(shown), contextlib.redirect_stderr(said):
+        assert report([str(out)]) == 0
+    assert "final.json cannot be read" in said.getvalue() and "best_genotype.json is left" in said.getvalue()
+    assert Genotype.from_json((out / "best_genotype.json").read_text()) == NASNET_A
+    assert json.loads((out / "summary.json").read_text())["final_cell"] == final["final_cell"]
+    # A stage's journal has the search's format but is no search: said, not a traceback.
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said):
+        assert report([str(out / "stages" / "budget-1")]) == 2
+    assert f"run report on the search folder, {out}" in said.getvalue()
     (out / "final.json").unlink()  # without final.json, report writes the best reward's cell
     shown = io.StringIO()
     with contextlib.redirect_stdout(shown):
@@ -516,6 +530,60 @@ def test_the_final_budget_follows_the_cheap_one_unless_given():
     assert off.match_params is None
 
 
+def test_stage_children_that_cannot_run_are_no_result_and_run_again(tmp_path, monkeypatch):
+    """A child whose worker fails every attempt says nothing of its cell: it used to count as
+    accuracy 0 (final.json all zeros, a finalist named), and a resumed run never ran it again."""
+    from keras_nasnet.search import SearchConfig, SearchFailed, run_search
+    from keras_nasnet.search.rewards import ChildFailed
+    from keras_nasnet.search.stages import StageConfig, StandaloneReward
+
+    out, config = tmp_path / "s", SearchConfig(reward="synthetic", strategy="random", seed=1)
+    stages = StageConfig(screen_top=0, top_k=2, seeds=2, random_cells=1, confirm_seeds=0)
+    trained = StandaloneReward.__call__
+
+    def broken(self, actions, seed=0):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(StandaloneReward, "__call__", broken)
+    # Each child is tried 3 times; once the stage is through, the command says what was lost.
+    with pytest.raises(SearchFailed, match=r"budget 1: 4 of 4 children could not be run; the last error: "
+                       r"3 attempts failed; the last: OSError: disk gone.*runs only these"):
+        run_search(config, out, trials=20, progress=False, stages=stages, max_failures=100)
+    assert not (out / "final.json").exists()
+    # As in the search, --max-failures failures in a row stop at once.
+    with pytest.raises(SearchFailed, match=r"budget 1: 10 children in a row failed"):
+        run_search(config, out, trials=20, progress=False, stages=stages)
+
+    # Fixed, the same command runs them again. A cell whose own training fails (NaN) is a result:
+    # accuracy 0, and final.json lists the seed.
+    def nasnet_diverges(self, actions, seed=0):
+        if Genotype.from_dict(actions) == NASNET_A and seed == 1001:
+            raise ChildFailed("loss became NaN")
+        return trained(self, actions, seed)
+
+    monkeypatch.setattr(StandaloneReward, "__call__", nasnet_diverges)
+    run_search(config, out, trials=20, progress=False, stages=stages)
+    final = json.loads((out / "final.json").read_text())
+    by_name = {e["name"]: e for e in final["entries"]}
+    assert all(v > 0.2 for e in final["entries"] for v in e["val"] if e["name"] != "NASNet-A")
+    assert by_name["NASNet-A"]["failed"] == [1001] and by_name["NASNet-A"]["val"][1] == 0.0
+    assert not any("failed" in e for e in final["entries"] if e["name"] != "NASNet-A")
+    recs = [r for v in _stage_records(out).values() for r in v]
+    ok = [r for r in recs if r["status"] == "ok"]
+    # 2 finalists and 2 references (NASNet-A, random-1) with 2 seeds each, once; NASNet-A's 1001 failed
+    assert len(set(_keys(ok))) == len(ok) == 2 * 2 + 2 * 2 - 1
+
+
+def test_stages_on_the_synthetic_reward_need_a_space_that_holds_nasnet_a():
+    from keras_nasnet.search import InvalidSettings, SearchConfig, SearchSpace
+    from keras_nasnet.search.stages import StageConfig
+
+    config = SearchConfig(reward="synthetic", space=SearchSpace(num_blocks=3), target=Genotype.from_dict(
+        SearchSpace(num_blocks=3).decode([0] * 30).to_dict()))
+    with pytest.raises(InvalidSettings, match="The stages train NASNet-A as their reference"):
+        StageConfig().validate(config)
+
+
 def test_each_width_rule_keeps_its_own_stage_journal():
     """A search whose stand-alone children were trained at one width (the earlier default) keeps
     them in stages/budget-<b>/ and resumes at the new rule in stages/budget-<b>-p<N>/, instead of
@@ -527,3 +595,5 @@ def test_each_width_rule_keeps_its_own_stage_journal():
     assert budget_folder(1, standalone_spec(config, 1, 45000)) == "budget-1"
     assert budget_folder(1, standalone_spec(config, 1, 45000, "nasnet-a")) == "budget-1-p73218"
     assert budget_folder(2, standalone_spec(SearchConfig(reward="synthetic"), 2)) == "budget-2"
+    # Another --stage-images: its own journal, not a settings mismatch that named a proxy key.
+    assert budget_folder(1, standalone_spec(config, 1, 200, "nasnet-a")) == "budget-1-i200-p73218"

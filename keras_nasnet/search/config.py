@@ -192,6 +192,21 @@ class EvolutionConfig:
                     raise InvalidSettings(f"initial cell {i} (--initial-cells) is not in the search space "
                                           f"({e}); give cells with the space's --blocks, --ops and "
                                           "--combines.") from None
+                # The space's cells concatenate the block outputs no block reads (the paper's
+                # rule); a cell with another concat list (NASNet-A's keeps h[i-1]) would be
+                # searched, and trained, as another cell.
+                searched = space.decode(space.encode(g))
+                if searched != g:
+                    diff = "; ".join(
+                        f"{kind} concat {tuple(mine.concat)} becomes {tuple(theirs.concat)}"
+                        for kind, mine, theirs in (("normal", g.normal, searched.normal),
+                                                   ("reduction", g.reduction, searched.reduction))
+                        if mine != theirs)
+                    raise InvalidSettings(
+                        f"initial cell {i} (--initial-cells) is not one the search space can hold: the "
+                        f"space's cells concatenate the block outputs no block reads, so it would be "
+                        f"searched as another cell ({diff}). Give cells whose concat lists are their "
+                        "unused block outputs (any cell a search found is one).")
 
     def record(self) -> dict:
         """The form stored in ``config.json``."""

@@ -19,12 +19,16 @@ import numpy as np
 
 def kendall_tau(a, b) -> float:
     """Kendall's tau-b of two score lists (ties in either list handled as tau-b does; NaN when
-    one list is constant)."""
+    one list is constant or holds a NaN, as SciPy gives; infinities are ordinary, tied values)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) != len(b):
         raise ValueError(f"kendall_tau needs two lists of one length; got {len(a)} and {len(b)}.")
+    if np.isnan(a).any() or np.isnan(b).any():
+        return float("nan")
     i, j = np.triu_indices(len(a), k=1)
-    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    # Compared, not subtracted: inf - inf is NaN, which would count a tie as discordant.
+    da = (a[i] > a[j]).astype(int) - (a[i] < a[j])
+    db = (b[i] > b[j]).astype(int) - (b[i] < b[j])
     both = (da != 0) & (db != 0)
     conc = int(np.sum(both & (da == db)))
     disc = int(np.sum(both & (da != db)))
@@ -46,23 +50,29 @@ def ranks(values) -> np.ndarray:
 
 
 def spearman(a, b) -> float:
-    """Spearman's rank correlation (mean ranks for ties; NaN when one list is constant)."""
+    """Spearman's rank correlation (mean ranks for ties; NaN when one list is constant or holds a
+    NaN, as SciPy gives)."""
+    if len(a) != len(b):
+        raise ValueError(f"spearman needs two lists of one length; got {len(a)} and {len(b)}.")
+    if np.isnan(np.asarray(a, float)).any() or np.isnan(np.asarray(b, float)).any():
+        return float("nan")
     ra, rb = ranks(a), ranks(b)
-    if len(ra) != len(rb):
-        raise ValueError(f"spearman needs two lists of one length; got {len(ra)} and {len(rb)}.")
-    if ra.std() == 0 or rb.std() == 0:
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def bootstrap_interval(statistic, a, b, reps: int = 2000, seed: int = 0, level: float = 0.95) -> list:
     """The ``level`` percentile interval of ``statistic(a, b)`` over cells resampled with
-    replacement (resamples where it is undefined, NaN, are left out)."""
+    replacement (resamples where it is undefined, NaN, are left out; ``[nan, nan]`` when it is
+    undefined on every one, e.g. for a constant list or fewer than 2 cells)."""
     rng = np.random.default_rng(seed)
     a, b = np.asarray(a, float), np.asarray(b, float)
     n = len(a)
     values = np.asarray([statistic(a[i], b[i]) for i in (rng.integers(0, n, n) for _ in range(reps))])
     values = values[np.isfinite(values)]
+    if not len(values):
+        return [float("nan"), float("nan")]
     tail = 100 * (1 - level) / 2
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
@@ -92,8 +102,10 @@ def tau_difference(first, second, truth, reps: int = 2000, seed: int = 0) -> dic
         values.append(kendall_tau(first[i], truth[i]) - kendall_tau(second[i], truth[i]))
     values = np.asarray(values)
     values = values[np.isfinite(values)]
+    interval = ([float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if len(values)
+                else [float("nan"), float("nan")])
     return {"cells": n, "difference": kendall_tau(first, truth) - kendall_tau(second, truth),
-            "difference_95": [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]}
+            "difference_95": interval}
 
 
 def mean_difference(a, b, reps: int = 4000, seed: int = 0) -> dict:

@@ -153,6 +153,21 @@ def _final(out: Path) -> dict | None:
     return final if isinstance(final, dict) and final.get("final_cell") else None
 
 
+def _final_damage(out: Path) -> str | None:
+    """What is wrong with ``final.json`` when it is there but cannot be read (a cut copy, a merge
+    conflict's markers); None when it is absent or fine."""
+    path = out / "final.json"
+    if not path.exists():
+        return None
+    try:
+        final = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return f"{type(e).__name__}: {e}"
+    if not (isinstance(final, dict) and final.get("final_cell")):
+        return "it has no final_cell"
+    return None
+
+
 def _final_lines(final: dict) -> str:
     """The final cell beside NASNet-A and the random cells' mean, at the final budget."""
     import statistics
@@ -215,6 +230,17 @@ def main(argv=None) -> int:
 
     try:
         config = read_config(out / "config.json")
+    except SearchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if config.get("stage"):
+        # A stage's journal (or train_standalone's) has the search's format but trains given cells.
+        parent = out.parent.parent if out.parent.name == "stages" else None
+        print(f"error: {out} is the journal of stand-alone children ({config['stage']}), not a search: "
+              + (f"run report on the search folder, {parent}" if parent else
+                 "read it with keras_nasnet.search.read_standalone_journal") + ".", file=sys.stderr)
+        return 2
+    try:
         space = SearchSpace(**config["space"])
         trials = load_trials(out)
     except SearchError as e:
@@ -231,10 +257,18 @@ def main(argv=None) -> int:
     # What only the search knew when it wrote summary.json (its controller's greedy cell, its
     # infrastructure errors) is kept, not dropped by this rewrite from the records.
     kept = {k: previous[k] for k in ("errors", "greedy_genotype") if k in previous}
-    final = _final(out)
+    final, damage = _final(out), _final_damage(out)
+    if damage:
+        print(f"note: {out / 'final.json'} cannot be read ({damage}); best_genotype.json is left as "
+              "it is. Restore final.json from a copy or a commit, or run the search's command with "
+              "--stages all to write it again (the stages' children are kept and not trained again).",
+              file=sys.stderr)
     # After the stages, best_genotype.json is their final cell, not the best reward: keep it.
-    write_outputs(out, space, config, trials, None, trials_planned=planned, write_best=final is None,
-                  **kept, **({} if final is None else {"final_cell": final["final_cell"]}))
+    write_outputs(out, space, config, trials, None, trials_planned=planned,
+                  write_best=final is None and not damage,
+                  **kept, **({} if final is None else {"final_cell": final["final_cell"]}),
+                  # summary.json keeps naming the final cell that best_genotype.json still holds
+                  **({"final_cell": previous["final_cell"]} if damage and "final_cell" in previous else {}))
     of_planned = (f" of {planned} planned (not finished: run the search's command to go on)"
                   if isinstance(planned, int) and len(trials) < planned else "")
     print(f"{out}: {len(trials)} trials{of_planned} ({len(trials) - len(ok)} failed), strategy "
@@ -265,7 +299,10 @@ def main(argv=None) -> int:
                   + ("" if final is None else " (final.json written)"))
     best = space.decode(ranked[0]["actions"])
     title = f"{out.name}: best cell, trial {ranked[0]['trial']} (reward {ranked[0]['reward']:.4f})"
-    if final is None and progress:
+    if final is None and damage:
+        print(f"\nBest reward's genotype (trial {ranked[0]['trial']}; final.json, which names the "
+              f"stages' final cell, cannot be read):\n{best}")
+    elif final is None and progress:
         # Until the stages write final.json, the best reward's cell is only a candidate: say so,
         # so that it is not taken for the search's result.
         print(f"\nBest reward's genotype (trial {ranked[0]['trial']}; the stages have not finished, and "

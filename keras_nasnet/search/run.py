@@ -87,7 +87,8 @@ class Dispatcher:
             if res["event"] == "error":
                 self.attempts[res["trial"]] += 1
                 if self.attempts[res["trial"]] >= MAX_ATTEMPTS:
-                    res = {**res, "event": "finished", "status": "failed", "reward": FAILED_REWARD,
+                    # gave_up: no result about the architecture (the stages run it again on resume)
+                    res = {**res, "event": "finished", "status": "failed", "reward": FAILED_REWARD, "gave_up": True,
                            "error": f"{MAX_ATTEMPTS} attempts failed; the last: {res.get('error', '')}"[:500]}
                 else:
                     self.queue.appendleft(task)  # not the architecture's fault: run it again
@@ -289,7 +290,8 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         from .stages import run_stages
 
         final = run_stages(config, out, stages, {"executor": executor, "workers": workers,
-                                                 "progress": progress, **ex_kwargs})
+                                                 "progress": progress, **ex_kwargs},
+                           max_failures=max_failures)
         summary["final_cell"] = final["final_cell"]
         # summary.json says what best_genotype.json now holds: the stages' final cell
         write_json_atomic(Path(out) / "summary.json", summary)

@@ -67,6 +67,8 @@ from .rewards import MATCH_NASNET_A
 
 #: Seed of the random reference cells (the same cells in every search of one space).
 RANDOM_CELLS_SEED = 2020
+#: CIFAR-10's training images after the 5,000 held out: ``--stage-images``' default and maximum.
+FULL_SPLIT = 45000
 #: A screening child's seed is ``search seed * 1000 + max(SCREEN_SEED_OFFSET, stage seeds +
 #: confirmation seeds)``: apart from every stage child's (``search seed * 1000 + i``, ``i`` below
 #: that sum).
@@ -170,7 +172,7 @@ class StageConfig:
     confirm_top: int = 4
     confirm_seeds: int = 3
     random_cells: int = 12
-    images: int | None = 45000
+    images: int | None = FULL_SPLIT
     reuse: tuple[str, ...] = ()
     match_params: int | str | None = "nasnet-a"
 
@@ -187,7 +189,7 @@ class StageConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidSettings(f"{flag} must be an integer >= {low}; got {v!r}.")
         for flag, v in (("--stage-images", self.images), ("--screen-images", self.screen_images)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 45000):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= FULL_SPLIT):
                 raise InvalidSettings(f"{flag} must be an integer from 1 to 45000 (the training split); got {v!r}.")
         if self.screen_top and self.screen_top < self.top_k:
             raise InvalidSettings(f"--screen-top ({self.screen_top}) must be at least --top-k ({self.top_k}): "
@@ -228,6 +230,16 @@ class StageConfig:
             raise InvalidSettings(f"--rescore-images must be an integer >= 1; got {self.rescore_images!r}.")
         if search_config is None:
             return
+        if search_config.reward == "synthetic":
+            from ..genotypes import NASNET_A
+
+            try:  # the synthetic test device scores a cell through the space's decisions
+                search_config.space.encode(NASNET_A)
+            except (ValueError, KeyError, IndexError) as e:
+                raise InvalidSettings(
+                    f"The stages train NASNet-A as their reference, and the synthetic reward can only "
+                    f"score cells of its search space, which cannot hold it ({e}). Run the stages in "
+                    "the default space (5 blocks, every op), or leave them out (--stages none).") from None
         if search_config.reward == "cifar10-shared":
             if self.rescore_top < self.top_k:
                 raise InvalidSettings(f"--rescore-top ({self.rescore_top}) must be at least --top-k "
@@ -472,8 +484,19 @@ def _check_data(journal, reward_spec: dict) -> None:
             "the data it was made with, or give another folder.")
 
 
+def _gave_up(rec) -> bool:
+    """Whether a ``finished`` record is an infrastructure failure the executor stopped retrying
+    (:class:`~keras_nasnet.search.run.Dispatcher`): it says nothing of the cell, so it is no
+    result. Records written before ``gave_up`` existed are told by their error's words."""
+    from .run import MAX_ATTEMPTS
+
+    return rec.get("status") == "failed" and bool(
+        rec.get("gave_up") or str(rec.get("error", "")).startswith(f"{MAX_ATTEMPTS} attempts failed"))
+
+
 def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, run_settings: dict,
-                 label: str = "stage", reuse: dict | None = None) -> dict:
+                 label: str = "stage", reuse: dict | None = None,
+                 max_failures: int | None = None) -> dict:
     """Runs the children ``tasks`` (dicts with ``actions``, ``budget``, ``seed``) that the journal
     in ``stage_dir`` has no result for, through the search's executor; returns every task's
     ``finished`` record keyed by (actions JSON, budget, seed). A task found in ``reuse`` (see
@@ -481,15 +504,21 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
 
     ``ident`` is the stage's identity (its ``config.json``; a folder with another one is refused).
     An infrastructure error runs the child again, up to :data:`~keras_nasnet.search.run.MAX_ATTEMPTS`
-    times (:class:`~keras_nasnet.search.run.Dispatcher`, as in the search).
+    times (:class:`~keras_nasnet.search.run.Dispatcher`, as in the search). A child still not run
+    after that is no result: once the others are done, :class:`SearchFailed` says so, and the
+    same command runs it again. ``max_failures`` (the search's ``--max-failures``) children failing
+    in a row stop the stage at once, as they stop the search.
     """
     from .journal import Journal
 
     journal = Journal(stage_dir, ident)
     try:
         _check_data(journal, reward_spec)
-        done = {_key(r): r for r in journal.finished}
-        proposed = {_key(r): r for r in journal.proposed.values()}
+        done = {_key(r): r for r in journal.finished if not _gave_up(r)}
+        # A child the executor gave up on is proposed again under a new trial number (the journal
+        # keeps one result per trial), with its attempts counted afresh.
+        retry = {_key(r) for r in journal.finished if _gave_up(r)} - set(done)
+        proposed = {_key(r): r for r in journal.proposed.values() if _key(r) not in retry}
         queue = collections.deque()
         reused = 0
         for t in tasks:
@@ -518,13 +547,22 @@ def run_children(stage_dir, ident: dict, tasks: list[dict], reward_spec: dict, r
             print(f"{label}: {reused} children copied from other journals at the same budget and recipe, "
                   f"{len(queue)} to train.", file=sys.stderr, flush=True)
         if queue:
-            _drain(journal, queue, done, reward_spec, run_settings, label)
-        return {_key(t): done[_key(t)] for t in tasks}
+            _drain(journal, queue, done, reward_spec, run_settings, label, max_failures)
+        results = {_key(t): done[_key(t)] for t in tasks}
+        lost = [r for r in results.values() if _gave_up(r)]
+        if lost:
+            raise SearchFailed(
+                f"{label}: {len(lost)} of {len(results)} children could not be run; the last error: "
+                f"{lost[-1].get('error', '')}. The {len(results) - len(lost)} finished ones are kept in "
+                f"{journal.out}: fix the cause (worker output in "
+                f"{journal.out.parent.parent / 'workers.log'}) and run the same command again, which "
+                "runs only these.")
+        return results
     finally:
         journal.close()
 
 
-def _drain(journal, queue, done, spec, settings, label):
+def _drain(journal, queue, done, spec, settings, label, max_failures=None):
     from .run import Dispatcher, make_executor
 
     s = dict(settings)
@@ -539,13 +577,23 @@ def _drain(journal, queue, done, spec, settings, label):
 
         bar = progress_bar(len(queue), desc=label, unit="child", units="children")
     dispatch = Dispatcher(ex, journal, queue, annotate=lambda task, res: {**res, "budget": task["budget"]})
+    streak = 0
     try:
         while dispatch.pending:
             for _, res in dispatch.poll(timeout=1.0):
+                streak = 0 if res["status"] == "ok" else streak + 1
                 if res["event"] == "finished":
                     done[_key(res)] = res
                     if bar:
                         bar.update(1)
+                if max_failures and streak >= max_failures:
+                    raise SearchFailed(
+                        f"{label}: {streak} children in a row failed; the last: {res.get('error', '')}. "
+                        "This looks like a broken setup rather than bad cells (details in "
+                        f"{journal.out / 'trials.jsonl'}, worker output in "
+                        f"{journal.out.parent.parent / 'workers.log'}). The finished children are kept: "
+                        "fix the cause and run the same command to resume (--max-failures changes "
+                        "the limit).")
     finally:
         ex.close()
         if bar:
@@ -603,12 +651,13 @@ def _mean(xs):
     return float(np.mean(xs)) if xs else None
 
 
-def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
+def run_stages(config, out, stages: StageConfig, run_settings: dict, max_failures: int | None = None) -> dict:
     """Runs (or resumes) the stages after the search in folder ``out``; writes ``final.json``,
     ``final.png`` and ``best_genotype.json`` (the final cell) and returns ``final.json``'s content.
 
     ``run_settings``: ``executor``, ``workers``, ``progress`` and the executor's keyword arguments,
-    as the search used them.
+    as the search used them; ``max_failures``: stop after this many children in a row failed (the
+    search's ``--max-failures``).
     """
     from ..fileio import write_json_atomic, write_text_atomic
     from ..genotypes import Genotype
@@ -651,7 +700,8 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         tasks = [{"actions": c["actions"], "budget": images, "seed": 0} for c in pool]
         res = run_children(out / "stages" / f"rescore-{start}-{start + images}",
                            _ident(config, "rescore", images=[start, start + images]),
-                           tasks, spec, {**run_settings, "state_dir": out}, label="re-score")
+                           tasks, spec, {**run_settings, "state_dir": out}, label="re-score",
+                           max_failures=max_failures)
         for c, t in zip(pool, tasks):
             c["rescore"] = res[_key(t)]["reward"]
         pool.sort(key=lambda c: -c["rescore"])  # stable: ties keep the search's order
@@ -679,7 +729,8 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
         tasks = [{"actions": c["genotype"], "budget": 1, "seed": s} for c in pool for s in screen_seeds]
         res = run_children(out / "stages" / (f"screen-{stages.screen_images}" + (f"-p{params}" if params else "")),
                            ident, tasks, spec, run_settings, label="screen",
-                           reuse=reusable_children(stages.reuse, ident) if stages.reuse else None)
+                           reuse=reusable_children(stages.reuse, ident) if stages.reuse else None,
+                           max_failures=max_failures)
         for c in pool:
             c["screen"] = float(np.mean(_val_test(res, c["genotype"], 1, screen_seeds)[0]))
         pool.sort(key=lambda c: -c["screen"])  # stable: ties keep the earlier order
@@ -694,10 +745,10 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
             candidates = candidates[:max(1, math.ceil(len(candidates) / stages.eta))]
         results = _train(out, config, budget, [(c["genotype"], seeds) for c in candidates], run_settings,
                          label=f"budget {budget}", images=stages.images, reuse=stages.reuse,
-                         match_params=stages.match_params)
+                         match_params=stages.match_params, max_failures=max_failures)
         for c in candidates:
             c["val"], c["test"] = _val_test(results, c["genotype"], budget, seeds)
-            c["seeds"] = list(seeds)
+            c["seeds"], c["failed"] = list(seeds), _failed(results, c["genotype"], budget, seeds)
         candidates.sort(key=lambda c: -np.mean(c["val"]))  # stable: ties keep the earlier order
         rounds.append({"budget": budget, "cells": [{"trial": c["trial"], "val_mean": _mean(c["val"])}
                                                    for c in candidates]})
@@ -711,12 +762,14 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
     top = candidates[:stages.confirm_top]
     results = _train(out, config, final, [(g, seeds) for _, _, g in refs] +
                      [(c["genotype"], more) for c in top] + [(nasnet, more)], run_settings, label="references" + (" and confirmation" if more else ""),
-                     images=stages.images, reuse=stages.reuse, match_params=stages.match_params)
+                     images=stages.images, reuse=stages.reuse, match_params=stages.match_params,
+                     max_failures=max_failures)
     ref_seeds = {name: list(seeds) + (more if g is nasnet else []) for name, _, g in refs}
     if more:
         for c in top:
             val, test = _val_test(results, c["genotype"], final, more)
             c["val"], c["test"], c["seeds"] = c["val"] + val, c["test"] + test, c["seeds"] + more
+            c["failed"] += _failed(results, c["genotype"], final, more)
         top.sort(key=lambda c: -np.mean(c["val"]))  # stable: ties keep the last round's order
         candidates = top + candidates[len(top):]
         rounds.append({"budget": final, "seeds": len(seeds) + len(more),
@@ -732,11 +785,14 @@ def run_stages(config, out, stages: StageConfig, run_settings: dict) -> dict:
                         **({"screen": c["screen"]} if "screen" in c else {}),
                         **({"width": c["width"]} if "width" in c else {}),
                         "genotype": c["genotype"], "budget": final, "seeds": c["seeds"], "val": c["val"],
-                        "test": c["test"], "val_mean": _mean(c["val"]), "test_mean": _mean(_known(c["test"]))})
+                        "test": c["test"], "val_mean": _mean(c["val"]), "test_mean": _mean(_known(c["test"])),
+                        **({"failed": c["failed"]} if c["failed"] else {})})
     for name, kind, g in refs:
         val, test = _val_test(results, g, final, ref_seeds[name])
+        failed = _failed(results, g, final, ref_seeds[name])
         entries.append({"name": name, "kind": kind, "genotype": g, "budget": final, "seeds": ref_seeds[name],
-                        "val": val, "test": test, "val_mean": _mean(val), "test_mean": _mean(_known(test))})
+                        "val": val, "test": test, "val_mean": _mean(val), "test_mean": _mean(_known(test)),
+                        **({"failed": failed} if failed else {})})
     best = candidates[0]
     report.update(final_cell={"name": "finalist-1", "trial": best["trial"], "genotype": best["genotype"],
                               "budget": final, "val_mean": _mean(best["val"]), "seeds": best["seeds"]},
@@ -818,15 +874,19 @@ def _known(xs):
 
 def budget_folder(budget: int, spec: dict) -> str:
     """The journal folder (under ``stages/``) of the stand-alone children of ``spec`` (a
-    :func:`standalone_spec`) at ``budget``: ``budget-<b>``, or ``budget-<b>-p<N>`` when every
-    child is given ``N`` parameters. One journal per budget and width rule, so a search whose
-    children were trained at another rule (one width for all, the default before session 11)
-    keeps them and resumes without a settings mismatch."""
-    params = spec.get("proxy", {}).get("match_params")
-    return f"budget-{budget}" + (f"-p{params}" if params else "")
+    :func:`standalone_spec`) at ``budget``: ``budget-<b>``, with ``-i<M>`` when they train on
+    ``M`` images other than the whole split's 45,000 (``--stage-images``), and ``-p<N>`` when
+    every child is given ``N`` parameters. One journal per budget, image count and width rule, so
+    a search run again with another of them keeps the children it has and trains the others,
+    without a settings mismatch."""
+    proxy = spec.get("proxy", {})
+    params, images = proxy.get("match_params"), proxy.get("train_images")
+    return (f"budget-{budget}" + (f"-i{images}" if images not in (None, FULL_SPLIT) else "")
+            + (f"-p{params}" if params else ""))
 
 
-def _train(out, config, budget, cells, run_settings, label, images=None, reuse=(), match_params=None):
+def _train(out, config, budget, cells, run_settings, label, images=None, reuse=(), match_params=None,
+           max_failures=None):
     """Trains (or finds in the journal) each ``(genotype, seeds)`` of ``cells`` at ``budget``;
     returns :func:`run_children`'s records."""
     spec = standalone_spec(config, budget, images, match_params)
@@ -834,7 +894,7 @@ def _train(out, config, budget, cells, run_settings, label, images=None, reuse=(
                    **({"proxy": spec["proxy"]} if "proxy" in spec else {"target": spec["target"]}))
     tasks = [{"actions": g, "budget": int(budget), "seed": s} for g, seeds in cells for s in seeds]
     return run_children(out / "stages" / budget_folder(budget, spec), ident, tasks, spec, run_settings, label=label,
-                        reuse=reusable_children(reuse, ident) if reuse else None)
+                        reuse=reusable_children(reuse, ident) if reuse else None, max_failures=max_failures)
 
 
 def _val_test(results, genotype, budget, seeds) -> tuple[list, list]:
@@ -842,6 +902,13 @@ def _val_test(results, genotype, budget, seeds) -> tuple[list, list]:
     children with ``seeds`` at ``budget`` in ``results`` (:func:`run_children`'s records)."""
     recs = [results[(json.dumps(genotype, sort_keys=True), budget, s)] for s in seeds]
     return [r["reward"] for r in recs], [r.get("metrics", {}).get("test") for r in recs]
+
+
+def _failed(results, genotype, budget, seeds) -> list:
+    """The seeds of ``genotype``'s children at ``budget`` whose training failed (the loss became
+    NaN, say): their held-out accuracy counts as
+    :data:`~keras_nasnet.search.workers.FAILED_REWARD`, and ``final.json`` lists them."""
+    return [s for s in seeds if results[(json.dumps(genotype, sort_keys=True), budget, s)]["status"] != "ok"]
 
 
 def train_standalone(out, cells: dict, seeds, proxy, *, executor: str = "local", workers: int = 2,

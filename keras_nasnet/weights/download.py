@@ -131,7 +131,7 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
 
 
 class _CacheWriteFailed(Exception):
-    """An ``OSError`` writing the cache, kept apart from the network's own ``OSError``\ s."""
+    """An ``OSError`` writing the cache, kept apart from the network's own ``OSError`` exceptions."""
 
 
 @contextlib.contextmanager
