@@ -179,8 +179,10 @@ def _final_lines(final: dict) -> str:
     lines = [f"  {'':<12} {'held-out':>9} {'test':>7}  seeds, final budget {budget}"]
     for e in rows:
         test = [t for t in e.get("test", []) if t is not None]
+        # A seed whose training failed counts 0 in the mean: said beside it.
+        failed = f" ({len(e['failed'])} failed, counted as 0)" if e.get("failed") else ""
         lines.append(f"  {e['name']:<12} {statistics.fmean(e['val']):>9.4f} "
-                     f"{statistics.fmean(test) if test else float('nan'):>7.4f}  {len(e['val'])}")
+                     f"{statistics.fmean(test) if test else float('nan'):>7.4f}  {len(e['val'])}{failed}")
     rand = [e for e in at if e["kind"] == "random" and e["val"]]
     if rand:
         lines.append(f"  {'random mean':<12} {statistics.fmean(statistics.fmean(e['val']) for e in rand):>9.4f} "

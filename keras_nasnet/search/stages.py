@@ -230,16 +230,6 @@ class StageConfig:
             raise InvalidSettings(f"--rescore-images must be an integer >= 1; got {self.rescore_images!r}.")
         if search_config is None:
             return
-        if search_config.reward == "synthetic":
-            from ..genotypes import NASNET_A
-
-            try:  # the synthetic test device scores a cell through the space's decisions
-                search_config.space.encode(NASNET_A)
-            except (ValueError, KeyError, IndexError) as e:
-                raise InvalidSettings(
-                    f"The stages train NASNet-A as their reference, and the synthetic reward can only "
-                    f"score cells of its search space, which cannot hold it ({e}). Run the stages in "
-                    "the default space (5 blocks, every op), or leave them out (--stages none).") from None
         if search_config.reward == "cifar10-shared":
             if self.rescore_top < self.top_k:
                 raise InvalidSettings(f"--rescore-top ({self.rescore_top}) must be at least --top-k "
