@@ -27,9 +27,10 @@ def main(argv=None):
     p.add_argument("--runs", nargs="+", default=["search/evolve/run", "search/evolve-scratch/run",
                                                  "search/evolve-30k/run", "search/evolve-warm/run"],
                    help="evolution searches whose width drift is printed (missing ones are skipped)")
-    p.add_argument("--exclude", nargs="*", default=["search/evolve-warm/run"],
-                   help="folders left out (default: this study's own search, whose children were picked "
-                        "for width; the figures quoted in its README are from before it)")
+    p.add_argument("--exclude", nargs="*", default=["search/evolve-warm", "search/evolve-warm-s1"],
+                   help="folders left out (default: this study's folders and its replication, whose "
+                        "children were picked for width; the figures quoted in its README are from "
+                        "before them)")
     p.add_argument("--out", default=None, help="a JSON file for the figures")
     a = p.parse_args(argv)
 
