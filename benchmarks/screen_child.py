@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from keras_nasnet.search import SearchConfig, SharedConfig, StageConfig, StandaloneReward, reference_cells
-    from keras_nasnet.search.stages import standalone_spec
+    from keras_nasnet.search import standalone_spec
 
     config = SearchConfig(reward="cifar10-shared", shared=SharedConfig(data=a.data))
     stages = StageConfig()

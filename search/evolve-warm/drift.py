@@ -29,7 +29,7 @@ def main(argv=None) -> int:
 
     from keras_nasnet.fileio import write_json_atomic
     from keras_nasnet.search import SearchSpace, load_trials, read_config
-    from keras_nasnet.search.rewards import matched_units
+    from keras_nasnet.search import matched_units
 
     params = 73218  # NASNet-A's parameter count with the cpu proxy (N=1, F=8): the stages' default
     cache_path = Path(a.cache)

@@ -32,7 +32,7 @@ def _widths(params, chunk):
     a worker process)."""
     t = time.process_time()  # before the imports: a fresh worker's import of TensorFlow counts too
     from keras_nasnet.search import SearchSpace
-    from keras_nasnet.search.rewards import matched_units
+    from keras_nasnet.search import matched_units
 
     space, out = SearchSpace(combines=("add",)), []
     for actions in chunk:

@@ -40,7 +40,7 @@ def main(argv=None):
     from keras_nasnet.genotypes import Genotype
     from keras_nasnet.search import SearchSpace, load_trials, rank_correlations, read_config, \
         read_standalone_journal
-    from keras_nasnet.search.rewards import matched_units
+    from keras_nasnet.search import matched_units
 
     params = 73218
     cache_path = Path(a.cache)

@@ -24,7 +24,7 @@ def ranks(run) -> dict:
     """The correlations of one search folder's ``final.json`` (see the module's docstring)."""
     from keras_nasnet.genotypes import Genotype
     from keras_nasnet.search import rank_correlations
-    from keras_nasnet.search.rewards import matched_units
+    from keras_nasnet.search import matched_units
 
     final = Path(run) / "final.json"
     if not final.is_file():

@@ -133,7 +133,7 @@ def add_widths(rows, budget) -> None:
     if not budget.get("match_params"):
         return  # a truth at one width: no such baseline
     from keras_nasnet.genotypes import Genotype
-    from keras_nasnet.search.rewards import matched_units
+    from keras_nasnet.search import matched_units
 
     for r in rows:
         if "matched_width" not in r:

@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     from keras_nasnet.fileio import write_json_atomic
     from keras_nasnet.genotypes import Genotype
     from keras_nasnet.search import train_standalone
-    from keras_nasnet.search.rewards import matched_units
+    from keras_nasnet.search import matched_units
 
     budget, cells = _truth_cells(a.truth)
     out = Path(a.out)

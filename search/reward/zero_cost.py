@@ -69,8 +69,8 @@ def main(argv=None) -> int:
     from keras_nasnet.fileio import write_json_atomic
     from keras_nasnet.genotypes import Genotype
     from keras_nasnet.search import rank_correlations, read_standalone_journal, tau_difference
-    from keras_nasnet.search.metrics import ranks
-    from keras_nasnet.search.rewards import matched_units
+    from keras_nasnet.search import ranks
+    from keras_nasnet.search import matched_units
 
     truths = {}
     for j in a.truth:

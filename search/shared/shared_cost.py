@@ -35,8 +35,8 @@ def main():
     p.add_argument("--reward-images", type=int, default=500)
     a = p.parse_args()
     from keras_nasnet.genotypes import OPS
-    from keras_nasnet.search.shared_reward import SharedConfig, SharedWeightsReward
-    from keras_nasnet.search.space import SearchSpace
+    from keras_nasnet.search import SharedConfig, SharedWeightsReward
+    from keras_nasnet.search import SearchSpace
 
     ops = ("identity", "avg_pool_3x3", "sep_conv_3x3") if a.ops == 3 else tuple(OPS)[:a.ops]
     space = SearchSpace(num_blocks=a.blocks, ops=ops, combines=("add",))

@@ -29,8 +29,8 @@ def main():
     p.add_argument("--compile-after", type=int, default=20)
     p.add_argument("--momentum", type=float, default=0.9, help="PathSGD momentum (the search's: 0.9)")
     a = p.parse_args()
-    from keras_nasnet.search.shared_reward import SharedConfig, SharedWeightsReward
-    from keras_nasnet.search.space import SearchSpace
+    from keras_nasnet.search import SharedConfig, SharedWeightsReward
+    from keras_nasnet.search import SearchSpace
 
     space = (SearchSpace(num_blocks=5, combines=("add",)) if a.full else
              SearchSpace(num_blocks=2, ops=tuple(a.ops.split(",")), combines=("add",)))

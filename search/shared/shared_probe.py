@@ -30,8 +30,8 @@ def main():
     p.add_argument("--lr", type=float, default=0.05)
     a = p.parse_args()
     from keras_nasnet.genotypes import NASNET_A
-    from keras_nasnet.search.shared_reward import SharedConfig, SharedWeightsReward
-    from keras_nasnet.search.space import SearchSpace
+    from keras_nasnet.search import SharedConfig, SharedWeightsReward
+    from keras_nasnet.search import SearchSpace
 
     space = SearchSpace(num_blocks=5, combines=("add",), **({"ops": tuple(a.ops.split(","))} if a.ops else {}))
     steps_per_epoch = int(np.ceil(10000 / 64))

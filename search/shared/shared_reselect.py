@@ -19,7 +19,7 @@ from pathlib import Path
 
 def finished(run) -> list:
     """``(reward, trial, actions)`` of a search folder's successful children."""
-    from keras_nasnet.search.report import load_trials
+    from keras_nasnet.search import load_trials
 
     return [(r["reward"], r["trial"], r["actions"]) for r in load_trials(run) if r["status"] == "ok"]
 

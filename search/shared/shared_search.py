@@ -29,7 +29,7 @@ import numpy as np
 def search_stats(run: Path, limit: int | None = None) -> dict:
     """Best reward, when it was found, and mean rewards of a search folder's finished trials (the
     first ``limit`` of them: both strategies compared at one budget after either was extended)."""
-    from keras_nasnet.search.report import load_trials
+    from keras_nasnet.search import load_trials
 
     rewards = [r["reward"] for r in load_trials(run) if r["status"] == "ok"]
     r = np.asarray(rewards[:limit])

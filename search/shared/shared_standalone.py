@@ -30,7 +30,7 @@ def cells(random: int, genotypes=()) -> dict:
     """``{name: actions}``: NASNet-A, AmoebaNet-A (both with this space's unused-blocks concat),
     ``random`` uniformly drawn cells and the named genotype files."""
     from keras_nasnet.genotypes import AMOEBANET_A, NASNET_A, genotype_from
-    from keras_nasnet.search.space import SearchSpace
+    from keras_nasnet.search import SearchSpace
 
     space = SearchSpace(num_blocks=5, combines=("add",))
     out = {"NASNet-A": space.encode(NASNET_A), "AmoebaNet-A": space.encode(AMOEBANET_A)}

@@ -54,7 +54,7 @@ def widths(cells: list[dict], num_cells: int, params: int, cache: Path) -> dict:
     """``{trial: filters}`` at ``params`` parameters (matched_units), cached in ``cache``."""
     from keras_nasnet.fileio import write_json_atomic
     from keras_nasnet.genotypes import Genotype
-    from keras_nasnet.search.rewards import matched_units
+    from keras_nasnet.search import matched_units
 
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if known and (known.get("num_cells"), known.get("params")) != (num_cells, params):
