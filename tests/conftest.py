@@ -1,6 +1,9 @@
 """Shared fixtures. Tests make their own small data and never touch the network."""
 
+import json
 import os
+import statistics
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -68,6 +71,52 @@ def pytest_xdist_auto_num_workers(config):
     """``-n auto`` (setup.cfg): one worker per core, at most 4. Each worker holds TensorFlow and, in
     turn, the big models (a few GB); past a few workers the suite is bound by its longest files."""
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+# The suite's files, longest first. xdist hands each worker whole files (--dist loadfile) in this
+# order as it frees up (setup.cfg: --no-loadscope-reorder); its own order (most tests first)
+# could leave one long file for last while the other core sat idle. The seconds are measured
+# (`pytest --record-file-seconds` on a quiet machine rewrites the file); a file
+# not in it counts as the median.
+FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--record-file-seconds", action="store_true",
+                     help=f"write each test file's total seconds to {FILE_SECONDS.name} (run the whole "
+                          "suite, on a quiet machine: it sets the order files are run in)")
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    try:
+        seconds = json.loads(FILE_SECONDS.read_text())
+    except (OSError, ValueError):
+        return  # no table: xdist's own order
+    default = statistics.median(seconds.values()) if seconds else 0.0
+    # A stable sort: the tests of each file keep their order.
+    items.sort(key=lambda item: -seconds.get(_file_of(item.nodeid), default))
+
+
+_recorded: dict = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.passed or report.failed or report.skipped:
+        _recorded[_file_of(report.nodeid)] = _recorded.get(_file_of(report.nodeid), 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # On the controller only (xdist workers have ``workerinput``): it sees every worker's reports.
+    if session.config.getoption("--record-file-seconds") and not hasattr(session.config, "workerinput"):
+        if exitstatus != 0:
+            print(f"\n--record-file-seconds: not written, the run did not pass (exit {exitstatus}).")
+            return
+        FILE_SECONDS.write_text(json.dumps({k: round(v, 1) for k, v in sorted(_recorded.items())},
+                                           indent=1) + "\n")
 
 
 def pytest_report_header(config):
