@@ -253,6 +253,77 @@ def test_damaged_state_files_are_named_with_what_to_do(tmp_path, capsys):
     assert report([str(out)]) == 1 and "config.json is damaged" in capsys.readouterr().err
 
 
+class _Stop(BaseException):
+    """A stop no handler catches: what kill -9 leaves, short of a process to kill."""
+
+
+def _proposed(out):
+    return [r["actions"] for r in _records(out) if r["event"] == "proposed"]
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution"])
+def test_a_stop_between_drawing_children_and_journaling_them_resumes_as_if_never_stopped(
+        tmp_path, monkeypatch, strategy):
+    """The strategy's state is saved with the children it just drew, before they are journaled:
+    a stop between the two writes used to leave the old state, which drew the same children
+    again (20 repeated cells after such a stop, where an uninterrupted run had none)."""
+    from keras_nasnet.search import EvolutionConfig, SearchConfig, run_search
+    from keras_nasnet.search.journal import Journal
+
+    config = SearchConfig(reward="synthetic", strategy=strategy, seed=0,
+                          **({"evolution": EvolutionConfig(population=10, tournament_size=3)}
+                             if strategy == "evolution" else {}))
+    run_search(config, tmp_path / "clean", trials=60, workers=0, progress=False)
+    append = Journal.append
+
+    def stop_at_trial_40(self, record):
+        if record["event"] == "proposed" and record["trial"] == 40:
+            raise _Stop
+        append(self, record)
+
+    monkeypatch.setattr(Journal, "append", stop_at_trial_40)
+    with pytest.raises(_Stop):
+        run_search(config, tmp_path / "cut", trials=60, workers=0, progress=False)
+    monkeypatch.setattr(Journal, "append", append)
+    assert len(_proposed(tmp_path / "cut")) == 40  # the state holds trial 40 on; the journal not
+    run_search(config, tmp_path / "cut", trials=60, workers=0, progress=False)
+    assert _proposed(tmp_path / "cut") == _proposed(tmp_path / "clean")
+
+
+def test_a_lost_or_stale_state_is_rebuilt_without_drawing_the_same_children_again(tmp_path, capsys):
+    """Rebuilt from the journal, a generator started again from the seed drew the children
+    already drawn, one for one (100 of 100 for random search)."""
+    import shutil
+
+    from keras_nasnet.search.__main__ import main
+
+    out = tmp_path / "s"
+    args = ["--reward", "synthetic", "--strategy", "random", "--out", str(out), "--no-progress", "--workers", "0"]
+    assert main([*args, "--trials", "20"]) == 0
+    shutil.copy(out / "strategy.npz", tmp_path / "old.npz")
+    (out / "strategy.npz").unlink()  # what the message for a damaged state says to do
+    assert main([*args, "--trials", "40"]) == 0
+    drawn = [json.dumps(a) for a in _proposed(out)]
+    assert len(set(drawn)) == len(drawn) == 40
+    # An older copy put back (it drew 20 of the 40): said, and rebuilt, not drawn again.
+    shutil.copy(tmp_path / "old.npz", out / "strategy.npz")
+    capsys.readouterr()
+    assert main([*args, "--trials", "60"]) == 0
+    assert "it is an older copy" in capsys.readouterr().err
+    drawn = [json.dumps(a) for a in _proposed(out)]
+    assert len(set(drawn)) == len(drawn) == 60
+    # Another search's state (another seed's, here): one line naming the file, not a silent
+    # continuation on the other run's generator (nor, for another strategy, a KeyError).
+    other = tmp_path / "other"
+    assert main(["--reward", "synthetic", "--strategy", "random", "--trials", "20", "--seed", "7",
+                 "--out", str(other), "--no-progress", "--workers", "0"]) == 0
+    shutil.copy(other / "strategy.npz", out / "strategy.npz")
+    capsys.readouterr()
+    assert main([*args, "--trials", "70"]) == 1
+    err = capsys.readouterr().err
+    assert "strategy.npz is another search's state (strategy random, seed 7" in err and "Traceback" not in err
+
+
 def test_a_journal_without_its_config_is_not_adopted_by_other_settings(tmp_path, capsys):
     from keras_nasnet.search.__main__ import main
     from keras_nasnet.search.report import main as report

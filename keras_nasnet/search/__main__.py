@@ -445,6 +445,12 @@ def main(argv=None) -> int:
     except (SearchError, DataError, FolderLocked, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a read-only folder, a full disk: what is recorded so far is kept
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"error: cannot write the search folder {a.out}{where}: {e.strerror or e}. What is "
+              "recorded so far is kept: free space or make the folder writable (or give another "
+              "--out), then run the same command to resume.", file=sys.stderr)
+        return 1
     print(json.dumps({k: summary[k] for k in ("trials", "failed", "errors", "best_reward", "best_trial", "strategy")}))
     if summary["best_trial"] is None:
         print(f"error: no child succeeded ({summary['failed']} failed); see {Path(a.out) / 'trials.jsonl'}.",

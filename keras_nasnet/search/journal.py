@@ -211,13 +211,29 @@ class Journal:
         else:
             self.errors.append(record)
 
-    def save_state(self, arrays: dict, consumed: int) -> None:
-        """Atomically writes the strategy state after ``consumed`` finished trials were fed to it."""
+    def save_state(self, arrays: dict, consumed: int, pending: list | None = None) -> None:
+        """Atomically writes the strategy state after ``consumed`` finished trials were fed to it.
+
+        ``pending``: ``proposed`` records the strategy has just drawn and the journal does not hold
+        yet. They are saved with the state that drew them, before they are journaled: a stop in
+        between leaves either the old state and none of them, or the new state and them
+        (:meth:`load_state` journals the missing ones), never a state that would draw them again.
+        The state also records how many proposals it accounts for (``proposals``)."""
+        pending = list(pending or [])
         os.fsync(self._fh.fileno())  # the trials it reflects are on disk before it is
-        savez_atomic(self.out / "strategy.npz", consumed=np.asarray(consumed), **arrays)
+        savez_atomic(self.out / "strategy.npz", consumed=np.asarray(consumed),
+                     proposals=np.asarray(self.next_trial + len(pending)),
+                     pending=np.asarray(json.dumps(pending)),
+                     search=np.asarray(json.dumps(self._identity(), sort_keys=True)), **arrays)
+
+    def _identity(self) -> dict:
+        """What makes a strategy state this search's: its strategy, seed and space."""
+        return {k: self.config.get(k) for k in ("strategy", "seed", "space")}
 
     def load_state(self):
-        """Returns ``(arrays, consumed)`` or ``(None, 0)`` for a new search."""
+        """Returns ``(arrays, consumed)`` or ``(None, 0)`` for a new search (or a state to rebuild
+        from the journal: see the warnings printed). Proposals the state drew but the journal
+        lacks (a stop between the two writes) are journaled here."""
         path = self.out / "strategy.npz"
         if not path.exists():
             return None, 0
@@ -225,6 +241,10 @@ class Journal:
             with np.load(path) as z:
                 arrays = {k: z[k] for k in z.files}
             consumed = int(arrays.pop("consumed"))
+            # Absent from states written before session 36: nothing to reconcile then.
+            proposals = int(arrays.pop("proposals")) if "proposals" in arrays else None
+            pending = json.loads(str(arrays.pop("pending"))) if "pending" in arrays else []
+            owner = json.loads(str(arrays.pop("search"))) if "search" in arrays else None
         except Exception as e:  # a zip, pickle or key error: any of them means a damaged file
             raise StateCorrupt(
                 f"{path} is damaged ({type(e).__name__}: {e}). It holds the controller's state only: "
@@ -232,6 +252,14 @@ class Journal:
                 f"{len(self.finished)} trials recorded in {self.trials_file.name} (none is lost; "
                 "the children it proposes next differ from those an undamaged run would)."
             ) from None
+        if owner is not None and owner != json.loads(json.dumps(self._identity(), sort_keys=True)):
+            raise StateCorrupt(
+                f"{path} is another search's state (strategy {owner.get('strategy')}, seed "
+                f"{owner.get('seed')}; this search: {self.config.get('strategy')}, seed "
+                f"{self.config.get('seed')}, or another space): copied here by mistake? Put this "
+                "search's own back, or delete it and run the same command again: the strategy is "
+                f"then rebuilt from the {len(self.finished)} trials recorded in "
+                f"{self.trials_file.name} (none is lost).")
         if consumed > len(self.finished):
             # Results are journaled before the strategy sees them, so its state is never ahead of
             # the journal unless records were lost from it (a file cut short, an older copy put
@@ -242,6 +270,16 @@ class Journal:
                   f"an older copy). The strategy is rebuilt from the {len(self.finished)} recorded "
                   "trials; to keep the lost ones, stop now and put the full trials.jsonl back.",
                   file=sys.stderr)
+            return None, 0
+        for rec in pending:
+            if rec["trial"] == self.next_trial:  # drawn and saved, not yet journaled: journal it
+                self.append(rec)
+        if proposals is not None and proposals < self.next_trial:
+            # The journal holds children this state never drew (an older copy put back): from it
+            # the strategy would draw them again. Rebuilt from the records instead.
+            print(f"warning: {path} accounts for {proposals} proposed children, but "
+                  f"{self.trials_file.name} holds {self.next_trial}: it is an older copy. The "
+                  f"strategy is rebuilt from the {len(self.finished)} recorded trials.", file=sys.stderr)
             return None, 0
         return arrays, consumed
 

@@ -342,10 +342,27 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
     # them again, even if warm_start.json was lost.
     if evolution and evolution.get("warm_start") and journal.next_trial < evolution["population"]:
         evolution = _warm_start(out, space, config, evolution, workers, progress)
-    strategy = make_strategy(config["strategy"], space, config["seed"], config.get("ppo", {}), evolution)
     arrays, consumed = journal.load_state()
+    seed = config["seed"]
+    if arrays is None and journal.next_trial:
+        # Rebuilt from the records (its state lost, damaged or stale): a generator started again
+        # from the search's seed would draw the children already drawn, one for one (random and
+        # evolution do); one seeded by the seed and the proposals so far draws new ones.
+        seed = int(np.random.SeedSequence([config["seed"], journal.next_trial]).generate_state(1)[0])
+    strategy = make_strategy(config["strategy"], space, seed, config.get("ppo", {}), evolution)
     if arrays is not None:
-        strategy.restore(arrays)
+        try:
+            strategy.restore(arrays)
+        except Exception as e:  # another strategy's or space's state: its keys or shapes differ
+            from .errors import StateCorrupt
+
+            raise StateCorrupt(
+                f"{out / 'strategy.npz'} is not this search's state ({type(e).__name__}: "
+                f"{str(e)[:200]}): another search's file copied here? Put this search's own back, or "
+                "delete it and run the same command again: the strategy is then rebuilt from the "
+                f"{len(journal.finished)} trials recorded in trials.jsonl (none is lost).") from None
+    elif journal.next_trial and hasattr(strategy, "proposed"):
+        strategy.proposed = journal.next_trial  # evolution: its initial cells are in the journal
     # Results that finished after the last saved state are fed again, in the order they finished.
     replayed = journal.finished[consumed:]
     for rec in replayed:
@@ -375,14 +392,17 @@ def _run(journal, space, config, reward_spec, trials, workers, executor, progres
             remaining = trials - len(journal.finished) - dispatch.pending
             free = dispatch.free
             if free > 0 and remaining > 0:
+                recs = []
                 for actions, logp in strategy.propose(min(free, remaining)):
-                    t = journal.next_trial
-                    rec = {"event": "proposed", "trial": t, "actions": actions, "logp": logp,
-                           "seed": config["seed"] * 1_000_003 + t, "proposed_at": time.time()}
+                    t = journal.next_trial + len(recs)
+                    recs.append({"event": "proposed", "trial": t, "actions": actions, "logp": logp,
+                                 "seed": config["seed"] * 1_000_003 + t, "proposed_at": time.time()})
+                # The sampler advanced: its state is saved with the children it drew before they
+                # are journaled, so a stop between the two neither draws them again nor loses them.
+                journal.save_state(strategy.state(), len(journal.finished), pending=recs)
+                for rec in recs:
                     journal.append(rec)
                     dispatch.add(rec)
-                # The sampler advanced: save it, so a resume does not draw the same children again.
-                journal.save_state(strategy.state(), len(journal.finished))
             worst = 0  # the longest failure streak seen in this poll's results
             for _, res in dispatch.poll(timeout=1.0):
                 if res["status"] == "ok":
