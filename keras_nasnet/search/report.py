@@ -144,28 +144,25 @@ def _checkpoint_cpu_seconds(out: Path):
         return None
 
 
-def _final(out: Path) -> dict | None:
-    """``final.json`` of a search whose stages ran, or None."""
-    try:
-        final = json.loads((out / "final.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return final if isinstance(final, dict) and final.get("final_cell") else None
-
-
-def _final_damage(out: Path) -> str | None:
-    """What is wrong with ``final.json`` when it is there but cannot be read (a cut copy, a merge
-    conflict's markers); None when it is absent or fine."""
+def _read_final(out: Path) -> tuple[dict | None, str | None]:
+    """``(final.json's content, None)`` for a search whose stages ran; ``(None, None)`` when the
+    file is absent; ``(None, what is wrong)`` when it is there but cannot be read (a cut copy, a
+    merge conflict's markers)."""
     path = out / "final.json"
     if not path.exists():
-        return None
+        return None, None
     try:
         final = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        return f"{type(e).__name__}: {e}"
+        return None, f"{type(e).__name__}: {e}"
     if not (isinstance(final, dict) and final.get("final_cell")):
-        return "it has no final_cell"
-    return None
+        return None, "it has no final_cell"
+    return final, None
+
+
+def _final(out: Path) -> dict | None:
+    """``final.json`` of a search whose stages ran, or None."""
+    return _read_final(out)[0]
 
 
 def _final_lines(final: dict) -> str:
@@ -259,7 +256,7 @@ def main(argv=None) -> int:
     # What only the search knew when it wrote summary.json (its controller's greedy cell, its
     # infrastructure errors) is kept, not dropped by this rewrite from the records.
     kept = {k: previous[k] for k in ("errors", "greedy_genotype") if k in previous}
-    final, damage = _final(out), _final_damage(out)
+    final, damage = _read_final(out)
     if damage:
         print(f"note: {out / 'final.json'} cannot be read ({damage}); best_genotype.json is left as "
               "it is. Restore final.json from a copy or a commit, or run the search's command with "
