@@ -65,7 +65,7 @@ def test_child_workers_get_the_drivers_onednn_choice(local_ray, monkeypatch, dri
     # take their environment from Ray, so the executor sends the driver's value with each task
     # (the command lines set 1 unless the user chose; the test's Ray runtime started without it).
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", driver)
-    ex = RayExecutor(_spec(3.0), workers=1)
+    ex = RayExecutor(_spec(1.5), workers=1)
     ex.submit(_task(3))
     seen, deadline = None, time.time() + 300
     while seen is None and time.time() < deadline:
@@ -84,7 +84,7 @@ def test_child_workers_get_the_drivers_onednn_choice(local_ray, monkeypatch, dri
 def test_worker_killed_mid_child(local_ray, retries, status):
     # Killed once: with retries Ray runs the child again; without, it is an infrastructure error
     # (the search runs the trial again; the controller does not see it).
-    ex = RayExecutor(_spec(4.0), workers=1, max_retries=retries)
+    ex = RayExecutor(_spec(2.0), workers=1, max_retries=retries)
     ex.submit(_task(7))
     assert _kill_running_child()
     got = _wait(ex, 1)

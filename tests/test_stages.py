@@ -355,7 +355,7 @@ def test_kill_in_the_middle_of_a_stage_resumes_without_training_a_child_twice(tm
     expected = json.loads((whole / "final.json").read_text())
 
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "keras_nasnet.search", *_flags(out, ["--synthetic-delay", "0.3"])]
+    cmd = [sys.executable, "-m", "keras_nasnet.search", *_flags(out, ["--synthetic-delay", "0.1"])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -383,7 +383,7 @@ def test_sigterm_during_the_stages_says_how_far_each_stage_got(tmp_path):
     # Once the controller's trials are all in, "20 of 20 trials are recorded" says nothing of
     # where the stages stand: the line names each stage journal's finished children.
     out = tmp_path / "t"
-    cmd = [sys.executable, "-m", "keras_nasnet.search", *_flags(out, ["--synthetic-delay", "0.3"])]
+    cmd = [sys.executable, "-m", "keras_nasnet.search", *_flags(out, ["--synthetic-delay", "0.1"])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
