@@ -266,7 +266,7 @@ def _finished(out):
 
 
 @pytest.mark.slow
-def test_cli_synthetic_outputs(tmp_path):
+def test_cli_synthetic_outputs(tmp_path, capsys):
     out = tmp_path / "s"
     r = subprocess.run(_cli(out, 60), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -276,13 +276,18 @@ def test_cli_synthetic_outputs(tmp_path):
     NASNet(g, num_cells=1, penultimate_filters=8 * 8 * len(g.normal.concat), stem="cifar",
            input_shape=(32, 32, 3), classes=10)
     assert (out / "rewards.png").stat().st_size > 1000
-    rep = subprocess.run([sys.executable, "-m", "keras_nasnet.search", "report", str(out)],
-                         capture_output=True, text=True, timeout=300)
-    assert rep.returncode == 0 and "Best genotype" in rep.stdout and (out / "best_cells.png").exists()
-    assert "cost so far: " in rep.stdout and "over 60 children" in rep.stdout
+    # The report and the refusal below run in this process (the same entry point, without
+    # another TensorFlow start).
+    from keras_nasnet.search.__main__ import main
+
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    rep = capsys.readouterr().out
+    assert "Best genotype" in rep and (out / "best_cells.png").exists()
+    assert "cost so far: " in rep and "over 60 children" in rep
     # Another configuration on the same folder is refused; more trials of the same one resume.
-    bad = subprocess.run(_cli(out, 60, strategy="random"), capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "another configuration" in bad.stderr  # invalid settings
+    assert main(_cli(out, 60, strategy="random")[3:]) == 2  # invalid settings
+    assert "another configuration" in capsys.readouterr().err
 
 
 @pytest.mark.slow

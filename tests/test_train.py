@@ -103,12 +103,14 @@ def test_train_resume_after_kill_matches_uninterrupted(image_folder, tmp_path, c
         assert again["test_accuracy"] == expected["test_accuracy"]
 
 
-def test_other_configuration_on_existing_out_is_refused(image_folder, tmp_path):
+def test_other_configuration_on_existing_out_is_refused(image_folder, tmp_path, capsys):
+    from keras_nasnet import train
+
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.json").write_text(json.dumps({"epochs": 99}))
-    r = subprocess.run(_cmd(out, image_folder), env=_env(tmp_path), capture_output=True, text=True)
-    assert r.returncode == 2 and "another configuration" in r.stderr  # invalid settings, as documented
+    assert train.main(_cmd(out, image_folder)[3:]) == 2  # invalid settings, as documented
+    assert "another configuration" in capsys.readouterr().err
 
 
 _TWO_CPUS = """

@@ -86,7 +86,7 @@ class Controller(keras.Model):
             prev = a + self._offsets[kind]
         return tf.stack(chosen, 1), tf.stack(logps, 1), tf.stack(entropies, 1)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _sample(self, n):
         return self._run(batch=n)
 
@@ -132,7 +132,7 @@ class Controller(keras.Model):
         back = np.argsort(order)  # from type-grouped columns back to decision order
         return tf.gather(tf.concat(logps, 1), back, axis=1), tf.gather(tf.concat(entropies, 1), back, axis=1)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _score(self, actions):
         return self._score_steps(actions)
 
