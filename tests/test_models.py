@@ -10,6 +10,16 @@ from keras_nasnet import AMOEBANET_A, KNAS_EVOLVE_A, KNAS_EVOLVE_B, NASNET_A, PN
 from conftest import random_genotype
 
 
+# Two blocks per cell with every kind of op (separable convolutions, both pools, identity): for
+# tests of training features (drop path, auxiliary head, BN kernels, mixed precision) rather than
+# of a cell, and a third of NASNet-A's graph, which every one of them traces.
+SMALL = kn.Genotype.from_dict({
+    "normal": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"]},
+                          {"inputs": [0, 2], "ops": ["avg_pool_3x3", "sep_conv_5x5"]}], "concat": [2, 3]},
+    "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_5x5", "max_pool_3x3"]},
+                             {"inputs": [2, 1], "ops": ["sep_conv_3x3", "avg_pool_3x3"]}], "concat": [2, 3]}})
+
+
 def _tiny(genotype, **kw):
     kw.setdefault("num_cells", 1)
     kw.setdefault("penultimate_filters", 4 * 4 * kn.models.cell_width(genotype.normal) * 2)
@@ -80,7 +90,7 @@ def test_every_op_builds_in_both_cells_and_with_none_sizes(tmp_path):
 
 @pytest.mark.slow
 def test_drop_path_and_aux_head_train_and_roundtrip(tmp_path):
-    m = kn.NASNetCIFAR(1, 96, drop_path_rate=0.3, auxiliary_head=True)
+    m = kn.NASNetCIFAR(1, 32, genotype=SMALL, drop_path_rate=0.3, auxiliary_head=True)
     assert [o.shape for o in m.outputs] == [(None, 10), (None, 10)]
     drops = [l for l in m.layers if isinstance(l, kn.ScheduledDropPath)]
     assert drops and max(l.rate for l in drops) == pytest.approx(0.3)
@@ -224,7 +234,7 @@ def test_fused_batch_norm_computes_what_keras_batch_norm_computes(epsilon):
 def test_fused_and_keras_batch_norm_models_train_alike():
     x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     y = np.arange(8) % 10
-    models = [_tiny(NASNET_A, bn_fused=fused, bn_momentum=0.9) for fused in (True, False)]
+    models = [_tiny(SMALL, bn_fused=fused, bn_momentum=0.9) for fused in (True, False)]
     start = models[0].get_weights()
     models[1].set_weights(start)
     for m in models:
@@ -245,7 +255,7 @@ def test_fused_and_keras_batch_norm_models_train_alike():
 def test_mixed_precision_trains_with_float32_predictions(policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        m = kn.NASNetCIFAR(1, 96)
+        m = kn.NASNetCIFAR(1, 32, genotype=SMALL)
         m.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
         x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
         loss = m.train_on_batch(x, np.arange(4))
@@ -258,7 +268,7 @@ def test_mixed_precision_trains_with_float32_predictions(policy):
 def test_drop_path_applies_without_a_schedule_and_reaches_nested_models():
     # drop_path_rate=r drops paths from the first step of a plain fit (it used to stay at 0 until
     # a DropPathSchedule advanced it); the schedule reaches a NASNet nested in a larger model.
-    m = _tiny(NASNET_A, drop_path_rate=0.5)
+    m = _tiny(SMALL, drop_path_rate=0.5)
     drops = [l for l in m.layers if isinstance(l, kn.ScheduledDropPath)]
     assert drops and all(float(l.progress.numpy()) == 1.0 for l in drops)
     x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
