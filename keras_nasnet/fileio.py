@@ -31,6 +31,14 @@ def atomic_write(path, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        # On disk before the rename: otherwise a power cut (not a kill, which the page cache
+        # survives) can leave `path` renamed onto a file whose data never reached the disk.
+        # Before the chmod, which may take the write permission a flush needs on Windows.
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -612,3 +613,25 @@ def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(image_folder, t
     # Other data (here a subset) is another run, not a resume of this one.
     assert train.main(args + ["--limit", "8"]) == 2  # invalid settings
     assert "another configuration" in capsys.readouterr().err
+
+
+def test_files_are_flushed_to_disk_before_they_replace_the_old_ones(tmp_path, monkeypatch):
+    # A rename reaches the disk independently of the data: after a power cut, a state file renamed
+    # before its data was flushed can be empty, and the search or training it held cannot resume.
+    from keras_nasnet.fileio import atomic_write
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_size)) or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append(("replace", Path(b).name)) or real_replace(a, b))
+    target = tmp_path / "state.json"
+    target.write_text("old")
+    with atomic_write(target) as tmp:
+        tmp.write_text("new state")
+    assert events == [("fsync", len("new state")), ("replace", "state.json")]
+    assert target.read_text() == "new state" and [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    events.clear()
+    with pytest.raises(RuntimeError), atomic_write(target) as tmp:  # a failed write replaces nothing
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert events == [] and target.read_text() == "new state" and [p.name for p in tmp_path.iterdir()] == ["state.json"]
