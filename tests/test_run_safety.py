@@ -635,3 +635,44 @@ def test_files_are_flushed_to_disk_before_they_replace_the_old_ones(tmp_path, mo
         tmp.write_text("half")
         raise RuntimeError("disk full")
     assert events == [] and target.read_text() == "new state" and [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_a_journal_replaced_while_the_search_runs_loses_no_record(tmp_path, capsys):
+    # `git stash` or `git checkout` in a checkout holding a running search put the committed (older)
+    # trials.jsonl in place of the live one, and the search kept appending to the deleted file.
+    from keras_nasnet.search import SearchConfig
+    from keras_nasnet.search.errors import JournalCorrupt
+    from keras_nasnet.search.journal import Journal, read_records
+
+    config = SearchConfig(reward="synthetic", strategy="random", seed=0).to_dict()
+    out = tmp_path / "s"
+    journal = Journal(out, config)
+    rec = lambda t: {"event": "proposed", "trial": t, "actions": [0] * 10, "logp": [0.0] * 10, "seed": t}  # noqa: E731
+    for t in range(3):
+        journal.append(rec(t))
+    older = (out / "trials.jsonl").read_bytes()
+    for t in range(3, 5):
+        journal.append(rec(t))
+    (tmp_path / "older").write_bytes(older)
+    os.replace(tmp_path / "older", out / "trials.jsonl")  # what git does: a new file at the path
+    journal.append(rec(5))
+    assert [r["trial"] for r in read_records(out / "trials.jsonl")[0]] == [0, 1, 2, 3, 4, 5]
+    err = capsys.readouterr().err
+    assert "replaced by an older copy" in err and "the 2 records it lacked were written back" in err
+    journal.append(rec(6))  # and it appends to the file at the path from then on
+    assert [r["trial"] for r in read_records(out / "trials.jsonl")[0]][-1] == 6
+    # Another file in its place (or none) is left alone, and this run's records are kept beside it.
+    (tmp_path / "other").write_text('{"event": "proposed", "trial": 0, "actions": [1], "logp": [0.0], "seed": 0}\n')
+    os.replace(tmp_path / "other", out / "trials.jsonl")
+    with pytest.raises(JournalCorrupt, match="replaced by another file while the search ran; this run's"):
+        journal.append(rec(7))
+    kept = list(out.glob("trials.jsonl.this-run-*"))
+    assert len(kept) == 1 and [r["trial"] for r in read_records(kept[0])[0]] == list(range(7))
+    assert '"actions": [1]' in (out / "trials.jsonl").read_text()
+    journal.close()
+    journal = Journal(tmp_path / "t", config)
+    journal.append(rec(0))
+    (tmp_path / "t" / "trials.jsonl").unlink()
+    with pytest.raises(JournalCorrupt, match="was deleted while the search ran"):
+        journal.append(rec(1))
+    journal.close()

@@ -170,7 +170,9 @@ class Journal:
         self.finished: list[dict] = []
         self.errors: list[dict] = []
         self._read()
-        self._fh = open(self.trials_file, "a")
+        # Read and append: if the file is replaced while the search runs, what this handle holds
+        # is how the records it wrote are put back (see _check_file).
+        self._fh = open(self.trials_file, "ab+")
 
     def _read(self):
         if not self.trials_file.exists():
@@ -202,7 +204,8 @@ class Journal:
 
     def append(self, record: dict) -> None:
         """Appends one event and flushes it to the OS (it survives a kill of this process)."""
-        self._fh.write(json.dumps(record) + "\n")
+        self._check_file()
+        self._fh.write((json.dumps(record) + "\n").encode())
         self._fh.flush()
         if record["event"] == "proposed":
             self.proposed[record["trial"]] = record
@@ -210,6 +213,50 @@ class Journal:
             self.finished.append(record)
         else:
             self.errors.append(record)
+
+    def _check_file(self) -> None:
+        """Makes sure ``trials.jsonl`` is still the file this process appends to.
+
+        Tools that rewrite files in place replace them: ``git stash``, ``git checkout`` or a
+        restore of the folder from a copy put an older ``trials.jsonl`` where the search's was, and
+        a search appending through its open handle then wrote every later record into a deleted
+        file (a study lost nine finished children that way until they were copied back from the
+        process). An older copy of this journal (a prefix of what this process wrote) is put back
+        to the whole journal and the search goes on, saying so; any other file in its place (or
+        none) stops the search, with this run's records kept beside it."""
+        mine = os.fstat(self._fh.fileno())
+        try:
+            there = os.stat(self.trials_file)
+        except FileNotFoundError:
+            there = None
+        if there is not None and (there.st_ino, there.st_dev) == (mine.st_ino, mine.st_dev):
+            return
+        self._fh.seek(0)
+        ours = self._fh.read()
+        theirs = self.trials_file.read_bytes() if there is not None else None
+        if theirs is not None and ours.startswith(theirs):
+            from ..fileio import atomic_write
+
+            with atomic_write(self.trials_file) as tmp:
+                tmp.write_bytes(ours)
+            self._fh.close()
+            self._fh = open(self.trials_file, "ab+")
+            lost = ours[len(theirs):].count(b"\n")
+            print(f"warning: {self.trials_file} was replaced by an older copy while the search ran (git "
+                  f"stash or checkout, a restore of the folder?); the {lost} records it lacked were "
+                  "written back and the search goes on.", file=sys.stderr)
+            return
+        keep = self.trials_file.with_name(f"trials.jsonl.this-run-{os.getpid()}")
+        try:
+            keep.write_bytes(ours)
+            kept = f"this run's records are in {keep}"
+        except OSError as e:
+            kept = f"this run's records could not be kept ({e})"
+        raise JournalCorrupt(
+            f"{self.trials_file} was {'deleted' if there is None else 'replaced by another file'} while the "
+            f"search ran; {kept}. Nothing else was changed. Put the journal back (that file is it, "
+            "whole) and run the same command to resume."
+        )
 
     def save_state(self, arrays: dict, consumed: int, pending: list | None = None) -> None:
         """Atomically writes the strategy state after ``consumed`` finished trials were fed to it.
