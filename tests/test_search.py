@@ -104,6 +104,27 @@ def test_ppo_update_raises_probability_of_rewarded_architecture():
     assert s.controller.probability_of([target])[0] > before
 
 
+def test_a_ppo_update_moves_the_weights_as_differentiating_the_sampler_would():
+    # The PPO step scores sequences with a compact graph of its own; its updates must be those of
+    # differentiating the step-by-step sampler (the graph earlier searches were trained with),
+    # optimiser included: a step embedding broadcast instead of looked up gave Adam a dense
+    # gradient where it had a sparse one, and moved those weights up to 2x further per update.
+    import tensorflow as tf
+
+    from keras_nasnet.search.ppo import PPOConfig, PPOStrategy
+
+    compact, stepwise = (PPOStrategy(TINY, PPOConfig(units=16, batch_size=8, epochs=2), seed=4) for _ in range(2))
+    c = stepwise.controller
+    c.log_prob = lambda actions: c._run(tf.convert_to_tensor(actions, tf.int64))[1:]
+    props = compact.propose(8)
+    assert [p[0] for p in stepwise.propose(8)] == [p[0] for p in props]
+    rewards = np.linspace(0, 1, 8)
+    for s in (compact, stepwise):
+        s.update([p[0] for p in props], [p[1] for p in props], rewards)
+    for a, b in zip(compact.controller.variables, stepwise.controller.variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6, err_msg=a.path)
+
+
 def test_state_roundtrip_restores_sampling():
     from keras_nasnet.search.ppo import PPOConfig, PPOStrategy, RandomStrategy
 

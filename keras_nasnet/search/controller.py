@@ -104,7 +104,11 @@ class Controller(keras.Model):
         offsets = tf.constant([self._offsets[k] for k in self._types][:-1], tf.int64)
         prev = tf.concat([tf.zeros((n, 1), tf.int64), actions[:, :-1] + offsets[None, :]], 1)
         # The LSTMCell's own arithmetic (Keras' fused implementation) on its weights.
-        xs = tf.gather(self.embedding.embeddings, prev) + self.step_embedding.embeddings[None]
+        # The step embedding looked up once per sequence, as the sampler does: Keras' Adam treats
+        # that sparse gradient (IndexedSlices with repeated rows) otherwise than the dense one a
+        # broadcast gives, and the PPO updates would drift from those of the sampler's graph.
+        steps = tf.tile(tf.range(len(self._types))[None], [n, 1])
+        xs = tf.gather(self.embedding.embeddings, prev) + tf.gather(self.step_embedding.embeddings, steps)
         kernel, recurrent, bias = self.lstm.kernel, self.lstm.recurrent_kernel, self.lstm.bias
 
         def cell(carry, x):
