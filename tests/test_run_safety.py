@@ -648,6 +648,7 @@ def test_a_journal_replaced_while_the_search_runs_loses_no_record(tmp_path, caps
     out = tmp_path / "s"
     journal = Journal(out, config)
     rec = lambda t: {"event": "proposed", "trial": t, "actions": [0] * 10, "logp": [0.0] * 10, "seed": t}  # noqa: E731
+    trials = lambda f: [r["trial"] for r in read_records(f)[0]]  # noqa: E731
     for t in range(3):
         journal.append(rec(t))
     older = (out / "trials.jsonl").read_bytes()
@@ -656,23 +657,60 @@ def test_a_journal_replaced_while_the_search_runs_loses_no_record(tmp_path, caps
     (tmp_path / "older").write_bytes(older)
     os.replace(tmp_path / "older", out / "trials.jsonl")  # what git does: a new file at the path
     journal.append(rec(5))
-    assert [r["trial"] for r in read_records(out / "trials.jsonl")[0]] == [0, 1, 2, 3, 4, 5]
+    assert trials(out / "trials.jsonl") == [0, 1, 2, 3, 4, 5]
     err = capsys.readouterr().err
     assert "replaced by an older copy" in err and "the 2 records it lacked were written back" in err
     journal.append(rec(6))  # and it appends to the file at the path from then on
-    assert [r["trial"] for r in read_records(out / "trials.jsonl")[0]][-1] == 6
+    assert trials(out / "trials.jsonl") == list(range(7))
+    # Cut short in place (the same file: `cp` of a backup over it, `> trials.jsonl`).
+    with open(out / "trials.jsonl", "r+b") as f:
+        f.truncate(len(older) - 5)
+    journal.append(rec(7))
+    assert trials(out / "trials.jsonl") == list(range(8))
+    # Put back to an older copy after the last record: the journal repairs it as it closes.
+    (tmp_path / "older").write_bytes(older)
+    os.replace(tmp_path / "older", out / "trials.jsonl")
+    journal.close()
+    assert trials(out / "trials.jsonl") == list(range(8)) and "the 5 records it lacked were" in capsys.readouterr().err
+
     # Another file in its place (or none) is left alone, and this run's records are kept beside it.
+    journal = Journal(out, config)
     (tmp_path / "other").write_text('{"event": "proposed", "trial": 0, "actions": [1], "logp": [0.0], "seed": 0}\n')
     os.replace(tmp_path / "other", out / "trials.jsonl")
     with pytest.raises(JournalCorrupt, match="replaced by another file while the search ran; this run's"):
-        journal.append(rec(7))
-    kept = list(out.glob("trials.jsonl.this-run-*"))
-    assert len(kept) == 1 and [r["trial"] for r in read_records(kept[0])[0]] == list(range(7))
-    assert '"actions": [1]' in (out / "trials.jsonl").read_text()
+        journal.append(rec(8))
+    journal.close()  # said once: closing keeps no second copy
+    [kept] = out.glob("trials.jsonl.this-run-*")
+    assert trials(kept) == list(range(8)) and '"actions": [1]' in (out / "trials.jsonl").read_text()
+    # Resumed before the kept records are put back: refused, naming them (it would start over);
+    # `report` on the folder without its journal names them too.
+    with pytest.raises(JournalCorrupt, match=f"{kept.name} holds the records of a run"):
+        Journal(out, config)
+    from keras_nasnet.search.report import main as report
+
+    (out / "trials.jsonl").unlink()
+    assert report([str(out)]) == 2 and f"{kept.name} there holds the records" in capsys.readouterr().err
+    os.replace(kept, out / "trials.jsonl")
+    journal = Journal(out, config)
+    assert journal.next_trial == 8
     journal.close()
+
+    # Deleted with its folder: the records are kept in a folder made again at its place.
+    import shutil
+
     journal = Journal(tmp_path / "t", config)
     journal.append(rec(0))
-    (tmp_path / "t" / "trials.jsonl").unlink()
-    with pytest.raises(JournalCorrupt, match="was deleted while the search ran"):
+    shutil.rmtree(tmp_path / "t")
+    with pytest.raises(JournalCorrupt, match="was deleted while the search ran; this run's records"):
         journal.append(rec(1))
     journal.close()
+    [kept] = (tmp_path / "t").glob("trials.jsonl.this-run-*")
+    assert trials(kept) == [0]
+    # Moved with its folder: nothing is kept (the moved file is whole); the message says where to look.
+    journal = Journal(tmp_path / "u", config)
+    journal.append(rec(0))
+    os.rename(tmp_path / "u", tmp_path / "moved")
+    with pytest.raises(JournalCorrupt, match="moved or renamed"):
+        journal.append(rec(1))
+    journal.close()
+    assert not (tmp_path / "u").exists() and trials(tmp_path / "moved" / "trials.jsonl") == [0]

@@ -169,10 +169,22 @@ class Journal:
         self.proposed: dict[int, dict] = {}
         self.finished: list[dict] = []
         self.errors: list[dict] = []
+        kept = sorted(self.out.glob("trials.jsonl.this-run-*"))
+        if kept:
+            # A run stopped because its journal was replaced or deleted left its records there:
+            # resuming without them would draw and train those children again, as new trials.
+            raise JournalCorrupt(
+                f"{kept[0]} holds the records of a run whose {self.trials_file.name} was replaced or "
+                f"deleted while it ran. If it is this search's journal, move it to "
+                f"{self.trials_file} (replacing what is there); if not, move it out of {self.out}. "
+                "Then run the same command again."
+            )
         self._read()
-        # Read and append: if the file is replaced while the search runs, what this handle holds
-        # is how the records it wrote are put back (see _check_file).
-        self._fh = open(self.trials_file, "ab+")
+        # Every byte of the journal, as this process read and wrote it: what puts it back if the
+        # file is replaced, truncated or deleted while the search runs (see _check_file).
+        self._bytes = bytearray(self.trials_file.read_bytes() if self.trials_file.exists() else b"")
+        self._fh = open(self.trials_file, "ab")
+        self._stopped_by = None
 
     def _read(self):
         if not self.trials_file.exists():
@@ -205,8 +217,10 @@ class Journal:
     def append(self, record: dict) -> None:
         """Appends one event and flushes it to the OS (it survives a kill of this process)."""
         self._check_file()
-        self._fh.write((json.dumps(record) + "\n").encode())
+        line = (json.dumps(record) + "\n").encode()
+        self._fh.write(line)
         self._fh.flush()
+        self._bytes += line
         if record["event"] == "proposed":
             self.proposed[record["trial"]] = record
         elif record["event"] == "finished":
@@ -214,49 +228,82 @@ class Journal:
         else:
             self.errors.append(record)
 
-    def _check_file(self) -> None:
-        """Makes sure ``trials.jsonl`` is still the file this process appends to.
+    def _check_file(self, stopping: bool = False) -> None:
+        """Makes sure ``trials.jsonl`` still holds exactly what this process read and wrote.
 
-        Tools that rewrite files in place replace them: ``git stash``, ``git checkout`` or a
-        restore of the folder from a copy put an older ``trials.jsonl`` where the search's was, and
-        a search appending through its open handle then wrote every later record into a deleted
-        file (a study lost nine finished children that way until they were copied back from the
-        process). An older copy of this journal (a prefix of what this process wrote) is put back
-        to the whole journal and the search goes on, saying so; any other file in its place (or
-        none) stops the search, with this run's records kept beside it."""
+        Tools that rewrite files replace or overwrite them: ``git stash``, ``git checkout``, ``cp``
+        of a backup or a restore of the folder put an older ``trials.jsonl`` where the search's
+        was, and a search appending through its open handle then wrote every later record into a
+        deleted file (a study lost nine finished children that way until they were copied back
+        from the process). Checked before each record, before the strategy's state is saved and
+        when the journal closes. An older copy (what the journal was at some point: a prefix of
+        this process's bytes, cut or not) is brought up to date and the search goes on, saying
+        so. Anything else in its place, or nothing, is left alone: this run's records are kept
+        beside it in ``trials.jsonl.this-run-*``, and the search stops with
+        :class:`JournalCorrupt` (``stopping``: while it closes, a warning says so instead)."""
+        path = self.trials_file.resolve()  # a symlinked journal is repaired where it points
         mine = os.fstat(self._fh.fileno())
         try:
-            there = os.stat(self.trials_file)
+            there = os.stat(path)
         except FileNotFoundError:
             there = None
-        if there is not None and (there.st_ino, there.st_dev) == (mine.st_ino, mine.st_dev):
+        same_file = there is not None and (there.st_ino, there.st_dev) == (mine.st_ino, mine.st_dev)
+        if same_file and there.st_size == len(self._bytes):
             return
-        self._fh.seek(0)
-        ours = self._fh.read()
-        theirs = self.trials_file.read_bytes() if there is not None else None
-        if theirs is not None and ours.startswith(theirs):
-            from ..fileio import atomic_write
-
-            with atomic_write(self.trials_file) as tmp:
-                tmp.write_bytes(ours)
-            self._fh.close()
-            self._fh = open(self.trials_file, "ab+")
-            lost = ours[len(theirs):].count(b"\n")
-            print(f"warning: {self.trials_file} was replaced by an older copy while the search ran (git "
-                  f"stash or checkout, a restore of the folder?); the {lost} records it lacked were "
-                  "written back and the search goes on.", file=sys.stderr)
-            return
-        keep = self.trials_file.with_name(f"trials.jsonl.this-run-{os.getpid()}")
+        ours = bytes(self._bytes)
+        if there is None and mine.st_nlink > 0:
+            # Moved with its folder (or renamed): the file this run appends to holds every record.
+            message = (f"{self.trials_file} was moved or renamed (with its folder?) while the search ran; the "
+                       "file this run appended to is intact wherever it went, with every record: run the "
+                       "same command with --out at its new place to resume.")
+            if stopping:
+                print(f"warning: {message}", file=sys.stderr)
+                return
+            raise JournalCorrupt(message)
         try:
-            keep.write_bytes(ours)
-            kept = f"this run's records are in {keep}"
+            theirs = path.read_bytes() if there is not None else None
+        except OSError:
+            theirs = None
+        if theirs is not None and ours.startswith(theirs):
+            if theirs != ours:
+                from ..fileio import atomic_write
+
+                with atomic_write(path) as tmp:
+                    tmp.write_bytes(ours)
+            self._fh.close()
+            self._fh = open(self.trials_file, "ab")
+            lacked = ours[len(theirs):].count(b"\n")
+            if not lacked:
+                return  # an identical copy: nothing was lost
+            print(f"warning: {self.trials_file} was replaced by an older copy or cut short while the search "
+                  f"ran (git stash or checkout, a copy or restore of the folder?); the {lacked} "
+                  f"record{'' if lacked == 1 else 's'} it lacked {'was' if lacked == 1 else 'were'} written back"
+                  f"{'' if stopping else ' and the search goes on'}.", file=sys.stderr)
+            return
+        if self._stopped_by:  # said, and kept, once
+            if stopping:
+                return
+            raise JournalCorrupt(self._stopped_by)
+        if there is None:
+            what = "deleted"
+        else:
+            what = "replaced by another file" if not same_file else "overwritten with other records"
+        import time
+
+        keep = self.trials_file.with_name(f"trials.jsonl.this-run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        try:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            with open(keep, "xb") as f:  # never over an earlier run's
+                f.write(ours)
+            kept = (f"this run's records (the whole journal as it should be) are in {keep}; move it to "
+                    f"{self.trials_file} and run the same command to resume")
         except OSError as e:
             kept = f"this run's records could not be kept ({e})"
-        raise JournalCorrupt(
-            f"{self.trials_file} was {'deleted' if there is None else 'replaced by another file'} while the "
-            f"search ran; {kept}. Nothing else was changed. Put the journal back (that file is it, "
-            "whole) and run the same command to resume."
-        )
+        message = self._stopped_by = f"{self.trials_file} was {what} while the search ran; {kept}."
+        if stopping:
+            print(f"warning: {message}", file=sys.stderr)
+            return
+        raise JournalCorrupt(message)
 
     def save_state(self, arrays: dict, consumed: int, pending: list | None = None) -> None:
         """Atomically writes the strategy state after ``consumed`` finished trials were fed to it.
@@ -267,6 +314,7 @@ class Journal:
         (:meth:`load_state` journals the missing ones), never a state that would draw them again.
         The state also records how many proposals it accounts for (``proposals``)."""
         pending = list(pending or [])
+        self._check_file()
         os.fsync(self._fh.fileno())  # the trials it reflects are on disk before it is
         savez_atomic(self.out / "strategy.npz", consumed=np.asarray(consumed),
                      proposals=np.asarray(self.next_trial + len(pending)),
@@ -332,5 +380,8 @@ class Journal:
 
     def close(self):
         """Closes the trials file and releases the folder."""
-        self._fh.close()
-        self._lock.release()
+        try:
+            self._check_file(stopping=True)
+        finally:
+            self._fh.close()
+            self._lock.release()

@@ -221,7 +221,11 @@ def main(argv=None) -> int:
             print(f"error: {out} has a journal (trials.jsonl) but no config.json, the search's settings: "
                   "restore it from a copy or a commit.", file=sys.stderr)
         else:
-            print(f"error: {out} is not a search folder (no {' / '.join(missing)}).", file=sys.stderr)
+            kept = sorted(out.glob("trials.jsonl.this-run-*"))
+            hint = (f" {kept[0].name} there holds the records of a run whose journal was replaced or "
+                    f"deleted while it ran: move it to {out / 'trials.jsonl'} if it is this search's journal."
+                    if kept else "")
+            print(f"error: {out} is not a search folder (no {' / '.join(missing)}).{hint}", file=sys.stderr)
         return 2
     from .errors import SearchError
     from .journal import read_config
