@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from ..fileio import FolderLock, savez_atomic, write_json_atomic
+from ..fileio import FolderLock, atomic_write, savez_atomic, write_json_atomic
 from .errors import ConfigMismatch, JournalCorrupt, NotASearch, StateCorrupt
 
 #: Keys every ``config.json`` has.
@@ -266,8 +267,6 @@ class Journal:
             theirs = None
         if theirs is not None and ours.startswith(theirs):
             if theirs != ours:
-                from ..fileio import atomic_write
-
                 with atomic_write(path) as tmp:
                     tmp.write_bytes(ours)
             self._fh.close()
@@ -288,8 +287,6 @@ class Journal:
             what = "deleted"
         else:
             what = "replaced by another file" if not same_file else "overwritten with other records"
-        import time
-
         keep = self.trials_file.with_name(f"trials.jsonl.this-run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         try:
             keep.parent.mkdir(parents=True, exist_ok=True)
