@@ -26,6 +26,20 @@ def test_space_sizes_and_masks():
     assert np.array_equal(counts[:25], counts[25:])
 
 
+@pytest.mark.parametrize("kw, message", [
+    ({"num_blocks": "5"}, "num_blocks must be an integer"),
+    ({"num_blocks": 2.5}, "num_blocks must be an integer"),
+    ({"num_blocks": 0}, "num_blocks must be an integer of at least 1"),
+    ({"ops": 3}, "ops is a sequence of names"),
+    ({"ops": "identity"}, "not a single string"),
+])
+def test_a_space_with_wrong_settings_says_which_and_how(kw, message):
+    # A config.json edited by hand reaches SearchSpace(**space): the error must name the setting.
+    with pytest.raises(ValueError, match=message):
+        SearchSpace(**kw)
+    assert SearchSpace(num_blocks=np.int64(3)).num_blocks == 3
+
+
 def test_encode_decode_and_the_papers_concat_rule():
     s = SearchSpace()
     actions = s.encode(NASNET_A)

@@ -37,10 +37,17 @@ class SearchSpace:
         if isinstance(self.ops, str) or isinstance(self.combines, str):
             raise ValueError("ops and combines are sequences of names, e.g. ops=('identity',), not "
                              "a single string.")
-        object.__setattr__(self, "ops", tuple(self.ops))
-        object.__setattr__(self, "combines", tuple(self.combines))
-        if self.num_blocks < 1:
-            raise ValueError(f"num_blocks must be at least 1; got {self.num_blocks}.")
+        for name in ("ops", "combines"):
+            try:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+            except TypeError:
+                raise ValueError(f"{name} is a sequence of names, e.g. ('identity', 'avg_pool_3x3'); "
+                                 f"got {getattr(self, name)!r}.") from None
+        # A float or a string would fail later, far from its cause (a comparison, a range()).
+        if isinstance(self.num_blocks, bool) or not isinstance(self.num_blocks, (int, np.integer)) \
+                or self.num_blocks < 1:
+            raise ValueError(f"num_blocks must be an integer of at least 1; got {self.num_blocks!r}.")
+        object.__setattr__(self, "num_blocks", int(self.num_blocks))
         unknown = [o for o in self.ops if o not in OPS]
         if unknown or not self.ops:
             raise ValueError(f"Unknown or no ops {unknown}; choose from {', '.join(OPS)}.")
