@@ -451,3 +451,20 @@ def test_report_says_a_search_is_unfinished_and_refuses_an_empty_list(tmp_path, 
 
     with pytest.raises(FileNotFoundError, match="not a search folder"):
         search_cost(tmp_path / "nowhere")  # not a search that cost nothing
+
+
+def test_report_on_a_hand_edited_config_names_the_setting(tmp_path, capsys):
+    from keras_nasnet.search import run_search
+    from keras_nasnet.search.report import main as report
+
+    out = tmp_path / "s"
+    run_search(_tiny_config(strategy="random"), out, trials=2, progress=False)
+    config = json.loads((out / "config.json").read_text())
+    for value, message in ((("num_blocks", "2"), "num_blocks must be an integer"),
+                           (("ops", 3), "ops is a sequence of names"),
+                           (("colour", "red"), "colour")):
+        (out / "config.json").write_text(json.dumps({**config, "space": {**config["space"], value[0]: value[1]}}))
+        capsys.readouterr()
+        assert report([str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "config.json" in err and message in err, err

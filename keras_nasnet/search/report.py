@@ -245,6 +245,13 @@ def main(argv=None) -> int:
         return 2
     try:
         space = SearchSpace(**config["space"])
+    except (KeyError, TypeError, ValueError) as e:
+        # A config.json edited by hand: name the file and the setting, not a traceback.
+        what = "has no 'space'" if isinstance(e, KeyError) else f"space: {e}"
+        print(f"error: {out / 'config.json'} {what}; put back the search's own config.json "
+              f"(git, a backup) or fix that setting.", file=sys.stderr)
+        return 1
+    try:
         trials = load_trials(out)
     except SearchError as e:
         print(f"error: {e}", file=sys.stderr)
