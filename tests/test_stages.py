@@ -597,3 +597,30 @@ def test_each_width_rule_keeps_its_own_stage_journal():
     assert budget_folder(2, standalone_spec(SearchConfig(reward="synthetic"), 2)) == "budget-2"
     # Another --stage-images: its own journal, not a settings mismatch that named a proxy key.
     assert budget_folder(1, standalone_spec(config, 1, 200, "nasnet-a")) == "budget-1-i200-p73218"
+
+
+def test_the_folder_stays_locked_from_the_search_through_its_stages(tmp_path, monkeypatch):
+    # A second command on the folder between the search and its stages (more trials, say) would
+    # extend the journal the stages had just read; it must be refused until the stages end.
+    from keras_nasnet.fileio import FolderLock, FolderLocked
+    from keras_nasnet.search import SearchConfig, run_search
+    from keras_nasnet.search import stages as stages_module
+    from keras_nasnet.search.stages import StageConfig
+
+    out, seen = tmp_path / "s", []
+    real = stages_module.run_stages
+
+    def run_stages_checking_the_lock(*args, **kwargs):
+        try:
+            FolderLock(out).release()
+            seen.append("free")
+        except FolderLocked:
+            seen.append("locked")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stages_module, "run_stages", run_stages_checking_the_lock)
+    stages = StageConfig(screen_top=0, top_k=2, seeds=1, random_cells=1, confirm_seeds=0)
+    run_search(SearchConfig(reward="synthetic", strategy="random", seed=1), out, trials=10,
+               progress=False, stages=stages)
+    assert seen == ["locked"]
+    FolderLock(out).release()  # and released when run_search returns

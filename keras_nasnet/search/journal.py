@@ -375,10 +375,13 @@ class Journal:
             return None, 0
         return arrays, consumed
 
-    def close(self):
-        """Closes the trials file and releases the folder."""
+    def close(self, *, keep_lock: bool = False):
+        """Closes the trials file and releases the folder; with ``keep_lock``, returns the folder's
+        :class:`~keras_nasnet.fileio.FolderLock` still held instead (the caller releases it)."""
         try:
             self._check_file(stopping=True)
         finally:
             self._fh.close()
-            self._lock.release()
+            if not keep_lock:
+                self._lock.release()
+        return self._lock if keep_lock else None

@@ -277,8 +277,22 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
         StandaloneReward(standalone_spec(config, stages.cheap_budget, stages.images, stages.match_params)).check()
     ex_kwargs = {"threads_per_worker": threads_per_worker, "ray_address": ray_address,
                  "cpus_per_child": cpus_per_child, "gpus_per_child": gpus_per_child}
-    summary = search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
-                     progress=progress, max_consecutive_failures=max_failures, executor_kwargs=ex_kwargs)
+    # The folder stays locked from the search through its stages: a second command on it meanwhile
+    # (more trials, say) would otherwise extend the journal the stages just read, and the two
+    # runs' summary.json and final.json would overwrite each other.
+    held = []
+    try:
+        summary = search(out, config=config.to_dict(), trials=trials, workers=workers, executor=executor,
+                         progress=progress, max_consecutive_failures=max_failures,
+                         executor_kwargs=ex_kwargs, _hold_lock=held)
+        return _after_search(config, out, summary, stages, executor, workers, progress, ex_kwargs,
+                             max_failures)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _after_search(config, out, summary, stages, executor, workers, progress, ex_kwargs, max_failures):
     from .report import _final
 
     stale = _stale_stages(out, _final(Path(out)), summary["trials"])
@@ -300,7 +314,7 @@ def run_search(config, out, *, trials: int | None = None, workers: int | None = 
 
 def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = "local",
            progress: bool = True, executor_kwargs: dict | None = None,
-           max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> dict:
+           max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES, _hold_lock: list | None = None) -> dict:
     """Runs (or resumes) the search described by the ``config.json`` dict ``config`` in folder
     ``out`` (the lower-level form of :func:`run_search`, which most callers want).
 
@@ -330,7 +344,10 @@ def search(out, *, config: dict, trials: int, workers: int = 0, executor: str = 
         summary = _run(journal, space, config, reward_spec, trials, workers, executor, progress,
                        executor_kwargs, max_consecutive_failures)
     finally:
-        journal.close()
+        # run_search keeps the folder locked for its stages (it releases what lands in _hold_lock).
+        lock = journal.close(keep_lock=_hold_lock is not None)
+        if lock is not None:
+            _hold_lock.append(lock)
     return summary
 
 
