@@ -98,6 +98,18 @@ def pipeline(run, references, random_cells: int, seeds: int, top_k: int) -> dict
                          "`python -m keras_nasnet.search ... --stages all` run.")
     config = read_config(Path(run) / "config.json")
     space = SearchSpace(**config["space"])
+    # Sizes not given: the run's own, from its final.json (two runs compared may differ: 16 and 8
+    # finalists), else the stages' defaults.
+    try:
+        ran = json.loads((Path(run) / "final.json").read_text())["stages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        ran = {}
+    from keras_nasnet.search import StageConfig
+
+    defaults = StageConfig()
+    top_k = ran.get("top_k", defaults.top_k) if top_k is None else top_k
+    seeds = ran.get("seeds", defaults.seeds) if seeds is None else seeds
+    random_cells = ran.get("random_cells", defaults.random_cells) if random_cells is None else random_cells
     journals = budget_journals(run)
     if not journals:
         raise SystemExit(f"{run}: no stand-alone stage journal yet (stages/budget-*/); run its "
@@ -156,12 +168,13 @@ def main(argv=None) -> int:
     p.add_argument("--other", default=None, help="the same pipeline with --strategy random")
     p.add_argument("--references", nargs="*", default=[], metavar="JOURNAL",
                    help="stand-alone journals to take the reference cells' missing seeds from")
-    p.add_argument("--random-cells", type=int, default=defaults.random_cells,
-                   help=f"the stages' random reference cells (default {defaults.random_cells})")
-    p.add_argument("--top-k", type=int, default=defaults.top_k,
-                   help=f"the stages' finalists (default {defaults.top_k})")
-    p.add_argument("--seeds", type=int, default=defaults.seeds,
-                   help=f"seeds a cell needs to count (default {defaults.seeds})")
+    p.add_argument("--random-cells", type=int, default=None,
+                   help="the stages' random reference cells (default: the run's, from its final.json, "
+                        f"else {defaults.random_cells})")
+    p.add_argument("--top-k", type=int, default=None,
+                   help=f"the stages' finalists (default: the run's, else {defaults.top_k})")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=f"seeds a cell needs to count (default: the run's, else {defaults.seeds})")
     p.add_argument("--out", default=None, help="JSON file to write (default: print only)")
     a = p.parse_args(argv)
     from keras_nasnet.fileio import write_json_atomic
