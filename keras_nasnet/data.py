@@ -533,7 +533,7 @@ def _from_image_zip(path: Path):
     except zipfile.BadZipFile as e:
         raise DataError(f"{path} is a corrupt zip archive ({e}).") from None
     with zf:
-        entries = []
+        entries, misplaced = [], []
         for info in zf.infolist():
             parts = Path(info.filename).parts
             if (info.is_dir() or Path(info.filename).suffix.lower() not in _IMAGE_EXT
@@ -543,6 +543,10 @@ def _from_image_zip(path: Path):
             if len(parts) >= 3 and parts[-3] in ("train", "test"):
                 entries.append((parts[-3], parts[-2], parts[-1],
                                 lambda n=info.filename: zf.read(n), parts[:-3]))
+            elif any(p in ("train", "test") for p in parts[:-1]):
+                # Under a split but not split/class/file (a subfolder more, or no class folder):
+                # left out, as the folder loader leaves them, and said so rather than silently.
+                misplaced.append(info.filename)
         roots = sorted({"/".join(e[4]) + "/" if e[4] else "(top level)" for e in entries})
         if len(roots) > 1:
             # Read together they would count every image twice (a tree zipped beside its copy).
@@ -550,7 +554,7 @@ def _from_image_zip(path: Path):
                             "zip holds one train/ and test/ tree. Zip one of them.")
         entries = [e[:4] for e in entries]
         try:
-            return _collect(entries, f"Zip {path}")
+            return _collect(entries, f"Zip {path}", sorted(misplaced))
         except zipfile.BadZipFile as e:
             raise DataError(f"{path} is a corrupt zip archive ({e}).") from None
 

@@ -423,6 +423,15 @@ def test_image_trees_laid_out_otherwise_are_not_read_silently(tmp_path, capsys):
     (xtr, _), _ = D.load_cifar10(root, cache=False)
     assert len(xtr) == 10 * PER_CLASS
     assert "1 image(s) outside train/<class>/ and test/<class>/ (e.g. train/cat/more/x.png)" in capsys.readouterr().err
+    # The same in a zip (where it used to be dropped without a word).
+    deep_zip = tmp_path / "deep.zip"
+    with zipfile.ZipFile(deep_zip, "w") as z:
+        _write_image_tree(lambda n, d: z.writestr("cifar10/" + n, d))
+        z.writestr("cifar10/train/cat/more/x.png", deep.read_bytes())
+    (xtr, _), _ = D.load_cifar10(deep_zip, cache=False)
+    assert len(xtr) == 10 * PER_CLASS
+    assert "1 image(s) outside train/<class>/ and test/<class>/ (e.g. cifar10/train/cat/more/x.png)" \
+        in capsys.readouterr().err
     bmp = tmp_path / "bmp"
     _write_image_tree(lambda n, d: _folder_writer(bmp)(n.replace(".png", ".bmp"), d))
     with pytest.raises(D.DataError, match=r"has no train/<class>/ images.*file\(s\) of other types \(e\.g\. "
