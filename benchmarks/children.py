@@ -77,13 +77,13 @@ def main(argv=None):
 
     train_images, val_images = (1000, 500) if a.quick else (10000, 5000)
     cfg = rewards.ProxyConfig.preset("cpu", train_images=train_images, val_images=val_images, data=a.data)
-    key = (cfg.data, cfg.train_images, cfg.val_images)
+    generated = None
     if a.data is None:  # random images of CIFAR's shape: the timing does not depend on the pixels
         rng = np.random.default_rng(0)
-        rewards._DATA_CACHE[key] = (
-            rng.integers(0, 256, (train_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, train_images),
-            rng.integers(0, 256, (val_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, val_images))
-    xtr, ytr, _, _ = rewards._reward_data(cfg)
+        generated = (rng.integers(0, 256, (train_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, train_images),
+                     rng.integers(0, 256, (val_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, val_images))
+    arrays = rewards.CIFARReward(SearchSpace(), cfg, data=generated).arrays()  # loaded once, shared
+    xtr, ytr, xval, yval = arrays
     steps = math.ceil(len(xtr) / cfg.batch_size)
 
     # The cells of search/shared/shared_standalone.py: its space, and its random cells (seed 1).
@@ -94,7 +94,7 @@ def main(argv=None):
     cells = dict(list(cells.items())[: a.cells])
 
     def child(name, trainer):
-        reward = rewards.CIFARReward(space, cfg)
+        reward = rewards.CIFARReward(space, cfg, data=arrays)
         reward.trainer = trainer
         t = time.perf_counter()
         acc = reward(cells[name], seed=0)
@@ -147,7 +147,7 @@ def main(argv=None):
             v.assign(np.zeros(v.shape, v.dtype))
         first.seconds = {"first_step": 0.0, "steps": 0.0}
         first.train_epoch(xtr, ytr, 0, 0)
-        acc = first.accuracy(*rewards._reward_data(cfg)[2:])
+        acc = first.accuracy(xval, yval)
         return time.perf_counter() - t, {"accuracy": acc, **first.seconds}
 
     runners = {"step": lambda n: child(n, "step"), "fit": lambda n: child(n, "fit"), "bare": bare}

@@ -141,7 +141,7 @@ def search_case(reps, train_images=4000):
     """Controller sampling of 20 children and one PPO update, against one proxy child (N=1, F=8,
     one epoch on ``train_images`` images, scored on 5,000; the recorded CIFAR search used 4,000)."""
     from keras_nasnet.search.ppo import PPOConfig, PPOStrategy
-    from keras_nasnet.search.rewards import CIFARReward, ProxyConfig, _DATA_CACHE
+    from keras_nasnet.search.rewards import CIFARReward, ProxyConfig
     from keras_nasnet.search.space import SearchSpace
 
     space = SearchSpace()
@@ -153,11 +153,9 @@ def search_case(reps, train_images=4000):
     # A proxy child on generated data of CIFAR's shape.
     rng = np.random.default_rng(0)
     cfg = ProxyConfig.preset("cpu", train_images=train_images)
-    key = (cfg.data, cfg.train_images, cfg.val_images)
-    _DATA_CACHE[key] = (rng.integers(0, 256, (train_images, 32, 32, 3), dtype=np.uint8),
-                        rng.integers(0, 10, train_images),
-                        rng.integers(0, 256, (5000, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 5000))
-    reward = CIFARReward(space, cfg)
+    data = (rng.integers(0, 256, (train_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, train_images),
+            rng.integers(0, 256, (5000, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 5000))
+    reward = CIFARReward(space, cfg, data=data)
     t = time.perf_counter()
     reward(space.encode(kn.NASNET_A), seed=0)
     child = time.perf_counter() - t

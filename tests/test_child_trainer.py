@@ -75,21 +75,24 @@ def test_cifar_reward_trains_with_the_compiled_step(rng):
     from keras_nasnet.search.space import SearchSpace
 
     cfg = _cfg()
-    key = (cfg.data, cfg.train_images, cfg.val_images)
-    rewards._DATA_CACHE[key] = (rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 100),
-                                rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 20))
-    try:
-        space = SearchSpace(num_blocks=1, ops=("identity", "sep_conv_3x3"))
-        actions = space.encode(_genotype())
-        reward = rewards.CIFARReward(space, cfg)
-        acc = reward(actions, seed=0)
-        assert acc in {k / 20 for k in range(21)}
-        # The compiled path ran (the fit path has no first-step timing).
-        assert set(reward.last_seconds) == {"build", "first_step", "steps", "evaluate"}
-        # the last epoch's mean training loss, kept for stand-alone journals (a ranking signal)
-        assert np.isfinite(reward.last_train_loss) and reward.last_train_loss > 0
-    finally:
-        rewards._DATA_CACHE.pop(key, None)
+    data = (rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 100),
+            rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 20))
+    space = SearchSpace(num_blocks=1, ops=("identity", "sep_conv_3x3"))
+    actions = space.encode(_genotype())
+    reward = rewards.CIFARReward(space, cfg, data=data)
+    reward.check()  # given arrays: nothing to load (cfg.data names no file)
+    assert reward.arrays() is reward.data
+    acc = reward(actions, seed=0)
+    assert acc in {k / 20 for k in range(21)}
+    # The compiled path ran (the fit path has no first-step timing).
+    assert set(reward.last_seconds) == {"build", "first_step", "steps", "evaluate"}
+    # the last epoch's mean training loss, kept for stand-alone journals (a ranking signal)
+    assert np.isfinite(reward.last_train_loss) and reward.last_train_loss > 0
+    # Arrays that are not two (images, labels) pairs are refused, saying what is wanted.
+    with pytest.raises(ValueError, match=r"four arrays, \(x_train, y_train, x_val, y_val\)"):
+        rewards.CIFARReward(space, cfg, data=data[:2])
+    with pytest.raises(ValueError, match="labels must be one integer per image"):
+        rewards.CIFARReward(space, cfg, data=(data[0], data[1][:50], data[2], data[3]))
 
 
 def test_children_and_the_training_command_share_one_recipe():

@@ -182,6 +182,22 @@ def _load_reward_data(cfg: ProxyConfig):
             xval[: cfg.val_images], yval[: cfg.val_images])
 
 
+def _given_arrays(data):
+    """``CIFARReward(data=...)``: four arrays, two (images, labels) pairs, each checked."""
+    from .. import data as data_lib
+
+    if not isinstance(data, (tuple, list)) or len(data) != 4:
+        raise ValueError("CIFARReward: data must be four arrays, (x_train, y_train, x_val, y_val); got "
+                         f"{type(data).__name__}" + (f" of {len(data)}" if isinstance(data, (tuple, list)) else "")
+                         + ".")
+    xtr, ytr = data_lib._images_and_labels(data[0], data[1], "CIFARReward (training data)")
+    xval, yval = data_lib._images_and_labels(data[2], data[3], "CIFARReward (validation data)")
+    if not len(xtr) or not len(xval):
+        raise ValueError(f"CIFARReward: data needs training and validation images; got {len(xtr)} and "
+                         f"{len(xval)}.")
+    return xtr, ytr, xval, yval
+
+
 def _reward_data(cfg: ProxyConfig):
     key = (cfg.data, cfg.train_images, cfg.val_images)
     if key not in _DATA_CACHE:
@@ -293,14 +309,27 @@ class CIFARReward(Reward):
     #: path the reward had first (always used on JAX and PyTorch).
     trainer = "step"
 
-    def __init__(self, space: SearchSpace, proxy: ProxyConfig):
+    def __init__(self, space: SearchSpace, proxy: ProxyConfig, data=None):
+        """``space``: the search space the actions are decoded in; ``proxy``: the child's size and
+        training (:class:`ProxyConfig`). ``data``: optional ``(x_train, y_train, x_val, y_val)``
+        arrays (uint8 ``(N, 32, 32, 3)`` images, integer labels) to train and score the children
+        on instead of the CIFAR-10 split that ``proxy.data`` names: your own images, or generated
+        ones for a timing. They live in this object only; a search's worker processes build
+        their rewards from ``proxy`` and load its data."""
         self.space = space
         self.proxy = proxy
+        self.data = None if data is None else _given_arrays(data)
 
     def check(self) -> None:
         """Loads and checks the data (raising :class:`keras_nasnet.data.DataError` with advice),
         which also fills the on-disk cache that worker processes then read."""
-        _load_reward_data(self.proxy)  # not kept: the driver does not need the arrays
+        if self.data is None:
+            _load_reward_data(self.proxy)  # not kept: the driver does not need the arrays
+
+    def arrays(self):
+        """The ``(x_train, y_train, x_val, y_val)`` the children train and are scored on: the
+        ``data`` given, else the held-out split of ``proxy.data`` (loaded once per process)."""
+        return self.data if self.data is not None else _reward_data(self.proxy)
 
     def __call__(self, actions, seed: int = 0) -> float:
         import keras
@@ -309,7 +338,7 @@ class CIFARReward(Reward):
 
         cfg = self.proxy
         genotype = self.space.decode(actions)
-        xtr, ytr, xval, yval = _reward_data(cfg)
+        xtr, ytr, xval, yval = self.arrays()
         start = time.perf_counter()
         try:
             width = fit_units(genotype, cfg.penultimate_filters) if cfg.match_params is None else \
