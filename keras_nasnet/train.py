@@ -163,6 +163,11 @@ def _check_same_run(cfg_file: Path, config: dict) -> None:
         raise TrainingError(
             f"{cfg_file} cannot be read ({type(e).__name__}: {str(e)[:120]}); it says which run the "
             "folder holds. Restore it from a copy, or use a new --out.") from None
+    if all(k in old for k in ("space", "reward", "strategy")) or "stage" in old:
+        # Another command's folder: its settings diffed against a training run's say nothing useful.
+        what = "stand-alone children of a search" if "stage" in old else "a search (keras_nasnet.search)"
+        raise RunConfigMismatch(f"{cfg_file.parent} holds {what}, not a run of keras_nasnet.train; "
+                                "give a new or empty folder as --out.")
     compared = {k: v for k, v in config.items() if k in old or k not in _LATER_KEYS}
     # The data's fingerprint is compared once the data is read (the second call): before that, the
     # stored one has nothing to be compared with.

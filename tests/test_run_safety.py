@@ -58,6 +58,35 @@ def test_damaged_journal_line_stops_with_its_number_and_keeps_the_file(tmp_path,
     assert sorted(r["trial"] for r in finished) == list(range(20))
 
 
+def test_a_folder_of_other_files_or_of_a_training_run_is_not_taken_for_a_search(tmp_path, capsys):
+    from keras_nasnet.search.__main__ import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.json").write_text('{"my": "precious results"}')  # a name a search writes
+    (mine / "notes.txt").write_text("notes")
+    with pytest.raises(SystemExit) as e:
+        main(_cli_args(mine, 3))
+    assert e.value.code == 2
+    assert "holds files (notes.txt, summary.json) but no search" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "summary.json"]  # nothing written
+    assert (mine / "summary.json").read_text() == '{"my": "precious results"}'
+    # A keras_nasnet.train folder is named as one, not called damaged (its config.json is fine).
+    run = tmp_path / "trained"
+    run.mkdir()
+    train_config = {"genotype": "NASNET_A", "num_cells": 1, "epochs": 1, "seed": 0}
+    (run / "config.json").write_text(json.dumps(train_config))
+    assert main(_cli_args(run, 3)) == 1
+    err = capsys.readouterr().err
+    assert "holds a run of keras_nasnet.train, not a search" in err and "damaged" not in err
+    assert json.loads((run / "config.json").read_text()) == train_config
+    # An empty folder, or one holding only hidden files, is a new search's.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".gitkeep").write_text("")
+    assert main(_cli_args(empty, 3)) == 0
+
+
 def test_a_second_run_on_one_folder_is_refused_and_a_killed_runs_lock_is_not(tmp_path):
     from keras_nasnet.fileio import FolderLocked
     from keras_nasnet.search.journal import Journal
@@ -343,7 +372,7 @@ def test_a_journal_without_its_config_is_not_adopted_by_other_settings(tmp_path,
     assert report([str(out)]) == 2 and "no config.json" in capsys.readouterr().err
 
 
-def test_a_journal_cut_short_behind_the_strategy_rebuilds_it_from_the_records_and_says_so(tmp_path, capsys):
+def test_a_journal_cut_short_behind_the_strategy_stops_the_search_until_the_user_chooses(tmp_path, capsys):
     from keras_nasnet.search.__main__ import main
 
     out = tmp_path / "s"
@@ -351,10 +380,17 @@ def test_a_journal_cut_short_behind_the_strategy_rebuilds_it_from_the_records_an
     lines = (out / "trials.jsonl").read_text().splitlines(keepends=True)
     (out / "trials.jsonl").write_text("".join(lines[:len(lines) // 2]))  # an older, shorter copy
     kept = sum('"finished"' in line for line in lines[:len(lines) // 2])
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
     capsys.readouterr()
-    assert main(_cli_args(out, 20)) == 0
+    # Going on would retrain the lost children and append after the gap: stopped, nothing changed.
+    assert main(_cli_args(out, 20)) == 1
     err = capsys.readouterr().err
-    assert f"had learned from 20 results, but trials.jsonl holds only {kept}" in err and "rebuilt" in err
+    assert f"had learned from 20 results, but trials.jsonl holds only {kept}" in err
+    assert "Put the full trials.jsonl back" in err and "delete" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == before
+    # The user's choice to go on: the strategy's state deleted, it is rebuilt from the records.
+    (out / "strategy.npz").unlink()
+    assert main(_cli_args(out, 20)) == 0
     finished = [r["trial"] for r in _records(out) if r["event"] == "finished"]
     assert len(finished) == len(set(finished)) == 20
 

@@ -177,6 +177,13 @@ def test_out_holding_other_files_or_a_run_on_other_data_is_refused(image_folder,
     assert "holds files (log.csv) but no run of keras_nasnet.train" in capsys.readouterr().err
     assert sorted(p.name for p in mine.iterdir() if p.name != ".lock") == ["log.csv"]
     assert (mine / "log.csv").read_text() == "step,loss\n1,0.5\n"
+    # A search's folder is named as one, not diffed against a training run's settings.
+    search_dir = tmp_path / "a-search"
+    search_dir.mkdir()
+    (search_dir / "config.json").write_text(json.dumps({"space": {}, "reward": "synthetic",
+                                                         "strategy": "random", "seed": 0}))
+    assert train.main(["--out", str(search_dir), *argv]) == 2
+    assert "holds a search (keras_nasnet.search), not a run of keras_nasnet.train" in capsys.readouterr().err
 
     # A run whose --data file now holds other images (a new download at the same path), with the
     # temporary file of a checkpoint write that a kill -9 cut short.

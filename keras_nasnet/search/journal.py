@@ -44,6 +44,10 @@ def read_config(path) -> dict:
             f"not a search configuration (it needs {', '.join(_CONFIG_KEYS)})"
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         problem = f"not readable JSON ({e})"
+    if problem and isinstance(config, dict) and "genotype" in config and "epochs" in config:
+        # A keras_nasnet.train folder: its config.json is intact, only not a search's.
+        raise NotASearch(f"{path.parent} holds a run of keras_nasnet.train, not a search: give a new or "
+                         "empty folder as --out (or the folder of a search to resume it).")
     if problem:
         raise StateCorrupt(
             f"{path} is damaged: {problem}. It holds the search's settings: restore it from a copy "
@@ -355,14 +359,14 @@ class Journal:
         if consumed > len(self.finished):
             # Results are journaled before the strategy sees them, so its state is never ahead of
             # the journal unless records were lost from it (a file cut short, an older copy put
-            # back). A strategy that remembers children the journal does not would propose from
-            # a history no record shows: it is rebuilt from the records instead, and said so.
-            print(f"warning: {path} had learned from {consumed} results, but {self.trials_file.name} "
-                  f"holds only {len(self.finished)}: records were lost from the journal (cut short, or "
-                  f"an older copy). The strategy is rebuilt from the {len(self.finished)} recorded "
-                  "trials; to keep the lost ones, stop now and put the full trials.jsonl back.",
-                  file=sys.stderr)
-            return None, 0
+            # back). Going on would train those children again and append after the gap, so the
+            # full journal could no longer be put back: stop, change nothing, and say both ways on.
+            raise StateCorrupt(
+                f"{path} had learned from {consumed} results, but {self.trials_file.name} holds only "
+                f"{len(self.finished)}: records were lost from the journal (cut short, or an older copy "
+                f"put back). Nothing was changed. Put the full {self.trials_file.name} back and run the "
+                f"same command again; or, to go on without the lost records, delete {path}: the "
+                f"strategy is then rebuilt from the {len(self.finished)} recorded trials.")
         for rec in pending:
             if rec["trial"] == self.next_trial:  # drawn and saved, not yet journaled: journal it
                 self.append(rec)

@@ -149,6 +149,7 @@ def check_run_settings(out, config: dict, workers: int, executor: str) -> None:
     if Path(out).exists() and not Path(out).is_dir():
         raise InvalidSettings(f"--out {out} is a file, not a folder: choose a folder (new, or one that "
                               "holds a search to resume).")
+    _refuse_other_files(Path(out))
     if executor not in ("local", "ray"):
         raise InvalidSettings(f"--executor must be local or ray; got {executor!r}.")
     if workers < 0:
@@ -160,6 +161,27 @@ def check_run_settings(out, config: dict, workers: int, executor: str) -> None:
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise InvalidSettings("--executor ray needs Ray: pip install 'keras_nasnet[distributed]', or use "
                               "--executor local.")
+
+
+def _refuse_other_files(out: Path) -> None:
+    """Refuses an ``out`` that holds files but no search: a search writes ``summary.json``,
+    ``best_genotype.json``, ``rewards.png``, ... and would replace the user's files of those names
+    (``keras_nasnet.train`` refuses such a folder the same way)."""
+    from .errors import InvalidSettings
+
+    if not out.is_dir() or (out / "config.json").exists():
+        return  # a new folder, or a search (or another command's folder: the journal says which)
+    trials = out / "trials.jsonl"
+    if trials.is_file() and trials.stat().st_size:
+        return  # a journal without its config.json: the journal refuses it, saying so
+    # Hidden files (.lock, .DS_Store, .gitkeep) are left out: no search writes over them; an empty
+    # trials.jsonl holds nothing.
+    other = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p != trials)
+    if other:
+        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        raise InvalidSettings(
+            f"--out {out} holds files ({shown}) but no search (it has no config.json); a search would "
+            "overwrite files of its own names there. Give a new or empty folder as --out.")
 
 
 def _check_executor_settings(out, executor, workers, stages, threads_per_worker, ray_address,
