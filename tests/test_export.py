@@ -144,6 +144,9 @@ def test_bad_arguments_say_what_to_do(tmp_path):
         export(model, tmp_path / "m.tflite", input_shape=(64, 64, 3))
     with pytest.raises(ValueError, match="not an export"):
         load_exported(tmp_path / "m.bin")
+    for missing in ("nope.tflite", "nope.onnx"):  # not the runtimes' own words for it
+        with pytest.raises(FileNotFoundError, match=f"nope.{missing.split('.')[1]}' does not exist"):
+            load_exported(tmp_path / missing)
     assert issubclass(ExportError, RuntimeError)
 
 

@@ -661,3 +661,16 @@ def test_cli_verify_a_copied_cache_folder_and_a_broken_manifest(spec, server, tm
             warnings.simplefilter("ignore")
             assert weights_cli(["verify"]) == 1
         assert "reinstall keras_nasnet" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_hdf5_weights_says_what_it_is(tmp_path):
+    # `train evaluate --weights model.keras` reached h5py, whose "file signature not found" says
+    # nothing of what to do.
+    from keras_nasnet.weights.h5 import read_record
+
+    for name, said in (("model.keras", r"whole saved model \(\.keras\).*keras\.models\.load_model"),
+                       ("model.tflite", r"is an export.*load_exported"),
+                       ("notes.h5", r"not a readable HDF5 weights file.*\.h5 or \.weights\.h5")):
+        (tmp_path / name).write_bytes(b"PK\x03\x04 not hdf5")
+        with pytest.raises(W.WeightsError, match=said):
+            read_record(tmp_path / name)

@@ -146,5 +146,10 @@ def load_exported(path, num_threads: int | None = None) -> Runner:
         A :class:`Runner`; int8 inputs and outputs are (de)quantized for the caller.
     """
     format = format_of_file(path)
+    if not Path(path).exists():
+        # Said here: the runtimes' own messages ("The model allocation is null/empty",
+        # "[ONNXRuntimeError] : 3 : NO_SUCHFILE") do not say what to check.
+        raise FileNotFoundError(f"{os.fspath(path)!r} does not exist: give the file that "
+                                "keras_nasnet.export.export (or python -m keras_nasnet.export) wrote.")
     impl = {"litert": _LiteRT, "onnx": _Onnx, "saved_model": _SavedModel}[format](path, num_threads)
     return Runner(impl, format)

@@ -30,6 +30,22 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _unreadable(path, error) -> "WeightsError":
+    """The error for a file h5py cannot open, saying what the file is when its suffix tells
+    (a whole .keras model, an export) rather than only h5py's "file signature not found"."""
+    name = os.fspath(path)
+    if name.endswith(".keras"):
+        return WeightsError(f"{name} is a whole saved model (.keras), not a weights file: load it with "
+                            f"keras.models.load_model({name!r}) after `import keras_nasnet`, or give a "
+                            "file written by model.save_weights('name.weights.h5').")
+    if name.endswith((".tflite", ".onnx")):
+        return WeightsError(f"{name} is an export, not a weights file: run it with "
+                            f"keras_nasnet.export.load_exported({name!r}), or give the .h5 or "
+                            ".weights.h5 file it was exported from.")
+    return WeightsError(f"{name} is not a readable HDF5 weights file ({error}); a weights file is a "
+                        ".h5 or .weights.h5 file (model.save_weights).")
+
+
 def read_record(path) -> dict | None:
     """The architecture record stored in an h5 weights file, or ``None`` if it has none."""
     import h5py
@@ -38,7 +54,7 @@ def read_record(path) -> dict | None:
         with h5py.File(path, "r") as f:
             raw = f.attrs.get(RECORD_ATTR)
     except OSError as e:
-        raise WeightsError(f"{path} is not a readable HDF5 weights file ({e}).") from None
+        raise _unreadable(path, e) from None
     if raw is None:
         return None
     try:
@@ -70,7 +86,7 @@ def read_h5(path) -> dict[str, list[np.ndarray]]:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise WeightsError(f"{path} is not a readable HDF5 weights file ({e}).") from None
+        raise _unreadable(path, e) from None
     with f:
         g = f["model_weights"] if "model_weights" in f else f
         if "layer_names" not in g.attrs:
@@ -421,7 +437,7 @@ def load_file(model, path) -> None:
             plan = load_plan(model, path)
             problems = [] if nested or plan is not None else _native_layout_problems(model, path)
         except OSError as e:
-            raise WeightsError(f"{path} is not a readable HDF5 weights file ({e}).") from None
+            raise _unreadable(path, e) from None
         if plan is not None:
             check_architecture(model, path)
             load_by_name(model, path, plan)
