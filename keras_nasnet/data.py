@@ -479,22 +479,25 @@ def _collect(entries, describe, misplaced=(), unreadable=()):
               f"test/<class>/ (e.g. {misplaced[0]}); they are left out.", file=sys.stderr)
     out = {"train": ([], []), "test": ([], [])}
     entries = sorted(entries, key=lambda e: (e[0], e[1], e[2]))
-    for split, cls, name, read in _progress(entries, len(entries), describe):
+    # The class folders and both splits checked before anything is decoded (or announced as being
+    # decoded).
+    for split, cls in sorted({(e[0], e[1]) for e in entries}):
         if cls not in CLASSES:
             raise DataError(
                 f"{describe}: folder {split}/{cls} is not a CIFAR-10 class; expected folders named "
                 f"{', '.join(CLASSES)}."
             )
-        out[split][0].append(_decode(read(), f"{split}/{cls}/{name}"))
-        out[split][1].append(CLASSES.index(cls))
     for split in ("train", "test"):
-        if not out[split][0]:
+        if not any(e[0] == split for e in entries):
             other = (f" It has {len(unreadable)} file(s) of other types (e.g. {unreadable[0]}): only "
                      "PNG and JPEG images are read." if unreadable else "")
             raise DataError(
                 f"{describe} has no {split}/<class>/ images; expected train/<class>/*.jpg|png and "
                 f"test/<class>/*.jpg|png.{other}"
             )
+    for split, cls, name, read in _progress(entries, len(entries), describe):
+        out[split][0].append(_decode(read(), f"{split}/{cls}/{name}"))
+        out[split][1].append(CLASSES.index(cls))
     return tuple(
         (np.stack(out[s][0]).astype(np.uint8), np.asarray(out[s][1], dtype=np.int64))
         for s in ("train", "test")

@@ -369,20 +369,34 @@ def genotype_from(value) -> Genotype:
         return value
     if isinstance(value, dict):
         return Genotype.from_dict(value)
+    def from_file(path):
+        with open(path) as f:
+            text = f.read()
+        try:
+            return Genotype.from_json(text)
+        except GenotypeError as e:  # a cut or edited file: say which one
+            raise GenotypeError(f"{path}: {e}") from None
+
     if isinstance(value, os.PathLike):  # a pathlib.Path: always a file, never a name
         path = os.fspath(value)
         if not os.path.isfile(path):
             raise GenotypeError(f"{path!r}: no such genotype JSON file.")
-        with open(path) as f:
-            return Genotype.from_json(f.read())
+        return from_file(path)
     if isinstance(value, str):
         if value.upper() in GENOTYPES:
             return GENOTYPES[value.upper()]
         if value.lstrip().startswith("{"):
             return Genotype.from_json(value)
         if os.path.isfile(value):
-            with open(value) as f:
-                return Genotype.from_json(f.read())
+            return from_file(value)
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        if not isinstance(parsed, str):  # JSON, but not a genotype's object ("[1, 2]", "null")
+            raise GenotypeError(f"{value!r} is JSON but not a genotype: a genotype is a JSON object "
+                                '{"normal": {...}, "reduction": {...}}, as best_genotype.json holds, '
+                                f"or a name ({', '.join(GENOTYPES)}).")
         raise GenotypeError(
             f"{value!r} is neither a known genotype ({', '.join(GENOTYPES)}), a JSON string nor an "
             "existing JSON file."

@@ -570,7 +570,8 @@ def parser() -> argparse.ArgumentParser:
                    help="tf.distribute strategy; --batch-size is then per replica and the learning "
                         "rate is scaled by the number of replicas")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (for GPUs)")
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the initial weights, the data order and the augmentation (default 0)")
     p.add_argument("--limit", type=nonnegative_int, default=0, help="use only N images of each split (smoke runs); 0 = all")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=None,
                    help="Keras progress: 1 bar, 2 one line per epoch, 0 off; default 1 on a terminal, "

@@ -265,12 +265,14 @@ def test_tfds_failure_gives_online_and_offline_advice(monkeypatch):
         D.load_cifar10()
 
 
-def test_bad_sources_get_clear_errors(tmp_path, batches_dir):
+def test_bad_sources_get_clear_errors(tmp_path, batches_dir, capsys):
     with pytest.raises(D.DataError, match="does not exist"):
         D.load_cifar10(tmp_path / "missing.tar.gz")
     (tmp_path / "empty").mkdir()
+    capsys.readouterr()
     with pytest.raises(D.DataError, match="has no train/<class>/ images"):
         D.load_cifar10(tmp_path / "empty")
+    assert "decoding" not in capsys.readouterr().err  # not "decoding 0 images" before the error
     bad = tmp_path / "bad"
     (bad / "train" / "kitten").mkdir(parents=True)
     (bad / "train" / "kitten" / "a.png").write_bytes(tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)).numpy())

@@ -122,11 +122,18 @@ def test_the_cli_builds_evolution_and_matched_children(tmp_path):
     assert c.space.combines == ("add",) and c.proxy.train_images == 15000
     assert c.proxy.match_params == nasnet_a_params(1, 192)
     assert SearchConfig.from_dict(c.to_dict()).to_dict() == c.to_dict()
-    with pytest.raises(SystemExit):
+    with pytest.raises(InvalidSettings, match="--population"):  # a library call does not exit
         SearchConfig.from_flags(["--population", "8"])  # PPO has no population
     cells.write_text("{}")
     with pytest.raises(InvalidSettings, match="non-empty JSON list"):
         SearchConfig.from_flags(["--strategy", "evolution", "--initial-cells", cells])
+    # One genotype, as a search's best_genotype.json holds it, is a list of one.
+    from keras_nasnet import KNAS_EVOLVE_B
+
+    cells.write_text(KNAS_EVOLVE_B.to_json())
+    c = SearchConfig.from_flags(["--strategy", "evolution", "--population", "8", "--tournament-size", "2",
+                                 "--initial-cells", cells, "--combines", "add"])
+    assert len(c.evolution.initial) == 1
 
 
 # -- the warm start: the widest of many random cells ------------------------------------------

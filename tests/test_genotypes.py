@@ -203,3 +203,18 @@ def test_cell_errors_name_the_key_and_cells_mix_with_dicts():
         Cell(blocks=[{"inputs": [0, 1], "ops": ["identity", "identity"], "bad": 1}], concat=[2])
     mixed = Genotype.from_dict({"normal": NASNET_A.normal, "reduction": NASNET_A.reduction.to_dict()})
     assert mixed == NASNET_A
+
+
+def test_genotype_from_says_what_was_wrong_with_json_and_files(tmp_path):
+    import pytest
+
+    from keras_nasnet.genotypes import NASNET_A, GenotypeError, genotype_from
+
+    for text in ("[1, 2]", "null", "3"):  # valid JSON, not a genotype: not "neither ... JSON"
+        with pytest.raises(GenotypeError, match="is JSON but not a genotype"):
+            genotype_from(text)
+    cut = tmp_path / "cut.json"
+    cut.write_text(NASNET_A.to_json()[:30])  # a file cut short is named
+    for value in (cut, str(cut)):
+        with pytest.raises(GenotypeError, match=r"cut\.json: Genotype JSON does not parse"):
+            genotype_from(value)

@@ -263,6 +263,9 @@ def test_resume_after_kill_continues_supernet_and_controller(tmp_path, monkeypat
     again = SharedWeightsReward.from_run(out)
     assert again.step == step and again.space == SPACE
     assert again(before[0]["actions"]) == before[0]["reward"]
+    # The reward itself gives its path's weights to a stand-alone child (docs/search.md's way).
+    assert inherit_weights(again, before[0]["actions"]).count_params() == \
+        inherit_weights(again.net, before[0]["actions"]).count_params()
     # A changed supernet setting on the same folder is refused.
     capsys.readouterr()
     assert main(_cli(out, data, 200, filters=6)[3:] + ["--child-train-images", "128"]) == 2  # invalid settings

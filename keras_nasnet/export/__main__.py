@@ -187,7 +187,8 @@ def main(argv=None) -> int:
                         "calibrated on --calibration images")
     p.add_argument("--calibration", default=None,
                    help="int8 calibration images: cifar10[:SOURCE], a .npy array or an image folder")
-    p.add_argument("--calibration-count", type=positive_int, default=500)
+    p.add_argument("--calibration-count", type=positive_int, default=500, metavar="N",
+                   help="how many of the --calibration images to calibrate on (default 500)")
     p.add_argument("--input-size", type=positive_int, nargs=2, metavar=("H", "W"), default=None,
                    help="fix a model's None spatial size (LiteRT needs a static one)")
     p.add_argument("--batch-size", type=positive_int, default=None,

@@ -70,10 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads-per-worker", type=positive_int, default=None,
                    help="TensorFlow threads of each local worker (default: all cores each; for the "
                         "stand-alone stage children of a --workers 0 search: 1, one worker per core)")
-    p.add_argument("--cpus-per-child", type=positive_float, default=1, help="Ray resources of one child")
-    p.add_argument("--gpus-per-child", type=nonnegative_float, default=0, help="Ray resources of one child")
+    p.add_argument("--cpus-per-child", type=positive_float, default=1,
+                   help="CPUs Ray reserves for each child (--executor ray; default 1)")
+    p.add_argument("--gpus-per-child", type=nonnegative_float, default=0,
+                   help="GPUs Ray reserves for each child, fractions allowed (--executor ray; default 0)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the controller, sampler and children")
-    p.add_argument("--data", default=None, help="CIFAR-10 source for --reward cifar10 (default: tfds)")
+    p.add_argument("--data", default=None,
+                   help="CIFAR-10 source for --reward cifar10 and cifar10-shared (default: tfds)")
     p.add_argument("--target", default="NASNET_A",
                    help="synthetic reward's optimum: a genotype name, JSON or JSON file with --blocks blocks")
     p.add_argument("--synthetic-delay", type=nonnegative_float, default=0.0,
@@ -90,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--child-cells", type=positive_int, default=None, help="override N of the child")
     g.add_argument("--child-filters", type=positive_int, default=None, help="override the child's penultimate filters")
     g.add_argument("--child-epochs", type=positive_int, default=None, help="override the child's epochs")
-    g.add_argument("--child-train-images", type=positive_int, default=None, help="override the training images used")
+    g.add_argument("--child-train-images", type=positive_int, default=None, metavar="N",
+                   help="training images: of each child (cifar10; default the --proxy preset's) or of "
+                        "the supernet (cifar10-shared; default all 45,000)")
     g.add_argument("--child-match-params", type=match_target, default=None, metavar="N|nasnet-a|off",
                    help="give every child the width at which it has about N parameters (nasnet-a: "
                         "NASNet-A's at the child's size, 73218 for the cpu proxy), as the stages do; "
@@ -345,9 +350,12 @@ def _initial_cells(path) -> tuple:
         raise InvalidSettings(f"--initial-cells {path}: cannot read it ({e.strerror}).") from None
     except ValueError as e:
         raise InvalidSettings(f"--initial-cells {path} is not JSON ({e}).") from None
+    if isinstance(cells, dict) and "normal" in cells:
+        cells = [cells]  # one genotype, as a search's best_genotype.json holds it
     if not isinstance(cells, list) or not cells:
-        raise InvalidSettings(f"--initial-cells {path} must hold a non-empty JSON list of genotypes "
-                              "(JSON objects as best_genotype.json holds, or names such as \"NASNET_A\").")
+        raise InvalidSettings(f"--initial-cells {path} must hold a genotype (a JSON object, as a search's "
+                              "best_genotype.json holds) or a non-empty JSON list of genotypes (objects, or "
+                              "names such as \"KNAS_EVOLVE_B\").")
     return tuple(cells)
 
 

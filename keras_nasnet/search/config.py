@@ -413,13 +413,27 @@ class SearchConfig:
     @classmethod
     def from_flags(cls, flags) -> "SearchConfig":
         """The config ``python -m keras_nasnet.search`` builds from these command-line flags
-        (``--out`` may be left out). Bad flags raise ``SystemExit`` with argparse's message."""
+        (``--out`` may be left out). Bad flags raise
+        :class:`~keras_nasnet.search.errors.InvalidSettings` with the message the command line
+        prints (a library call does not exit the interpreter)."""
+        import contextlib
+        import io
+
         from .__main__ import _check_flags_apply, build_parser, search_config_from_args
 
         flags = [str(f) for f in flags]
         parser = build_parser()
-        a = parser.parse_args(flags if "--out" in flags else [*flags, "--out", "-"])
-        _check_flags_apply(parser, flags, a)  # a flag the search would ignore is refused, as the CLI does
+        said = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(said):
+                a = parser.parse_args(flags if "--out" in flags else [*flags, "--out", "-"])
+                _check_flags_apply(parser, flags, a)  # a flag the search would ignore is refused, as the CLI does
+        except SystemExit as e:
+            if e.code == 0:  # --help: printed, as asked
+                raise
+            lines = said.getvalue().strip().splitlines()
+            message = lines[-1].split(" error: ", 1)[-1] if lines else f"exit {e.code}"
+            raise InvalidSettings(f"flags {' '.join(flags)}: {message}") from None
         return search_config_from_args(a)
 
     @classmethod

@@ -38,6 +38,7 @@ def read_config(path) -> dict:
     if not path.exists():
         raise NotASearch(f"{path} does not exist: no search was started there (a search "
                                 "folder holds config.json from its first run).")
+    config = None
     try:
         config = json.loads(path.read_text())
         problem = None if isinstance(config, dict) and all(k in config for k in _CONFIG_KEYS) else \

@@ -95,7 +95,9 @@ class SharedWeightsReward(Reward):
     """Scores a child by its held-out accuracy as a path through a shared-weights supernet.
 
     Build one with :meth:`new` (or the constructor), or load a search folder's trained supernet
-    with :meth:`from_run`.
+    with :meth:`from_run`. The supernet itself is ``.net`` (a
+    :class:`~keras_nasnet.search.supernet.Supernet`, ``None`` until :meth:`build`);
+    :func:`~keras_nasnet.search.supernet.inherit_weights` takes this reward or ``.net``.
     """
 
     in_process = True  # the supernet lives in the search's process

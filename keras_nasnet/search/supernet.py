@@ -452,11 +452,27 @@ _CIFAR_MEAN = (125.307, 122.950, 113.865)
 _CIFAR_STD = (62.993, 62.089, 66.705)
 
 
+def _as_supernet(supernet) -> "Supernet":
+    """A :class:`Supernet`, or the one a :class:`~keras_nasnet.search.SharedWeightsReward` holds
+    (``SharedWeightsReward.from_run(...)``, which the docs lead to, has it as ``.net``)."""
+    from .shared_reward import SharedWeightsReward
+
+    if isinstance(supernet, SharedWeightsReward):
+        supernet.build()
+        return supernet.net
+    if not isinstance(supernet, Supernet):
+        raise TypeError(f"expected a Supernet or a SharedWeightsReward (e.g. SharedWeightsReward.from_run"
+                        f"('runs/shared')); got {type(supernet).__name__}.")
+    return supernet
+
+
 def child_model(supernet: Supernet, actions) -> keras.Model:
     """The stand-alone child ``actions`` as :func:`keras_nasnet.NASNetCIFAR` builds it (fresh weights),
-    at the supernet's N and F."""
+    at the supernet's N and F. ``supernet``: a :class:`Supernet` or a
+    :class:`~keras_nasnet.search.SharedWeightsReward` holding one."""
     from ..models import NASNetCIFAR, cell_width
 
+    supernet = _as_supernet(supernet)
     genotype = supernet.space.decode(actions)
     return NASNetCIFAR(supernet.num_cells, 4 * supernet.filters * cell_width(genotype.normal),
                        genotype=genotype, classes=supernet.classes, bn_momentum=supernet.cfg.momentum,
@@ -470,8 +486,10 @@ def inherit_weights(supernet: Supernet, actions, model: keras.Model | None = Non
     ``model`` is the child built by :func:`child_model` (built here if not given). The child then
     computes exactly what the supernet computes for that path (up to float rounding), in training
     and in inference mode; it can be fine-tuned, evaluated or saved like any NASNetCIFAR model.
-    Returns the model.
+    ``supernet``: a :class:`Supernet` or a :class:`~keras_nasnet.search.SharedWeightsReward` holding
+    one (``SharedWeightsReward.from_run("runs/shared")``). Returns the model.
     """
+    supernet = _as_supernet(supernet)
     model = child_model(supernet, actions) if model is None else model
     genotype = supernet.space.decode(actions)
     cells = {"normal": genotype.normal, "reduction": genotype.reduction}
