@@ -20,6 +20,8 @@ def _number(kind, minimum, inclusive: bool, what: str):
         return value
 
     parse.__name__ = what  # argparse names the type in some messages
+    parse.__doc__ = (f"An argparse ``type``: ``text`` as {what}, else ``argparse.ArgumentTypeError`` "
+                     "(argparse then prints the flag and the value).")
     return parse
 
 
