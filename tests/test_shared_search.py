@@ -26,6 +26,9 @@ def _child(normal, reduction):
 PASS_THROUGH = _child([(0, 1, 2, 1), (2, 0, 0, 2)], [(0, 1, 0, 1), (1, 0, 2, 0)])
 # Every block used but the last: projections everywhere, identity-with-stride and pools on inputs.
 PROJECTED = _child([(1, 1, 1, 2), (0, 2, 2, 0)], [(1, 0, 1, 2), (2, 0, 2, 1)])
+# Normal cells read only h_(i-1): the cell before each (a reduction) feeds nothing the output
+# depends on, so the child's graph leaves it out while the supernet has it (inherit_weights failed).
+PRUNED = _child([(0, 0, 0, 1), (2, 0, 2, 1)], [(1, 1, 1, 2), (1, 1, 2, 2)])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def images():
     return np.random.default_rng(0).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
 
 
-@pytest.mark.parametrize("actions", [PASS_THROUGH, PROJECTED], ids=["pass-through", "projected"])
+@pytest.mark.parametrize("actions", [PASS_THROUGH, PROJECTED, PRUNED], ids=["pass-through", "projected", "pruned"])
 def test_a_path_computes_what_the_stand_alone_child_computes(net, images, actions):
     child = inherit_weights(net, actions)
     assert child.count_params() < sum(int(np.prod(v.shape)) for v in net.variables)
@@ -180,8 +183,12 @@ def test_a_damaged_supernet_checkpoint_is_named_with_what_to_do(tmp_path, capsys
 
     data, out = _batches(tmp_path / "cifar-10-batches-py"), tmp_path / "s"
     out.mkdir()
+    args = _cli(out, data, 2)[3:] + ["--child-train-images", "128"]
+    from keras_nasnet.search import SearchConfig
+
+    SearchConfig.from_flags(args).save(out / "config.json")  # the search's folder, its checkpoint cut
     (out / "supernet.npz").write_bytes(b"PK\x03\x04 cut by a full disk")
-    assert main(_cli(out, data, 2)[3:] + ["--child-train-images", "128"]) == 1
+    assert main(args) == 1
     err = capsys.readouterr().err
     assert "supernet.npz is damaged" in err and "delete it" in err and "Traceback" not in err
 

@@ -503,12 +503,21 @@ def inherit_weights(supernet: Supernet, actions, model: keras.Model | None = Non
         keep = cells[supernet.plans[src].kind].concat
         return np.concatenate([np.arange((i - NUM_INPUTS) * per, (i - NUM_INPUTS + 1) * per) for i in keep])
 
+    # A child's functional graph leaves out what its output does not depend on (a cell whose
+    # output no later cell reads, an input no block reads), while the supernet has every part: a
+    # part the child lacks is skipped, and every weighted layer the child has must be filled.
+    present = {l.name for l in model.layers}
+    filled = set()
+
     def put(name, layer, src=None):
+        if name not in present:
+            return
         values = [np.asarray(v) for v in layer.get_weights()]
         if src is not None:  # a kernel whose input channels are a masked concat
             r = rows(src)
             values[0] = values[0][r] if values[0].ndim == 2 else values[0][:, :, r, :]
         model.get_layer(name).set_weights(values)
+        filled.add(name)
 
     put("stem_conv1", L["stem_conv1"])
     put("stem_bn1", L["stem_bn1"])
@@ -537,6 +546,12 @@ def inherit_weights(supernet: Supernet, actions, model: keras.Model | None = Non
     kernel, bias = L["predictions"].get_weights()
     k = len(cells[supernet.plans[-1].kind].concat)  # the supernet's head averages the k blocks
     model.get_layer("predictions").set_weights([kernel[rows(len(supernet.plans) - 1)] / k, bias])
+    missed = sorted(l.name for l in model.layers if l.weights and l.name not in filled | {"predictions"})
+    if missed:
+        raise ValueError(f"inherit_weights: the supernet has no weights for the child's layers "
+                         f"{', '.join(missed[:5])}" + (f" and {len(missed) - 5} more" if len(missed) > 5 else "")
+                         + ": the model is not the child of these actions at this supernet's size "
+                         "(build it with child_model(supernet, actions)).")
     return model
 
 
