@@ -83,7 +83,14 @@ def test_a_folder_of_other_files_or_of_a_training_run_is_not_taken_for_a_search(
     err = capsys.readouterr().err
     assert "holds a run of keras_nasnet.train, not a search" in err and "damaged" not in err
     assert json.loads((run / "config.json").read_text()) == train_config
-    # An empty folder, or one holding only hidden files, is a new search's.
+    # An empty folder, or one holding only hidden files, is a new search's; so is one holding a
+    # warm start's widths copied from a search with the same draws (read and checked, not overwritten).
+    from keras_nasnet.search.run import check_run_settings
+
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    (warm / "warm_start.json").write_text("{}")
+    check_run_settings(warm, CONFIG, 0, "local")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / ".gitkeep").write_text("")

@@ -175,8 +175,10 @@ def _refuse_other_files(out: Path) -> None:
     if trials.is_file() and trials.stat().st_size:
         return  # a journal without its config.json: the journal refuses it, saying so
     # Hidden files (.lock, .DS_Store, .gitkeep) are left out: no search writes over them; an empty
-    # trials.jsonl holds nothing.
-    other = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p != trials)
+    # trials.jsonl holds nothing; a warm start's widths (warm_start.json, copied from a search with
+    # the same draws) are read, checked against the settings and kept, never written over blindly.
+    other = sorted(p.name for p in out.iterdir()
+                   if not p.name.startswith(".") and p != trials and p.name != "warm_start.json")
     if other:
         shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
         raise InvalidSettings(
