@@ -93,6 +93,13 @@ def test_cifar_reward_trains_with_the_compiled_step(rng):
         rewards.CIFARReward(space, cfg, data=data[:2])
     with pytest.raises(ValueError, match="labels must be one integer per image"):
         rewards.CIFARReward(space, cfg, data=(data[0], data[1][:50], data[2], data[3]))
+    with pytest.raises(ValueError, match=r"must be \(N, 32, 32, 3\)"):
+        rewards.CIFARReward(space, cfg, data=(np.zeros((4, 64, 64, 3)), data[1][:4], data[2], data[3]))
+    with pytest.raises(ValueError, match="classes 0-9"):
+        rewards.CIFARReward(space, cfg, data=(data[0], data[1] + 20, data[2], data[3]))
+    # The proxy's image counts hold for given arrays too, as for the CIFAR-10 split.
+    more = (np.concatenate([data[0]] * 2), np.concatenate([data[1]] * 2), data[2], data[3])
+    assert [len(a) for a in rewards.CIFARReward(space, cfg, data=more).arrays()] == [100, 100, 20, 20]
 
 
 def test_children_and_the_training_command_share_one_recipe():

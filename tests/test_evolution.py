@@ -124,6 +124,8 @@ def test_the_cli_builds_evolution_and_matched_children(tmp_path):
     assert SearchConfig.from_dict(c.to_dict()).to_dict() == c.to_dict()
     with pytest.raises(InvalidSettings, match="--population"):  # a library call does not exit
         SearchConfig.from_flags(["--population", "8"])  # PPO has no population
+    with pytest.raises(InvalidSettings, match="Unknown or no ops"):  # found after the parsing
+        SearchConfig.from_flags(["--ops", "identity,bogus"])
     cells.write_text("{}")
     with pytest.raises(InvalidSettings, match="non-empty JSON list"):
         SearchConfig.from_flags(["--strategy", "evolution", "--initial-cells", cells])

@@ -624,3 +624,24 @@ def test_the_folder_stays_locked_from_the_search_through_its_stages(tmp_path, mo
                progress=False, stages=stages)
     assert seen == ["locked"]
     FolderLock(out).release()  # and released when run_search returns
+
+
+def test_the_lock_is_released_when_closing_the_journal_fails(tmp_path, monkeypatch):
+    # run_search keeps the lock past the journal's close; a close that raises (a full disk while
+    # it writes a replaced journal back) must not leave the folder locked for the process's life.
+    from keras_nasnet.fileio import FolderLock
+    from keras_nasnet.search import SearchConfig, run_search
+    from keras_nasnet.search.journal import Journal
+
+    real = Journal._check_file
+
+    def full_disk_at_close(self, stopping=False):
+        if stopping:
+            raise OSError(28, "No space left on device")
+        return real(self, stopping=stopping)
+
+    monkeypatch.setattr(Journal, "_check_file", full_disk_at_close)
+    out = tmp_path / "s"
+    with pytest.raises(OSError, match="No space left"):
+        run_search(SearchConfig(reward="synthetic", strategy="random", seed=1), out, trials=3, progress=False)
+    FolderLock(out).release()  # free: it would raise FolderLocked naming this process

@@ -674,3 +674,5 @@ def test_a_file_that_is_not_hdf5_weights_says_what_it_is(tmp_path):
         (tmp_path / name).write_bytes(b"PK\x03\x04 not hdf5")
         with pytest.raises(W.WeightsError, match=said):
             read_record(tmp_path / name)
+    with pytest.raises(W.WeightsError, match="no such file"):  # not "a whole saved model"
+        read_record(tmp_path / "missing.keras")

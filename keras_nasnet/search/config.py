@@ -434,7 +434,12 @@ class SearchConfig:
             lines = said.getvalue().strip().splitlines()
             message = lines[-1].split(" error: ", 1)[-1] if lines else f"exit {e.code}"
             raise InvalidSettings(f"flags {' '.join(flags)}: {message}") from None
-        return search_config_from_args(a)
+        try:
+            return search_config_from_args(a)
+        except InvalidSettings:
+            raise
+        except ValueError as e:  # e.g. SearchSpace's: --ops names an op that does not exist
+            raise InvalidSettings(f"flags {' '.join(flags)}: {e}") from None
 
     @classmethod
     def load(cls, path) -> "SearchConfig":

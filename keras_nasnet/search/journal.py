@@ -385,8 +385,12 @@ class Journal:
         :class:`~keras_nasnet.fileio.FolderLock` still held instead (the caller releases it)."""
         try:
             self._check_file(stopping=True)
-        finally:
+        except BaseException:
+            # Not returned to the caller, so released here (else held until the process exits).
             self._fh.close()
-            if not keep_lock:
-                self._lock.release()
+            self._lock.release()
+            raise
+        self._fh.close()
+        if not keep_lock:
+            self._lock.release()
         return self._lock if keep_lock else None

@@ -195,6 +195,12 @@ def _given_arrays(data):
     if not len(xtr) or not len(xval):
         raise ValueError(f"CIFARReward: data needs training and validation images; got {len(xtr)} and "
                          f"{len(xval)}.")
+    # The children are CIFAR-10 networks: 32x32 RGB in, 10 classes out.
+    for what, x, y in (("training", xtr, ytr), ("validation", xval, yval)):
+        if x.shape[1:] != (32, 32, 3):
+            raise ValueError(f"CIFARReward: {what} images must be (N, 32, 32, 3); got {x.shape}.")
+        if y.min() < 0 or y.max() > 9:
+            raise ValueError(f"CIFARReward: {what} labels must be classes 0-9; got {y.min()}-{y.max()}.")
     return xtr, ytr, xval, yval
 
 
@@ -312,13 +318,19 @@ class CIFARReward(Reward):
     def __init__(self, space: SearchSpace, proxy: ProxyConfig, data=None):
         """``space``: the search space the actions are decoded in; ``proxy``: the child's size and
         training (:class:`ProxyConfig`). ``data``: optional ``(x_train, y_train, x_val, y_val)``
-        arrays (uint8 ``(N, 32, 32, 3)`` images, integer labels) to train and score the children
-        on instead of the CIFAR-10 split that ``proxy.data`` names: your own images, or generated
-        ones for a timing. They live in this object only; a search's worker processes build
-        their rewards from ``proxy`` and load its data."""
+        arrays (``(N, 32, 32, 3)`` images of [0, 255] pixels, labels 0-9) to train and score the
+        children on instead of the CIFAR-10 split that ``proxy.data`` names: your own images, or
+        generated ones for a timing. As with that split, the first ``proxy.train_images`` and
+        ``proxy.val_images`` of them are used. They live in this object only; a search's worker
+        processes build their rewards from ``proxy`` and load its data."""
         self.space = space
         self.proxy = proxy
-        self.data = None if data is None else _given_arrays(data)
+        if data is None:
+            self.data = None
+        else:
+            xtr, ytr, xval, yval = _given_arrays(data)
+            self.data = (xtr[: proxy.train_images], ytr[: proxy.train_images],
+                         xval[: proxy.val_images], yval[: proxy.val_images])
 
     def check(self) -> None:
         """Loads and checks the data (raising :class:`keras_nasnet.data.DataError` with advice),

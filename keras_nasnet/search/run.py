@@ -163,6 +163,10 @@ def check_run_settings(out, config: dict, workers: int, executor: str) -> None:
                               "--executor local.")
 
 
+#: Files a search reads and checks before it writes them, which a user may copy into a new --out.
+_REUSABLE_STATE = frozenset({"warm_start.json", "supernet.npz"})
+
+
 def _refuse_other_files(out: Path) -> None:
     """Refuses an ``out`` that holds files but no search: a search writes ``summary.json``,
     ``best_genotype.json``, ``rewards.png``, ... and would replace the user's files of those names
@@ -175,10 +179,11 @@ def _refuse_other_files(out: Path) -> None:
     if trials.is_file() and trials.stat().st_size:
         return  # a journal without its config.json: the journal refuses it, saying so
     # Hidden files (.lock, .DS_Store, .gitkeep) are left out: no search writes over them; an empty
-    # trials.jsonl holds nothing; a warm start's widths (warm_start.json, copied from a search with
-    # the same draws) are read, checked against the settings and kept, never written over blindly.
+    # trials.jsonl holds nothing. State a search reads and checks before it writes, copied in to be
+    # reused, is a search's too: a warm start's widths (warm_start.json, refused if they are
+    # another warm start's) and a trained supernet (supernet.npz, search/fair/README.md's recipe).
     other = sorted(p.name for p in out.iterdir()
-                   if not p.name.startswith(".") and p != trials and p.name != "warm_start.json")
+                   if not p.name.startswith(".") and p != trials and p.name not in _REUSABLE_STATE)
     if other:
         shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
         raise InvalidSettings(

@@ -34,6 +34,8 @@ def _unreadable(path, error) -> "WeightsError":
     """The error for a file h5py cannot open, saying what the file is when its suffix tells
     (a whole .keras model, an export) rather than only h5py's "file signature not found"."""
     name = os.fspath(path)
+    if not os.path.exists(name):
+        return WeightsError(f"{name}: no such file (looked for {os.path.abspath(name)}).")
     if name.endswith(".keras"):
         return WeightsError(f"{name} is a whole saved model (.keras), not a weights file: load it with "
                             f"keras.models.load_model({name!r}) after `import keras_nasnet`, or give a "
