@@ -47,13 +47,13 @@ def _command() -> tuple[str, list[str]]:
 
 def light_command() -> bool:
     """Whether this process is a command line that needs no TensorFlow: ``--help`` of any of them,
-    or ``python -m keras_nasnet.weights`` (listing, fetching and verifying files; not ``convert``,
+    ``python -m keras_nasnet`` (the list of commands), or ``python -m keras_nasnet.weights`` (listing, fetching and verifying files; not ``convert``,
     which builds a model). The package then
     imports its models lazily, on first use."""
     module, args = _command()
     if module.split(".")[0] != "keras_nasnet":
         return False
-    if "-h" in args or "--help" in args:
+    if "-h" in args or "--help" in args or module == "keras_nasnet":  # the last only lists commands
         return True
     # ``weights convert`` builds PNASNet5Large (TensorFlow): it gets the quiet start-up instead.
     return module == "keras_nasnet.weights" and "convert" not in args[:1]

@@ -28,7 +28,7 @@ def test_command_lines_start_without_tensorflow_log_lines(tmp_path):
 
 def test_listing_weights_and_help_import_no_tensorflow(tmp_path):
     for argv in (["keras_nasnet.weights", "list"], ["keras_nasnet.train", "--help"],
-                 ["keras_nasnet.export", "--help"]):
+                 ["keras_nasnet.export", "--help"], ["keras_nasnet", "--help"]):
         r = _run(tmp_path, "-X", "importtime", "-m", *argv)
         assert r.returncode == 0 and r.stdout
         imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines()}
@@ -158,3 +158,15 @@ def test_weights_convert_gets_the_quiet_start_up(monkeypatch):
     for args, light in ((["list"], True), (["verify"], True), (["convert", "timm:x", "o.h5"], False)):
         monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "keras_nasnet.weights", *args])
         assert _cli.light_command() is light, args
+
+
+def test_the_package_name_alone_lists_its_commands(capsys):
+    from keras_nasnet.__main__ import main as package_main
+
+    assert package_main([]) == 2  # no command runs from here
+    err = capsys.readouterr().err
+    for command in ("search", "train", "weights", "export"):
+        assert f"  {command} " in err
+    assert package_main(["search", "--trials", "3"]) == 2
+    assert "run it as: python -m keras_nasnet.search --trials 3" in capsys.readouterr().err
+    assert package_main(["--help"]) == 0 and "commands:" in capsys.readouterr().out
