@@ -125,6 +125,20 @@ def pytest_report_header(config):
     return f"keras_nasnet: {keras_nasnet.__file__}"
 
 
+def journal_records(path) -> list:
+    """The records of a ``trials.jsonl`` (or a folder holding one), read as a test polls a running
+    search: a last line still being written (a write that crossed a page boundary shows in part)
+    is left out, as the journal's own reader leaves it."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "trials.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
+
+
 def write_image_folder(root, train_per_class, test_per_class, rng):
     """Writes a CIFAR-layout folder ``root/{train,test}/<class>/<k>.png`` of small 32x32 images whose
     brightness depends on the class (so a short training can learn something); returns ``root``."""

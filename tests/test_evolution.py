@@ -13,6 +13,7 @@ from keras_nasnet import NASNET_A
 from keras_nasnet.genotypes import Genotype
 from keras_nasnet.search import EvolutionConfig, InvalidSettings, SearchConfig, SearchSpace, run_search
 from keras_nasnet.search.evolution import EvolutionStrategy
+from conftest import journal_records
 
 SPACE = SearchSpace(num_blocks=2, ops=("identity", "sep_conv_3x3", "max_pool_3x3"), combines=("add",))
 
@@ -48,7 +49,7 @@ def _cli(out, trials):
 
 
 def _finished(out):
-    recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines() if l.strip()]
+    recs = journal_records(out)
     return [(r["trial"], r["actions"]) for r in recs if r["event"] == "finished"]
 
 

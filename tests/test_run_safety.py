@@ -14,6 +14,7 @@ import pytest
 
 from keras_nasnet.genotypes import Genotype
 from keras_nasnet.search.space import SearchSpace
+from conftest import journal_records
 
 _CELL = {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"], "combine": "add"}], "concat": [2]}
 TARGET = Genotype.from_dict({"normal": _CELL, "reduction": _CELL}).to_json()
@@ -28,7 +29,7 @@ def _cli_args(out, trials, extra=()):
 
 
 def _records(out):
-    return [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines() if line.strip()]
+    return journal_records(out)
 
 
 # ---------------------------------------------------------------- journal and folder

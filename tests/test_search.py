@@ -12,6 +12,7 @@ import pytest
 from keras_nasnet import NASNET_A, NASNet
 from keras_nasnet.genotypes import Genotype
 from keras_nasnet.search.space import SearchSpace
+from conftest import journal_records
 
 TINY = SearchSpace(num_blocks=2, ops=("identity", "sep_conv_3x3", "max_pool_3x3"))
 
@@ -296,7 +297,7 @@ def _cli(out, trials, strategy="ppo", extra=()):
 
 
 def _finished(out):
-    recs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines() if l.strip()]
+    recs = journal_records(out)
     return [r for r in recs if r["event"] == "finished"]
 
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_nasnet.search.space import SearchSpace
 from keras_nasnet.search.supernet import Supernet, inherit_weights
+from conftest import journal_records
 
 SPACE = SearchSpace(num_blocks=2, ops=("identity", "avg_pool_3x3", "sep_conv_3x3"), combines=("add",))
 
@@ -226,7 +227,7 @@ def _cli(out, data, trials, filters=4):
 
 
 def _finished(out):
-    recs = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines() if line.strip()]
+    recs = journal_records(out)
     return [r for r in recs if r["event"] == "finished"]
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_nasnet.genotypes import NASNET_A, Genotype
+from conftest import journal_records
 
 
 def _flags(out, extra=()):
@@ -24,7 +25,7 @@ def _stage_records(out):
     """Finished records of every stage journal: {folder name: [records]}."""
     found = {}
     for f in sorted((out / "stages").glob("*/trials.jsonl")):
-        recs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        recs = journal_records(f)
         found[f.parent.name] = [r for r in recs if r["event"] == "finished"]
     return found
 
