@@ -83,6 +83,14 @@ def savez_atomic(path, **arrays) -> None:
         np.savez(tmp, **arrays)
 
 
+def other_files(folder, allowed=()) -> str:
+    """The non-hidden entries of ``folder`` that are not in ``allowed``, as the text of a refusal
+    (``"a.txt, b.json and 3 more"``; empty when there are none). Hidden files (.lock, .DS_Store,
+    .gitkeep) are left out: no run writes over them."""
+    other = sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith(".") and p.name not in allowed)
+    return ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+
+
 class FolderLocked(RuntimeError):
     """Another process holds the folder's lock (see :class:`FolderLock`)."""
 

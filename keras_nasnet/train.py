@@ -23,7 +23,7 @@ import numpy as np
 
 from . import data as data_lib
 from .cliargs import ArgumentParser, nonnegative_float, nonnegative_int, positive_float, positive_int
-from .fileio import FolderLock, FolderLocked, savez_atomic, write_json_atomic
+from .fileio import FolderLock, FolderLocked, other_files, savez_atomic, write_json_atomic
 from .genotypes import genotype_from
 from .recipe import Recipe
 
@@ -216,10 +216,8 @@ def _remove_stale_temporaries(out: Path) -> None:
 def _refuse_other_files(out: Path) -> None:
     """Refuses a ``--out`` that holds files but no run: a run writes ``log.csv``, ``weights.h5``
     and ``result.json``, and would replace the user's own files of those names."""
-    # Hidden files (.lock, .DS_Store, .gitkeep) are left out: no run writes over them.
-    other = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    if other:
-        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+    shown = other_files(out)
+    if shown:
         raise RunConfigMismatch(
             f"{out} holds files ({shown}) but no run of keras_nasnet.train (it has no config.json); "
             "a run would overwrite files of its own names there. Give a new or empty folder as --out.")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import other_files, write_json_atomic, write_text_atomic
 from .errors import SearchFailed
 from .journal import Journal
 from .space import SearchSpace
@@ -182,10 +182,8 @@ def _refuse_other_files(out: Path) -> None:
     # trials.jsonl holds nothing. State a search reads and checks before it writes, copied in to be
     # reused, is a search's too: a warm start's widths (warm_start.json, refused if they are
     # another warm start's) and a trained supernet (supernet.npz, search/fair/README.md's recipe).
-    other = sorted(p.name for p in out.iterdir()
-                   if not p.name.startswith(".") and p != trials and p.name not in _REUSABLE_STATE)
-    if other:
-        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+    shown = other_files(out, allowed=_REUSABLE_STATE | {trials.name})
+    if shown:
         raise InvalidSettings(
             f"--out {out} holds files ({shown}) but no search (it has no config.json); a search would "
             "overwrite files of its own names there. Give a new or empty folder as --out.")
